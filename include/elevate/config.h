@@ -1,0 +1,55 @@
+/*
+ * config.h — the daemon's configuration (elevated.json). Every key lives in one table in
+ * config.c with its type, default and bounds, so docs, defaults and validation agree.
+ */
+#ifndef ELEVATE_CONFIG_H
+#define ELEVATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "elevate/diag.h"
+#include "elevate/el.h"
+
+#define CONFIG_MAX_FILE (256 * 1024)
+
+struct config {
+	char *listen;              /* "127.0.0.1:8443" */
+	char *public_url;          /* links in mails are built from this, never from Host */
+	char *tls_cert, *tls_key;
+	char *state_dir;
+	char *policies;
+	char *templates;
+	char *smtp_url, *smtp_from, *smtp_username, *smtp_password_file;
+	bool smtp_require_starttls;
+	int64_t smtp_timeout;      /* seconds */
+	int64_t mail_max_attempts;
+	char *aws_region;
+	char *aws_endpoint, *aws_endpoint_sts, *aws_endpoint_iam, *aws_endpoint_ssm,
+	    *aws_endpoint_ec2;
+	char *aws_ca_file;
+	int64_t aws_max_attempts;
+	int64_t aws_timeout;       /* seconds per attempt */
+	char *audit_file;
+	bool audit_syslog;
+	int64_t audit_checkpoint_every;
+	char *auditors;            /* principal */
+	char *admins;              /* principal */
+	int64_t max_body;
+	int64_t max_connections;
+	int64_t connection_timeout;
+	int64_t ending_soon;       /* seconds before the window end to mail the requester; 0 off */
+	char *revoke_policy_name;  /* inline policy holding early-revoked sessions */
+	char *log_level;
+	bool log_syslog;
+};
+
+/* Loads path (NULL: defaults only), reports every problem with file and path in d.
+ * EL_OK only when d gained nothing. cfg is filled with defaults first. */
+enum el_err config_load(const char *path, struct config *cfg, struct diags *d);
+void config_free(struct config *cfg);
+/* Prints the key table (key, type, default, bounds, help) for docs and `--help-config`. */
+void config_print_reference(FILE *f);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * engine.h — the narrow interface between the HTTP layer and everything that holds
+ * secrets (AWS credentials, the token-signing key, the at-rest key). Handlers pass what
+ * the caller said and who the caller is (already authenticated); the engine re-checks
+ * every decision against the policy itself and answers JSON or an error with a message.
+ */
+#ifndef ELEVATE_ENGINE_H
+#define ELEVATE_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "elevate/config.h"
+#include "elevate/diag.h"
+#include "elevate/el.h"
+#include "elevate/reqsig.h"
+
+struct engine;
+
+/* Opens the store, keys (created 0600 on first start), policies, templates and the AWS
+ * client. cfg is borrowed for the engine's life. */
+enum el_err engine_open(const struct config *cfg, struct engine **out, struct el_why *w);
+/* Resumes overdue work (lapses, endings, activations interrupted by a crash), then starts
+ * the reaper and the mailer threads. */
+enum el_err engine_start(struct engine *e);
+/* Stops the threads (finishing the step in progress). */
+void engine_stop(struct engine *e);
+void engine_close(struct engine *e);
+/* Loads policies again; on any problem keeps the old set and reports it in d. */
+enum el_err engine_reload_policy(struct engine *e, struct diags *d);
+
+/* Authentication of a signed API call. On failure *code is "bad_signature",
+ * "clock_skew", "replayed_nonce" or "unknown_user" and the refusal is audited. */
+enum el_err engine_authenticate(struct engine *e, const struct reqsig_fields *f,
+    const char *signature, const char **code, struct el_why *w);
+
+/* API operations. `user` is authenticated. *out is a new reference on success. */
+enum el_err engine_create_request(struct engine *e, const char *user, json_t *body,
+    json_t **out, struct el_why *w);
+enum el_err engine_list_requests(struct engine *e, const char *user, const char *state,
+    bool mine, json_t **out, struct el_why *w);
+enum el_err engine_get_request(struct engine *e, const char *user, const char *id,
+    json_t **out, struct el_why *w);
+enum el_err engine_decide(struct engine *e, const char *user, const char *id, bool approve,
+    json_t *body, json_t **out, struct el_why *w);
+enum el_err engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
+    struct el_why *w);
+enum el_err engine_revoke(struct engine *e, const char *user, const char *id, json_t *body,
+    json_t **out, struct el_why *w);
+enum el_err engine_extend(struct engine *e, const char *user, const char *id, json_t *body,
+    json_t **out, struct el_why *w);
+enum el_err engine_credentials(struct engine *e, const char *user, const char *id,
+    json_t **out, struct el_why *w);
+enum el_err engine_start_session(struct engine *e, const char *user, const char *id,
+    json_t *body, json_t **out, struct el_why *w);
+enum el_err engine_audit_query(struct engine *e, const char *user, json_t *query,
+    json_t **out, struct el_why *w);
+
+/* Approval pages (no signature: the token is the credential). The context is for the
+ * approve_page / result_page templates; *status is the HTTP status to answer with. */
+enum el_err engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status);
+enum el_err engine_token_decide(struct engine *e, const char *token, bool approve,
+    const char *comment, json_t **ctx, int *status);
+/* Renders a page template (HTML) or the stylesheet. Caller frees *out. */
+enum el_err engine_render_page(struct engine *e, const char *name, json_t *ctx, char **out);
+
+/* Prometheus text exposition. */
+enum el_err engine_metrics(struct engine *e, struct dbuf *out);
+/* Health: EL_OK when the store answers. */
+enum el_err engine_health(struct engine *e, json_t **out);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * store.h — the persistent state of the broker in SQLite. store.c is the only module that
+ * touches SQLite: requests, approvals, grants, SSM sessions, seen nonces, used tokens,
+ * the mail outbox, revoked role sessions and the audit chain. Every write happens inside
+ * store_begin()/store_commit(), which also serialises writers across threads.
+ */
+#ifndef ELEVATE_STORE_H
+#define ELEVATE_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "elevate/audit.h"
+#include "elevate/el.h"
+
+#define STORE_SCHEMA_VERSION 3
+
+struct store;
+
+/* Opens (creating if needed, mode 0600) and migrates to STORE_SCHEMA_VERSION. */
+enum el_err store_open(const char *path, struct store **out, struct el_why *w);
+/* Tests: open and migrate only up to `version` (to build an older database). */
+enum el_err store_open_version(const char *path, int version, struct store **out, struct el_why *w);
+void store_close(struct store *s);
+int store_schema_version(struct store *s);
+
+/* Transactions (BEGIN IMMEDIATE). Recursive lock: store_* calls inside are fine. */
+enum el_err store_begin(struct store *s);
+enum el_err store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* ---- requests ---- */
+struct store_request {
+	char id[32];
+	char profile[72];
+	char requester[72];
+	char state[16];
+	int64_t duration;
+	char *reason;            /* NULL when none */
+	char *ticket;
+	char *role_arn;
+	char *region;
+	int64_t created_at, pending_until, decided_at, window_start, window_end, ended_at;
+	int64_t next_attempt_at; /* reaper backoff for `ending` */
+	int attempts;
+	char *failure_code;
+	char *failure_message;
+	char *parent_id;         /* extension requests: the grant they extend */
+};
+void store_request_free(struct store_request *r);   /* frees members, not r */
+enum el_err store_request_insert(struct store *s, const struct store_request *r);
+/* EL_ENOENT when absent. r filled; caller frees with store_request_free. */
+enum el_err store_request_get(struct store *s, const char *id, struct store_request *r);
+/* Conditional state change: only if the current state is `from` (EL_ESTATE otherwise). */
+enum el_err store_request_set_state(struct store *s, const char *id, const char *from,
+    const char *to, int64_t now);
+/* Writes window_start/window_end/decided_at/ended_at/failure/next_attempt_at/attempts. */
+enum el_err store_request_update(struct store *s, const struct store_request *r);
+
+struct store_filter {
+	const char *state;       /* NULL: any */
+	const char *requester;   /* NULL: any */
+	const char *profile;
+	int limit;               /* 0: 500 */
+};
+/* Newest first. *out: caller frees each with store_request_free and the array. */
+enum el_err store_request_list(struct store *s, const struct store_filter *f,
+    struct store_request **out, size_t *n);
+/* Ids of requests in `state` whose `column` (pending_until|window_end|next_attempt_at)
+ * is <= until, oldest first. */
+enum el_err store_request_due(struct store *s, const char *state, const char *column,
+    int64_t until, int limit, char ***ids, size_t *n);
+/* Earliest pending_until of pending / window_end of active / next_attempt_at of ending;
+ * INT64_MAX when none. */
+int64_t store_next_deadline(struct store *s);
+/* Counts per state, as a JSON object {"pending": N, ...}. New ref. */
+json_t *store_request_counts(struct store *s);
+
+/* ---- approvals ---- */
+struct store_approval {
+	char approver[72];
+	char decision[8];        /* "approve" | "deny" */
+	char *comment;
+	char via[8];             /* "cli" | "email" */
+	int64_t at;
+};
+/* EL_EEXIST if this approver has already decided this request. */
+enum el_err store_approval_insert(struct store *s, const char *request_id,
+    const struct store_approval *a);
+enum el_err store_approval_list(struct store *s, const char *request_id,
+    struct store_approval **out, size_t *n);
+void store_approvals_free(struct store_approval *a, size_t n);
+
+/* ---- grants (one per active request: the AWS role session) ---- */
+struct store_grant {
+	char request_id[32];
+	char role_session_name[72];
+	char *assumed_role_arn;
+	char *assumed_role_id;   /* ROLEID:SESSION (aws:userid) */
+	char *access_key_id;
+	unsigned char *creds_box;/* secretbox(nonce || ciphertext) of the credentials JSON */
+	size_t creds_box_len;
+	int64_t creds_expire_at;
+	int64_t minted_at;
+};
+void store_grant_free(struct store_grant *g);
+enum el_err store_grant_put(struct store *s, const struct store_grant *g);   /* insert or replace */
+enum el_err store_grant_get(struct store *s, const char *request_id, struct store_grant *g);
+
+/* ---- SSM sessions ---- */
+struct store_session {
+	char *session_id;
+	char *target;
+	char *document;
+	int64_t started_at;
+	int64_t terminated_at;   /* 0 while open */
+};
+enum el_err store_session_insert(struct store *s, const char *request_id, const struct store_session *ss);
+enum el_err store_session_list(struct store *s, const char *request_id, struct store_session **out, size_t *n);
+enum el_err store_session_terminated(struct store *s, const char *session_id, int64_t at);
+void store_sessions_free(struct store_session *v, size_t n);
+
+/* ---- replay protection ---- */
+/* EL_EEXIST when the nonce was seen already; otherwise remembers it. */
+enum el_err store_nonce_use(struct store *s, const char *kind, const char *nonce,
+    const char *who, int64_t now);
+enum el_err store_nonce_prune(struct store *s, const char *kind, int64_t older_than);
+
+/* ---- mail outbox ---- */
+struct store_mail {
+	int64_t id;
+	char *request_id;
+	char *rcpt;              /* one address */
+	char *subject;
+	char *message;           /* the complete RFC 5322 message */
+	int attempts;
+	int64_t next_attempt_at;
+	char state[12];          /* "queued" | "sent" | "failed" */
+	char *last_error;
+};
+enum el_err store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
+    const char *subject, const char *message, int64_t now, int64_t *id);
+/* The oldest queued mail due by now. EL_ENOENT when none. */
+enum el_err store_mail_next(struct store *s, int64_t now, struct store_mail *m);
+enum el_err store_mail_update(struct store *s, const struct store_mail *m);
+int64_t store_mail_next_due(struct store *s);           /* INT64_MAX when none */
+json_t *store_mail_counts(struct store *s);             /* {"queued":..,"sent":..,"failed":..} */
+void store_mail_free(struct store_mail *m);
+
+/* ---- early revocation: denied role sessions per role ---- */
+struct store_revoked {
+	char *role_name;
+	char *userid;            /* ROLEID:SESSION */
+	char *request_id;
+	int64_t expires_at;      /* when the credentials expire on their own */
+};
+enum el_err store_revoked_add(struct store *s, const struct store_revoked *r);
+enum el_err store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
+    struct store_revoked **out, size_t *n);
+enum el_err store_revoked_prune(struct store *s, const char *role_name, int64_t expired_before);
+void store_revoked_free(struct store_revoked *v, size_t n);
+
+/* ---- audit (called by audit.c only) ---- */
+enum el_err store_audit_tail(struct store *s, int64_t *seq, unsigned char hash[AUDIT_HASH_BYTES]);
+enum el_err store_audit_insert(struct store *s, const struct audit_rec *r);
+struct store_audit_filter {
+	int64_t since_seq;       /* records with seq > since_seq */
+	const char *actor, *event, *request_id, *profile;
+	const char *since_time;  /* ISO time, inclusive */
+	int limit;               /* 0: 1000 */
+};
+/* Ascending seq. Each element a JSON record as exported (audit_rec_json). New ref. */
+enum el_err store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * cmd_list.c — `elevate list`: the requests the caller may see (GET /v1/requests), as a
+ * table or the broker's JSON.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "elevate/el.h"
+#include "api.h"
+#include "commands.h"
+#include "output.h"
+
+#define REASON_COL_MAX 48
+
+static int list_run(int, char **);
+
+const struct cli_cmd cmd_list = {
+	.name = "list",
+	.usage = "elevate list [--state S] [--mine]",
+	.summary = "list requests (yours, those you may decide, or all)",
+	.run = list_run,
+};
+
+static const char *const states[] = {
+	"pending", "active", "ending", "ended", "denied", "cancelled", "lapsed", "failed",
+};
+
+static void
+list_help(void)
+{
+	printf("usage: %s\n\n"
+	    "Lists the requests you may see: requesters their own, approvers those they may\n"
+	    "decide, auditors and admins all.\n\n"
+	    "  --state S   only requests in state S: pending, active, ending, ended, denied,\n"
+	    "              cancelled, lapsed or failed\n"
+	    "  --mine      only your own requests\n"
+	    "  --json      the broker's JSON\n", cmd_list.usage);
+}
+
+static int
+known_state(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(s, states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* WINDOW/AGE: when an active grant ends, when a finished one ended, else its age. */
+static void
+window_age(const json_t *r, int64_t now, char *buf, size_t len)
+{
+	const char *st = output_str(r, "state");
+	char rel[64];
+	int64_t t;
+
+	if (st != NULL && strcmp(st, "active") == 0 && (t = output_time(r, "window_end")) > 0) {
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(buf, len, "%s %s", t > now ? "ends" : "ended", rel);
+	} else if (st != NULL && strcmp(st, "ending") == 0)
+		snprintf(buf, len, "ending now");
+	else if (st != NULL && strcmp(st, "ended") == 0 &&
+	    ((t = output_time(r, "ended_at")) > 0 || (t = output_time(r, "window_end")) > 0)) {
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(buf, len, "ended %s", rel);
+	} else if ((t = output_time(r, "created_at")) > 0) {
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(buf, len, "asked %s", rel);
+	} else
+		snprintf(buf, len, "-");
+}
+
+static void
+print_table(const json_t *list)
+{
+	static const char *const heads[] = {
+		"ID", "PROFILE", "REQUESTER", "STATE", "DURATION", "WINDOW/AGE", "REASON",
+	};
+	struct output_table *t;
+	const json_t *r;
+	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8];
+	const char *cells[7];
+	int64_t now = el_now();
+	size_t i;
+
+	if (json_array_size(list) == 0) {
+		printf("no requests\n");
+		return;
+	}
+	if ((t = output_table_new(7, heads)) == NULL)
+		return;
+	json_array_foreach(list, i, r) {
+		output_duration(output_int(r, "duration", 0), dur, sizeof(dur));
+		window_age(r, now, wa, sizeof(wa));
+		output_clean(output_str(r, "reason"), REASON_COL_MAX, reason, sizeof(reason));
+		cells[0] = output_str(r, "id");
+		cells[1] = output_str(r, "profile");
+		cells[2] = output_str(r, "requester");
+		cells[3] = output_str(r, "state");
+		cells[4] = output_int(r, "duration", 0) > 0 ? dur : "-";
+		cells[5] = wa;
+		cells[6] = reason;
+		output_table_add(t, cells);
+	}
+	output_table_print(t, stdout);
+	output_table_free(t);
+}
+
+static int
+list_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"mine", no_argument, NULL, 'm'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL;
+	struct api *a = NULL;
+	struct dbuf path, q;
+	json_t *res = NULL, *list;
+	int ch, mine = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "s:mh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': state = optarg; break;
+		case 'm': mine = 1; break;
+		case 'J': output_set_json(1); break;
+		case 'h': list_help(); return CLI_OK;
+		default: return output_usage(&cmd_list, NULL);
+		}
+	}
+	if (optind != argc)
+		return output_usage(&cmd_list, "unexpected argument \"%s\"", argv[optind]);
+	if (state != NULL && !known_state(state))
+		return output_usage(&cmd_list, "unknown state \"%s\" (pending, active, ending, "
+		    "ended, denied, cancelled, lapsed, failed)", state);
+	dbuf_init(&path, 1024);
+	dbuf_init(&q, 512);
+	if (api_query_add(&q, "state", state) != EL_OK ||
+	    api_query_add(&q, "mine", mine ? "1" : NULL) != EL_OK ||
+	    dbuf_printf(&path, "/v1/requests%s%s", q.len ? "?" : "", q.len ? q.p : "") != EL_OK) {
+		rc = CLI_ERR;
+		goto out;
+	}
+	if ((rc = api_open(&a)) != CLI_OK)
+		goto out;
+	if ((rc = api_do(a, "GET", path.p, NULL, &res)) != CLI_OK)
+		goto out;
+	if (output_json()) {
+		rc = output_print_json(res);
+		goto out;
+	}
+	if (!json_is_array(list = json_object_get(res, "requests"))) {
+		output_err("the broker's answer has no \"requests\" list");
+		rc = CLI_ERR;
+		goto out;
+	}
+	print_table(list);
+out:
+	json_decref(res);
+	api_close(a);
+	dbuf_free(&path);
+	dbuf_free(&q);
+	return rc;
+}

@@ -1,0 +1,321 @@
+/*
+ * cmd_status.c — `elevate status ID`: one request in full (approvals, what the quorum
+ * still misses, failure, grant, SSM sessions); also owns status_next(), the "what
+ * happens next" line other commands print after they change a request.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elevate/el.h"
+#include "api.h"
+#include "commands.h"
+#include "output.h"
+
+#define LINE_MAX_CHARS 1200
+
+static int status_run(int, char **);
+
+const struct cli_cmd cmd_status = {
+	.name = "status",
+	.usage = "elevate status ID",
+	.summary = "show one request: approvals, window, grant, sessions",
+	.run = status_run,
+};
+
+static void
+status_help(void)
+{
+	printf("usage: %s\n\n"
+	    "Shows request ID in full: state, reason, approvals and what the quorum still\n"
+	    "needs, the access window, the grant, SSM sessions and, when AWS refused the\n"
+	    "role, why.\n\n"
+	    "  --json   the broker's JSON\n", cmd_status.usage);
+}
+
+/* "needs 1 more approval from group:x" -> "waiting for 1 approval from group:x". */
+static void
+waiting_text(const char *missing, char *buf, size_t len)
+{
+	char rest[EL_WHYLEN];
+	const char *m;
+
+	if (missing == NULL || *missing == '\0') {
+		snprintf(buf, len, "waiting for approval");
+		return;
+	}
+	if (strncmp(missing, "needs ", 6) != 0) {
+		snprintf(buf, len, "waiting: %s", missing);
+		return;
+	}
+	el_strlcpy(rest, missing + 6, sizeof(rest));
+	if ((m = strstr(rest, " more ")) != NULL) {
+		size_t at = (size_t)(m - rest);
+
+		memmove(rest + at, rest + at + 5, strlen(rest + at + 5) + 1);
+	}
+	snprintf(buf, len, "waiting for %s", rest);
+}
+
+/* The deciding "deny" approval of req, or NULL. */
+static const json_t *
+find_denial(const json_t *req)
+{
+	const json_t *ap = json_object_get(req, "approvals"), *x;
+	size_t i;
+
+	json_array_foreach(ap, i, x) {
+		const char *d = output_str(x, "decision");
+
+		if (d != NULL && strcmp(d, "deny") == 0)
+			return x;
+	}
+	return NULL;
+}
+
+static void
+put(FILE *f, const char *text)
+{
+	char clean[LINE_MAX_CHARS * 4];
+
+	output_clean(text, LINE_MAX_CHARS, clean, sizeof(clean));
+	fprintf(f, "%s\n", clean);
+}
+
+void
+status_next(const json_t *req, FILE *f)
+{
+	const char *state = output_str(req, "state"), *id = output_str(req, "id"), *who, *why;
+	const json_t *q = json_object_get(req, "quorum"), *fl, *dn;
+	int64_t now = el_now(), t;
+	char line[LINE_MAX_CHARS], rel[64], at[32], wait[EL_WHYLEN + 32];
+
+	if (state == NULL)
+		return;
+	if (id == NULL)
+		id = "ID";
+	if (strcmp(state, "pending") == 0) {
+		waiting_text(output_str(q, "missing"), wait, sizeof(wait));
+		if ((t = output_time(req, "pending_until")) > 0) {
+			output_reltime(t, now, rel, sizeof(rel));
+			snprintf(line, sizeof(line), "%s (lapses %s if nobody decides)", wait, rel);
+		} else
+			snprintf(line, sizeof(line), "%s", wait);
+	} else if (strcmp(state, "active") == 0) {
+		t = output_time(req, "window_end");
+		el_format_time(t, at, sizeof(at));
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(line, sizeof(line), "active until %s (ends %s); use it with", at, rel);
+		put(f, line);
+		snprintf(line, sizeof(line), "  elevate creds %s   or   elevate exec %s -- aws sts "
+		    "get-caller-identity", id, id);
+	} else if (strcmp(state, "ending") == 0)
+		snprintf(line, sizeof(line), "ending: access is over, its SSM sessions are being "
+		    "closed");
+	else if (strcmp(state, "ended") == 0) {
+		t = output_time(req, "ended_at");
+		if (t == 0)
+			t = output_time(req, "window_end");
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(line, sizeof(line), "ended %s", rel);
+	} else if (strcmp(state, "denied") == 0) {
+		dn = find_denial(req);
+		who = output_str(dn, "approver");
+		why = output_str(dn, "comment");
+		snprintf(line, sizeof(line), "denied%s%s%s%s", who ? " by " : "", who ? who : "",
+		    why && *why ? ": " : "", why && *why ? why : "");
+	} else if (strcmp(state, "cancelled") == 0)
+		snprintf(line, sizeof(line), "cancelled by the requester");
+	else if (strcmp(state, "lapsed") == 0)
+		snprintf(line, sizeof(line), "lapsed: nobody decided in time");
+	else if (strcmp(state, "failed") == 0) {
+		fl = json_object_get(req, "failure");
+		snprintf(line, sizeof(line), "failed: AWS refused the role: %s: %s",
+		    output_str(fl, "code") ? output_str(fl, "code") : "error",
+		    output_str(fl, "message") ? output_str(fl, "message") : "no detail");
+	} else
+		snprintf(line, sizeof(line), "%s", state);
+	put(f, line);
+}
+
+static void
+field(const char *label, const char *value)
+{
+	char clean[LINE_MAX_CHARS * 4];
+
+	output_clean(value, LINE_MAX_CHARS, clean, sizeof(clean));
+	printf("%-14s%s\n", label, clean);
+}
+
+/* "2026-11-22T03:26:00Z (5m ago)" */
+static void
+field_time(const char *label, const json_t *obj, const char *key)
+{
+	char line[128], at[32], rel[64];
+	int64_t t = output_time(obj, key);
+
+	if (t == 0)
+		return;
+	el_format_time(t, at, sizeof(at));
+	output_reltime(t, el_now(), rel, sizeof(rel));
+	snprintf(line, sizeof(line), "%s (%s)", at, rel);
+	field(label, line);
+}
+
+static void
+print_approvals(const json_t *req)
+{
+	const json_t *ap = json_object_get(req, "approvals"), *x;
+	char line[LINE_MAX_CHARS], rel[64];
+	const char *label = "approvals", *c, *d;
+	size_t i;
+
+	if (json_array_size(ap) == 0) {
+		field(label, "none yet");
+		return;
+	}
+	json_array_foreach(ap, i, x) {
+		d = output_str(x, "decision");
+		c = output_str(x, "comment");
+		output_reltime(output_time(x, "at"), el_now(), rel, sizeof(rel));
+		snprintf(line, sizeof(line), "%s %s%s%s%s%s",
+		    output_str(x, "approver") ? output_str(x, "approver") : "?",
+		    d == NULL ? "decided" : strcmp(d, "approve") == 0 ? "approved" :
+		    strcmp(d, "deny") == 0 ? "denied" : d,
+		    output_time(x, "at") ? " " : "", output_time(x, "at") ? rel : "",
+		    c && *c ? ": " : "", c && *c ? c : "");
+		field(label, line);
+		label = "";
+	}
+}
+
+static void
+print_sessions(const json_t *req)
+{
+	const json_t *ss = json_object_get(req, "sessions"), *x;
+	char line[LINE_MAX_CHARS], *dump;
+	const char *label = "sessions", *id, *target, *st;
+	size_t i;
+
+	if (json_array_size(ss) == 0)
+		return;
+	json_array_foreach(ss, i, x) {
+		id = output_str(x, "session_id");
+		if (id == NULL)
+			id = output_str(x, "id");
+		target = output_str(x, "target");
+		st = output_str(x, "state");
+		if (id != NULL) {
+			snprintf(line, sizeof(line), "%s%s%s%s%s%s", id, target ? " on " : "",
+			    target ? target : "", st ? " (" : "", st ? st : "", st ? ")" : "");
+			field(label, line);
+		} else if ((dump = json_dumps(x, JSON_COMPACT)) != NULL) {
+			field(label, dump);
+			free(dump);
+		}
+		label = "";
+	}
+}
+
+static void
+print_detail(const json_t *req)
+{
+	const json_t *q = json_object_get(req, "quorum"), *fl = json_object_get(req, "failure");
+	const json_t *g = json_object_get(req, "grant");
+	const char *s, *state = output_str(req, "state");
+	char line[LINE_MAX_CHARS], w0[32], w1[32], rel[64];
+	int64_t t0, t1;
+
+	field("request", output_str(req, "id"));
+	field("profile", output_str(req, "profile"));
+	if ((s = output_str(req, "role_arn")) != NULL) {
+		snprintf(line, sizeof(line), "%s%s%s%s", s, output_str(req, "region") ? " (" : "",
+		    output_str(req, "region") ? output_str(req, "region") : "",
+		    output_str(req, "region") ? ")" : "");
+		field("role", line);
+	}
+	field("requester", output_str(req, "requester"));
+	field("state", state);
+	if (output_int(req, "duration", 0) > 0) {
+		output_duration(output_int(req, "duration", 0), line, sizeof(line));
+		field("duration", line);
+	}
+	if ((s = output_str(req, "reason")) != NULL && *s != '\0')
+		field("reason", s);
+	if ((s = output_str(req, "ticket")) != NULL && *s != '\0')
+		field("ticket", s);
+	field_time("created", req, "created_at");
+	if (state != NULL && strcmp(state, "pending") == 0)
+		field_time("pending until", req, "pending_until");
+	t0 = output_time(req, "window_start");
+	t1 = output_time(req, "window_end");
+	if (t0 > 0 && t1 > 0) {
+		el_format_time(t0, w0, sizeof(w0));
+		el_format_time(t1, w1, sizeof(w1));
+		output_reltime(t1, el_now(), rel, sizeof(rel));
+		snprintf(line, sizeof(line), "%s .. %s (end%s %s)", w0, w1,
+		    t1 > el_now() ? "s" : "ed", rel);
+		field("window", line);
+	}
+	field_time("ended", req, "ended_at");
+	print_approvals(req);
+	if (json_is_object(q))
+		field("quorum", json_is_true(json_object_get(q, "met")) ? "met" :
+		    output_str(q, "missing") ? output_str(q, "missing") : "not met");
+	if (json_is_object(fl)) {
+		snprintf(line, sizeof(line), "%s: %s",
+		    output_str(fl, "code") ? output_str(fl, "code") : "error",
+		    output_str(fl, "message") ? output_str(fl, "message") : "no detail");
+		field("failure", line);
+	}
+	if (json_is_object(g)) {
+		if ((s = output_str(g, "role_session_name")) != NULL)
+			field("role session", s);
+		if ((s = output_str(g, "assumed_role_arn")) != NULL)
+			field("assumed role", s);
+		field_time("creds expire", g, "credentials_expire_at");
+	}
+	print_sessions(req);
+	printf("\n");
+	status_next(req, stdout);
+}
+
+static int
+status_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char path[128];
+	struct api *a = NULL;
+	json_t *req = NULL;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'J': output_set_json(1); break;
+		case 'h': status_help(); return CLI_OK;
+		default: return output_usage(&cmd_status, NULL);
+		}
+	}
+	if (argc - optind != 1)
+		return output_usage(&cmd_status, "one request ID expected");
+	if (!api_valid_id(argv[optind]))
+		return output_usage(&cmd_status, "not a request id: \"%s\"", argv[optind]);
+	snprintf(path, sizeof(path), "/v1/requests/%s", argv[optind]);
+	if ((rc = api_open(&a)) != CLI_OK)
+		return rc;
+	if ((rc = api_do(a, "GET", path, NULL, &req)) != CLI_OK)
+		goto out;
+	if (output_json())
+		rc = output_print_json(req);
+	else
+		print_detail(req);
+out:
+	json_decref(req);
+	api_close(a);
+	return rc;
+}

@@ -1,0 +1,344 @@
+/*
+ * audit.c — owns the audit chain: canonical form of a record, its BLAKE2b-256 link to the
+ * previous one, appending inside the caller's store transaction, signed checkpoints, and
+ * verification of an exported JSON Lines chain.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "elevate/audit.h"
+#include "elevate/store.h"
+
+#define CANON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+#define AUDIT_MAX_LINE (AUDIT_MAX_RECORD + 1024)
+
+char *
+audit_canonical(const struct audit_rec *r)
+{
+	json_t *o;
+	char *s;
+
+	o = json_pack("{s:I, s:s, s:s, s:s, s:o?, s:O}", "seq", (json_int_t)r->seq,
+	    "time", r->time, "actor", r->actor, "event", r->event,
+	    "request_id", r->request_id ? json_string(r->request_id) : json_null(),
+	    "data", r->data ? r->data : json_object());
+	if (o == NULL)
+		return NULL;
+	s = json_dumps(o, CANON_FLAGS);
+	json_decref(o);
+	return s;
+}
+
+void
+audit_chain_hash(const unsigned char prev[AUDIT_HASH_BYTES], const char *canonical,
+    unsigned char out[AUDIT_HASH_BYTES])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, AUDIT_HASH_BYTES);
+	crypto_generichash_update(&st, prev, AUDIT_HASH_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)canonical, strlen(canonical));
+	crypto_generichash_final(&st, out, AUDIT_HASH_BYTES);
+}
+
+static void
+now_ms_string(char *buf, size_t len)
+{
+	char base[32];
+	int64_t ms = el_now_ms();
+
+	el_format_time(ms / 1000, base, sizeof(base));
+	base[strlen(base) - 1] = '\0';   /* drop the Z */
+	snprintf(buf, len, "%.19s.%03dZ", base, (int)(ms % 1000));
+}
+
+enum el_err
+audit_append(struct store *s, const char *actor, const char *event, const char *request_id,
+    json_t *data, struct el_why *w)
+{
+	struct audit_rec r;
+	json_t *empty = NULL;
+	char *canon = NULL;
+	enum el_err e;
+
+	memset(&r, 0, sizeof(r));
+	if (data == NULL)
+		data = empty = json_object();
+	if ((e = store_audit_tail(s, &r.seq, r.prev_hash)) != EL_OK)
+		goto out;
+	r.seq++;
+	now_ms_string(r.time, sizeof(r.time));
+	r.actor = (char *)(uintptr_t)actor;
+	r.event = (char *)(uintptr_t)event;
+	r.request_id = (char *)(uintptr_t)request_id;
+	r.data = data;
+	if ((canon = audit_canonical(&r)) == NULL) {
+		e = EL_ENOMEM;
+		goto out;
+	}
+	if (strlen(canon) > AUDIT_MAX_RECORD) {
+		e = el_fail(w, EL_ETOOBIG, "audit record for %s too large", event);
+		goto out;
+	}
+	audit_chain_hash(r.prev_hash, canon, r.hash);
+	e = store_audit_insert(s, &r);
+out:
+	if (e != EL_OK && w != NULL && w->msg[0] == '\0')
+		el_fail(w, e, "cannot write audit record %s: %s", event, el_strerror(e));
+	free(canon);
+	json_decref(empty);
+	return e;
+}
+
+static void
+checkpoint_message(int64_t seq, const char *hexhash, char *buf, size_t len)
+{
+	snprintf(buf, len, "elevate-audit-checkpoint\n%lld\n%s", (long long)seq, hexhash);
+}
+
+enum el_err
+audit_checkpoint(struct store *s, const unsigned char sk[64], struct el_why *w)
+{
+	unsigned char head[AUDIT_HASH_BYTES], sig[crypto_sign_BYTES];
+	char hex[2 * AUDIT_HASH_BYTES + 1], msg[160], *b64;
+	int64_t seq;
+	json_t *data;
+	enum el_err e;
+
+	if ((e = store_audit_tail(s, &seq, head)) != EL_OK)
+		return e;
+	el_hex(head, sizeof(head), hex);
+	checkpoint_message(seq, hex, msg, sizeof(msg));
+	crypto_sign_detached(sig, NULL, (const unsigned char *)msg, strlen(msg), sk);
+	if ((b64 = el_b64_encode(sig, sizeof(sig))) == NULL)
+		return EL_ENOMEM;
+	data = json_pack("{s:I, s:s, s:s}", "signed_seq", (json_int_t)seq, "signed_hash", hex,
+	    "sig", b64);
+	free(b64);
+	if (data == NULL)
+		return EL_ENOMEM;
+	e = audit_append(s, "system", AUDIT_CHECKPOINT_EVENT, NULL, data, w);
+	json_decref(data);
+	return e;
+}
+
+json_t *
+audit_rec_json(const struct audit_rec *r)
+{
+	char ph[2 * AUDIT_HASH_BYTES + 1], h[2 * AUDIT_HASH_BYTES + 1];
+
+	el_hex(r->prev_hash, AUDIT_HASH_BYTES, ph);
+	el_hex(r->hash, AUDIT_HASH_BYTES, h);
+	return json_pack("{s:I, s:s, s:s, s:s, s:o?, s:O, s:s, s:s}", "seq", (json_int_t)r->seq,
+	    "time", r->time, "actor", r->actor, "event", r->event,
+	    "request_id", r->request_id ? json_string(r->request_id) : json_null(),
+	    "data", r->data, "prev_hash", ph, "hash", h);
+}
+
+static enum el_err
+unhex(const char *s, unsigned char out[AUDIT_HASH_BYTES])
+{
+	size_t n;
+
+	if (s == NULL || strlen(s) != 2 * AUDIT_HASH_BYTES)
+		return EL_EPARSE;
+	if (sodium_hex2bin(out, AUDIT_HASH_BYTES, s, strlen(s), NULL, &n, NULL) != 0 ||
+	    n != AUDIT_HASH_BYTES)
+		return EL_EPARSE;
+	return EL_OK;
+}
+
+enum el_err
+audit_rec_from_json(json_t *j, struct audit_rec *r, struct el_why *w)
+{
+	const char *time = NULL, *actor = NULL, *event = NULL, *ph = NULL, *h = NULL;
+	json_t *rid = NULL, *data = NULL;
+	json_int_t seq = 0;
+	json_error_t je;
+
+	memset(r, 0, sizeof(r[0]));
+	if (json_unpack_ex(j, &je, JSON_STRICT, "{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
+	    "seq", &seq, "time", &time, "actor", &actor, "event", &event, "request_id", &rid,
+	    "data", &data, "prev_hash", &ph, "hash", &h) != 0)
+		return el_fail(w, EL_EPARSE, "not an audit record: %s", je.text);
+	if (!json_is_object(data) || !(json_is_null(rid) || json_is_string(rid)))
+		return el_fail(w, EL_EPARSE, "not an audit record: bad data or request_id");
+	if (unhex(ph, r->prev_hash) != EL_OK || unhex(h, r->hash) != EL_OK)
+		return el_fail(w, EL_EPARSE, "not an audit record: bad hash");
+	if (strlen(time) >= sizeof(r->time))
+		return el_fail(w, EL_EPARSE, "not an audit record: bad time");
+	r->seq = seq;
+	el_strlcpy(r->time, time, sizeof(r->time));
+	r->actor = strdup(actor);
+	r->event = strdup(event);
+	r->request_id = json_is_string(rid) ? strdup(json_string_value(rid)) : NULL;
+	r->data = json_incref(data);
+	if (r->actor == NULL || r->event == NULL) {
+		audit_rec_free(r);
+		return EL_ENOMEM;
+	}
+	return EL_OK;
+}
+
+void
+audit_rec_free(struct audit_rec *r)
+{
+	free(r->actor);
+	free(r->event);
+	free(r->request_id);
+	json_decref(r->data);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Checks a checkpoint record's signature over an earlier head. */
+static int
+checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signed_seq,
+    const unsigned char (*hashes)[AUDIT_HASH_BYTES], int64_t first_seq, int64_t cur_seq)
+{
+	json_int_t seq;
+	const char *hex, *sig;
+	unsigned char raw[crypto_sign_BYTES + 4], want[AUDIT_HASH_BYTES];
+	char msg[160];
+	size_t n;
+
+	if (json_unpack(r->data, "{s:I, s:s, s:s}", "signed_seq", &seq, "signed_hash", &hex,
+	    "sig", &sig) != 0)
+		return 0;
+	if (el_b64_decode(sig, raw, sizeof(raw), &n) != EL_OK || n != crypto_sign_BYTES)
+		return 0;
+	if (unhex(hex, want) != EL_OK)
+		return 0;
+	/* The signed hash must be the hash this export holds at that seq. */
+	if (seq >= first_seq && seq < cur_seq &&
+	    sodium_memcmp(hashes[seq - first_seq], want, AUDIT_HASH_BYTES) != 0)
+		return 0;
+	checkpoint_message(seq, hex, msg, sizeof(msg));
+	if (crypto_sign_verify_detached(raw, (const unsigned char *)msg, strlen(msg), pk) != 0)
+		return 0;
+	*signed_seq = seq;
+	return 1;
+}
+
+enum el_err
+audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
+    struct audit_verify_report *rep)
+{
+	unsigned char prev[AUDIT_HASH_BYTES], calc[AUDIT_HASH_BYTES];
+	unsigned char (*hashes)[AUDIT_HASH_BYTES] = NULL;
+	size_t nhashes = 0, caphashes = 0;
+	char *line = NULL, *canon;
+	size_t linecap = 0;
+	ssize_t len;
+	int64_t lineno = 0, expect_seq = 0;
+	enum el_err e = EL_OK;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(prev, 0, sizeof(prev));
+	while ((len = getline(&line, &linecap, f)) >= 0) {
+		struct audit_rec r;
+		struct el_why w = {{0}};
+		json_error_t je;
+		json_t *j;
+
+		lineno++;
+		if (len == 0 || (len == 1 && line[0] == '\n'))
+			continue;
+		if (len > AUDIT_MAX_LINE) {
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld: longer than %d bytes",
+			    (long long)lineno, AUDIT_MAX_LINE);
+			e = EL_EPARSE;
+			break;
+		}
+		if ((j = json_loads(line, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld: not JSON: %.200s",
+			    (long long)lineno, je.text);
+			e = EL_EPARSE;
+			break;
+		}
+		e = audit_rec_from_json(j, &r, &w);
+		json_decref(j);
+		if (e != EL_OK) {
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld: %.400s",
+			    (long long)lineno, w.msg);
+			break;
+		}
+		if (rep->records == 0) {
+			rep->first_seq = r.seq;
+			if (require_start && (r.seq != 1 ||
+			    !sodium_is_zero(r.prev_hash, AUDIT_HASH_BYTES))) {
+				snprintf(rep->problem, sizeof(rep->problem), "line %lld: chain does "
+				    "not start at seq 1 (starts at %lld): records were dropped",
+				    (long long)lineno, (long long)r.seq);
+				e = EL_ECRYPTO;
+			} else
+				memcpy(prev, r.prev_hash, sizeof(prev));
+			expect_seq = r.seq;
+		}
+		if (e == EL_OK && r.seq != expect_seq) {
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld: seq %lld where %lld "
+			    "was expected: records dropped or reordered", (long long)lineno,
+			    (long long)r.seq, (long long)expect_seq);
+			e = EL_ECRYPTO;
+		}
+		if (e == EL_OK && sodium_memcmp(prev, r.prev_hash, AUDIT_HASH_BYTES) != 0) {
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld): prev_hash "
+			    "does not match the previous record", (long long)lineno, (long long)r.seq);
+			e = EL_ECRYPTO;
+		}
+		if (e == EL_OK) {
+			if ((canon = audit_canonical(&r)) == NULL)
+				e = EL_ENOMEM;
+			else {
+				audit_chain_hash(prev, canon, calc);
+				free(canon);
+				if (sodium_memcmp(calc, r.hash, AUDIT_HASH_BYTES) != 0) {
+					snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld):"
+					    " hash mismatch: the record was edited", (long long)lineno,
+					    (long long)r.seq);
+					e = EL_ECRYPTO;
+				}
+			}
+		}
+		if (e == EL_OK && nhashes == caphashes) {
+			void *nh;
+			caphashes = caphashes ? caphashes * 2 : 256;
+			if ((nh = realloc(hashes, caphashes * sizeof(*hashes))) == NULL)
+				e = EL_ENOMEM;
+			else
+				hashes = nh;
+		}
+		if (e == EL_OK) {
+			memcpy(hashes[nhashes++], r.hash, AUDIT_HASH_BYTES);
+			if (pk != NULL && strcmp(r.event, AUDIT_CHECKPOINT_EVENT) == 0) {
+				if (!checkpoint_ok(&r, pk, &rep->last_signed_seq, hashes,
+				    rep->first_seq, r.seq)) {
+					snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld):"
+					    " checkpoint signature does not verify with this key",
+					    (long long)lineno, (long long)r.seq);
+					e = EL_ECRYPTO;
+				} else
+					rep->checkpoints++;
+			}
+		}
+		if (e != EL_OK) {
+			audit_rec_free(&r);
+			break;
+		}
+		memcpy(prev, r.hash, sizeof(prev));
+		rep->last_seq = r.seq;
+		rep->records++;
+		expect_seq = r.seq + 1;
+		audit_rec_free(&r);
+	}
+	if (e != EL_OK)
+		rep->bad_line = lineno;
+	else if (rep->records == 0) {
+		snprintf(rep->problem, sizeof(rep->problem), "no audit records");
+		e = EL_EPARSE;
+	}
+	free(line);
+	free(hashes);
+	return e;
+}

@@ -1,0 +1,1315 @@
+/*
+ * engine.c — owns the request lifecycle: create, list, show, decide, cancel, revoke,
+ * extend; authentication of API calls; the keys in state_dir; transactions that carry
+ * their audit record. AWS work lives in engine_aws.c, timers in engine_sched.c, mail in
+ * engine_mail.c, approval pages in engine_token.c.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "elevate/jspec.h"
+#include "elevate/log.h"
+#include "engine_int.h"
+
+#define REASON_MAX 1024
+#define COMMENT_MAX 1000
+#define TICKET_MAX 128
+
+/* ---- keys ---- */
+
+/* Loads a raw key file of exactly len bytes, or creates it (0600) with random bytes or
+ * with what gen() makes. The key lives in sodium_malloc memory. */
+static enum el_err
+load_key(const char *dir, const char *name, size_t len, void (*gen)(unsigned char *),
+    unsigned char **out, struct el_why *w)
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t n = 0;
+	struct stat st;
+	unsigned char *k;
+	enum el_err r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((k = sodium_malloc(len)) == NULL)
+		return EL_ENOMEM;
+	r = el_read_file(path, 4096, &text, &n, NULL);
+	if (r == EL_OK) {
+		if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+			sodium_memzero(text, n);
+			free(text);
+			sodium_free(k);
+			return el_fail(w, EL_ECONFIG, "%s is readable by others: chmod 600 %s",
+			    path, path);
+		}
+		if (n != len) {
+			sodium_memzero(text, n);
+			free(text);
+			sodium_free(k);
+			return el_fail(w, EL_ECONFIG, "%s: expected %zu bytes, found %zu", path, len, n);
+		}
+		memcpy(k, text, len);
+		sodium_memzero(text, n);
+		free(text);
+	} else if (r == EL_ENOENT) {
+		if (gen != NULL)
+			gen(k);
+		else
+			randombytes_buf(k, len);
+		if ((r = el_write_file(path, k, len, 0600, w)) != EL_OK) {
+			sodium_free(k);
+			return r;
+		}
+		log_info("created %s", path);
+	} else {
+		sodium_free(k);
+		return el_fail(w, r, "cannot read %s", path);
+	}
+	*out = k;
+	return EL_OK;
+}
+
+static void
+gen_sign_sk(unsigned char *sk)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+
+	crypto_sign_keypair(pk, sk);
+}
+
+/* ---- open / close ---- */
+
+struct policy *
+engine_policy(struct engine *e)
+{
+	struct policy *p;
+
+	pthread_mutex_lock(&e->policy_mu);
+	p = e->policy;
+	policy_retain(p);
+	pthread_mutex_unlock(&e->policy_mu);
+	return p;
+}
+
+enum el_err
+engine_reload_policy(struct engine *e, struct diags *d)
+{
+	struct policy *np = NULL, *old;
+	enum el_err r;
+
+	if ((r = policy_load_dir(e->cfg->policies, &np, d)) != EL_OK)
+		return r;
+	pthread_mutex_lock(&e->policy_mu);
+	old = e->policy;
+	e->policy = np;
+	pthread_mutex_unlock(&e->policy_mu);
+	if (old != NULL)
+		policy_release(old);
+	return EL_OK;
+}
+
+enum el_err
+engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
+{
+	struct engine *e;
+	struct diags d;
+	struct aws_config ac;
+	char path[PATH_MAX];
+	enum el_err r;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return EL_ENOMEM;
+	e->cfg = cfg;
+	pthread_mutex_init(&e->policy_mu, NULL);
+	pthread_mutex_init(&e->wake_mu, NULL);
+	pthread_cond_init(&e->wake_cv, NULL);
+	pthread_cond_init(&e->mail_cv, NULL);
+	pthread_mutex_init(&e->act_mu, NULL);
+	pthread_mutex_init(&e->export_mu, NULL);
+	pthread_mutex_init(&e->role_mu, NULL);
+	pthread_mutex_init(&e->stat_mu, NULL);
+	diags_init(&d);
+
+	if (el_mkdirs(cfg->state_dir, 0700) != EL_OK) {
+		r = el_fail(w, EL_EIO, "cannot create state_dir %s: %s", cfg->state_dir,
+		    strerror(errno));
+		goto fail;
+	}
+	chmod(cfg->state_dir, 0700);
+	snprintf(path, sizeof(path), "%s/elevate.db", cfg->state_dir);
+	if ((r = store_open(path, &e->store, w)) != EL_OK)
+		goto fail;
+	if ((r = load_key(cfg->state_dir, "audit.key", crypto_sign_SECRETKEYBYTES, gen_sign_sk,
+	    &e->audit_sk, w)) != EL_OK)
+		goto fail;
+	if ((e->audit_pk = sodium_malloc(crypto_sign_PUBLICKEYBYTES)) == NULL) {
+		r = EL_ENOMEM;
+		goto fail;
+	}
+	crypto_sign_ed25519_sk_to_pk(e->audit_pk, e->audit_sk);
+	{
+		char *pk = reqsig_pubkey_format(e->audit_pk);
+		char pkpath[PATH_MAX];
+
+		/* Auditors need the public key to verify checkpoints; it is no secret. */
+		snprintf(pkpath, sizeof(pkpath), "%s/audit.pub", cfg->state_dir);
+		if (pk != NULL) {
+			el_write_file(pkpath, pk, strlen(pk), 0644, NULL);
+			free(pk);
+		}
+	}
+	if ((r = load_key(cfg->state_dir, "secret.key", crypto_secretbox_KEYBYTES, NULL,
+	    &e->box_key, w)) != EL_OK)
+		goto fail;
+	if ((r = token_key_load_or_create(cfg->state_dir, &e->token_key, w)) != EL_OK)
+		goto fail;
+	if ((r = policy_load_dir(cfg->policies, &e->policy, &d)) != EL_OK) {
+		el_fail(w, EL_ECONFIG, "policies in %s are invalid (%zu problem%s; run elevated "
+		    "check): %s%s%s", cfg->policies, d.n, d.n == 1 ? "" : "s",
+		    d.n ? (d.v[0].path ? d.v[0].path : "") : "", d.n ? ": " : "",
+		    d.n ? d.v[0].msg : "");
+		r = EL_ECONFIG;
+		goto fail;
+	}
+	if ((r = template_set_load(cfg->templates, &e->templates, &d)) != EL_OK) {
+		el_fail(w, EL_ECONFIG, "templates in %s are invalid (run elevated check)%s%s",
+		    cfg->templates, d.n ? ": " : "", d.n ? d.v[0].msg : "");
+		r = EL_ECONFIG;
+		goto fail;
+	}
+	memset(&ac, 0, sizeof(ac));
+	ac.region = cfg->aws_region;
+	ac.endpoint_all = cfg->aws_endpoint;
+	ac.endpoint_sts = cfg->aws_endpoint_sts;
+	ac.endpoint_iam = cfg->aws_endpoint_iam;
+	ac.endpoint_ssm = cfg->aws_endpoint_ssm;
+	ac.endpoint_ec2 = cfg->aws_endpoint_ec2;
+	ac.ca_file = cfg->aws_ca_file;
+	ac.max_attempts = (int)cfg->aws_max_attempts;
+	ac.timeout_ms = (long)cfg->aws_timeout * 1000;
+	if ((r = aws_client_new(&ac, &e->aws, w)) != EL_OK)
+		goto fail;
+	aws_client_set_observer(e->aws, engine_aws_observer, e);
+	diags_free(&d);
+	*out = e;
+	return EL_OK;
+fail:
+	diags_free(&d);
+	engine_close(e);
+	return r;
+}
+
+void
+engine_close(struct engine *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	if (e->threads_started)
+		engine_stop(e);
+	if (e->store != NULL && e->audit_sk != NULL) {
+		/* Sign the head on the way out so a verifier can tell nothing was cut. */
+		if (engine_tx_begin(e) == EL_OK) {
+			int64_t seq;
+			unsigned char h[AUDIT_HASH_BYTES];
+			if (store_audit_tail(e->store, &seq, h) == EL_OK && seq > e->checkpoint_seq &&
+			    audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK) {
+				e->checkpoint_seq = seq + 1;
+				engine_tx_commit(e);
+			} else
+				engine_tx_rollback(e);
+		}
+	}
+	aws_client_free(e->aws);
+	template_set_free(e->templates);
+	if (e->policy != NULL)
+		policy_release(e->policy);
+	token_key_free(e->token_key);
+	if (e->audit_sk)
+		sodium_free(e->audit_sk);
+	if (e->audit_pk)
+		sodium_free(e->audit_pk);
+	if (e->box_key)
+		sodium_free(e->box_key);
+	store_close(e->store);
+	for (i = 0; i < e->nactivating; i++)
+		free(e->activating[i]);
+	free(e->activating);
+	free(e->roles);
+	free(e->stats);
+	free(e);
+}
+
+/* ---- transactions and the audit export ---- */
+
+enum el_err
+engine_tx_begin(struct engine *e)
+{
+	return store_begin(e->store);
+}
+
+void
+engine_tx_rollback(struct engine *e)
+{
+	store_rollback(e->store);
+}
+
+/* Appends records not yet exported to audit.file (JSON Lines, fsync'd), and syslog. */
+static void
+export_audit(struct engine *e)
+{
+	struct store_audit_filter f;
+	json_t *recs = NULL, *rec;
+	FILE *fp = NULL;
+	size_t i;
+
+	if (e->cfg->audit_file == NULL && !e->cfg->audit_syslog)
+		return;
+	pthread_mutex_lock(&e->export_mu);
+	for (;;) {
+		memset(&f, 0, sizeof(f));
+		f.since_seq = e->exported_seq;
+		f.limit = 1000;
+		if (store_audit_list(e->store, &f, &recs) != EL_OK)
+			break;
+		if (json_array_size(recs) == 0)
+			break;
+		if (e->cfg->audit_file != NULL && fp == NULL &&
+		    (fp = fopen(e->cfg->audit_file, "a")) == NULL) {
+			log_err("audit export: %s: %s", e->cfg->audit_file, strerror(errno));
+			break;
+		}
+		json_array_foreach(recs, i, rec) {
+			char *line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+			if (line == NULL)
+				break;
+			if (fp != NULL)
+				fprintf(fp, "%s\n", line);
+			if (e->cfg->audit_syslog)
+				log_msg(LOG_LVL_INFO, "audit %s", line);
+			free(line);
+			e->exported_seq = json_integer_value(json_object_get(rec, "seq"));
+		}
+		json_decref(recs);
+		recs = NULL;
+	}
+	json_decref(recs);
+	if (fp != NULL) {
+		fflush(fp);
+		fsync(fileno(fp));
+		fclose(fp);
+	}
+	pthread_mutex_unlock(&e->export_mu);
+}
+
+/* The seq of the last record already in audit.file (0 when none). */
+static int64_t
+exported_tail(const char *path)
+{
+	FILE *fp;
+	char buf[AUDIT_MAX_RECORD + 2048];
+	long size, from;
+	size_t n;
+	char *last, *p;
+	json_t *j;
+	int64_t seq = 0;
+
+	if (path == NULL || (fp = fopen(path, "r")) == NULL)
+		return 0;
+	fseek(fp, 0, SEEK_END);
+	size = ftell(fp);
+	from = size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0;
+	fseek(fp, from, SEEK_SET);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	last = buf;
+	for (p = buf; *p; p++)
+		if (*p == '\n')
+			last = p + 1;
+	if ((j = json_loads(last, 0, NULL)) != NULL) {
+		seq = json_integer_value(json_object_get(j, "seq"));
+		json_decref(j);
+	}
+	return seq;
+}
+
+enum el_err
+engine_tx_commit(struct engine *e)
+{
+	enum el_err r;
+	int64_t seq = 0;
+	unsigned char h[AUDIT_HASH_BYTES];
+	int checkpoint = 0;
+
+	if ((r = store_commit(e->store)) != EL_OK)
+		return r;
+	if (store_audit_tail(e->store, &seq, h) == EL_OK &&
+	    seq - e->checkpoint_seq >= e->cfg->audit_checkpoint_every)
+		checkpoint = 1;
+	if (checkpoint && store_begin(e->store) == EL_OK) {
+		if (audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK &&
+		    store_commit(e->store) == EL_OK)
+			e->checkpoint_seq = seq + 1;
+		else
+			store_rollback(e->store);
+	}
+	export_audit(e);
+	return EL_OK;
+}
+
+enum el_err
+engine_audit(struct engine *e, const char *actor, const char *event, const char *request_id,
+    json_t *data)
+{
+	struct el_why w = {{0}};
+	enum el_err r;
+
+	if ((r = audit_append(e->store, actor, event, request_id, data, &w)) != EL_OK)
+		log_err("audit %s: %s", event, w.msg);
+	return r;
+}
+
+void
+engine_wake_reaper(struct engine *e)
+{
+	pthread_mutex_lock(&e->wake_mu);
+	e->wake = 1;
+	pthread_cond_broadcast(&e->wake_cv);
+	pthread_mutex_unlock(&e->wake_mu);
+}
+
+void
+engine_wake_mailer(struct engine *e)
+{
+	pthread_mutex_lock(&e->wake_mu);
+	e->mail_wake = 1;
+	pthread_cond_broadcast(&e->mail_cv);
+	pthread_mutex_unlock(&e->wake_mu);
+}
+
+/* ---- start / stop ---- */
+
+enum el_err
+engine_start(struct engine *e)
+{
+	enum el_err r;
+	int64_t seq;
+	unsigned char h[AUDIT_HASH_BYTES];
+
+	e->exported_seq = exported_tail(e->cfg->audit_file);
+	if (store_audit_tail(e->store, &seq, h) == EL_OK && e->exported_seq > seq) {
+		log_warn("audit file %s is ahead of the store (seq %lld > %lld): starting a new "
+		    "export after it", e->cfg->audit_file, (long long)e->exported_seq,
+		    (long long)seq);
+	}
+	e->checkpoint_seq = seq;
+	if (engine_tx_begin(e) == EL_OK) {
+		engine_audit(e, "system", "daemon.started", NULL, NULL);
+		engine_tx_commit(e);
+	}
+	if ((r = engine_resume(e)) != EL_OK)
+		log_warn("resume: %s (will retry)", el_strerror(r));
+	if (pthread_create(&e->reaper, NULL, engine_reaper_main, e) != 0)
+		return EL_ENOMEM;
+	if (pthread_create(&e->mailer, NULL, engine_mailer_main, e) != 0)
+		return EL_ENOMEM;
+	e->threads_started = 1;
+	return EL_OK;
+}
+
+void
+engine_stop(struct engine *e)
+{
+	if (!e->threads_started)
+		return;
+	pthread_mutex_lock(&e->wake_mu);
+	e->stopping = 1;
+	pthread_cond_broadcast(&e->wake_cv);
+	pthread_cond_broadcast(&e->mail_cv);
+	pthread_mutex_unlock(&e->wake_mu);
+	pthread_join(e->reaper, NULL);
+	pthread_join(e->mailer, NULL);
+	e->threads_started = 0;
+	if (engine_tx_begin(e) == EL_OK) {
+		engine_audit(e, "system", "daemon.stopped", NULL, NULL);
+		engine_tx_commit(e);
+	}
+}
+
+/* ---- authentication ---- */
+
+enum el_err
+engine_authenticate(struct engine *e, const struct reqsig_fields *f, const char *signature,
+    const char **code, struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_user *u;
+	int64_t t, now = el_now();
+	size_t i;
+	enum el_err r = EL_EAUTH;
+	json_t *data;
+
+	*code = "bad_signature";
+	if (f->user == NULL || (u = policy_user(p, f->user)) == NULL) {
+		*code = "unknown_user";
+		el_fail(w, EL_EAUTH, "unknown user: add the user and key to the policy");
+		goto refuse;
+	}
+	if (f->date == NULL || el_parse_time(f->date, &t) != EL_OK) {
+		el_fail(w, EL_EAUTH, "missing or malformed X-Elevate-Date");
+		goto refuse;
+	}
+	if (t > now + REQSIG_MAX_SKEW || t < now - REQSIG_MAX_SKEW) {
+		*code = "clock_skew";
+		el_fail(w, EL_EAUTH, "request date %s is more than %d s from the broker's clock: "
+		    "check the client's clock", f->date, REQSIG_MAX_SKEW);
+		goto refuse;
+	}
+	if (f->nonce == NULL || strlen(f->nonce) < 16 || strlen(f->nonce) > 64) {
+		el_fail(w, EL_EAUTH, "missing or malformed X-Elevate-Nonce");
+		goto refuse;
+	}
+	for (i = 0; i < u->nkeys; i++)
+		if (reqsig_verify(u->keys[i], f, signature) == EL_OK)
+			break;
+	if (i == u->nkeys) {
+		el_fail(w, EL_EAUTH, "signature does not verify with any key of %s", f->user);
+		goto refuse;
+	}
+	/* Replay: the nonce is remembered in the store, so a restart does not forget it. */
+	if ((r = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	r = store_nonce_use(e->store, "api", f->nonce, f->user, now);
+	if (r == EL_OK)
+		store_nonce_prune(e->store, "api", now - REQSIG_NONCE_TTL - REQSIG_MAX_SKEW);
+	if (r == EL_OK) {
+		r = engine_tx_commit(e);
+		goto out;
+	}
+	engine_tx_rollback(e);
+	if (r != EL_EEXIST)
+		goto out;
+	*code = "replayed_nonce";
+	el_fail(w, EL_EAUTH, "this request was already used (replayed nonce)");
+refuse:
+	r = EL_EAUTH;
+	atomic_fetch_add(&e->auth_refused_total, 1);
+	data = json_pack("{s:s, s:s?, s:s?, s:s?}", "reason", *code, "user", f->user,
+	    "method", f->method, "path", f->path_query);
+	if (engine_tx_begin(e) == EL_OK) {
+		engine_audit(e, "anonymous", "auth.refused", NULL, data);
+		engine_tx_commit(e);
+	}
+	json_decref(data);
+out:
+	policy_release(p);
+	return r;
+}
+
+/* ---- request JSON ---- */
+
+static json_t *
+time_or_null(int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return json_null();
+	el_format_time(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+json_t *
+engine_request_json(struct engine *e, const struct store_request *r)
+{
+	struct store_approval *ap = NULL;
+	struct store_session *ss = NULL;
+	struct store_grant g;
+	size_t nap = 0, nss = 0, i;
+	json_t *o, *arr, *sess;
+	const char **voters = NULL;
+	size_t nvoters = 0;
+	struct el_why w = {{0}};
+	struct policy *p;
+	bool met;
+
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o,"
+	    " s:o, s:o, s:s?}", "id", r->id, "profile", r->profile, "requester", r->requester,
+	    "state", r->state, "duration", (json_int_t)r->duration, "reason", r->reason,
+	    "ticket", r->ticket, "role_arn", r->role_arn, "region", r->region,
+	    "created_at", time_or_null(r->created_at),
+	    "pending_until", time_or_null(r->pending_until),
+	    "decided_at", time_or_null(r->decided_at),
+	    "window_start", time_or_null(r->window_start),
+	    "window_end", time_or_null(r->window_end), "ended_at", time_or_null(r->ended_at),
+	    "extends", r->parent_id);
+	if (o == NULL)
+		return NULL;
+	arr = json_array();
+	if (store_approval_list(e->store, r->id, &ap, &nap) == EL_OK) {
+		voters = calloc(nap + 1, sizeof(*voters));
+		for (i = 0; i < nap; i++) {
+			char at[32];
+			el_format_time(ap[i].at, at, sizeof(at));
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s?, s:s, s:s}",
+			    "approver", ap[i].approver, "decision", ap[i].decision,
+			    "comment", ap[i].comment, "at", at, "via", ap[i].via));
+			if (voters != NULL && strcmp(ap[i].decision, "approve") == 0)
+				voters[nvoters++] = ap[i].approver;
+		}
+	}
+	json_object_set_new(o, "approvals", arr);
+	p = engine_policy(e);
+	met = policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
+	policy_release(p);
+	json_object_set_new(o, "quorum", json_pack("{s:b, s:s?}", "met", met,
+	    "missing", met ? NULL : w.msg));
+	free(voters);
+	store_approvals_free(ap, nap);
+	if (r->failure_code != NULL)
+		json_object_set_new(o, "failure", json_pack("{s:s, s:s?}", "code", r->failure_code,
+		    "message", r->failure_message));
+	else
+		json_object_set_new(o, "failure", json_null());
+	if (store_grant_get(e->store, r->id, &g) == EL_OK) {
+		json_object_set_new(o, "grant", json_pack("{s:s, s:s?, s:s?, s:o}",
+		    "role_session_name", g.role_session_name,
+		    "assumed_role_arn", g.assumed_role_arn, "assumed_role_id", g.assumed_role_id,
+		    "credentials_expire_at", time_or_null(g.creds_expire_at)));
+		store_grant_free(&g);
+	} else
+		json_object_set_new(o, "grant", json_null());
+	sess = json_array();
+	if (store_session_list(e->store, r->id, &ss, &nss) == EL_OK) {
+		for (i = 0; i < nss; i++)
+			json_array_append_new(sess, json_pack("{s:s, s:s, s:s?, s:o, s:o}",
+			    "session_id", ss[i].session_id, "target", ss[i].target,
+			    "document", ss[i].document, "started_at", time_or_null(ss[i].started_at),
+			    "terminated_at", time_or_null(ss[i].terminated_at)));
+		store_sessions_free(ss, nss);
+	}
+	json_object_set_new(o, "sessions", sess);
+	if (strcmp(r->state, "ending") == 0) {
+		json_object_set_new(o, "revocation", json_pack("{s:i, s:o, s:b}",
+		    "attempts", r->attempts, "next_attempt_at", time_or_null(r->next_attempt_at),
+		    "overdue", r->window_end > 0 && el_now() > r->window_end + 1));
+	}
+	return o;
+}
+
+/* ---- who may see and do what ---- */
+
+static bool
+is_admin(struct engine *e, const struct policy *p, const char *user)
+{
+	return e->cfg->admins != NULL && policy_principal_has(p, e->cfg->admins, user);
+}
+
+static bool
+is_auditor(struct engine *e, const struct policy *p, const char *user)
+{
+	return e->cfg->auditors != NULL && policy_principal_has(p, e->cfg->auditors, user);
+}
+
+/* May user see request r? requester, its possible approvers, auditors, admins. */
+static bool
+may_view(struct engine *e, const struct policy *p, const char *user,
+    const struct store_request *r)
+{
+	const struct pol_profile *pp;
+	size_t i;
+
+	if (strcmp(r->requester, user) == 0 || is_admin(e, p, user) || is_auditor(e, p, user))
+		return true;
+	if ((pp = policy_profile(p, r->profile)) == NULL)
+		return false;
+	for (i = 0; i < pp->napprovers; i++)
+		if (policy_principal_has(p, pp->approvers[i], user))
+			return true;
+	return false;
+}
+
+/* Loads request id and checks the caller may see it (404 either way, not to leak ids). */
+static enum el_err
+load_visible(struct engine *e, const struct policy *p, const char *user, const char *id,
+    struct store_request *r, struct el_why *w)
+{
+	enum el_err rc;
+
+	if (id == NULL || strlen(id) > 31)
+		return el_fail(w, EL_ENOENT, "no such request");
+	if ((rc = store_request_get(e->store, id, r)) == EL_ENOENT)
+		return el_fail(w, EL_ENOENT, "no request %s", id);
+	if (rc != EL_OK)
+		return el_fail(w, rc, "cannot read request %s", id);
+	if (!may_view(e, p, user, r)) {
+		store_request_free(r);
+		return el_fail(w, EL_ENOENT, "no request %s", id);
+	}
+	return EL_OK;
+}
+
+/* ---- create ---- */
+
+static const struct jspec create_spec[] = {
+	{"profile", JS_STRING, true, POLICY_NAME_MAX, 0, 0},
+	{"duration", JS_DURATION, false, 0, 0, 0},
+	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+	{"ticket", JS_STRING, false, TICKET_MAX, 0, 0},
+	{"targets", JS_STRING_ARRAY, false, 64, 0, 50},
+};
+
+static void
+make_id(char *buf, size_t len)
+{
+	char rnd[16];
+
+	el_random_id(rnd, sizeof(rnd), 12);
+	snprintf(buf, len, "req_%s", rnd);
+}
+
+static void
+audit_request_data(const struct store_request *r, json_t **data)
+{
+	*data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?}", "profile", r->profile,
+	    "requester", r->requester, "duration", (json_int_t)r->duration, "reason", r->reason,
+	    "ticket", r->ticket, "role_arn", r->role_arn);
+}
+
+enum el_err
+engine_create_request(struct engine *e, const char *user, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp;
+	struct store_request r;
+	json_t *data = NULL;
+	int64_t duration, now = el_now();
+	enum el_err rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = jspec_check(body, create_spec, sizeof(create_spec) / sizeof(create_spec[0]),
+	    w)) != EL_OK)
+		goto out;
+	duration = jspec_duration(body, "duration");
+	if ((rc = policy_check_request(p, user, jspec_str(body, "profile"), &duration,
+	    jspec_str(body, "reason"), jspec_str(body, "ticket"), w)) != EL_OK)
+		goto out;
+	pp = policy_profile(p, jspec_str(body, "profile"));
+	make_id(r.id, sizeof(r.id));
+	el_strlcpy(r.profile, pp->name, sizeof(r.profile));
+	el_strlcpy(r.requester, user, sizeof(r.requester));
+	el_strlcpy(r.state, "pending", sizeof(r.state));
+	r.duration = duration;
+	r.reason = (char *)(uintptr_t)jspec_str(body, "reason");
+	r.ticket = (char *)(uintptr_t)jspec_str(body, "ticket");
+	r.role_arn = pp->role_arn;
+	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
+	r.created_at = now;
+	r.pending_until = now + pp->pending_ttl;
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	audit_request_data(&r, &data);
+	if ((rc = store_request_insert(e->store, &r)) != EL_OK ||
+	    (rc = engine_audit(e, user, "request.created", r.id, data)) != EL_OK ||
+	    (rc = engine_notify_approvers(e, &r)) != EL_OK) {
+		engine_tx_rollback(e);
+		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		goto out;
+	}
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	log_info("request %s created by %s for %s (%llds)", r.id, user, r.profile,
+	    (long long)r.duration);
+	engine_wake_reaper(e);
+	engine_wake_mailer(e);
+	*out = engine_request_json(e, &r);
+out:
+	json_decref(data);
+	policy_release(p);
+	return rc;
+}
+
+/* ---- read ---- */
+
+enum el_err
+engine_list_requests(struct engine *e, const char *user, const char *state, bool mine,
+    json_t **out, struct el_why *w)
+{
+	static const char *const states[] = {"pending", "active", "ending", "ended", "denied",
+	    "cancelled", "lapsed", "failed"};
+	struct policy *p = engine_policy(e);
+	struct store_filter f;
+	struct store_request *v = NULL;
+	size_t n = 0, i;
+	json_t *arr;
+	enum el_err rc;
+	bool ok = state == NULL;
+
+	for (i = 0; !ok && i < sizeof(states) / sizeof(states[0]); i++)
+		ok = strcmp(state, states[i]) == 0;
+	if (!ok) {
+		policy_release(p);
+		return el_fail(w, EL_EINVAL, "state must be one of pending, active, ending, ended, "
+		    "denied, cancelled, lapsed, failed");
+	}
+	memset(&f, 0, sizeof(f));
+	f.state = state;
+	f.requester = mine ? user : NULL;
+	if ((rc = store_request_list(e->store, &f, &v, &n)) != EL_OK) {
+		policy_release(p);
+		return el_fail(w, rc, "cannot list requests");
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++) {
+		if (may_view(e, p, user, &v[i]))
+			json_array_append_new(arr, engine_request_json(e, &v[i]));
+		store_request_free(&v[i]);
+	}
+	free(v);
+	policy_release(p);
+	*out = json_pack("{s:o}", "requests", arr);
+	return EL_OK;
+}
+
+enum el_err
+engine_get_request(struct engine *e, const char *user, const char *id, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_request r;
+	enum el_err rc;
+
+	if ((rc = load_visible(e, p, user, id, &r, w)) == EL_OK) {
+		*out = engine_request_json(e, &r);
+		store_request_free(&r);
+	}
+	policy_release(p);
+	return rc;
+}
+
+/* ---- decide ---- */
+
+static const struct jspec decide_spec[] = {
+	{"comment", JS_STRING, false, COMMENT_MAX, 0, 0},
+};
+
+/*
+ * Records one decision inside a transaction the caller owns. *activate is set when the
+ * quorum is now met. Shared by CLI decisions and email links.
+ */
+static enum el_err
+record_decision(struct engine *e, const struct policy *p, struct store_request *r,
+    const char *user, bool approve, const char *comment, const char *via, bool *activate,
+    struct el_why *w)
+{
+	struct store_approval a, *ap = NULL;
+	const char **voters = NULL;
+	size_t nap = 0, i, nv = 0;
+	json_t *data;
+	enum el_err rc;
+
+	*activate = false;
+	if (strcmp(r->state, "pending") != 0)
+		return el_fail(w, EL_ESTATE, "request %s is %s, not pending: it was already "
+		    "decided", r->id, r->state);
+	if ((rc = policy_check_approver(p, r->profile, r->requester, user, w)) != EL_OK)
+		return rc;
+	memset(&a, 0, sizeof(a));
+	el_strlcpy(a.approver, user, sizeof(a.approver));
+	el_strlcpy(a.decision, approve ? "approve" : "deny", sizeof(a.decision));
+	el_strlcpy(a.via, via, sizeof(a.via));
+	a.comment = (char *)(uintptr_t)comment;
+	a.at = el_now();
+	if ((rc = store_approval_insert(e->store, r->id, &a)) == EL_EEXIST)
+		return el_fail(w, EL_EEXIST, "%s has already decided request %s", user, r->id);
+	if (rc != EL_OK)
+		return el_fail(w, rc, "cannot record the decision");
+	data = json_pack("{s:s, s:s?, s:s}", "decision", a.decision, "comment", comment, "via",
+	    via);
+	rc = engine_audit(e, user, approve ? "request.approval" : "request.denial", r->id, data);
+	json_decref(data);
+	if (rc != EL_OK)
+		return rc;
+	if (!approve) {
+		el_strlcpy(r->state, "denied", sizeof(r->state));
+		r->decided_at = a.at;
+		if ((rc = store_request_update(e->store, r)) != EL_OK)
+			return rc;
+		data = json_pack("{s:s, s:s?}", "by", user, "comment", comment);
+		rc = engine_audit(e, user, "request.denied", r->id, data);
+		json_decref(data);
+		if (rc == EL_OK) {
+			const char *who[1] = {r->requester};
+			json_t *extra = json_pack("{s:s, s:s?}", "decided_by", user, "comment", comment);
+			rc = engine_notify(e, "denied", r, who, 1, extra);
+			json_decref(extra);
+		}
+		atomic_fetch_add(&e->denials_total, 1);
+		return rc;
+	}
+	atomic_fetch_add(&e->approvals_total, 1);
+	if ((rc = store_approval_list(e->store, r->id, &ap, &nap)) != EL_OK)
+		return rc;
+	if ((voters = calloc(nap + 1, sizeof(*voters))) == NULL) {
+		store_approvals_free(ap, nap);
+		return EL_ENOMEM;
+	}
+	for (i = 0; i < nap; i++)
+		if (strcmp(ap[i].decision, "approve") == 0)
+			voters[nv++] = ap[i].approver;
+	*activate = policy_quorum_met(p, r->profile, r->requester, voters, nv, NULL);
+	free(voters);
+	store_approvals_free(ap, nap);
+	return EL_OK;
+}
+
+/* After a commit: activate if the quorum is met, then answer the request's JSON. */
+static enum el_err
+after_decision(struct engine *e, const char *id, bool activate, json_t **out,
+    struct el_why *w)
+{
+	struct store_request r;
+	enum el_err rc;
+
+	if (activate)
+		engine_activate(e, id);   /* failure lands in the request as `failed` */
+	engine_wake_mailer(e);
+	engine_wake_reaper(e);
+	if (out == NULL)
+		return EL_OK;
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK)
+		return el_fail(w, rc, "cannot read request %s", id);
+	*out = engine_request_json(e, &r);
+	store_request_free(&r);
+	return EL_OK;
+}
+
+enum el_err
+engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
+    const char *comment, const char *via, json_t **out, struct el_why *w);
+
+enum el_err
+engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
+    const char *comment, const char *via, json_t **out, struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_request r;
+	bool activate = false;
+	enum el_err rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK) {
+		engine_tx_rollback(e);
+		goto out;
+	}
+	if ((rc = record_decision(e, p, &r, user, approve, comment, via, &activate, w))
+	    != EL_OK) {
+		engine_tx_rollback(e);
+		goto out;
+	}
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	log_info("request %s: %s by %s via %s", id, approve ? "approval" : "denial", user, via);
+	rc = after_decision(e, id, activate, out, w);
+out:
+	store_request_free(&r);
+	policy_release(p);
+	return rc;
+}
+
+enum el_err
+engine_decide(struct engine *e, const char *user, const char *id, bool approve,
+    json_t *body, json_t **out, struct el_why *w)
+{
+	enum el_err rc;
+
+	if (body != NULL && (rc = jspec_check(body, decide_spec, 1, w)) != EL_OK)
+		return rc;
+	return engine_decide_as(e, user, id, approve, body ? jspec_str(body, "comment") : NULL,
+	    "cli", out, w);
+}
+
+/* ---- cancel ---- */
+
+enum el_err
+engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_request r;
+	enum el_err rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+		goto fail;
+	if (strcmp(r.requester, user) != 0) {
+		rc = el_fail(w, EL_EPERM, "only the requester (%s) may cancel request %s",
+		    r.requester, id);
+		goto fail;
+	}
+	if (strcmp(r.state, "pending") != 0) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: only a pending request can be "
+		    "cancelled%s", id, r.state, strcmp(r.state, "active") == 0 ?
+		    " (use elevate revoke to end an active grant)" : "");
+		goto fail;
+	}
+	el_strlcpy(r.state, "cancelled", sizeof(r.state));
+	r.decided_at = el_now();
+	if ((rc = store_request_update(e->store, &r)) != EL_OK ||
+	    (rc = engine_audit(e, user, "request.cancelled", id, NULL)) != EL_OK)
+		goto fail;
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	*out = engine_request_json(e, &r);
+	engine_wake_reaper(e);
+	goto out;
+fail:
+	engine_tx_rollback(e);
+out:
+	store_request_free(&r);
+	policy_release(p);
+	return rc;
+}
+
+/* ---- revoke ---- */
+
+/* Polls until request id leaves `state` or timeout_ms passes. */
+static void
+wait_not_state(struct engine *e, const char *id, const char *state, int timeout_ms)
+{
+	struct store_request r;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	int waited;
+
+	for (waited = 0; waited < timeout_ms; waited += 20) {
+		if (store_request_get(e->store, id, &r) != EL_OK)
+			return;
+		if (strcmp(r.state, state) != 0) {
+			store_request_free(&r);
+			return;
+		}
+		store_request_free(&r);
+		nanosleep(&ts, NULL);
+	}
+}
+
+static const struct jspec revoke_spec[] = {
+	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+};
+
+enum el_err
+engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_request r;
+	json_t *data;
+	enum el_err rc;
+	bool allowed;
+
+	memset(&r, 0, sizeof(r));
+	if (body != NULL && (rc = jspec_check(body, revoke_spec, 1, w)) != EL_OK)
+		goto out;
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+		goto fail;
+	allowed = strcmp(r.requester, user) == 0 || is_admin(e, p, user) ||
+	    policy_check_approver(p, r.profile, r.requester, user, NULL) == EL_OK;
+	if (!allowed) {
+		rc = el_fail(w, EL_EPERM, "%s may not revoke request %s: only the requester, an "
+		    "approver of %s or an admin may", user, id, r.profile);
+		goto fail;
+	}
+	if (strcmp(r.state, "active") != 0) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be "
+		    "revoked%s", id, r.state, strcmp(r.state, "pending") == 0 ?
+		    " (use elevate cancel or deny for a pending one)" : "");
+		goto fail;
+	}
+	el_strlcpy(r.state, "ending", sizeof(r.state));
+	r.next_attempt_at = 0;
+	r.attempts = 0;
+	if ((rc = store_request_update(e->store, &r)) != EL_OK)
+		goto fail;
+	data = json_pack("{s:s, s:s?, s:b}", "by", user, "reason",
+	    body ? jspec_str(body, "reason") : NULL, "early", 1);
+	rc = engine_audit(e, user, "grant.revoke_requested", id, data);
+	json_decref(data);
+	if (rc != EL_OK)
+		goto fail;
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	log_info("request %s: revoked early by %s", id, user);
+	/* The reaper revokes (batching every grant of a role revoked together); the answer
+	 * waits for it so the caller learns whether access has ended. */
+	engine_wake_reaper(e);
+	wait_not_state(e, id, "ending", 15000);
+	store_request_free(&r);
+	if (store_request_get(e->store, id, &r) == EL_OK)
+		*out = engine_request_json(e, &r);
+	goto out;
+fail:
+	engine_tx_rollback(e);
+out:
+	store_request_free(&r);
+	policy_release(p);
+	return rc;
+}
+
+/* ---- extend ---- */
+
+static const struct jspec extend_spec[] = {
+	{"by", JS_DURATION, true, 0, 0, 0},
+	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+	{"ticket", JS_STRING, false, TICKET_MAX, 0, 0},
+};
+
+enum el_err
+engine_extend(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp;
+	struct store_request parent, r;
+	int64_t by, total, now = el_now();
+	json_t *data = NULL;
+	enum el_err rc;
+
+	memset(&parent, 0, sizeof(parent));
+	memset(&r, 0, sizeof(r));
+	if ((rc = jspec_check(body, extend_spec, sizeof(extend_spec) / sizeof(extend_spec[0]),
+	    w)) != EL_OK)
+		goto out;
+	if ((rc = load_visible(e, p, user, id, &parent, w)) != EL_OK)
+		goto out;
+	if (strcmp(parent.requester, user) != 0) {
+		rc = el_fail(w, EL_EPERM, "only the requester (%s) may extend request %s",
+		    parent.requester, id);
+		goto out;
+	}
+	if (strcmp(parent.state, "active") != 0) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be extended",
+		    id, parent.state);
+		goto out;
+	}
+	by = jspec_duration(body, "by");
+	/* The whole window after the extension must still fit the profile's maximum. */
+	total = parent.window_end + by - parent.window_start;
+	if ((rc = policy_check_request(p, user, parent.profile, &by,
+	    jspec_str(body, "reason") ? jspec_str(body, "reason") : parent.reason,
+	    jspec_str(body, "ticket") ? jspec_str(body, "ticket") : parent.ticket, w)) != EL_OK)
+		goto out;
+	pp = policy_profile(p, parent.profile);
+	if (total > pp->max_duration) {
+		char a[32], b[32];
+		el_format_duration(total, a, sizeof(a));
+		el_format_duration(pp->max_duration, b, sizeof(b));
+		rc = el_fail(w, EL_EPERM, "profile %s: the extended window would last %s, longer "
+		    "than its max_duration %s", parent.profile, a, b);
+		goto out;
+	}
+	make_id(r.id, sizeof(r.id));
+	el_strlcpy(r.profile, parent.profile, sizeof(r.profile));
+	el_strlcpy(r.requester, user, sizeof(r.requester));
+	el_strlcpy(r.state, "pending", sizeof(r.state));
+	r.duration = by;
+	r.reason = (char *)(uintptr_t)(jspec_str(body, "reason") ? jspec_str(body, "reason") :
+	    parent.reason);
+	r.ticket = (char *)(uintptr_t)(jspec_str(body, "ticket") ? jspec_str(body, "ticket") :
+	    parent.ticket);
+	r.role_arn = parent.role_arn;
+	r.region = parent.region;
+	r.created_at = now;
+	r.pending_until = now + pp->pending_ttl;
+	if (r.pending_until > parent.window_end)
+		r.pending_until = parent.window_end;   /* an extension of an ended grant is moot */
+	r.parent_id = parent.id;
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	audit_request_data(&r, &data);
+	json_object_set_new(data, "extends", json_string(parent.id));
+	if ((rc = store_request_insert(e->store, &r)) != EL_OK ||
+	    (rc = engine_audit(e, user, "request.created", r.id, data)) != EL_OK ||
+	    (rc = engine_notify_approvers(e, &r)) != EL_OK) {
+		engine_tx_rollback(e);
+		el_fail(w, rc, "cannot store the extension request");
+		goto out;
+	}
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	r.parent_id = NULL;
+	r.reason = r.ticket = r.role_arn = r.region = NULL;
+	engine_wake_reaper(e);
+	engine_wake_mailer(e);
+	if (store_request_get(e->store, r.id, &r) == EL_OK)
+		*out = engine_request_json(e, &r);
+out:
+	json_decref(data);
+	if (r.parent_id == NULL)
+		store_request_free(&r);
+	store_request_free(&parent);
+	policy_release(p);
+	return rc;
+}
+
+/* ---- credentials ---- */
+
+enum el_err
+engine_credentials(struct engine *e, const char *user, const char *id, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_request r;
+	struct store_grant g;
+	enum el_err rc;
+
+	memset(&g, 0, sizeof(g));
+	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+		goto out_p;
+	if (strcmp(r.requester, user) != 0) {
+		rc = el_fail(w, EL_EPERM, "only the requester (%s) may fetch the credentials of %s",
+		    r.requester, id);
+		goto out;
+	}
+	if (strcmp(r.state, "active") != 0 || el_now() >= r.window_end) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: credentials are only handed out while "
+		    "the grant is active", id, strcmp(r.state, "active") == 0 ? "ending" : r.state);
+		goto out;
+	}
+	/* Credentials that expire before the window ends are minted again, same session. */
+	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK) {
+		rc = el_fail(w, EL_ESTATE, "request %s has no credentials yet", id);
+		goto out;
+	}
+	if (g.creds_expire_at < r.window_end && g.creds_expire_at - el_now() < 300) {
+		store_grant_free(&g);
+		if ((rc = engine_remint(e, id)) != EL_OK ||
+		    (rc = store_grant_get(e->store, id, &g)) != EL_OK) {
+			rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
+			goto out;
+		}
+	}
+	if ((rc = engine_decrypt_creds(e, &g, out)) != EL_OK) {
+		el_fail(w, rc, "cannot read the stored credentials");
+		goto out;
+	}
+	/* SDKs cache until Expiration: never let them believe in access past the window. */
+	if (r.window_end < g.creds_expire_at) {
+		char end[32];
+		el_format_time(r.window_end, end, sizeof(end));
+		json_object_set_new(*out, "Expiration", json_string(end));
+	}
+	if (engine_tx_begin(e) == EL_OK) {
+		json_t *data = json_pack("{s:s?}", "access_key_id", g.access_key_id);
+		engine_audit(e, user, "grant.credentials_fetched", id, data);
+		json_decref(data);
+		engine_tx_commit(e);
+	}
+out:
+	store_grant_free(&g);
+	store_request_free(&r);
+out_p:
+	policy_release(p);
+	return rc;
+}
+
+/* ---- audit ---- */
+
+static const struct jspec audit_query_spec[] = {
+	{"since_seq", JS_STRING, false, 20, 0, 0},
+	{"limit", JS_STRING, false, 6, 0, 0},
+	{"user", JS_STRING, false, POLICY_NAME_MAX, 0, 0},
+	{"event", JS_STRING, false, 64, 0, 0},
+	{"request", JS_STRING, false, 32, 0, 0},
+	{"profile", JS_STRING, false, POLICY_NAME_MAX, 0, 0},
+	{"since", JS_STRING, false, 32, 0, 0},
+};
+
+enum el_err
+engine_audit_query(struct engine *e, const char *user, json_t *query, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	struct store_audit_filter f;
+	char since[32];
+	long long v;
+	json_t *recs;
+	const char *s;
+	enum el_err rc;
+
+	memset(&f, 0, sizeof(f));
+	if (!is_auditor(e, p, user)) {
+		rc = el_fail(w, EL_EPERM, "%s is not an auditor (%s)", user,
+		    e->cfg->auditors ? e->cfg->auditors : "none configured");
+		goto out;
+	}
+	if ((rc = jspec_check(query, audit_query_spec,
+	    sizeof(audit_query_spec) / sizeof(audit_query_spec[0]), w)) != EL_OK)
+		goto out;
+	if ((s = jspec_str(query, "since_seq")) != NULL) {
+		if (el_parse_int(s, 0, INT64_MAX, &v) != EL_OK) {
+			rc = el_fail(w, EL_EINVAL, "since_seq must be a number");
+			goto out;
+		}
+		f.since_seq = v;
+	}
+	if ((s = jspec_str(query, "limit")) != NULL) {
+		if (el_parse_int(s, 1, 10000, &v) != EL_OK) {
+			rc = el_fail(w, EL_EINVAL, "limit must be from 1 to 10000");
+			goto out;
+		}
+		f.limit = (int)v;
+	}
+	if ((s = jspec_str(query, "since")) != NULL) {
+		int64_t secs, t;
+		if (el_parse_duration(s, &secs) == EL_OK)
+			t = el_now() - secs;
+		else if (el_parse_time(s, &t) != EL_OK) {
+			rc = el_fail(w, EL_EINVAL, "since must be a duration (24h) or a time");
+			goto out;
+		}
+		el_format_time(t, since, sizeof(since));
+		since[strlen(since) - 1] = '\0';   /* compare as a prefix of the ms form */
+		f.since_time = since;
+	}
+	f.actor = jspec_str(query, "user");
+	f.event = jspec_str(query, "event");
+	f.request_id = jspec_str(query, "request");
+	f.profile = jspec_str(query, "profile");
+	if ((rc = store_audit_list(e->store, &f, &recs)) != EL_OK) {
+		el_fail(w, rc, "cannot read the audit trail");
+		goto out;
+	}
+	*out = json_pack("{s:o}", "records", recs);
+out:
+	policy_release(p);
+	return rc;
+}
+
+enum el_err
+engine_health(struct engine *e, json_t **out)
+{
+	int v = store_schema_version(e->store);
+
+	if (v < 0)
+		return EL_EDB;
+	*out = json_pack("{s:s, s:i}", "status", "ok", "schema", v);
+	return EL_OK;
+}

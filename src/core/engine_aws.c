@@ -1,0 +1,1067 @@
+/*
+ * engine_aws.c — owns what the engine does with AWS: minting a grant's credentials with
+ * a time-bound session policy (activation, extension, re-minting), keeping them encrypted
+ * at rest, starting SSM sessions, and the revocation steps at the end of a window.
+ */
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elevate/jspec.h"
+#include "elevate/log.h"
+#include "engine_int.h"
+
+#define SESSION_POLICY_MAX 2048     /* STS: inline session policy characters */
+#define IAM_INLINE_BUDGET 10240     /* IAM: all inline policies of a role, no whitespace */
+#define STS_MIN_DURATION 900
+#define CHAINED_MAX_DURATION 3600
+#define ROLE_CACHE_TTL 3600
+
+/* ---- metrics observer ---- */
+
+const double engine_hist_bounds[ENGINE_HIST_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, INFINITY,
+};
+
+void
+hist_observe(struct hist *h, double seconds)
+{
+	int i;
+
+	for (i = 0; i < ENGINE_HIST_BUCKETS; i++)
+		if (seconds <= engine_hist_bounds[i]) {
+			atomic_fetch_add(&h->bucket[i], 1);
+			break;
+		}
+	atomic_fetch_add(&h->count, 1);
+	atomic_fetch_add(&h->sum_us, (uint64_t)(seconds > 0 ? seconds * 1e6 : 0));
+}
+
+void
+engine_aws_observer(void *arg, const char *service, const char *action, const char *outcome,
+    double seconds)
+{
+	struct engine *e = arg;
+	struct aws_stat *st = NULL;
+	size_t i;
+	int b;
+
+	pthread_mutex_lock(&e->stat_mu);
+	for (i = 0; i < e->nstats; i++)
+		if (strcmp(e->stats[i].service, service) == 0 &&
+		    strcmp(e->stats[i].action, action) == 0 &&
+		    strcmp(e->stats[i].outcome, outcome) == 0) {
+			st = &e->stats[i];
+			break;
+		}
+	if (st == NULL && e->nstats < 512) {
+		struct aws_stat *nv = realloc(e->stats, (e->nstats + 1) * sizeof(*nv));
+		if (nv != NULL) {
+			e->stats = nv;
+			st = &e->stats[e->nstats++];
+			memset(st, 0, sizeof(*st));
+			el_strlcpy(st->service, service, sizeof(st->service));
+			el_strlcpy(st->action, action, sizeof(st->action));
+			el_strlcpy(st->outcome, outcome, sizeof(st->outcome));
+		}
+	}
+	if (st != NULL) {
+		st->count++;
+		st->sum += seconds;
+		for (b = 0; b < ENGINE_HIST_BUCKETS; b++)
+			if (seconds <= engine_hist_bounds[b]) {
+				st->bucket[b]++;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&e->stat_mu);
+}
+
+/* ---- credentials at rest ---- */
+
+static enum el_err
+encrypt_creds(struct engine *e, const struct aws_creds *c, const char *region,
+    unsigned char **box, size_t *boxlen)
+{
+	char exp[32];
+	json_t *j;
+	char *plain;
+	size_t n;
+	unsigned char *out;
+
+	el_format_time(c->expiration, exp, sizeof(exp));
+	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?}", "Version", 1, "AccessKeyId",
+	    c->access_key_id, "SecretAccessKey", c->secret_access_key, "SessionToken",
+	    c->session_token ? c->session_token : "", "Expiration", exp, "Region", region);
+	if (j == NULL)
+		return EL_ENOMEM;
+	plain = json_dumps(j, JSON_COMPACT);
+	json_decref(j);   /* jansson copied the secret: it is freed, not wiped; see README */
+	if (plain == NULL)
+		return EL_ENOMEM;
+	n = strlen(plain);
+	if ((out = malloc(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n)) == NULL) {
+		sodium_memzero(plain, n);
+		free(plain);
+		return EL_ENOMEM;
+	}
+	randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, (unsigned char *)plain, n, out,
+	    e->box_key);
+	sodium_memzero(plain, n);
+	free(plain);
+	*box = out;
+	*boxlen = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
+	return EL_OK;
+}
+
+enum el_err
+engine_decrypt_creds(struct engine *e, const struct store_grant *g, json_t **creds)
+{
+	size_t n;
+	char *plain;
+	json_t *j;
+
+	if (g->creds_box == NULL ||
+	    g->creds_box_len <= crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+		return EL_ENOENT;
+	n = g->creds_box_len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+	if ((plain = sodium_malloc(n + 1)) == NULL)
+		return EL_ENOMEM;
+	if (crypto_secretbox_open_easy((unsigned char *)plain,
+	    g->creds_box + crypto_secretbox_NONCEBYTES,
+	    g->creds_box_len - crypto_secretbox_NONCEBYTES, g->creds_box, e->box_key) != 0) {
+		sodium_free(plain);
+		return EL_ECRYPTO;
+	}
+	plain[n] = '\0';
+	j = json_loads(plain, 0, NULL);
+	sodium_free(plain);
+	if (j == NULL)
+		return EL_EPARSE;
+	json_object_del(j, "Region");
+	*creds = j;
+	return EL_OK;
+}
+
+/* The grant's credentials as aws_creds (to sign its StartSession). Caller clears. */
+static enum el_err
+grant_creds(struct engine *e, const struct store_grant *g, struct aws_creds *c)
+{
+	json_t *j;
+	int64_t exp = 0;
+	enum el_err r;
+
+	if ((r = engine_decrypt_creds(e, g, &j)) != EL_OK)
+		return r;
+	el_parse_time(json_string_value(json_object_get(j, "Expiration")), &exp);
+	r = aws_creds_set(c, json_string_value(json_object_get(j, "AccessKeyId")),
+	    json_string_value(json_object_get(j, "SecretAccessKey")),
+	    json_string_value(json_object_get(j, "SessionToken")), exp, "grant");
+	json_decref(j);
+	return r;
+}
+
+/* ---- the time-bound session policy ---- */
+
+/*
+ * The profile's session policy (or allow-all) with DateLessThan aws:CurrentTime = end on
+ * every Allow statement. Caller frees. EL_ETOOBIG with a clear message when over STS's
+ * limit.
+ */
+static enum el_err
+session_policy(const struct pol_profile *pp, int64_t end, char **out, struct el_why *w)
+{
+	char endtxt[32];
+	json_t *doc, *stmts, *st;
+	size_t i;
+	char *s;
+
+	el_format_time(end, endtxt, sizeof(endtxt));
+	if (pp->session_policy != NULL)
+		doc = json_deep_copy(pp->session_policy);
+	else
+		doc = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "Version", "2012-10-17",
+		    "Statement", "Effect", "Allow", "Action", "*", "Resource", "*");
+	if (doc == NULL)
+		return EL_ENOMEM;
+	stmts = json_object_get(doc, "Statement");
+	if (json_is_object(stmts)) {
+		json_t *arr = json_array();
+		json_array_append(arr, stmts);
+		json_object_set_new(doc, "Statement", arr);
+		stmts = arr;
+	}
+	json_array_foreach(stmts, i, st) {
+		json_t *cond, *dlt;
+		const char *old;
+		int64_t oldt;
+
+		if (!json_is_string(json_object_get(st, "Effect")) ||
+		    strcmp(json_string_value(json_object_get(st, "Effect")), "Allow") != 0)
+			continue;
+		if ((cond = json_object_get(st, "Condition")) == NULL) {
+			cond = json_object();
+			json_object_set_new(st, "Condition", cond);
+		}
+		if ((dlt = json_object_get(cond, "DateLessThan")) == NULL) {
+			dlt = json_object();
+			json_object_set_new(cond, "DateLessThan", dlt);
+		}
+		/* Keep an earlier end the profile's policy already had. */
+		old = json_string_value(json_object_get(dlt, "aws:CurrentTime"));
+		if (old != NULL && el_parse_time(old, &oldt) == EL_OK && oldt < end)
+			continue;
+		json_object_set_new(dlt, "aws:CurrentTime", json_string(endtxt));
+	}
+	s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (s == NULL)
+		return EL_ENOMEM;
+	if (strlen(s) > SESSION_POLICY_MAX) {
+		size_t n = strlen(s);
+		free(s);
+		return el_fail(w, EL_ETOOBIG, "profile %s: the session policy with its time bound "
+		    "is %zu characters, over STS's limit of %d: shorten session_policy", pp->name, n,
+		    SESSION_POLICY_MAX);
+	}
+	*out = s;
+	return EL_OK;
+}
+
+/* ---- role facts ---- */
+
+static int
+role_max_session(struct engine *e, const char *role_name)
+{
+	struct aws_error err;
+	char id[64];
+	int max = 3600;
+	size_t i;
+	int64_t now = el_now();
+
+	pthread_mutex_lock(&e->role_mu);
+	for (i = 0; i < e->nroles; i++)
+		if (strcmp(e->roles[i].name, role_name) == 0 &&
+		    now - e->roles[i].fetched_at < ROLE_CACHE_TTL) {
+			max = e->roles[i].max_session;
+			pthread_mutex_unlock(&e->role_mu);
+			return max;
+		}
+	pthread_mutex_unlock(&e->role_mu);
+	memset(&err, 0, sizeof(err));
+	if (aws_iam_get_role(e->aws, role_name, id, sizeof(id), &max, &err) != EL_OK) {
+		log_warn("GetRole %s: %s %s (assuming MaxSessionDuration 3600)", role_name,
+		    err.code, err.message);
+		return 3600;
+	}
+	pthread_mutex_lock(&e->role_mu);
+	for (i = 0; i < e->nroles; i++)
+		if (strcmp(e->roles[i].name, role_name) == 0)
+			break;
+	if (i == e->nroles) {
+		struct role_info *nv = realloc(e->roles, (e->nroles + 1) * sizeof(*nv));
+		if (nv != NULL) {
+			e->roles = nv;
+			e->nroles++;
+		} else
+			i = SIZE_MAX;
+	}
+	if (i != SIZE_MAX) {
+		el_strlcpy(e->roles[i].name, role_name, sizeof(e->roles[i].name));
+		el_strlcpy(e->roles[i].id, id, sizeof(e->roles[i].id));
+		e->roles[i].max_session = max;
+		e->roles[i].fetched_at = now;
+	}
+	pthread_mutex_unlock(&e->role_mu);
+	return max;
+}
+
+/* STS RoleSessionName: 2-64 of [\w+=,.@-], unique per grant. */
+static void
+session_name(const struct store_request *r, char *buf, size_t len)
+{
+	/* "elevate." + at most 39 of the user + "." + the 16-char id: at most 64. */
+	snprintf(buf, len, "elevate.%.39s.%.16s", r->requester, r->id);
+}
+
+/*
+ * AssumeRole for grant g of request r so the credentials die at `end`. Fills g (session
+ * name kept if already set). On an AWS refusal fills err and returns EL_EAWS.
+ */
+static enum el_err
+mint(struct engine *e, const struct store_request *r, int64_t end, struct store_grant *g,
+    struct aws_error *err, struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp = policy_profile(p, r->profile);
+	struct aws_assume_role_in in;
+	struct aws_assume_role_out out;
+	struct aws_tag tags[2];
+	char *pol = NULL;
+	int64_t remaining, dur, cap;
+	enum el_err rc;
+
+	memset(&in, 0, sizeof(in));
+	memset(&out, 0, sizeof(out));
+	if (pp == NULL) {
+		rc = el_fail(w, EL_ESTATE, "profile %s no longer exists in the policy", r->profile);
+		el_strlcpy(err->code, "ProfileRemoved", sizeof(err->code));
+		el_strlcpy(err->message, w->msg, sizeof(err->message));
+		goto out;
+	}
+	if ((rc = session_policy(pp, end, &pol, w)) != EL_OK) {
+		el_strlcpy(err->code, "SessionPolicyTooLarge", sizeof(err->code));
+		el_strlcpy(err->message, w->msg, sizeof(err->message));
+		goto out;
+	}
+	if (g->role_session_name[0] == '\0')
+		session_name(r, g->role_session_name, sizeof(g->role_session_name));
+	/* Credentials live at least STS's floor; the session policy ends them on time. */
+	remaining = end - el_now();
+	cap = pp->max_credential_duration;
+	if (cap > role_max_session(e, pp->role_name))
+		cap = role_max_session(e, pp->role_name);
+	if (e->broker_chained && cap > CHAINED_MAX_DURATION)
+		cap = CHAINED_MAX_DURATION;
+	dur = remaining < STS_MIN_DURATION ? STS_MIN_DURATION : remaining;
+	if (dur > cap)
+		dur = cap < STS_MIN_DURATION ? STS_MIN_DURATION : cap;
+	tags[0].key = "elevate:request-id";
+	tags[0].value = r->parent_id ? r->parent_id : r->id;
+	tags[1].key = "elevate:profile";
+	tags[1].value = r->profile;
+	in.role_arn = pp->role_arn;
+	in.role_session_name = g->role_session_name;
+	in.source_identity = r->requester;
+	in.policy = pol;
+	in.region = r->region;
+	in.duration_seconds = (int)dur;
+	in.tags = tags;
+	in.ntags = 2;
+	if ((rc = aws_sts_assume_role(e->aws, &in, &out, err)) != EL_OK) {
+		if (err->code[0] == '\0') {
+			el_strlcpy(err->code, rc == EL_ENET || rc == EL_ETIMEOUT ? "NetworkError" :
+			    "ClientError", sizeof(err->code));
+			if (err->message[0] == '\0')
+				el_strlcpy(err->message, el_strerror(rc), sizeof(err->message));
+		}
+		rc = el_fail(w, EL_EAWS, "AssumeRole %s: %s: %s", pp->role_arn, err->code,
+		    err->message);
+		goto out;
+	}
+	free(g->assumed_role_arn);
+	free(g->assumed_role_id);
+	free(g->access_key_id);
+	free(g->creds_box);
+	g->creds_box = NULL;
+	g->assumed_role_arn = strdup(out.assumed_role_arn);
+	g->assumed_role_id = strdup(out.assumed_role_id);
+	g->access_key_id = strdup(out.creds.access_key_id);
+	g->creds_expire_at = out.creds.expiration;
+	g->minted_at = el_now();
+	el_strlcpy(err->request_id, out.request_id, sizeof(err->request_id));
+	rc = encrypt_creds(e, &out.creds, r->region, &g->creds_box, &g->creds_box_len);
+out:
+	aws_creds_clear(&out.creds);
+	free(pol);
+	policy_release(p);
+	return rc;
+}
+
+static bool
+claim_activation(struct engine *e, const char *id)
+{
+	size_t i;
+	char **nv;
+
+	pthread_mutex_lock(&e->act_mu);
+	for (i = 0; i < e->nactivating; i++)
+		if (strcmp(e->activating[i], id) == 0) {
+			pthread_mutex_unlock(&e->act_mu);
+			return false;
+		}
+	if ((nv = realloc(e->activating, (e->nactivating + 1) * sizeof(*nv))) == NULL) {
+		pthread_mutex_unlock(&e->act_mu);
+		return false;
+	}
+	e->activating = nv;
+	e->activating[e->nactivating++] = strdup(id);
+	pthread_mutex_unlock(&e->act_mu);
+	return true;
+}
+
+static void
+release_activation(struct engine *e, const char *id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&e->act_mu);
+	for (i = 0; i < e->nactivating; i++)
+		if (e->activating[i] && strcmp(e->activating[i], id) == 0) {
+			free(e->activating[i]);
+			e->activating[i] = e->activating[--e->nactivating];
+			break;
+		}
+	pthread_mutex_unlock(&e->act_mu);
+}
+
+/* pending -> failed with AWS's reason, told to the requester and approvers. */
+static void
+fail_request(struct engine *e, struct store_request *r, const struct aws_error *err)
+{
+	json_t *data;
+	const char *who[1] = {r->requester};
+
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	el_strlcpy(r->state, "failed", sizeof(r->state));
+	r->decided_at = el_now();
+	free(r->failure_code);
+	free(r->failure_message);
+	r->failure_code = strdup(err->code);
+	r->failure_message = strdup(err->message);
+	data = json_pack("{s:s, s:s, s:s, s:i}", "code", err->code, "message", err->message,
+	    "aws_request_id", err->request_id, "http_status", err->http_status);
+	if (store_request_update(e->store, r) != EL_OK ||
+	    engine_audit(e, "system", "request.failed", r->id, data) != EL_OK) {
+		engine_tx_rollback(e);
+		json_decref(data);
+		return;
+	}
+	engine_notify(e, "failed", r, who, 1, data);
+	json_decref(data);
+	engine_tx_commit(e);
+	log_warn("request %s failed: %s: %s", r->id, err->code, err->message);
+}
+
+/* An approved extension moves its grant's window end and mints for the new end. */
+static enum el_err
+apply_extension(struct engine *e, struct store_request *x)
+{
+	struct store_request parent;
+	struct store_grant g;
+	struct aws_error err;
+	struct el_why w = {{0}};
+	json_t *data;
+	int64_t new_end;
+	enum el_err rc;
+
+	memset(&err, 0, sizeof(err));
+	memset(&g, 0, sizeof(g));
+	if ((rc = store_request_get(e->store, x->parent_id, &parent)) != EL_OK)
+		return rc;
+	if (strcmp(parent.state, "active") != 0) {
+		el_strlcpy(err.code, "GrantNotActive", sizeof(err.code));
+		snprintf(err.message, sizeof(err.message), "the grant %s is %s, not active",
+		    parent.id, parent.state);
+		fail_request(e, x, &err);
+		store_request_free(&parent);
+		return EL_ESTATE;
+	}
+	new_end = parent.window_end + x->duration;
+	if (store_grant_get(e->store, parent.id, &g) != EL_OK ||
+	    mint(e, &parent, new_end, &g, &err, &w) != EL_OK) {
+		fail_request(e, x, &err);
+		store_grant_free(&g);
+		store_request_free(&parent);
+		return EL_EAWS;
+	}
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	data = json_pack("{s:s, s:I, s:I, s:s}", "grant", parent.id, "old_window_end",
+	    (json_int_t)parent.window_end, "new_window_end", (json_int_t)new_end,
+	    "aws_request_id", err.request_id);
+	parent.window_end = new_end;
+	parent.duration = new_end - parent.window_start;
+	el_strlcpy(x->state, "ended", sizeof(x->state));
+	x->decided_at = x->window_start = el_now();
+	x->window_end = new_end;
+	x->ended_at = el_now();
+	if ((rc = store_request_update(e->store, &parent)) != EL_OK ||
+	    (rc = store_grant_put(e->store, &g)) != EL_OK ||
+	    (rc = store_request_update(e->store, x)) != EL_OK ||
+	    (rc = engine_audit(e, "system", "grant.extended", parent.id, data)) != EL_OK ||
+	    (rc = engine_audit(e, "system", "request.extension_applied", x->id, data)) != EL_OK) {
+		engine_tx_rollback(e);
+		json_decref(data);
+		goto out;
+	}
+	{
+		const char *who[1] = {x->requester};
+		engine_notify(e, "approved", &parent, who, 1, NULL);
+	}
+	json_decref(data);
+	rc = engine_tx_commit(e);
+out:
+	store_grant_free(&g);
+	store_request_free(&parent);
+	return rc;
+}
+
+enum el_err
+engine_activate(struct engine *e, const char *id)
+{
+	struct store_request r;
+	struct store_grant g;
+	struct aws_error err;
+	struct el_why w = {{0}};
+	json_t *data;
+	int64_t start, end;
+	enum el_err rc;
+
+	if (!claim_activation(e, id))
+		return EL_OK;   /* another thread is on it */
+	memset(&g, 0, sizeof(g));
+	memset(&err, 0, sizeof(err));
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
+		release_activation(e, id);
+		return rc;
+	}
+	if (strcmp(r.state, "pending") != 0) {
+		rc = EL_OK;
+		goto out;
+	}
+	if (r.parent_id != NULL) {
+		rc = apply_extension(e, &r);
+		goto out;
+	}
+	start = el_now();
+	end = start + r.duration;
+	el_strlcpy(g.request_id, r.id, sizeof(g.request_id));
+	if ((rc = mint(e, &r, end, &g, &err, &w)) != EL_OK) {
+		fail_request(e, &r, &err);
+		goto out;
+	}
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	el_strlcpy(r.state, "active", sizeof(r.state));
+	r.decided_at = r.window_start = start;
+	r.window_end = end;
+	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "role_arn", r.role_arn,
+	    "role_session_name", g.role_session_name, "assumed_role_id",
+	    g.assumed_role_id ? g.assumed_role_id : "", "access_key_id",
+	    g.access_key_id ? g.access_key_id : "", "window_end", (json_int_t)end,
+	    "credentials_expire_at", (json_int_t)g.creds_expire_at, "aws_request_id",
+	    err.request_id);
+	if ((rc = store_request_update(e->store, &r)) != EL_OK ||
+	    (rc = store_grant_put(e->store, &g)) != EL_OK ||
+	    (rc = engine_audit(e, "system", "grant.activated", r.id, data)) != EL_OK) {
+		engine_tx_rollback(e);
+		json_decref(data);
+		goto out;
+	}
+	{
+		const char *who[1] = {r.requester};
+		engine_notify(e, "approved", &r, who, 1, NULL);
+	}
+	json_decref(data);
+	rc = engine_tx_commit(e);
+	log_info("request %s active until %lld as %s", r.id, (long long)end,
+	    g.assumed_role_arn ? g.assumed_role_arn : "?");
+	engine_wake_reaper(e);
+out:
+	store_grant_free(&g);
+	store_request_free(&r);
+	release_activation(e, id);
+	return rc;
+}
+
+enum el_err
+engine_remint(struct engine *e, const char *id)
+{
+	struct store_request r;
+	struct store_grant g;
+	struct aws_error err;
+	struct el_why w = {{0}};
+	json_t *data;
+	enum el_err rc;
+
+	if (!claim_activation(e, id))
+		return EL_OK;
+	memset(&err, 0, sizeof(err));
+	memset(&g, 0, sizeof(g));
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
+		release_activation(e, id);
+		return rc;
+	}
+	if (strcmp(r.state, "active") != 0 || store_grant_get(e->store, id, &g) != EL_OK) {
+		rc = EL_ESTATE;
+		goto out;
+	}
+	if ((rc = mint(e, &r, r.window_end, &g, &err, &w)) != EL_OK) {
+		log_warn("request %s: minting again failed: %s", id, w.msg);
+		goto out;
+	}
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	data = json_pack("{s:s, s:s, s:I, s:s}", "role_session_name", g.role_session_name,
+	    "access_key_id", g.access_key_id ? g.access_key_id : "", "credentials_expire_at",
+	    (json_int_t)g.creds_expire_at, "aws_request_id", err.request_id);
+	if ((rc = store_grant_put(e->store, &g)) != EL_OK ||
+	    (rc = engine_audit(e, "system", "grant.reminted", id, data)) != EL_OK)
+		engine_tx_rollback(e);
+	else
+		rc = engine_tx_commit(e);
+	json_decref(data);
+out:
+	store_grant_free(&g);
+	store_request_free(&r);
+	release_activation(e, id);
+	return rc;
+}
+
+/* ---- SSM sessions ---- */
+
+static const struct jspec session_spec[] = {
+	{"target", JS_STRING, true, 64, 0, 0},
+	{"document", JS_STRING, false, 128, 0, 0},
+	{"parameters", JS_OBJECT, false, 20, 0, 0},
+	{"reason", JS_STRING, false, 256, 0, 0},
+};
+
+static bool
+in_list(char *const *v, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Is target allowed by the profile (listed id, or an instance carrying the tags)? */
+static enum el_err
+check_target(struct engine *e, const struct pol_profile *pp, const struct aws_creds *as,
+    const char *region, const char *target, struct el_why *w)
+{
+	struct aws_error err;
+	char **ids = NULL;
+	size_t n = 0;
+	bool ok;
+
+	if (in_list(pp->ssm_targets, pp->nssm_targets, target))
+		return EL_OK;
+	if (pp->ssm_target_tags == NULL || json_object_size(pp->ssm_target_tags) == 0)
+		return el_fail(w, EL_EPERM, "profile %s does not allow SSM sessions to %s",
+		    pp->name, target);
+	memset(&err, 0, sizeof(err));
+	if (aws_ec2_instances_with_tags(e->aws, as, region, pp->ssm_target_tags, &ids, &n,
+	    &err) != EL_OK)
+		return el_fail(w, EL_EAWS, "cannot check the tags of %s: %s %s", target, err.code,
+		    err.message);
+	ok = in_list(ids, n, target);
+	aws_free_ids(ids, n);
+	if (!ok)
+		return el_fail(w, EL_EPERM, "profile %s does not allow SSM sessions to %s (not "
+		    "listed, and its tags do not match the profile's target_tags)", pp->name, target);
+	return EL_OK;
+}
+
+enum el_err
+engine_start_session(struct engine *e, const char *user, const char *id, json_t *body,
+    json_t **out, struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp;
+	struct store_request r;
+	struct store_grant g;
+	struct store_session ss;
+	struct aws_creds c;
+	struct aws_error err;
+	const char *target, *doc;
+	json_t *req = NULL, *resp = NULL, *data;
+	enum el_err rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(&g, 0, sizeof(g));
+	memset(&c, 0, sizeof(c));
+	memset(&err, 0, sizeof(err));
+	if ((rc = jspec_check(body, session_spec, sizeof(session_spec) / sizeof(session_spec[0]),
+	    w)) != EL_OK)
+		goto out_p;
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK ||
+	    strcmp(r.requester, user) != 0) {
+		rc = el_fail(w, rc == EL_OK ? EL_EPERM : EL_ENOENT, rc == EL_OK ?
+		    "only the requester may start sessions of %s" : "no request %s", id);
+		goto out;
+	}
+	if (strcmp(r.state, "active") != 0 || el_now() >= r.window_end) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: sessions start only while active",
+		    id, r.state);
+		goto out;
+	}
+	if ((pp = policy_profile(p, r.profile)) == NULL) {
+		rc = el_fail(w, EL_ESTATE, "profile %s no longer exists", r.profile);
+		goto out;
+	}
+	target = jspec_str(body, "target");
+	doc = jspec_str(body, "document");
+	if (doc == NULL && pp->nssm_documents > 0)
+		doc = pp->ssm_documents[0];
+	if (doc != NULL && !in_list(pp->ssm_documents, pp->nssm_documents, doc)) {
+		rc = el_fail(w, EL_EPERM, "profile %s does not allow the SSM document %s", pp->name,
+		    doc);
+		goto out;
+	}
+	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK ||
+	    (rc = grant_creds(e, &g, &c)) != EL_OK) {
+		rc = el_fail(w, EL_ESTATE, "request %s has no usable credentials", id);
+		goto out;
+	}
+	if ((rc = check_target(e, pp, &c, r.region, target, w)) != EL_OK)
+		goto out;
+	req = json_pack("{s:s}", "Target", target);
+	if (doc != NULL)
+		json_object_set_new(req, "DocumentName", json_string(doc));
+	if (json_object_get(body, "parameters") != NULL) {
+		const char *k;
+		json_t *v, *params = json_object();
+		json_object_foreach(json_object_get(body, "parameters"), k, v) {
+			json_t *arr = json_is_array(v) ? json_incref(v) : json_pack("[O]", v);
+			json_object_set_new(params, k, arr);
+		}
+		json_object_set_new(req, "Parameters", params);
+	}
+	json_object_set_new(req, "Reason", json_string(jspec_str(body, "reason") ?
+	    jspec_str(body, "reason") : r.id));
+	if ((rc = aws_ssm_start_session(e->aws, &c, r.region, req, &resp, &err)) != EL_OK) {
+		rc = el_fail(w, EL_EAWS, "StartSession %s: %s: %s", target, err.code, err.message);
+		goto out;
+	}
+	memset(&ss, 0, sizeof(ss));
+	ss.session_id = (char *)(uintptr_t)json_string_value(json_object_get(resp, "SessionId"));
+	ss.target = (char *)(uintptr_t)target;
+	ss.document = (char *)(uintptr_t)doc;
+	ss.started_at = el_now();
+	if (ss.session_id == NULL) {
+		rc = el_fail(w, EL_EAWS, "StartSession answered without a SessionId");
+		goto out;
+	}
+	data = json_pack("{s:s, s:s, s:s?}", "session_id", ss.session_id, "target", target,
+	    "document", doc);
+	if ((rc = engine_tx_begin(e)) == EL_OK) {
+		if ((rc = store_session_insert(e->store, id, &ss)) != EL_OK ||
+		    (rc = engine_audit(e, user, "session.started", id, data)) != EL_OK)
+			engine_tx_rollback(e);
+		else
+			rc = engine_tx_commit(e);
+	}
+	json_decref(data);
+	if (rc != EL_OK) {
+		/* Unrecorded means unreapable: end it now rather than leave it open. */
+		aws_ssm_terminate_session(e->aws, NULL, r.region, ss.session_id, &err);
+		el_fail(w, rc, "cannot record the session; it was terminated");
+		goto out;
+	}
+	json_object_set_new(resp, "Region", json_string(r.region));
+	*out = json_incref(resp);
+out:
+	json_decref(req);
+	json_decref(resp);
+	aws_creds_clear(&c);
+	store_grant_free(&g);
+	store_request_free(&r);
+out_p:
+	policy_release(p);
+	return rc;
+}
+
+/* ---- the end of a window ---- */
+
+static const char *
+role_name_of(const char *arn)
+{
+	const char *s = strrchr(arn, '/');
+
+	return s ? s + 1 : arn;
+}
+
+/* Terminates every session of the grant: recorded ones and any SSM reports for its owner. */
+static enum el_err
+terminate_sessions(struct engine *e, const struct store_request *r, const struct store_grant *g,
+    json_t *log)
+{
+	struct store_session *ss = NULL;
+	struct aws_error err;
+	char **ids = NULL;
+	size_t nss = 0, nids = 0, i;
+	enum el_err rc = EL_OK;
+
+	if (store_session_list(e->store, r->id, &ss, &nss) != EL_OK)
+		return EL_EDB;
+	for (i = 0; i < nss; i++) {
+		if (ss[i].terminated_at != 0)
+			continue;
+		memset(&err, 0, sizeof(err));
+		if (aws_ssm_terminate_session(e->aws, NULL, r->region, ss[i].session_id, &err)
+		    != EL_OK) {
+			log_warn("TerminateSession %s: %s %s", ss[i].session_id, err.code, err.message);
+			rc = EL_EAWS;
+			continue;
+		}
+		store_session_terminated(e->store, ss[i].session_id, el_now());
+		json_array_append_new(log, json_pack("{s:s, s:s}", "session_id", ss[i].session_id,
+		    "aws_request_id", err.request_id));
+	}
+	store_sessions_free(ss, nss);
+	if (g->assumed_role_arn == NULL)
+		return rc;
+	memset(&err, 0, sizeof(err));
+	if (aws_ssm_describe_active_sessions(e->aws, NULL, r->region, g->assumed_role_arn, &ids,
+	    &nids, &err) != EL_OK) {
+		log_warn("DescribeSessions for %s: %s %s", g->assumed_role_arn, err.code,
+		    err.message);
+		return EL_EAWS;
+	}
+	for (i = 0; i < nids; i++) {
+		memset(&err, 0, sizeof(err));
+		if (aws_ssm_terminate_session(e->aws, NULL, r->region, ids[i], &err) != EL_OK) {
+			rc = EL_EAWS;
+			continue;
+		}
+		store_session_terminated(e->store, ids[i], el_now());
+		json_array_append_new(log, json_pack("{s:s, s:s}", "session_id", ids[i],
+		    "aws_request_id", err.request_id));
+	}
+	aws_free_ids(ids, nids);
+	return rc;
+}
+
+/* The deny policy for a role's revoked sessions still alive. Caller frees. */
+static char *
+deny_policy(struct store_revoked *v, size_t n)
+{
+	json_t *ids = json_array(), *doc;
+	size_t i;
+	char *s;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(ids, json_string(v[i].userid));
+	doc = json_pack("{s:s, s:[{s:s, s:s, s:s, s:s, s:{s:{s:o}}}]}", "Version", "2012-10-17",
+	    "Statement", "Sid", "ElevateRevokedSessions", "Effect", "Deny", "Action", "*",
+	    "Resource", "*", "Condition", "StringEquals", "aws:userid", ids);
+	s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	return s;
+}
+
+/* Other inline policies of the role count against the same budget. */
+static size_t
+nonspace_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r')
+			n++;
+	return n;
+}
+
+/*
+ * One PutRolePolicy for every revoked, still-alive session of the role (entries whose
+ * credentials expired on their own are pruned first). Fails loudly over budget.
+ */
+static enum el_err
+update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
+    struct el_why *w)
+{
+	struct store_revoked *v = NULL;
+	size_t n = 0;
+	char *doc = NULL;
+	int64_t now = el_now();
+	enum el_err rc;
+
+	if (engine_tx_begin(e) == EL_OK) {
+		store_revoked_prune(e->store, role, now);
+		engine_tx_commit(e);
+	}
+	if ((rc = store_revoked_list(e->store, role, now, &v, &n)) != EL_OK)
+		return rc;
+	if (n == 0) {
+		rc = aws_iam_delete_role_policy(e->aws, role, e->cfg->revoke_policy_name, err);
+		if (rc == EL_ENOENT || strcmp(err->code, "NoSuchEntity") == 0)
+			rc = EL_OK;
+		goto out;
+	}
+	if ((doc = deny_policy(v, n)) == NULL) {
+		rc = EL_ENOMEM;
+		goto out;
+	}
+	if (nonspace_len(doc) > IAM_INLINE_BUDGET) {
+		rc = el_fail(w, EL_ETOOBIG, "role %s: %zu revoked sessions need %zu characters of "
+		    "inline policy, over IAM's %d", role, n, nonspace_len(doc), IAM_INLINE_BUDGET);
+		el_strlcpy(err->code, "RevocationBudgetExceeded", sizeof(err->code));
+		el_strlcpy(err->message, w->msg, sizeof(err->message));
+		goto out;
+	}
+	rc = aws_iam_put_role_policy(e->aws, role, e->cfg->revoke_policy_name, doc, err);
+	if (rc != EL_OK)
+		el_fail(w, EL_EAWS, "PutRolePolicy %s: %s %s", role, err->code, err->message);
+out:
+	free(doc);
+	store_revoked_free(v, n);
+	return rc;
+}
+
+/* ending -> ended, with the steps' record; the requester is told. */
+static void
+mark_ended(struct engine *e, struct store_request *r, json_t *steps)
+{
+	const char *who[1] = {r->requester};
+	double lag;
+
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	el_strlcpy(r->state, "ended", sizeof(r->state));
+	r->ended_at = el_now();
+	if (store_request_update(e->store, r) != EL_OK ||
+	    engine_audit(e, "system", "grant.ended", r->id, steps) != EL_OK) {
+		engine_tx_rollback(e);
+		return;
+	}
+	engine_notify(e, "ended", r, who, 1, NULL);
+	if (engine_tx_commit(e) != EL_OK)
+		return;
+	lag = (double)el_now_ms() / 1000.0 - (double)r->window_end;
+	if (r->window_end > 0 && lag >= 0)
+		hist_observe(&e->revoke_lag, lag);
+}
+
+static void
+reschedule(struct engine *e, struct store_request *r, const char *why)
+{
+	int64_t delay;
+	json_t *data;
+
+	r->attempts++;
+	delay = r->attempts < 6 ? (1LL << r->attempts) / 2 : 30;   /* 0,1,2,4,8,16,30 s */
+	if (delay < 1)
+		delay = 1;
+	r->next_attempt_at = el_now() + delay;
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	data = json_pack("{s:s, s:i, s:I}", "error", why, "attempt", r->attempts,
+	    "next_attempt_at", (json_int_t)r->next_attempt_at);
+	if (store_request_update(e->store, r) != EL_OK ||
+	    engine_audit(e, "system", "grant.revocation_retry", r->id, data) != EL_OK)
+		engine_tx_rollback(e);
+	else
+		engine_tx_commit(e);
+	json_decref(data);
+	atomic_fetch_add(&e->revocations_failed_total, 1);
+	log_warn("request %s: revocation step failed (%s); attempt %d, retrying in %llds",
+	    r->id, why, r->attempts, (long long)delay);
+}
+
+void
+engine_end_grants(struct engine *e, char **ids, size_t n)
+{
+	struct store_request *rs;
+	struct store_grant *gs;
+	json_t **steps;
+	char **roles = NULL;
+	size_t nroles = 0, i, j;
+	enum el_err *st;
+
+	rs = calloc(n, sizeof(*rs));
+	gs = calloc(n, sizeof(*gs));
+	steps = calloc(n, sizeof(*steps));
+	st = calloc(n, sizeof(*st));
+	roles = calloc(n, sizeof(*roles));
+	if (!rs || !gs || !steps || !st || !roles)
+		goto out;
+	/* 1. sessions; 2. collect early revocations per role */
+	for (i = 0; i < n; i++) {
+		json_t *term = json_array();
+		st[i] = store_request_get(e->store, ids[i], &rs[i]);
+		if (st[i] != EL_OK || strcmp(rs[i].state, "ending") != 0) {
+			st[i] = EL_ESTATE;
+			json_decref(term);
+			continue;
+		}
+		steps[i] = json_pack("{s:o, s:b}", "terminated_sessions", term, "early",
+		    el_now() < rs[i].window_end);
+		if (store_grant_get(e->store, ids[i], &gs[i]) != EL_OK) {
+			st[i] = EL_OK;   /* never minted: nothing to take back */
+			continue;
+		}
+		st[i] = terminate_sessions(e, &rs[i], &gs[i], term);
+		/* Early: the session policy would still allow; deny the role session now. */
+		if (st[i] == EL_OK && el_now() < rs[i].window_end && gs[i].assumed_role_id &&
+		    gs[i].creds_expire_at > el_now()) {
+			struct store_revoked rv;
+			const char *role = role_name_of(rs[i].role_arn);
+
+			rv.role_name = (char *)(uintptr_t)role;
+			rv.userid = gs[i].assumed_role_id;
+			rv.request_id = rs[i].id;
+			rv.expires_at = gs[i].creds_expire_at;
+			if (engine_tx_begin(e) == EL_OK) {
+				if (store_revoked_add(e->store, &rv) == EL_OK)
+					engine_tx_commit(e);
+				else
+					engine_tx_rollback(e);
+			}
+			for (j = 0; j < nroles; j++)
+				if (strcmp(roles[j], role) == 0)
+					break;
+			if (j == nroles)
+				roles[nroles++] = strdup(role);
+			json_object_set_new(steps[i], "denied_role_session",
+			    json_string(gs[i].assumed_role_id));
+		}
+	}
+	/* 3. one policy update per role for all its grants revoked in this sweep */
+	for (j = 0; j < nroles; j++) {
+		struct aws_error err;
+		struct el_why w = {{0}};
+		enum el_err rc;
+
+		memset(&err, 0, sizeof(err));
+		if ((rc = update_deny_policy(e, roles[j], &err, &w)) == EL_OK)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (st[i] != EL_OK || json_object_get(steps[i], "denied_role_session") == NULL ||
+			    strcmp(role_name_of(rs[i].role_arn), roles[j]) != 0)
+				continue;
+			st[i] = rc;
+			json_object_set_new(steps[i], "error", json_string(w.msg));
+		}
+		if (rc == EL_ETOOBIG && engine_tx_begin(e) == EL_OK) {
+			json_t *data = json_pack("{s:s, s:s}", "role", roles[j], "error", w.msg);
+			engine_audit(e, "system", "revocation.failed", NULL, data);
+			engine_notify(e, "revocation_failed", NULL, NULL, 0, data);
+			json_decref(data);
+			engine_tx_commit(e);
+			log_err("%s", w.msg);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (steps[i] == NULL)
+			continue;
+		if (st[i] == EL_OK) {
+			json_object_set_new(steps[i], "attempts", json_integer(rs[i].attempts + 1));
+			mark_ended(e, &rs[i], steps[i]);
+		} else {
+			json_t *er = json_object_get(steps[i], "error");
+			reschedule(e, &rs[i], er ? json_string_value(er) : el_strerror(st[i]));
+		}
+	}
+out:
+	for (i = 0; rs && gs && i < n; i++) {
+		store_request_free(&rs[i]);
+		store_grant_free(&gs[i]);
+		if (steps)
+			json_decref(steps[i]);
+	}
+	for (j = 0; j < nroles; j++)
+		free(roles[j]);
+	free(roles);
+	free(rs);
+	free(gs);
+	free(steps);
+	free(st);
+}

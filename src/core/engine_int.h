@@ -1,0 +1,136 @@
+/*
+ * engine_int.h — the engine's private state, shared by engine*.c only. Nothing outside
+ * src/core/engine*.c includes this file.
+ */
+#ifndef ELEVATE_ENGINE_INT_H
+#define ELEVATE_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "elevate/audit.h"
+#include "elevate/aws.h"
+#include "elevate/config.h"
+#include "elevate/engine.h"
+#include "elevate/policy.h"
+#include "elevate/store.h"
+#include "elevate/template.h"
+#include "elevate/token.h"
+
+#define ENGINE_HIST_BUCKETS 12
+
+struct hist {
+	_Atomic uint64_t bucket[ENGINE_HIST_BUCKETS];   /* cumulative on output */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_us;
+};
+
+struct aws_stat {
+	char service[8];
+	char action[40];
+	char outcome[48];
+	uint64_t count;
+	double sum;
+	uint64_t bucket[ENGINE_HIST_BUCKETS];
+};
+
+struct role_info {
+	char name[72];
+	char id[64];
+	int max_session;
+	int64_t fetched_at;
+};
+
+struct engine {
+	const struct config *cfg;
+	struct store *store;
+	pthread_mutex_t policy_mu;
+	struct policy *policy;            /* current; take with engine_policy() */
+	struct template_set *templates;   /* NULL when the directory is missing (no mail) */
+	struct aws_client *aws;
+	struct token_key *token_key;
+	unsigned char *audit_sk;          /* 64 bytes, sodium_malloc */
+	unsigned char *audit_pk;          /* 32 bytes */
+	unsigned char *box_key;           /* 32 bytes, sodium_malloc */
+	int broker_chained;               /* the broker's own creds are a role session */
+
+	/* reaper */
+	pthread_t reaper;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake_cv;
+	int wake;
+	int stopping;
+	int threads_started;
+	/* mailer */
+	pthread_t mailer;
+	pthread_cond_t mail_cv;
+	int mail_wake;
+
+	/* activations in flight: request ids, so two racing approvals mint once */
+	pthread_mutex_t act_mu;
+	char **activating;
+	size_t nactivating;
+
+	/* audit export */
+	pthread_mutex_t export_mu;
+	int64_t exported_seq;
+	int64_t checkpoint_seq;
+
+	/* role id / max session cache */
+	pthread_mutex_t role_mu;
+	struct role_info *roles;
+	size_t nroles;
+
+	/* metrics */
+	pthread_mutex_t stat_mu;
+	struct aws_stat *stats;
+	size_t nstats;
+	struct hist revoke_lag;           /* seconds from window end to ended */
+	_Atomic uint64_t approvals_total, denials_total, auth_refused_total;
+	_Atomic uint64_t mail_sent_total, mail_failed_total, revocations_failed_total;
+	_Atomic uint64_t tokens_refused_total;
+};
+
+/* The current policy, retained: release with policy_release(). */
+struct policy *engine_policy(struct engine *e);
+
+/* Transactions that also export the audit trail and wake the threads after commit. */
+enum el_err engine_tx_begin(struct engine *e);
+enum el_err engine_tx_commit(struct engine *e);
+void engine_tx_rollback(struct engine *e);
+void engine_wake_reaper(struct engine *e);
+void engine_wake_mailer(struct engine *e);
+
+/* Request JSON for the API (with approvals, quorum, grant, sessions). New ref. */
+json_t *engine_request_json(struct engine *e, const struct store_request *r);
+/* Audit inside a transaction, logging (never failing silently). */
+enum el_err engine_audit(struct engine *e, const char *actor, const char *event,
+    const char *request_id, json_t *data);
+
+/* engine_aws.c */
+/* pending -> active: mints the first credentials (or applies an approved extension). */
+enum el_err engine_activate(struct engine *e, const char *id);
+/* Mints fresh credentials for an active grant under its session name. */
+enum el_err engine_remint(struct engine *e, const char *id);
+/* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
+void engine_end_grants(struct engine *e, char **ids, size_t n);
+void engine_aws_observer(void *arg, const char *service, const char *action,
+    const char *outcome, double seconds);
+enum el_err engine_decrypt_creds(struct engine *e, const struct store_grant *g,
+    json_t **creds);
+
+/* engine_mail.c: renders `tmpl` for each user and queues it (inside a transaction). */
+enum el_err engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
+    const char *const *users, size_t nusers, json_t *extra);
+/* Queues the approval-request mail with a token link to every eligible approver. */
+enum el_err engine_notify_approvers(struct engine *e, const struct store_request *r);
+void *engine_mailer_main(void *arg);
+
+/* engine_sched.c */
+void *engine_reaper_main(void *arg);
+enum el_err engine_resume(struct engine *e);
+void hist_observe(struct hist *h, double seconds);
+extern const double engine_hist_bounds[ENGINE_HIST_BUCKETS];
+
+#endif

@@ -1,0 +1,298 @@
+/*
+ * engine_mail.c — owns the engine's mail: the template context of a request, queueing
+ * mails in the durable outbox inside the transaction of the event that causes them, the
+ * approval-request mails with their signed links, and the mailer thread that sends with
+ * retries and backoff.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "elevate/log.h"
+#include "elevate/mail.h"
+#include "engine_int.h"
+
+#define MAIL_RENDER_MAX (256 * 1024)
+
+json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
+    const char *recipient);
+
+static void
+set_time(json_t *o, const char *key, int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return;
+	el_format_time(t, buf, sizeof(buf));
+	json_object_set_new(o, key, json_string(buf));
+}
+
+json_t *
+engine_mail_ctx(struct engine *e, const struct store_request *r, const char *recipient)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp = policy_profile(p, r->profile);
+	char dur[32], win[96], a[32], b[32];
+	json_t *o;
+
+	el_format_duration(r->duration, dur, sizeof(dur));
+	o = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:s?, s:s?, s:s}",
+	    "request_id", r->id, "requester", r->requester, "profile", r->profile,
+	    "role_arn", r->role_arn, "account", pp ? pp->account : NULL, "duration", dur,
+	    "reason", r->reason, "ticket", r->ticket, "recipient", recipient,
+	    "public_url", e->cfg->public_url);
+	if (pp != NULL)
+		json_object_set_new(o, "approvals_required", json_integer(pp->approvals_required));
+	json_object_set_new(o, "region", json_string(r->region ? r->region : ""));
+	set_time(o, "expires", r->pending_until);
+	set_time(o, "window_start", r->window_start);
+	set_time(o, "window_end", r->window_end);
+	set_time(o, "ended_at", r->ended_at);
+	set_time(o, "decided_at", r->decided_at);
+	if (r->window_start > 0) {
+		el_format_time(r->window_start, a, sizeof(a));
+		el_format_time(r->window_end, b, sizeof(b));
+		snprintf(win, sizeof(win), "%s to %s", a, b);
+	} else
+		snprintf(win, sizeof(win), "%s from approval", dur);
+	json_object_set_new(o, "window", json_string(win));
+	if (r->failure_code != NULL) {
+		json_object_set_new(o, "aws_code", json_string(r->failure_code));
+		json_object_set_new(o, "aws_message", json_string(r->failure_message ?
+		    r->failure_message : ""));
+	}
+	policy_release(p);
+	return o;
+}
+
+/* Builds one message for `to` and queues it. Inside the caller's transaction. */
+static enum el_err
+queue_mail(struct engine *e, const char *tmpl, const char *request_id, const char *to,
+    json_t *ctx)
+{
+	struct template_mail m;
+	struct mail_msg msg;
+	struct dbuf out;
+	struct el_why w = {{0}};
+	char msgid[160], rnd[20];
+	int64_t id = 0;
+	enum el_err rc;
+
+	memset(&m, 0, sizeof(m));
+	memset(&msg, 0, sizeof(msg));
+	dbuf_init(&out, MAIL_MAX_SIZE);
+	if ((rc = template_render_mail(e->templates, tmpl, ctx, MAIL_RENDER_MAX, &m, &w))
+	    != EL_OK) {
+		log_err("mail %s to %s: %s", tmpl, to, w.msg);
+		goto out;
+	}
+	/* Stable per mail: a retried send carries the same Message-ID. */
+	el_random_id(rnd, sizeof(rnd), 16);
+	snprintf(msgid, sizeof(msgid), "<%s.%s.%s@elevate>", tmpl,
+	    request_id ? request_id : "none", rnd);
+	msg.from = e->cfg->smtp_from;
+	msg.to = &to;
+	msg.nto = 1;
+	msg.subject = m.subject;
+	msg.text = m.text;
+	msg.html = m.html;
+	msg.message_id = msgid;
+	msg.date = el_now();
+	if ((rc = mail_build(&msg, &out, &w)) != EL_OK) {
+		log_err("mail %s to %s: %s", tmpl, to, w.msg);
+		goto out;
+	}
+	rc = store_mail_enqueue(e->store, request_id, to, m.subject, out.p, el_now(), &id);
+out:
+	template_mail_free(&m);
+	dbuf_free_secret(&out);   /* approval mails carry a token */
+	return rc;
+}
+
+enum el_err
+engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
+    const char *const *users, size_t nusers, json_t *extra)
+{
+	struct policy *p;
+	const char **list = NULL;
+	size_t n = 0, i;
+	enum el_err rc = EL_OK;
+
+	if (e->cfg->smtp_url == NULL || e->templates == NULL)
+		return EL_OK;   /* mail not configured: the API and audit still tell */
+	p = engine_policy(e);
+	if (users == NULL) {
+		/* No recipients named: the security team (auditors). */
+		if ((list = calloc(p->nusers + 1, sizeof(*list))) == NULL) {
+			policy_release(p);
+			return EL_ENOMEM;
+		}
+		for (i = 0; i < p->nusers; i++)
+			if (e->cfg->auditors && policy_principal_has(p, e->cfg->auditors,
+			    p->users[i].name))
+				list[n++] = p->users[i].name;
+		users = list;
+		nusers = n;
+	}
+	for (i = 0; i < nusers && rc == EL_OK; i++) {
+		const struct pol_user *u = policy_user(p, users[i]);
+		json_t *ctx;
+
+		if (u == NULL || u->email == NULL)
+			continue;
+		if (r != NULL)
+			ctx = engine_mail_ctx(e, r, u->name);
+		else
+			ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "request_id", "",
+			    "requester", "", "profile", "", "duration", "", "recipient", u->name,
+			    "public_url", e->cfg->public_url, "role_arn", "");
+		if (extra != NULL)
+			json_object_update(ctx, extra);
+		rc = queue_mail(e, tmpl, r ? r->id : NULL, u->email, ctx);
+		json_decref(ctx);
+	}
+	free(list);
+	policy_release(p);
+	return rc;
+}
+
+enum el_err
+engine_notify_approvers(struct engine *e, const struct store_request *r)
+{
+	struct policy *p;
+	const char **who = NULL;
+	size_t n = 0, i;
+	enum el_err rc = EL_OK;
+
+	if (e->cfg->smtp_url == NULL || e->templates == NULL)
+		return EL_OK;
+	p = engine_policy(e);
+	if ((rc = policy_approvers_for(p, r->profile, r->requester, &who, &n)) != EL_OK) {
+		policy_release(p);
+		return rc;
+	}
+	for (i = 0; i < n && rc == EL_OK; i++) {
+		const struct pol_user *u = policy_user(p, who[i]);
+		char *tok = NULL, link[1024];
+		json_t *ctx;
+
+		if (u == NULL || u->email == NULL)
+			continue;
+		/* One token per approver per request; it expires with the request. */
+		if ((rc = token_issue(e->token_key, r->id, u->name, r->pending_until, &tok))
+		    != EL_OK)
+			break;
+		snprintf(link, sizeof(link), "%s/approve/%s", e->cfg->public_url, tok);
+		free(tok);
+		ctx = engine_mail_ctx(e, r, u->name);
+		json_object_set_new(ctx, "link", json_string(link));
+		rc = queue_mail(e, "approval_request", r->id, u->email, ctx);
+		explicit_bzero(link, sizeof(link));
+		json_decref(ctx);
+	}
+	free(who);
+	policy_release(p);
+	return rc;
+}
+
+/* ---- the mailer thread ---- */
+
+static void
+send_one(struct engine *e, struct store_mail *m)
+{
+	struct mail_server srv;
+	struct el_why w = {{0}};
+	struct dbuf msg;
+	const char *rcpt[1] = {m->rcpt};
+	char *password = NULL;
+	enum el_err rc;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.url = e->cfg->smtp_url;
+	srv.username = e->cfg->smtp_username;
+	srv.require_starttls = e->cfg->smtp_require_starttls;
+	srv.timeout_ms = (long)e->cfg->smtp_timeout * 1000;
+	if (e->cfg->smtp_password_file != NULL &&
+	    mail_read_password_file(e->cfg->smtp_password_file, &password, &w) != EL_OK) {
+		rc = EL_ECONFIG;
+		goto done;
+	}
+	srv.password = password;
+	dbuf_init(&msg, MAIL_MAX_SIZE);
+	dbuf_adds(&msg, m->message);
+	rc = mail_send(&srv, e->cfg->smtp_from, rcpt, 1, &msg, &w);
+	dbuf_free_secret(&msg);
+done:
+	if (password != NULL)
+		mail_password_free(password);
+	m->attempts++;
+	free(m->last_error);
+	m->last_error = rc == EL_OK ? NULL : strdup(w.msg);
+	if (rc == EL_OK)
+		el_strlcpy(m->state, "sent", sizeof(m->state));
+	else if (m->attempts >= e->cfg->mail_max_attempts)
+		el_strlcpy(m->state, "failed", sizeof(m->state));
+	else {
+		int64_t delay = m->attempts < 9 ? (1LL << m->attempts) : 300;
+		m->next_attempt_at = el_now() + (delay > 300 ? 300 : delay);
+	}
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	store_mail_update(e->store, m);
+	if (rc == EL_OK)
+		atomic_fetch_add(&e->mail_sent_total, 1);
+	if (strcmp(m->state, "failed") == 0) {
+		json_t *data = json_pack("{s:I, s:s, s:s, s:i}", "mail_id", (json_int_t)m->id,
+		    "rcpt", m->rcpt, "error", w.msg, "attempts", m->attempts);
+		engine_audit(e, "system", "mail.failed", m->request_id, data);
+		json_decref(data);
+		atomic_fetch_add(&e->mail_failed_total, 1);
+		log_err("mail %lld to %s failed for good after %d attempts: %s",
+		    (long long)m->id, m->rcpt, m->attempts, w.msg);
+	} else if (rc != EL_OK)
+		log_warn("mail %lld to %s: %s (attempt %d, retrying)", (long long)m->id, m->rcpt,
+		    w.msg, m->attempts);
+	else
+		log_info("mail %lld sent to %s: %s", (long long)m->id, m->rcpt, m->subject);
+	engine_tx_commit(e);
+}
+
+void *
+engine_mailer_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		struct store_mail m;
+		struct timespec ts;
+		int64_t next;
+
+		pthread_mutex_lock(&e->wake_mu);
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->wake_mu);
+			break;
+		}
+		pthread_mutex_unlock(&e->wake_mu);
+		if (e->cfg->smtp_url != NULL && store_mail_next(e->store, el_now(), &m) == EL_OK) {
+			send_one(e, &m);
+			store_mail_free(&m);
+			continue;
+		}
+		next = e->cfg->smtp_url ? store_mail_next_due(e->store) : INT64_MAX;
+		pthread_mutex_lock(&e->wake_mu);
+		while (!e->stopping && !e->mail_wake) {
+			if (next == INT64_MAX) {
+				pthread_cond_wait(&e->mail_cv, &e->wake_mu);
+				continue;
+			}
+			ts.tv_sec = (time_t)next;
+			ts.tv_nsec = 0;
+			if (pthread_cond_timedwait(&e->mail_cv, &e->wake_mu, &ts) != 0)
+				break;
+		}
+		e->mail_wake = 0;
+		pthread_mutex_unlock(&e->wake_mu);
+	}
+	return NULL;
+}

@@ -1,0 +1,272 @@
+/*
+ * engine_sched.c — owns time in the engine: the reaper thread that sleeps until the
+ * earliest deadline (a pending request's TTL, an active window's end, an ending grant's
+ * next attempt), then lapses, ends and revokes; start-up recovery; and /metrics.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "elevate/log.h"
+#include "engine_int.h"
+
+#define SWEEP_BATCH 1000
+
+static void
+free_ids(char **ids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/* pending past pending_until -> lapsed. */
+static void
+lapse_due(struct engine *e, int64_t now)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	if (store_request_due(e->store, "pending", "pending_until", now, SWEEP_BATCH, &ids, &n)
+	    != EL_OK)
+		return;
+	for (i = 0; i < n; i++) {
+		struct store_request r;
+		const char *who[1];
+
+		if (engine_tx_begin(e) != EL_OK)
+			break;
+		if (store_request_get(e->store, ids[i], &r) != EL_OK) {
+			engine_tx_rollback(e);
+			continue;
+		}
+		el_strlcpy(r.state, "lapsed", sizeof(r.state));
+		r.decided_at = now;
+		who[0] = r.requester;
+		if (store_request_update(e->store, &r) != EL_OK ||
+		    engine_audit(e, "system", "request.lapsed", r.id, NULL) != EL_OK ||
+		    engine_notify(e, "lapsed", &r, who, 1, NULL) != EL_OK)
+			engine_tx_rollback(e);
+		else {
+			engine_tx_commit(e);
+			log_info("request %s lapsed: no decision in time", r.id);
+		}
+		store_request_free(&r);
+	}
+	free_ids(ids, n);
+}
+
+/* active past window_end -> ending, all in one transaction. Returns how many. */
+static size_t
+end_windows(struct engine *e, int64_t now)
+{
+	char **ids = NULL;
+	size_t n = 0, i, done = 0;
+
+	if (store_request_due(e->store, "active", "window_end", now, SWEEP_BATCH, &ids, &n)
+	    != EL_OK || n == 0) {
+		free_ids(ids, n);
+		return 0;
+	}
+	if (engine_tx_begin(e) == EL_OK) {
+		for (i = 0; i < n; i++) {
+			if (store_request_set_state(e->store, ids[i], "active", "ending", now)
+			    != EL_OK)
+				continue;
+			engine_audit(e, "system", "grant.window_ended", ids[i], NULL);
+			done++;
+		}
+		if (engine_tx_commit(e) != EL_OK)
+			done = 0;
+	}
+	free_ids(ids, n);
+	return done;
+}
+
+/* Every ending grant whose next attempt is due: one sweep, batched per role. */
+static void
+revoke_due(struct engine *e, int64_t now)
+{
+	char **ids = NULL;
+	size_t n = 0;
+
+	if (store_request_due(e->store, "ending", "next_attempt_at", now, SWEEP_BATCH, &ids, &n)
+	    != EL_OK)
+		return;
+	if (n > 0)
+		engine_end_grants(e, ids, n);
+	free_ids(ids, n);
+}
+
+/* Pending requests whose quorum is met but that never activated (a crash in between). */
+static void
+activate_stranded(struct engine *e)
+{
+	struct store_filter f;
+	struct store_request *v = NULL;
+	size_t n = 0, i;
+
+	memset(&f, 0, sizeof(f));
+	f.state = "pending";
+	f.limit = 10000;
+	if (store_request_list(e->store, &f, &v, &n) != EL_OK)
+		return;
+	for (i = 0; i < n; i++) {
+		json_t *j = engine_request_json(e, &v[i]);
+		if (j != NULL && json_is_true(json_object_get(json_object_get(j, "quorum"), "met")))
+			engine_activate(e, v[i].id);
+		json_decref(j);
+		store_request_free(&v[i]);
+	}
+	free(v);
+}
+
+static void
+sweep(struct engine *e)
+{
+	int64_t now = el_now();
+
+	lapse_due(e, now);
+	end_windows(e, now);
+	revoke_due(e, now);
+}
+
+enum el_err
+engine_resume(struct engine *e)
+{
+	activate_stranded(e);
+	sweep(e);
+	return EL_OK;
+}
+
+void *
+engine_reaper_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		struct timespec ts;
+		int64_t next;
+
+		sweep(e);
+		next = store_next_deadline(e->store);
+		pthread_mutex_lock(&e->wake_mu);
+		while (!e->stopping && !e->wake) {
+			if (next == INT64_MAX) {
+				pthread_cond_wait(&e->wake_cv, &e->wake_mu);
+				continue;
+			}
+			/* Wake exactly at the deadline second (CLOCK_REALTIME, like the windows). */
+			ts.tv_sec = (time_t)next;
+			ts.tv_nsec = 0;
+			if (pthread_cond_timedwait(&e->wake_cv, &e->wake_mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		e->wake = 0;
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->wake_mu);
+			break;
+		}
+		pthread_mutex_unlock(&e->wake_mu);
+	}
+	return NULL;
+}
+
+/* ---- metrics ---- */
+
+static void
+metric_hist(struct dbuf *b, const char *name, const char *labels, const uint64_t *bucket,
+    uint64_t count, double sum)
+{
+	uint64_t cum = 0;
+	int i;
+
+	for (i = 0; i < ENGINE_HIST_BUCKETS; i++) {
+		cum += bucket[i];
+		if (i == ENGINE_HIST_BUCKETS - 1)
+			dbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+			    *labels ? "," : "", (unsigned long long)cum);
+		else
+			dbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
+			    *labels ? "," : "", engine_hist_bounds[i], (unsigned long long)cum);
+	}
+	dbuf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+	    (unsigned long long)count);
+}
+
+enum el_err
+engine_metrics(struct engine *e, struct dbuf *b)
+{
+	static const char *const states[] = {"pending", "active", "ending", "ended", "denied",
+	    "cancelled", "lapsed", "failed"};
+	json_t *counts = store_request_counts(e->store), *mail = store_mail_counts(e->store);
+	char **ids = NULL;
+	size_t n = 0, i;
+	uint64_t bucket[ENGINE_HIST_BUCKETS];
+
+	dbuf_adds(b, "# HELP elevate_requests Requests by state.\n# TYPE elevate_requests gauge\n");
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		dbuf_printf(b, "elevate_requests{state=\"%s\"} %lld\n", states[i],
+		    (long long)json_integer_value(json_object_get(counts, states[i])));
+	dbuf_printf(b, "# HELP elevate_approvals_total Approval votes.\n"
+	    "# TYPE elevate_approvals_total counter\nelevate_approvals_total %llu\n"
+	    "# HELP elevate_denials_total Denials.\n# TYPE elevate_denials_total counter\n"
+	    "elevate_denials_total %llu\n"
+	    "# HELP elevate_auth_refused_total Refused API signatures.\n"
+	    "# TYPE elevate_auth_refused_total counter\nelevate_auth_refused_total %llu\n"
+	    "# HELP elevate_tokens_refused_total Refused approval links.\n"
+	    "# TYPE elevate_tokens_refused_total counter\nelevate_tokens_refused_total %llu\n",
+	    (unsigned long long)e->approvals_total, (unsigned long long)e->denials_total,
+	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total);
+	/* Overdue: ending grants whose window ended more than a second ago. */
+	if (store_request_due(e->store, "ending", "next_attempt_at", INT64_MAX - 1, 100000, &ids,
+	    &n) == EL_OK) {
+		size_t overdue = 0;
+		for (i = 0; i < n; i++) {
+			struct store_request r;
+			if (store_request_get(e->store, ids[i], &r) == EL_OK) {
+				if (el_now() > r.window_end + 1)
+					overdue++;
+				store_request_free(&r);
+			}
+		}
+		dbuf_printf(b, "# HELP elevate_revocations_overdue Grants past their window end "
+		    "whose revocation has not finished.\n# TYPE elevate_revocations_overdue gauge\n"
+		    "elevate_revocations_overdue %zu\n", overdue);
+		free_ids(ids, n);
+	}
+	dbuf_printf(b, "# HELP elevate_revocation_failures_total Failed revocation attempts "
+	    "(retried).\n# TYPE elevate_revocation_failures_total counter\n"
+	    "elevate_revocation_failures_total %llu\n",
+	    (unsigned long long)e->revocations_failed_total);
+	dbuf_adds(b, "# HELP elevate_revocation_lag_seconds From window end to revocation "
+	    "done.\n# TYPE elevate_revocation_lag_seconds histogram\n");
+	for (i = 0; i < ENGINE_HIST_BUCKETS; i++)
+		bucket[i] = e->revoke_lag.bucket[i];
+	metric_hist(b, "elevate_revocation_lag_seconds", "", bucket, e->revoke_lag.count,
+	    (double)e->revoke_lag.sum_us / 1e6);
+	dbuf_printf(b, "# HELP elevate_outbox Mails by state.\n# TYPE elevate_outbox gauge\n"
+	    "elevate_outbox{state=\"queued\"} %lld\nelevate_outbox{state=\"sent\"} %lld\n"
+	    "elevate_outbox{state=\"failed\"} %lld\n",
+	    (long long)json_integer_value(json_object_get(mail, "queued")),
+	    (long long)json_integer_value(json_object_get(mail, "sent")),
+	    (long long)json_integer_value(json_object_get(mail, "failed")));
+	dbuf_adds(b, "# HELP elevate_aws_call_duration_seconds AWS calls by service, action "
+	    "and outcome.\n# TYPE elevate_aws_call_duration_seconds histogram\n");
+	pthread_mutex_lock(&e->stat_mu);
+	for (i = 0; i < e->nstats; i++) {
+		char labels[160];
+		snprintf(labels, sizeof(labels), "service=\"%s\",action=\"%s\",outcome=\"%s\"",
+		    e->stats[i].service, e->stats[i].action, e->stats[i].outcome);
+		metric_hist(b, "elevate_aws_call_duration_seconds", labels, e->stats[i].bucket,
+		    e->stats[i].count, e->stats[i].sum);
+	}
+	pthread_mutex_unlock(&e->stat_mu);
+	json_decref(counts);
+	json_decref(mail);
+	return EL_OK;
+}

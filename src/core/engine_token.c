@@ -1,0 +1,212 @@
+/*
+ * engine_token.c — owns the approval links: checking a token (signature, expiry, request
+ * still pending, approver still an approver, not decided yet, single use), the context
+ * of the approval and result pages, and the decision a POST makes. Every refusal is
+ * audited with its reason; a GET never changes state.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "elevate/log.h"
+#include "engine_int.h"
+
+enum el_err engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
+    const char *comment, const char *via, json_t **out, struct el_why *w);
+json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
+    const char *recipient);
+
+struct refusal {
+	int status;
+	const char *reason;     /* audit code */
+	const char *title;
+	const char *message;
+};
+
+static const struct refusal R_INVALID = {403, "invalid", "Invalid link",
+	"This link is not valid. Use the link from the email exactly as it was sent."};
+static const struct refusal R_EXPIRED = {410, "expired", "This link has expired",
+	"The request was not decided in time. The requester can ask again."};
+static const struct refusal R_DECIDED = {409, "already_decided", "Already decided",
+	"This request has already been decided."};
+static const struct refusal R_VOTED = {409, "already_decided", "Already decided",
+	"You have already decided this request."};
+static const struct refusal R_NOT_APPROVER = {403, "not_an_approver",
+	"You are no longer an approver", "The policy no longer lets you approve this request."};
+static const struct refusal R_USED = {409, "used", "This link was already used",
+	"Each link can be used once."};
+
+static json_t *
+refusal_ctx(struct engine *e, const struct store_request *r, const struct refusal *f)
+{
+	json_t *ctx = r ? engine_mail_ctx(e, r, NULL) : json_object();
+
+	json_object_set_new(ctx, "public_url", json_string(e->cfg->public_url));
+	json_object_set_new(ctx, "title", json_string(f->title));
+	json_object_set_new(ctx, "message", json_string(f->message));
+	json_object_set_new(ctx, "refused", json_true());
+	return ctx;
+}
+
+static void
+audit_refusal(struct engine *e, const char *approver, const char *request_id,
+    const struct refusal *f, const char *method)
+{
+	json_t *data = json_pack("{s:s, s:s}", "reason", f->reason, "method", method);
+
+	atomic_fetch_add(&e->tokens_refused_total, 1);
+	if (engine_tx_begin(e) == EL_OK) {
+		engine_audit(e, approver && *approver ? approver : "anonymous", "token.refused",
+		    request_id, data);
+		engine_tx_commit(e);
+	}
+	json_decref(data);
+	log_info("approval link refused (%s) for %s", f->reason,
+	    request_id ? request_id : "unknown request");
+}
+
+/*
+ * Every check a link must pass. On EL_OK, r is loaded (caller frees) and c is filled;
+ * otherwise *ctx is the refusal page and *status its code (already audited).
+ */
+static enum el_err
+check_token(struct engine *e, const char *token, const char *method, struct token_claims *c,
+    struct store_request *r, json_t **ctx, int *status)
+{
+	struct policy *p;
+	struct el_why w = {{0}};
+	struct store_approval *ap = NULL;
+	size_t nap = 0, i;
+	const struct refusal *f = NULL;
+	enum el_err rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = token_verify(e->token_key, token, el_now(), c, &w);
+	if (rc != EL_OK) {
+		/* An expired token still names its request and approver (signature held). */
+		f = rc == EL_ESTATE ? &R_EXPIRED : &R_INVALID;
+		audit_refusal(e, rc == EL_ESTATE ? c->approver : NULL,
+		    rc == EL_ESTATE ? c->request_id : NULL, f, method);
+		*ctx = refusal_ctx(e, NULL, f);
+		*status = f->status;
+		return EL_EAUTH;
+	}
+	if (store_request_get(e->store, c->request_id, r) != EL_OK) {
+		audit_refusal(e, c->approver, NULL, &R_INVALID, method);
+		*ctx = refusal_ctx(e, NULL, &R_INVALID);
+		*status = R_INVALID.status;
+		return EL_EAUTH;
+	}
+	if (strcmp(r->state, "pending") != 0)
+		f = strcmp(r->state, "lapsed") == 0 ? &R_EXPIRED : &R_DECIDED;
+	if (f == NULL) {
+		p = engine_policy(e);
+		if (policy_check_approver(p, r->profile, r->requester, c->approver, NULL) != EL_OK)
+			f = &R_NOT_APPROVER;
+		policy_release(p);
+	}
+	if (f == NULL && store_approval_list(e->store, r->id, &ap, &nap) == EL_OK) {
+		for (i = 0; i < nap; i++)
+			if (strcmp(ap[i].approver, c->approver) == 0)
+				f = &R_VOTED;
+		store_approvals_free(ap, nap);
+	}
+	if (f != NULL) {
+		audit_refusal(e, c->approver, r->id, f, method);
+		*ctx = refusal_ctx(e, r, f);
+		*status = f->status;
+		store_request_free(r);
+		return EL_EAUTH;
+	}
+	return EL_OK;
+}
+
+enum el_err
+engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status)
+{
+	struct token_claims c;
+	struct store_request r;
+	json_t *req, *apps;
+
+	memset(&c, 0, sizeof(c));
+	if (check_token(e, token, "GET", &c, &r, ctx, status) != EL_OK)
+		return EL_OK;
+	*ctx = engine_mail_ctx(e, &r, c.approver);
+	json_object_set_new(*ctx, "approver", json_string(c.approver));
+	if ((req = engine_request_json(e, &r)) != NULL) {
+		apps = json_object_get(req, "approvals");
+		json_object_set(*ctx, "approvals", apps);
+		json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)
+		    json_array_size(apps)));
+		json_decref(req);
+	}
+	*status = 200;
+	store_request_free(&r);
+	return EL_OK;
+}
+
+enum el_err
+engine_token_decide(struct engine *e, const char *token, bool approve, const char *comment,
+    json_t **ctx, int *status)
+{
+	struct token_claims c;
+	struct store_request r;
+	struct el_why w = {{0}};
+	json_t *out = NULL;
+	enum el_err rc;
+
+	memset(&c, 0, sizeof(c));
+	if (check_token(e, token, "POST", &c, &r, ctx, status) != EL_OK)
+		return EL_OK;
+	/* Single use, even if a later policy change made the same approver vote again. */
+	if (engine_tx_begin(e) != EL_OK) {
+		store_request_free(&r);
+		return EL_EDB;
+	}
+	if (store_nonce_use(e->store, "token", c.nonce_hex, c.approver, el_now()) != EL_OK) {
+		engine_tx_rollback(e);
+		audit_refusal(e, c.approver, r.id, &R_USED, "POST");
+		*ctx = refusal_ctx(e, &r, &R_USED);
+		*status = R_USED.status;
+		store_request_free(&r);
+		return EL_OK;
+	}
+	engine_tx_commit(e);
+	rc = engine_decide_as(e, c.approver, r.id, approve, comment, "email", &out, &w);
+	*ctx = engine_mail_ctx(e, &r, c.approver);
+	json_object_set_new(*ctx, "public_url", json_string(e->cfg->public_url));
+	if (rc != EL_OK) {
+		json_object_set_new(*ctx, "title", json_string("Not recorded"));
+		json_object_set_new(*ctx, "message", json_string(w.msg));
+		json_object_set_new(*ctx, "refused", json_true());
+		*status = rc == EL_EPERM ? 403 : 409;
+	} else {
+		const char *state = json_string_value(json_object_get(out, "state"));
+		json_object_set_new(*ctx, approve ? "approved" : "denied", json_true());
+		json_object_set_new(*ctx, "title", json_string(approve ? "Approved" : "Denied"));
+		json_object_set_new(*ctx, "message", json_string(!approve ?
+		    "The request was denied. The requester has been told." :
+		    state && strcmp(state, "active") == 0 ?
+		    "Your approval completed the quorum: access is now active." :
+		    state && strcmp(state, "failed") == 0 ?
+		    "Your approval was recorded, but AWS refused the role; the requester has been told." :
+		    "Your approval was recorded. More approvals are needed."));
+		if (comment != NULL)
+			json_object_set_new(*ctx, "comment", json_string(comment));
+		*status = 200;
+	}
+	json_decref(out);
+	store_request_free(&r);
+	return EL_OK;
+}
+
+enum el_err
+engine_render_page(struct engine *e, const char *name, json_t *ctx, char **out)
+{
+	struct el_why w = {{0}};
+	enum el_err rc;
+
+	rc = template_render(e->templates, name, ctx, TEMPLATE_OUT_MAX, out, &w);
+	if (rc != EL_OK)
+		log_err("render %s: %s", name, w.msg);
+	return rc;
+}

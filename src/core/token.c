@@ -1,0 +1,305 @@
+/*
+ * token.c — owns the broker's token-signing key (state_dir/token.key) and the approval
+ * link tokens it signs and verifies. The format is described in token.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "elevate/el.h"
+#include "elevate/token.h"
+
+#define TOKEN_VERSION  1
+#define SIG_LEN        crypto_sign_BYTES
+#define SEED_LEN       crypto_sign_SEEDBYTES
+/* Signed before the payload: a signature made for anything else never verifies here. */
+static const char token_context[] = "elevate approval token v1";
+#define CTX_LEN        (sizeof(token_context))   /* the NUL is part of it */
+#define PAYLOAD_MIN    (1 + 1 + 1 + 1 + 1 + 8 + TOKEN_NONCE_LEN)
+#define PAYLOAD_MAX    (1 + 1 + TOKEN_FIELD_MAX + 1 + TOKEN_FIELD_MAX + 8 + TOKEN_NONCE_LEN)
+#define KEYFILE_MAX    128      /* base64 of a 32-byte seed and a newline */
+
+struct token_key {
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+};
+
+/* Builds the key from a seed in sodium_malloc'd memory left read-only. */
+static enum el_err
+key_from_seed(const unsigned char seed[SEED_LEN], struct token_key **out)
+{
+	struct token_key *k;
+
+	if ((k = sodium_malloc(sizeof(*k))) == NULL)
+		return EL_ENOMEM;
+	crypto_sign_seed_keypair(k->pk, k->sk, seed);
+	sodium_mprotect_readonly(k);
+	*out = k;
+	return EL_OK;
+}
+
+void
+token_key_free(struct token_key *key)
+{
+	if (key == NULL)
+		return;
+	sodium_mprotect_readwrite(key);
+	sodium_memzero(key, sizeof(*key));
+	sodium_free(key);
+}
+
+void
+token_key_public(const struct token_key *key, unsigned char pk[32])
+{
+	memcpy(pk, key->pk, crypto_sign_PUBLICKEYBYTES);
+}
+
+static enum el_err
+key_load(const char *path, struct token_key **out, struct el_why *w)
+{
+	char buf[KEYFILE_MAX + 1];
+	unsigned char seed[SEED_LEN];
+	struct stat st;
+	size_t len = 0, n;
+	ssize_t got;
+	int fd;
+	enum el_err r = EL_OK;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return el_fail(w, errno == ENOENT ? EL_ENOENT : EL_EIO, "%s: %s", path,
+		    strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = el_fail(w, EL_ECONFIG, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((st.st_mode & 077) != 0) {
+		r = el_fail(w, EL_ECONFIG, "%s: mode %03o lets others read or change the token "
+		    "key; run chmod 600 on it", path, (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		r = el_fail(w, EL_ECONFIG, "%s: owned by uid %u, not by this user (uid %u)",
+		    path, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		got = read(fd, buf + len, sizeof(buf) - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	if (len > KEYFILE_MAX) {
+		r = el_fail(w, EL_ECONFIG, "%s: not a token key (too long)", path);
+		goto out;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	if (el_b64_decode(buf, seed, sizeof(seed), &n) != EL_OK || n != SEED_LEN) {
+		r = el_fail(w, EL_ECONFIG, "%s: not a token key (want the base64 of %d bytes)",
+		    path, SEED_LEN);
+		goto out;
+	}
+	if ((r = key_from_seed(seed, out)) != EL_OK)
+		el_fail(w, r, "token key: out of secure memory");
+out:
+	close(fd);
+	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(seed, sizeof(seed));
+	return r;
+}
+
+/*
+ * Writes a new key next to path and links it into place: link(2) fails if another
+ * process created the key first, and then that key is the one everybody uses.
+ */
+static enum el_err
+key_create(const char *path, struct el_why *w)
+{
+	char tmp[PATH_MAX];
+	char b64[sodium_base64_ENCODED_LEN(SEED_LEN, sodium_base64_VARIANT_ORIGINAL) + 1];
+	unsigned char seed[SEED_LEN];
+	size_t len, off = 0;
+	ssize_t n;
+	int fd = -1;
+	enum el_err r = EL_OK;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid()) >= sizeof(tmp))
+		return el_fail(w, EL_EINVAL, "%s: path too long", path);
+	randombytes_buf(seed, sizeof(seed));
+	sodium_bin2base64(b64, sizeof(b64) - 1, seed, sizeof(seed),
+	    sodium_base64_VARIANT_ORIGINAL);
+	len = strlen(b64);
+	b64[len++] = '\n';
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		n = write(fd, b64 + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (link(tmp, path) != 0 && errno != EEXIST)
+		r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	sodium_memzero(seed, sizeof(seed));
+	sodium_memzero(b64, sizeof(b64));
+	return r;
+}
+
+enum el_err
+token_key_load_or_create(const char *state_dir, struct token_key **out, struct el_why *w)
+{
+	char path[PATH_MAX];
+	enum el_err r;
+
+	*out = NULL;
+	if (sodium_init() < 0)
+		return el_fail(w, EL_ECRYPTO, "libsodium failed to initialise");
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", state_dir, TOKEN_KEY_FILE) >=
+	    sizeof(path))
+		return el_fail(w, EL_EINVAL, "%s: path too long", state_dir);
+	r = key_load(path, out, w);
+	if (r != EL_ENOENT)
+		return r;
+	if (el_mkdirs(state_dir, 0700) != EL_OK)
+		return el_fail(w, EL_EIO, "%s: cannot create directory: %s", state_dir,
+		    strerror(errno));
+	if ((r = key_create(path, w)) != EL_OK)
+		return r;
+	return key_load(path, out, w);
+}
+
+static int
+field_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > TOKEN_FIELD_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+enum el_err
+token_issue(const struct token_key *key, const char *request_id, const char *approver,
+    int64_t expiry, char **out)
+{
+	unsigned char msg[CTX_LEN + PAYLOAD_MAX + SIG_LEN];
+	unsigned char *p = msg + CTX_LEN, *q;
+	size_t rl, al, plen;
+	uint64_t e = (uint64_t)expiry;
+	int i;
+
+	*out = NULL;
+	if (request_id == NULL || approver == NULL)
+		return EL_EINVAL;
+	rl = strlen(request_id);
+	al = strlen(approver);
+	if (!field_ok(request_id, rl) || !field_ok(approver, al))
+		return EL_EINVAL;
+	memcpy(msg, token_context, CTX_LEN);
+	q = p;
+	*q++ = TOKEN_VERSION;
+	*q++ = (unsigned char)rl;
+	memcpy(q, request_id, rl);
+	q += rl;
+	*q++ = (unsigned char)al;
+	memcpy(q, approver, al);
+	q += al;
+	for (i = 7; i >= 0; i--)
+		*q++ = (unsigned char)(e >> (8 * i));
+	randombytes_buf(q, TOKEN_NONCE_LEN);
+	q += TOKEN_NONCE_LEN;
+	plen = (size_t)(q - p);
+	/* The signature goes right after the payload: the token is payload || signature. */
+	crypto_sign_detached(q, NULL, msg, CTX_LEN + plen, key->sk);
+	if ((*out = el_b64url_encode(p, plen + SIG_LEN)) == NULL)
+		return EL_ENOMEM;
+	return EL_OK;
+}
+
+enum el_err
+token_verify(const struct token_key *key, const char *tok, int64_t now,
+    struct token_claims *out, struct el_why *w)
+{
+	unsigned char raw[TOKEN_MAX_LEN];   /* decoded is 3/4 of the text: enough */
+	unsigned char msg[CTX_LEN + PAYLOAD_MAX];
+	const unsigned char *p, *sig;
+	size_t n, plen, rl, al, off;
+	uint64_t e = 0;
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	if (tok == NULL || strnlen(tok, TOKEN_MAX_LEN + 1) > TOKEN_MAX_LEN)
+		return el_fail(w, EL_EAUTH, "invalid link: token too long");
+	if (el_b64url_decode(tok, raw, sizeof(raw), &n) != EL_OK)
+		return el_fail(w, EL_EAUTH, "invalid link: not a token");
+	if (n < PAYLOAD_MIN + SIG_LEN || n > PAYLOAD_MAX + SIG_LEN)
+		return el_fail(w, EL_EAUTH, "invalid link: wrong token length");
+	plen = n - SIG_LEN;
+	p = raw;
+	sig = raw + plen;
+	memcpy(msg, token_context, CTX_LEN);
+	memcpy(msg + CTX_LEN, p, plen);
+	if (crypto_sign_verify_detached(sig, msg, CTX_LEN + plen, key->pk) != 0)
+		return el_fail(w, EL_EAUTH, "invalid link: bad signature");
+	/* Signed by us, so well formed unless the format changed: check anyway. */
+	if (p[0] != TOKEN_VERSION)
+		return el_fail(w, EL_EAUTH, "invalid link: unknown token version %u", p[0]);
+	rl = p[1];
+	off = 2 + rl;
+	if (rl == 0 || rl > TOKEN_FIELD_MAX || off + 1 > plen)
+		goto bad;
+	al = p[off];
+	if (al == 0 || al > TOKEN_FIELD_MAX || off + 1 + al + 8 + TOKEN_NONCE_LEN != plen)
+		goto bad;
+	if (!field_ok((const char *)p + 2, rl) || !field_ok((const char *)p + off + 1, al))
+		goto bad;
+	memcpy(out->request_id, p + 2, rl);
+	memcpy(out->approver, p + off + 1, al);
+	off += 1 + al;
+	for (i = 0; i < 8; i++)
+		e = (e << 8) | p[off + (size_t)i];
+	out->expiry = (int64_t)e;
+	el_hex(p + off + 8, TOKEN_NONCE_LEN, out->nonce_hex);
+	if (now >= out->expiry)
+		return el_fail(w, EL_ESTATE, "link expired");
+	return EL_OK;
+bad:
+	memset(out, 0, sizeof(*out));
+	return el_fail(w, EL_EAUTH, "invalid link: malformed token");
+}

@@ -1,0 +1,507 @@
+/*
+ * util.c — owns the shared helpers declared in el.h: error strings, bounded buffers,
+ * durations, times, base64/hex, whole-file I/O and random ids.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "elevate/el.h"
+
+static const char *const el_errs[EL__MAX] = {
+	[EL_OK] = "ok",
+	[EL_ENOMEM] = "out of memory",
+	[EL_EINVAL] = "invalid input",
+	[EL_ENOENT] = "not found",
+	[EL_EEXIST] = "already exists",
+	[EL_EPERM] = "not allowed",
+	[EL_ESTATE] = "wrong state",
+	[EL_ETOOBIG] = "too large",
+	[EL_EIO] = "I/O error",
+	[EL_EDB] = "store error",
+	[EL_ECRYPTO] = "cryptographic failure",
+	[EL_EAUTH] = "authentication failed",
+	[EL_EPARSE] = "malformed document",
+	[EL_ENET] = "network error",
+	[EL_ETIMEOUT] = "timed out",
+	[EL_EAWS] = "AWS error",
+	[EL_ECONFIG] = "configuration error",
+};
+
+const char *
+el_strerror(enum el_err e)
+{
+	if ((int)e < 0 || e >= EL__MAX || el_errs[e] == NULL)
+		return "unknown error";
+	return el_errs[e];
+}
+
+enum el_err
+el_fail(struct el_why *w, enum el_err e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+void
+dbuf_init(struct dbuf *b, size_t max)
+{
+	b->p = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+static enum el_err
+dbuf_grow(struct dbuf *b, size_t need)
+{
+	size_t ncap;
+	char *np;
+
+	if (need > b->max || need + 1 < need)
+		return EL_ETOOBIG;
+	if (need + 1 <= b->cap)
+		return EL_OK;
+	ncap = b->cap ? b->cap : 256;
+	while (ncap < need + 1)
+		ncap *= 2;
+	if (ncap > b->max + 1)
+		ncap = b->max + 1;
+	np = realloc(b->p, ncap);
+	if (np == NULL)
+		return EL_ENOMEM;
+	b->p = np;
+	b->cap = ncap;
+	return EL_OK;
+}
+
+enum el_err
+dbuf_add(struct dbuf *b, const void *data, size_t len)
+{
+	enum el_err r;
+
+	if ((r = dbuf_grow(b, b->len + len)) != EL_OK)
+		return r;
+	if (len > 0)
+		memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+	return EL_OK;
+}
+
+enum el_err
+dbuf_adds(struct dbuf *b, const char *s)
+{
+	return dbuf_add(b, s, strlen(s));
+}
+
+enum el_err
+dbuf_vprintf(struct dbuf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+	enum el_err r;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return EL_EINVAL;
+	if ((r = dbuf_grow(b, b->len + (size_t)n)) != EL_OK)
+		return r;
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return EL_OK;
+}
+
+enum el_err
+dbuf_printf(struct dbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	enum el_err r;
+
+	va_start(ap, fmt);
+	r = dbuf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void
+dbuf_reset(struct dbuf *b)
+{
+	b->len = 0;
+	if (b->p != NULL)
+		b->p[0] = '\0';
+}
+
+void
+dbuf_free(struct dbuf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void
+dbuf_free_secret(struct dbuf *b)
+{
+	if (b->p != NULL)
+		sodium_memzero(b->p, b->cap);
+	dbuf_free(b);
+}
+
+char *
+dbuf_take(struct dbuf *b)
+{
+	char *p = b->p;
+
+	if (p == NULL)
+		p = strdup("");
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+size_t
+el_strlcpy(char *dst, const char *src, size_t dstsize)
+{
+	size_t n = strlen(src);
+
+	if (dstsize > 0) {
+		size_t c = n < dstsize - 1 ? n : dstsize - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+enum el_err
+el_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return EL_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return EL_EINVAL;
+	*out = v;
+	return EL_OK;
+}
+
+#define DURATION_MAX (366LL * 86400)
+
+enum el_err
+el_parse_duration(const char *s, int64_t *secs)
+{
+	int64_t total = 0;
+	const char *p = s;
+	int seen = 0, last_rank = 5;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 32)
+		return EL_EINVAL;
+	while (*p != '\0') {
+		int64_t v = 0, mult;
+		int digits = 0, rank;
+
+		while (*p >= '0' && *p <= '9') {
+			v = v * 10 + (*p - '0');
+			if (v > DURATION_MAX)
+				return EL_EINVAL;
+			p++;
+			digits++;
+		}
+		if (digits == 0)
+			return EL_EINVAL;
+		switch (*p) {
+		case 'd': mult = 86400; rank = 4; p++; break;
+		case 'h': mult = 3600; rank = 3; p++; break;
+		case 'm': mult = 60; rank = 2; p++; break;
+		case 's': mult = 1; rank = 1; p++; break;
+		case '\0':
+			if (seen)   /* "1h30" is ambiguous */
+				return EL_EINVAL;
+			mult = 1; rank = 0; break;
+		default:
+			return EL_EINVAL;
+		}
+		if (rank >= last_rank)   /* units must go from large to small, once each */
+			return EL_EINVAL;
+		last_rank = rank;
+		total += v * mult;
+		if (total > DURATION_MAX)
+			return EL_EINVAL;
+		seen = 1;
+	}
+	if (total <= 0)
+		return EL_EINVAL;
+	*secs = total;
+	return EL_OK;
+}
+
+void
+el_format_duration(int64_t secs, char *buf, size_t len)
+{
+	char tmp[64];
+	int n = 0;
+	int64_t d = secs / 86400, h = (secs % 86400) / 3600, m = (secs % 3600) / 60,
+	    s = secs % 60;
+
+	tmp[0] = '\0';
+	if (secs <= 0) {
+		snprintf(buf, len, "0s");
+		return;
+	}
+	if (d)
+		n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%lldd", (long long)d);
+	if (h)
+		n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%lldh", (long long)h);
+	if (m)
+		n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%lldm", (long long)m);
+	if (s)
+		snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%llds", (long long)s);
+	snprintf(buf, len, "%s", tmp);
+}
+
+int64_t
+el_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t
+el_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+el_format_time(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+enum el_err
+el_parse_time(const char *s, int64_t *t)
+{
+	struct tm tm;
+	const char *p;
+	time_t v;
+
+	if (s == NULL)
+		return EL_EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (p == NULL)
+		return EL_EINVAL;
+	if (*p == '.') {
+		p++;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0 && strcmp(p, "z") != 0)
+		return EL_EINVAL;
+	v = timegm(&tm);
+	if (v == (time_t)-1)
+		return EL_EINVAL;
+	*t = (int64_t)v;
+	return EL_OK;
+}
+
+static char *
+b64_encode(const unsigned char *in, size_t len, int variant)
+{
+	size_t n = sodium_base64_encoded_len(len, variant);
+	char *out = malloc(n);
+
+	if (out == NULL)
+		return NULL;
+	sodium_bin2base64(out, n, in, len, variant);
+	return out;
+}
+
+char *
+el_b64_encode(const unsigned char *in, size_t len)
+{
+	return b64_encode(in, len, sodium_base64_VARIANT_ORIGINAL);
+}
+
+char *
+el_b64url_encode(const unsigned char *in, size_t len)
+{
+	return b64_encode(in, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static enum el_err
+b64_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen, int variant)
+{
+	const char *end;
+	size_t n;
+
+	if (in == NULL)
+		return EL_EINVAL;
+	if (sodium_base642bin(out, outcap, in, strlen(in), NULL, &n, &end, variant) != 0 ||
+	    *end != '\0')
+		return EL_EINVAL;
+	*outlen = n;
+	return EL_OK;
+}
+
+enum el_err
+el_b64_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen)
+{
+	return b64_decode(in, out, outcap, outlen, sodium_base64_VARIANT_ORIGINAL);
+}
+
+enum el_err
+el_b64url_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen)
+{
+	return b64_decode(in, out, outcap, outlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+void
+el_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hx[in[i] >> 4];
+		out[2 * i + 1] = hx[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+enum el_err
+el_read_file(const char *path, size_t max, char **out, size_t *outlen, struct el_why *w)
+{
+	struct dbuf b;
+	char chunk[8192];
+	ssize_t n;
+	int fd;
+	enum el_err r = EL_OK;
+
+	dbuf_init(&b, max);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return el_fail(w, errno == ENOENT ? EL_ENOENT : EL_EIO, "%s: %s", path,
+		    strerror(errno));
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (dbuf_add(&b, chunk, (size_t)n) != EL_OK) {
+			r = el_fail(w, EL_ETOOBIG, "%s: larger than %zu bytes", path, max);
+			break;
+		}
+	}
+	close(fd);
+	if (r != EL_OK) {
+		dbuf_free(&b);
+		return r;
+	}
+	if (outlen != NULL)
+		*outlen = b.len;
+	*out = dbuf_take(&b);
+	return *out ? EL_OK : EL_ENOMEM;
+}
+
+enum el_err
+el_write_file(const char *path, const void *data, size_t len, int mode, struct el_why *w)
+{
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
+		return el_fail(w, EL_EINVAL, "%s: path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+	if (fchmod(fd, (mode_t)mode) != 0)
+		goto fail;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
+	}
+	return EL_OK;
+fail:
+	el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+	close(fd);
+	unlink(tmp);
+	return EL_EIO;
+}
+
+enum el_err
+el_mkdirs(const char *path, int mode)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (el_strlcpy(buf, path, sizeof(buf)) >= sizeof(buf))
+		return EL_EINVAL;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+			return EL_EIO;
+		*p = '/';
+	}
+	if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+		return EL_EIO;
+	return EL_OK;
+}
+
+void
+el_random_id(char *buf, size_t len, size_t nbytes)
+{
+	static const char alpha[] = "abcdefghijkmnpqrstuvwxyz23456789";   /* 32, no look-alikes */
+	size_t i;
+
+	if (len == 0)
+		return;
+	for (i = 0; i < nbytes && i + 1 < len; i++)
+		buf[i] = alpha[randombytes_uniform(32)];
+	buf[i] = '\0';
+}

@@ -1,0 +1,526 @@
+/*
+ * http.c — owns the listener: libmicrohttpd set-up with ceilings (connections, header
+ * memory, body size, timeouts), the router over the route groups, request signature
+ * checks for signed routes, and JSON/page responses with their security headers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "elevate/log.h"
+#include "elevate/reqsig.h"
+#include "http.h"
+
+#define HEADER_MEMORY (32 * 1024)
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct engine *engine;
+	const struct config *cfg;
+	char *cert, *key;
+};
+
+static const struct route_group *const groups[] = {
+	&routes_requests, &routes_approve, &routes_misc,
+};
+
+static void
+add_common_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+}
+
+int
+http_json(struct http_req *rq, unsigned status, json_t *body)
+{
+	struct MHD_Response *r;
+	char *s;
+	int ret;
+
+	s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (s == NULL)
+		s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+	if (s == NULL)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	add_common_headers(r);
+	ret = MHD_queue_response(rq->conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int
+http_error(struct http_req *rq, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[EL_WHYLEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return http_json(rq, status, json_pack("{s:{s:s, s:s}}", "error", "code", code,
+	    "message", msg));
+}
+
+int
+http_engine_error(struct http_req *rq, enum el_err e, const struct el_why *w)
+{
+	unsigned status;
+	const char *code;
+
+	switch (e) {
+	case EL_EINVAL: status = 400; code = "bad_request"; break;
+	case EL_EPARSE: status = 400; code = "invalid_json"; break;
+	case EL_EAUTH: status = 401; code = "unauthorized"; break;
+	case EL_EPERM: status = 403; code = "forbidden"; break;
+	case EL_ENOENT: status = 404; code = "not_found"; break;
+	case EL_EEXIST: status = 409; code = "conflict"; break;
+	case EL_ESTATE: status = 409; code = "conflict"; break;
+	case EL_ETOOBIG: status = 413; code = "payload_too_large"; break;
+	case EL_EAWS: status = 502; code = "aws_error"; break;
+	case EL_ETIMEOUT: status = 504; code = "timeout"; break;
+	default: status = 500; code = "internal"; break;
+	}
+	return http_error(rq, status, code, "%s", w && w->msg[0] ? w->msg : el_strerror(e));
+}
+
+int
+http_page(struct http_req *rq, unsigned status, const char *content_type, char *body)
+{
+	struct MHD_Response *r;
+	int ret;
+
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", content_type);
+	add_common_headers(r);
+	/* Pages need no script at all; forms post back to us only. */
+	MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; "
+	    "style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+	    "base-uri 'none'");
+	ret = MHD_queue_response(rq->conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+json_t *
+http_body_json(struct http_req *rq, int *result)
+{
+	json_error_t je;
+	json_t *j;
+
+	if (rq->body.len == 0)
+		return json_object();
+	j = json_loadb(rq->body.p, rq->body.len, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL) {
+		*result = http_error(rq, 400, "invalid_json", "malformed JSON at line %d column %d: "
+		    "%.200s", je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		*result = http_error(rq, 400, "invalid_json", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent- and '+'-decoding into a new string. NULL on a bad escape or a NUL byte. */
+static char *
+form_decode(const char *s, size_t len)
+{
+	char *out = malloc(len + 1), *o = out;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '+')
+			*o++ = ' ';
+		else if (s[i] == '%') {
+			int h, l;
+			if (i + 2 >= len) {
+				free(out);
+				return NULL;
+			}
+			h = hexval(s[i + 1]);
+			l = hexval(s[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+				free(out);
+				return NULL;
+			}
+			*o++ = (char)(h * 16 + l);
+			i += 2;
+		} else
+			*o++ = s[i];
+	}
+	*o = '\0';
+	return out;
+}
+
+json_t *
+http_parse_form(const char *s, size_t len)
+{
+	json_t *o = json_object();
+	size_t i = 0;
+
+	while (o != NULL && i < len) {
+		size_t j = i, eq;
+		char *k, *v;
+
+		while (j < len && s[j] != '&')
+			j++;
+		for (eq = i; eq < j && s[eq] != '='; eq++)
+			;
+		k = form_decode(s + i, eq - i);
+		v = eq < j ? form_decode(s + eq + 1, j - eq - 1) : strdup("");
+		if (k == NULL || v == NULL) {
+			free(k);
+			free(v);
+			json_decref(o);
+			return NULL;
+		}
+		if (*k != '\0') {
+			json_t *js = json_string(v);   /* NULL when not UTF-8 */
+			if (js == NULL) {
+				free(k);
+				free(v);
+				json_decref(o);
+				return NULL;
+			}
+			json_object_set_new(o, k, js);
+		}
+		free(k);
+		free(v);
+		i = j + 1;
+	}
+	return o;
+}
+
+/* ---- routing ---- */
+
+static int
+match(const char *pattern, const char *path, struct http_req *rq)
+{
+	int ncap = 0;
+
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			const char *end = strchr(path, '/');
+			size_t n = end ? (size_t)(end - path) : strlen(path);
+			if (n == 0 || ncap >= HTTP_MAX_CAPTURES)
+				return 0;
+			if ((rq->captures[ncap] = strndup(path, n)) == NULL)
+				return 0;
+			ncap++;
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern != *path)
+			goto no;
+		pattern++;
+		path++;
+	}
+	if (*pattern == '\0' && *path == '\0')
+		return 1;
+no:
+	while (ncap > 0) {
+		free(rq->captures[--ncap]);
+		rq->captures[ncap] = NULL;
+	}
+	return 0;
+}
+
+static int
+authenticate(struct http_req *rq)
+{
+	struct reqsig_fields f;
+	struct el_why w = {{0}};
+	const char *code = "bad_signature", *sig;
+
+	memset(&f, 0, sizeof(f));
+	f.method = rq->method;
+	f.path_query = rq->uri;
+	f.user = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-User");
+	f.date = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Date");
+	f.nonce = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Nonce");
+	sig = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Signature");
+	f.body = rq->body.p;
+	f.body_len = rq->body.len;
+	if (f.user == NULL || sig == NULL)
+		return http_error(rq, 401, "unauthorized", "this call must be signed: use the "
+		    "elevate CLI (elevate init) or see docs/API.md");
+	if (strlen(f.user) > 64) {
+		return http_error(rq, 401, "unknown_user", "unknown user");
+	}
+	if (engine_authenticate(rq->engine, &f, sig, &code, &w) != EL_OK)
+		return http_error(rq, 401, code, "%s", w.msg);
+	rq->user = f.user;
+	return -1;   /* authenticated: go on */
+}
+
+static int
+dispatch(struct http_req *rq)
+{
+	size_t g, i;
+	int path_known = 0;
+
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		for (i = 0; i < groups[g]->nroutes; i++) {
+			const struct route *rt = &groups[g]->routes[i];
+			int ret;
+
+			if (!match(rt->pattern, rq->path, rq))
+				continue;
+			if (strcmp(rt->method, rq->method) != 0) {
+				path_known = 1;
+				for (ret = 0; ret < HTTP_MAX_CAPTURES; ret++) {
+					free(rq->captures[ret]);
+					rq->captures[ret] = NULL;
+				}
+				continue;
+			}
+			if (rt->auth == ROUTE_SIGNED && (ret = authenticate(rq)) != -1)
+				return ret;
+			return rt->handler(rq);
+		}
+	if (path_known)
+		return http_error(rq, 405, "method_not_allowed", "%s is not allowed on %s",
+		    rq->method, rq->path);
+	return http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static void *
+uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_server *s = cls;
+	struct http_req *rq = calloc(1, sizeof(*rq));
+	char *q;
+
+	(void)conn;
+	if (rq == NULL)
+		return NULL;
+	rq->engine = s->engine;
+	rq->cfg = s->cfg;
+	dbuf_init(&rq->body, (size_t)s->cfg->max_body);
+	if (strlen(uri) > HTTP_MAX_URI) {
+		rq->uri_too_long = 1;
+		uri = "/";
+	}
+	el_strlcpy(rq->uri, uri, sizeof(rq->uri));
+	rq->pathbuf = strdup(rq->uri);
+	if (rq->pathbuf == NULL) {
+		free(rq);
+		return NULL;
+	}
+	rq->path = rq->pathbuf;
+	if ((q = strchr(rq->pathbuf, '?')) != NULL) {
+		*q = '\0';
+		rq->query = q + 1;
+	} else
+		rq->query = "";
+	return rq;
+}
+
+static void
+completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *rq = *con_cls;
+	int i;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq == NULL)
+		return;
+	for (i = 0; i < HTTP_MAX_CAPTURES; i++)
+		free(rq->captures[i]);
+	dbuf_free_secret(&rq->body);
+	free(rq->pathbuf);
+	free(rq);
+	*con_cls = NULL;
+}
+
+static enum MHD_Result
+access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct http_req *rq = *con_cls;
+	const char *cl;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	if (rq == NULL)
+		return MHD_NO;
+	rq->conn = conn;
+	rq->method = method;
+	if (rq->uri_too_long)
+		return (enum MHD_Result)http_error(rq, 414, "uri_too_long", "the URL is longer "
+		    "than %d bytes", HTTP_MAX_URI);
+	if (!rq->started) {
+		/* First call: headers only. Refuse early when the declared length is too big. */
+		rq->started = 1;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			long long n;
+			if (el_parse_int(cl, 0, INT64_MAX, &n) == EL_OK && n > rq->cfg->max_body)
+				return (enum MHD_Result)http_error(rq, 413, "payload_too_large",
+				    "the body is larger than %lld bytes", (long long)rq->cfg->max_body);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!rq->too_big && dbuf_add(&rq->body, upload_data, *upload_data_size) != EL_OK)
+			rq->too_big = 1;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->too_big)
+		return (enum MHD_Result)http_error(rq, 413, "payload_too_large", "the body is "
+		    "larger than %lld bytes", (long long)rq->cfg->max_body);
+	return (enum MHD_Result)dispatch(rq);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("http: %s", buf);
+}
+
+static enum el_err
+parse_listen(const char *listen, struct sockaddr_in *sa, struct el_why *w)
+{
+	char host[64];
+	const char *colon = strrchr(listen, ':');
+	long long port;
+
+	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
+		return el_fail(w, EL_ECONFIG, "listen %s: expected address:port", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	if (el_parse_int(colon + 1, 0, 65535, &port) != EL_OK)
+		return el_fail(w, EL_ECONFIG, "listen %s: bad port", listen);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (strcmp(host, "localhost") == 0)
+		el_strlcpy(host, "127.0.0.1", sizeof(host));
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return el_fail(w, EL_ECONFIG, "listen %s: %s is not an IPv4 address", listen, host);
+	return EL_OK;
+}
+
+enum el_err
+http_start(const struct config *cfg, struct engine *e, struct http_server **out,
+    struct el_why *w)
+{
+	struct http_server *s;
+	struct sockaddr_in sa;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_ERROR_LOG;
+	enum el_err r;
+
+	if ((r = parse_listen(cfg->listen, &sa, w)) != EL_OK)
+		return r;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return EL_ENOMEM;
+	s->engine = e;
+	s->cfg = cfg;
+	if (cfg->tls_cert != NULL) {
+		if ((r = el_read_file(cfg->tls_cert, 1 << 20, &s->cert, NULL, w)) != EL_OK ||
+		    (r = el_read_file(cfg->tls_key, 1 << 20, &s->key, NULL, w)) != EL_OK) {
+			http_stop(s);
+			return r;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	if (cfg->tls_cert != NULL)
+		s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		    MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
+		    MHD_OPTION_END);
+	else
+		s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		    MHD_OPTION_END);
+	if (s->d == NULL) {
+		http_stop(s);
+		return el_fail(w, EL_EIO, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+	}
+	*out = s;
+	return EL_OK;
+}
+
+void
+http_quiesce(struct http_server *s)
+{
+	if (s != NULL && s->d != NULL)
+		MHD_quiesce_daemon(s->d);
+}
+
+void
+http_stop(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	if (s->key != NULL) {
+		explicit_bzero(s->key, strlen(s->key));
+		free(s->key);
+	}
+	free(s->cert);
+	free(s);
+}

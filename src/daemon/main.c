@@ -1,0 +1,223 @@
+/*
+ * main.c — elevated: parses arguments, loads and validates configuration (`check`),
+ * wires engine and HTTP server together, and handles signals (SIGHUP reloads policies,
+ * SIGTERM/SIGINT drain and exit).
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+
+#include "elevate/aws.h"
+#include "elevate/config.h"
+#include "elevate/engine.h"
+#include "elevate/log.h"
+#include "elevate/policy.h"
+#include "elevate/template.h"
+#include "http.h"
+
+#define VERSION "0.1.0"
+
+static const char usage_text[] =
+    "usage: elevated [--config FILE] [--log-level LEVEL]     serve\n"
+    "       elevated check [--config FILE] [--aws]           validate config, policies, templates\n"
+    "       elevated config-reference                        print every config key\n"
+    "\n"
+    "  --config FILE   default /etc/elevate/elevated.json (ELEVATED_CONFIG overrides)\n"
+    "  --aws           with check: also find the broker's AWS credentials and say where from\n"
+    "\n"
+    "Signals: SIGHUP reloads policies (a bad set keeps the old one), SIGTERM drains and exits.\n";
+
+static int
+run_check(const char *path, int aws)
+{
+	struct config cfg;
+	struct diags d;
+	struct policy *p = NULL;
+	struct template_set *ts = NULL;
+	int bad;
+
+	diags_init(&d);
+	config_load(path, &cfg, &d);
+	if (cfg.policies != NULL)
+		policy_load_dir(cfg.policies, &p, &d);
+	if (cfg.templates != NULL)
+		template_set_load(cfg.templates, &ts, &d);
+	if (aws && d.n == 0) {
+		struct aws_config ac;
+		struct aws_client *c = NULL;
+		struct el_why w = {{0}};
+		char src[128];
+
+		memset(&ac, 0, sizeof(ac));
+		ac.region = cfg.aws_region;
+		ac.endpoint_all = cfg.aws_endpoint;
+		ac.endpoint_sts = cfg.aws_endpoint_sts;
+		ac.endpoint_iam = cfg.aws_endpoint_iam;
+		ac.endpoint_ssm = cfg.aws_endpoint_ssm;
+		ac.endpoint_ec2 = cfg.aws_endpoint_ec2;
+		if (aws_client_new(&ac, &c, &w) != EL_OK ||
+		    aws_broker_creds_source(c, src, sizeof(src), &w) != EL_OK)
+			diags_add(&d, path, "$.aws", 0, 0, "no AWS credentials for the broker: %s", w.msg);
+		else
+			printf("AWS credentials: found (%s)\n", src);
+		aws_client_free(c);
+	}
+	diags_print(&d, stderr);
+	bad = d.n > 0;
+	if (!bad)
+		printf("configuration OK\n");
+	else
+		fprintf(stderr, "%zu problem%s found\n", d.n, d.n == 1 ? "" : "s");
+	if (p != NULL)
+		policy_release(p);
+	template_set_free(ts);
+	diags_free(&d);
+	config_free(&cfg);
+	return bad ? 1 : 0;
+}
+
+static enum log_level
+level_of(const char *s)
+{
+	if (strcmp(s, "error") == 0)
+		return LOG_LVL_ERR;
+	if (strcmp(s, "warn") == 0)
+		return LOG_LVL_WARN;
+	if (strcmp(s, "debug") == 0)
+		return LOG_LVL_DEBUG;
+	return LOG_LVL_INFO;
+}
+
+static int
+serve(const char *path, const char *level)
+{
+	struct config cfg;
+	struct diags d;
+	struct engine *e = NULL;
+	struct http_server *srv = NULL;
+	struct el_why w = {{0}};
+	sigset_t set;
+	int sig, rc = 1;
+
+	diags_init(&d);
+	if (config_load(path, &cfg, &d) != EL_OK) {
+		diags_print(&d, stderr);
+		diags_free(&d);
+		config_free(&cfg);
+		return 1;
+	}
+	diags_free(&d);
+	log_init("elevated", cfg.log_syslog, level_of(level ? level : cfg.log_level));
+	/* Block the signals in every thread; this one waits for them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (engine_open(&cfg, &e, &w) != EL_OK) {
+		log_err("cannot start: %s", w.msg);
+		goto out;
+	}
+	/* Overdue revocations are resumed before the listener opens. */
+	if (engine_start(e) != EL_OK) {
+		log_err("cannot start the engine threads");
+		goto out;
+	}
+	if (http_start(&cfg, e, &srv, &w) != EL_OK) {
+		log_err("%s", w.msg);
+		goto out;
+	}
+	log_info("elevated %s listening on %s (public URL %s)", VERSION, cfg.listen,
+	    cfg.public_url);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			struct diags pd;
+			diags_init(&pd);
+			if (engine_reload_policy(e, &pd) == EL_OK)
+				log_info("policies reloaded from %s", cfg.policies);
+			else {
+				size_t i;
+				for (i = 0; i < pd.n; i++)
+					log_err("policy reload: %s: %s: %s", pd.v[i].file ? pd.v[i].file : "",
+					    pd.v[i].path ? pd.v[i].path : "", pd.v[i].msg);
+				log_err("policy reload failed: keeping the previous policies");
+			}
+			diags_free(&pd);
+			continue;
+		}
+		log_info("signal %d: draining", sig);
+		break;
+	}
+	http_quiesce(srv);
+	rc = 0;
+out:
+	http_stop(srv);   /* waits for requests in flight */
+	engine_close(e);
+	config_free(&cfg);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"aws", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = getenv("ELEVATED_CONFIG"), *level = NULL, *cmd = NULL;
+	int c, aws = 0, rc;
+
+	if (config == NULL)
+		config = "/etc/elevate/elevated.json";
+	if (sodium_init() < 0)
+		fatalx("libsodium cannot initialise");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	log_init("elevated", 0, LOG_LVL_INFO);
+	if (argc > 1 && argv[1][0] != '-') {
+		cmd = argv[1];
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, "c:l:ahV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'l': level = optarg; break;
+		case 'a': aws = 1; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case 'V': printf("elevated %s\n", VERSION); return 0;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (cmd == NULL)
+		rc = serve(config, level);
+	else if (strcmp(cmd, "check") == 0)
+		rc = run_check(config, aws);
+	else if (strcmp(cmd, "config-reference") == 0) {
+		config_print_reference(stdout);
+		rc = 0;
+	} else {
+		fprintf(stderr, "elevated: unknown command %s\n%s", cmd, usage_text);
+		rc = 2;
+	}
+	curl_global_cleanup();
+	return rc;
+}

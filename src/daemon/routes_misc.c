@@ -1,0 +1,53 @@
+/*
+ * routes_misc.c — /healthz, /metrics (anyone on the listener) and the signed /v1/audit.
+ */
+#include <string.h>
+
+#include "http.h"
+
+static int
+healthz(struct http_req *rq)
+{
+	json_t *out = NULL;
+
+	if (engine_health(rq->engine, &out) != EL_OK)
+		return http_error(rq, 503, "unavailable", "the store does not answer");
+	return http_json(rq, 200, out);
+}
+
+static int
+metrics(struct http_req *rq)
+{
+	struct dbuf b;
+
+	dbuf_init(&b, 4 * 1024 * 1024);
+	if (engine_metrics(rq->engine, &b) != EL_OK) {
+		dbuf_free(&b);
+		return http_error(rq, 500, "internal", "cannot collect metrics");
+	}
+	return http_page(rq, 200, "text/plain; version=0.0.4", dbuf_take(&b));
+}
+
+static int
+audit(struct http_req *rq)
+{
+	struct el_why w = {{0}};
+	json_t *q, *out = NULL;
+	enum el_err e;
+
+	if ((q = http_parse_form(rq->query, strlen(rq->query))) == NULL)
+		return http_error(rq, 400, "bad_request", "malformed query string");
+	e = engine_audit_query(rq->engine, rq->user, q, &out, &w);
+	json_decref(q);
+	if (e != EL_OK)
+		return http_engine_error(rq, e, &w);
+	return http_json(rq, 200, out);
+}
+
+static const struct route routes[] = {
+	{"GET", "/healthz", ROUTE_PUBLIC, healthz},
+	{"GET", "/metrics", ROUTE_PUBLIC, metrics},
+	{"GET", "/v1/audit", ROUTE_SIGNED, audit},
+};
+
+const struct route_group routes_misc = {routes, sizeof(routes) / sizeof(routes[0])};

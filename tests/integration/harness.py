@@ -1,0 +1,422 @@
+"""Integration harness: starts the real bin/elevated against the AWS emulator (and a real
+SMTP server when asked) on loopback with a temporary state dir, and drives bin/elevate as
+real users with their own keys. Standard library + Debian's python3-cryptography."""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, 'bin')
+EMULATOR = os.path.join(ROOT, 'tests', 'aws-emulator', 'emulator.py')
+PY = '/usr/bin/python3'
+BROKER_KEY = 'AKIDBROKER0000000001'
+BROKER_SECRET = 'broker-secret-key-for-tests-only'
+ACCOUNT = '111122223333'
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=10.0, interval=0.05, what='condition'):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError('timed out waiting for %s (last: %r)' % (what, last))
+
+
+def iso(t):
+    return datetime.fromtimestamp(t, timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def parse_iso(s):
+    return datetime.strptime(s[:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=timezone.utc).timestamp()
+
+
+class Emulator:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        pf = os.path.join(self.tmp, 'emulator.port')
+        self.log = open(os.path.join(self.tmp, 'emulator.log'), 'w')
+        self.proc = subprocess.Popen([PY, EMULATOR, '--port', '0', '--port-file', pf, '--quiet'],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 20, what='emulator')
+        self.port = int(open(pf).read().strip())
+        self.url = 'http://127.0.0.1:%d' % self.port
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + '/_emulator/' + path, data=data, method=method,
+                                     headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def log_entries(self, since=0):
+        entries = self.control('GET', 'log')
+        if isinstance(entries, dict):
+            entries = entries.get('log', entries.get('entries', []))
+        return [e for e in entries if e.get('seq', 0) > since]
+
+    def last_seq(self):
+        entries = self.log_entries()
+        return entries[-1]['seq'] if entries else 0
+
+    def faults(self, **kw):
+        body = {'latency_ms': 0, 'throttle_rate': 0.0, 'error_rate': 0.0}
+        body.update(kw)
+        return self.control('POST', 'faults', body)
+
+    def clock(self, offset):
+        return self.control('POST', 'clock', {'offset': offset})
+
+    def state(self):
+        return self.control('GET', 'state')
+
+
+class User:
+    def __init__(self, name, cfgdir):
+        self.name = name
+        self.cfgdir = cfgdir
+        with open(os.path.join(cfgdir, 'key')) as f:
+            sk = base64.b64decode(f.read().strip())
+        self.seed, self.pk = sk[:32], sk[32:]
+        self.pubkey = 'ed25519:' + base64.b64encode(self.pk).decode()
+
+    def sign(self, method, path_query, date, nonce, body):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        s = '\n'.join(['elevate-request-v1', method, path_query, date, nonce, self.name,
+                       hashlib.sha256(body).hexdigest()])
+        sig = Ed25519PrivateKey.from_private_bytes(self.seed).sign(s.encode())
+        return 'ed25519=' + base64.b64encode(sig).decode()
+
+
+DEFAULT_PROFILES = {
+    'prod-readonly': {
+        'role_arn': 'arn:aws:iam::%s:role/ProdReadOnly' % ACCOUNT,
+        'region': 'ap-northeast-1',
+        'requesters': ['group:engineers'],
+        'approvers': ['group:sre-leads'],
+        'approvals_required': 1,
+        'default_duration': '15m', 'max_duration': '1h', 'pending_ttl': '30m',
+        'reason_required': True, 'ticket_pattern': '^(INC|CHG)-[0-9]+$',
+        'ssm': {'targets': ['i-0123456789abcdef0'], 'target_tags': {'env': 'prod'},
+                'documents': ['SSM-SessionManagerRunShell', 'AWS-StartPortForwardingSession']},
+    },
+    'prod-admin': {
+        'role_arn': 'arn:aws:iam::%s:role/ProdAdmin' % ACCOUNT,
+        'region': 'ap-northeast-1',
+        'requesters': ['group:engineers', 'group:sre-leads'],
+        'approvers': [{'from': 'group:sre-leads', 'count': 1}, {'from': 'group:security', 'count': 1}],
+        'default_duration': '10m', 'max_duration': '30m', 'pending_ttl': '10m',
+        'reason_required': True,
+    },
+    'dev': {
+        'role_arn': 'arn:aws:iam::%s:role/Dev' % ACCOUNT,
+        'region': 'ap-northeast-1',
+        'requesters': ['group:engineers', 'group:sre-leads'],
+        'approvers': ['group:sre-leads'],
+        'approvals_required': 1, 'allow_self_approval': False,
+        'default_duration': '15m', 'max_duration': '8h', 'pending_ttl': '30m',
+        'reason_required': False,
+    },
+}
+
+USERS = {'alice': 'engineers', 'bob': 'engineers', 'carol': 'sre-leads', 'dave': 'sre-leads',
+         'erin': 'security', 'frank': 'platform-admins'}
+
+
+class Broker:
+    """One elevated with its own state dir, policy and users."""
+
+    def __init__(self, emulator, tmp=None, profiles=None, config=None, smtp_port=None,
+                 users=None, env=None):
+        self.emulator = emulator
+        self.tmp = tmp or tempfile.mkdtemp(prefix='elevate-it-')
+        self.port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.state_dir = os.path.join(self.tmp, 'state')
+        self.policy_dir = os.path.join(self.tmp, 'policies')
+        self.audit_file = os.path.join(self.tmp, 'audit.jsonl')
+        self.proc = None
+        self.extra_env = env or {}
+        os.makedirs(self.policy_dir, exist_ok=True)
+        self.users = {}
+        for name in (users or USERS):
+            cfg = os.path.join(self.tmp, 'cfg', name)
+            r = subprocess.run([os.path.join(BIN, 'elevate'), 'init', '--server', self.url,
+                                '--user', name], env=dict(os.environ, ELEVATE_CONFIG_DIR=cfg,
+                                HOME=self.tmp), capture_output=True, text=True)
+            assert r.returncode == 0, 'elevate init failed: %s' % r.stderr
+            self.users[name] = User(name, cfg)
+        self.profiles = profiles or DEFAULT_PROFILES
+        self.write_policy()
+        self.config = {
+            'listen': '127.0.0.1:%d' % self.port,
+            'public_url': self.url,
+            'state_dir': self.state_dir,
+            'policies': self.policy_dir,
+            'templates': os.path.join(ROOT, 'templates'),
+            'aws': {'region': 'ap-northeast-1', 'endpoint': emulator.url},
+            'audit': {'file': self.audit_file},
+            'auditors': 'group:security',
+            'admins': 'group:platform-admins',
+            'log': {'level': 'debug'},
+        }
+        if smtp_port:
+            self.config['smtp'] = {'url': 'smtp://127.0.0.1:%d' % smtp_port,
+                                   'from': 'elevate@example.com', 'timeout': '5s'}
+        if config:
+            for k, v in config.items():
+                if isinstance(v, dict) and isinstance(self.config.get(k), dict):
+                    self.config[k].update(v)
+                else:
+                    self.config[k] = v
+        self.config_path = os.path.join(self.tmp, 'elevated.json')
+        self.write_config()
+
+    def write_policy(self):
+        groups = {}
+        for name, g in USERS.items():
+            if name in self.users:
+                groups.setdefault(g, []).append(name)
+        doc = {'users': {n: {'email': '%s@example.com' % n, 'keys': [u.pubkey]}
+                         for n, u in self.users.items()},
+               'groups': groups, 'profiles': self.profiles}
+        with open(os.path.join(self.policy_dir, 'policy.json'), 'w') as f:
+            json.dump(doc, f, indent=2)
+
+    def write_config(self):
+        with open(self.config_path, 'w') as f:
+            json.dump(self.config, f, indent=2)
+
+    def env(self):
+        e = dict(os.environ)
+        e.update({'AWS_ACCESS_KEY_ID': BROKER_KEY, 'AWS_SECRET_ACCESS_KEY': BROKER_SECRET,
+                  'AWS_EC2_METADATA_DISABLED': 'true', 'HOME': self.tmp})
+        e.pop('AWS_SESSION_TOKEN', None)
+        e.pop('AWS_PROFILE', None)
+        e.update(self.extra_env)
+        return e
+
+    def start(self, wait=True):
+        self.log = open(os.path.join(self.tmp, 'elevated.log'), 'a')
+        self.proc = subprocess.Popen([os.path.join(BIN, 'elevated'), '--config', self.config_path],
+                                     env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            def up():
+                if self.proc.poll() is not None:
+                    raise AssertionError('elevated exited with %s:\n%s' % (self.proc.returncode,
+                                         self.logtext()[-3000:]))
+                try:
+                    with urllib.request.urlopen(self.url + '/healthz', timeout=1) as r:
+                        return r.status == 200
+                except Exception:
+                    return False
+            wait_for(up, 20, what='elevated /healthz')
+        return self
+
+    def logtext(self):
+        try:
+            return open(os.path.join(self.tmp, 'elevated.log')).read()
+        except OSError:
+            return ''
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    # ---- CLI and API ----
+    def cli(self, user, *args, input=None, env=None, timeout=60):
+        e = dict(os.environ, ELEVATE_CONFIG_DIR=self.users[user].cfgdir, HOME=self.tmp,
+                 ELEVATE_CACHE_DIR=os.path.join(self.tmp, 'cache', user))
+        if env:
+            e.update(env)
+        return subprocess.run([os.path.join(BIN, 'elevate')] + list(args), input=input,
+                              capture_output=True, text=True, env=e, timeout=timeout)
+
+    def cli_json(self, user, *args, **kw):
+        r = self.cli(user, '--json', *args, **kw)
+        assert r.returncode == 0, 'elevate %s failed (%d): %s%s' % (' '.join(args), r.returncode,
+                                                                 r.stdout, r.stderr)
+        return json.loads(r.stdout)
+
+    def api(self, user, method, path, body=None, raw=None, date=None, nonce=None, sig=None,
+            headers=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b'')
+        date = date or iso(time.time())
+        nonce = nonce or base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip('=')
+        h = {'Content-Type': 'application/json', 'X-Elevate-User': user, 'X-Elevate-Date': date,
+             'X-Elevate-Nonce': nonce}
+        if user in self.users:
+            h['X-Elevate-Signature'] = sig or self.users[user].sign(method, path, date, nonce, data)
+        elif sig:
+            h['X-Elevate-Signature'] = sig
+        if headers:
+            h.update(headers)
+        req = urllib.request.Request(self.url + path, data=data if method != 'GET' else None,
+                                     method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b'null')
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw.decode(errors='replace')
+
+    def request(self, user='alice', profile='prod-readonly', duration='15m', reason='deploy fix',
+                ticket='INC-1', **kw):
+        body = {'profile': profile, 'duration': duration, 'reason': reason}
+        if ticket:
+            body['ticket'] = ticket
+        body.update(kw)
+        st, j = self.api(user, 'POST', '/v1/requests', body)
+        assert st == 201, 'create failed: %s %s' % (st, j)
+        return j
+
+    def get(self, rid, user='alice'):
+        st, j = self.api(user, 'GET', '/v1/requests/' + rid)
+        assert st == 200, 'get failed: %s %s' % (st, j)
+        return j
+
+    def approve(self, rid, user='carol', comment=None):
+        return self.api(user, 'POST', '/v1/requests/%s/approve' % rid,
+                        {'comment': comment} if comment else {})
+
+    # ---- audit ----
+    def audit(self, request_id=None):
+        db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
+        try:
+            rows = db.execute('SELECT seq, time, actor, event, request_id, data FROM audit '
+                              'ORDER BY seq').fetchall()
+        finally:
+            db.close()
+        out = [{'seq': r[0], 'time': r[1], 'actor': r[2], 'event': r[3], 'request_id': r[4],
+                'data': json.loads(r[5])} for r in rows]
+        if request_id:
+            out = [r for r in out if r['request_id'] == request_id]
+        return out
+
+    def events(self, request_id=None):
+        return [r['event'] for r in self.audit(request_id)]
+
+    def close(self):
+        self.stop()
+
+
+class SMTPServer:
+    """A real SMTP server (Debian's aiosmtpd) on loopback, saving each message to a dir."""
+
+    def __init__(self, tmp, port=None):
+        self.tmp = tmp
+        self.port = port or free_port()
+        self.dir = os.path.join(tmp, 'mail')
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    def start(self):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'smtp_sink.py')
+        self.proc = subprocess.Popen([PY, script, str(self.port), self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(('127.0.0.1', self.port), 0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, what='SMTP server')
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+    def messages(self):
+        import email
+        from email import policy
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith('.eml'):
+                with open(os.path.join(self.dir, name), 'rb') as f:
+                    raw = f.read()
+                msg = email.message_from_bytes(raw, policy=policy.default)
+                meta = json.load(open(os.path.join(self.dir, name[:-4] + '.json')))
+                out.append({'raw': raw, 'msg': msg, 'rcpt': meta['rcpt'], 'from': meta['from']})
+        return out
+
+
+class Ctx:
+    def __init__(self, root, emulator):
+        self.root = root
+        self.bin = BIN
+        self.emulator = emulator
+        self._cleanup = []
+
+    def broker(self, **kw):
+        b = Broker(self.emulator, **kw)
+        self._cleanup.append(b.close)
+        return b
+
+    def smtp(self, tmp):
+        s = SMTPServer(tmp)
+        self._cleanup.append(s.stop)
+        return s
+
+    def cleanup(self):
+        for fn in reversed(self._cleanup):
+            try:
+                fn()
+            except Exception:
+                pass
+        self._cleanup = []

@@ -1,0 +1,41 @@
+"""A loopback SMTP server for the tests (Debian's python3-aiosmtpd): each message is saved
+as N.eml with N.json holding the envelope."""
+import asyncio
+import json
+import os
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, outdir):
+        self.outdir = outdir
+        self.n = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.n += 1
+        base = os.path.join(self.outdir, '%06d-%d' % (self.n, int(time.time() * 1000)))
+        with open(base + '.eml', 'wb') as f:
+            f.write(envelope.original_content or envelope.content)
+        with open(base + '.json', 'w') as f:
+            json.dump({'from': envelope.mail_from, 'rcpt': envelope.rcpt_tos}, f)
+        return '250 OK'
+
+
+def main():
+    port, outdir = int(sys.argv[1]), sys.argv[2]
+    c = Controller(Sink(outdir), hostname='127.0.0.1', port=port)
+    c.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+
+
+if __name__ == '__main__':
+    main()

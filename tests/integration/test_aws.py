@@ -1,0 +1,187 @@
+"""Issue 3: approved requests become real, time-bound AWS credentials (against the
+emulator, which verifies every signature and enforces the session policy)."""
+import json
+import os
+import subprocess
+import time
+
+from harness import ACCOUNT, wait_for, parse_iso
+
+
+def _client(emu, service, creds):
+    import botocore.session
+    s = botocore.session.get_session()
+    return s.create_client(service, region_name='ap-northeast-1', endpoint_url=emu.url,
+                           aws_access_key_id=creds['AccessKeyId'],
+                           aws_secret_access_key=creds['SecretAccessKey'],
+                           aws_session_token=creds['SessionToken'])
+
+
+def _describe(emu, creds):
+    import botocore.exceptions
+    try:
+        _client(emu, 'ec2', creds).describe_instances()
+        return 'ok'
+    except botocore.exceptions.ClientError as e:
+        return e.response['Error']['Code']
+
+
+def _active(b, profile='dev', duration='5m', user='alice', approver='carol', ticket=None):
+    j = b.request(user=user, profile=profile, duration=duration, ticket=ticket)
+    st, d = b.approve(j['id'], approver)
+    assert st == 200 and d['state'] == 'active', (st, d)
+    return d
+
+
+def test_assume_role_parameters(ctx):
+    emu = ctx.emulator
+    b = ctx.broker().start()
+    since = emu.last_seq()
+    d = _active(b, duration='10m')
+    calls = [e for e in emu.log_entries(since) if e['action'] == 'AssumeRole']
+    assert len(calls) == 1, calls
+    p = calls[0]['params']
+    assert calls[0]['status'] == 200, calls[0]
+    assert p['RoleArn'] == 'arn:aws:iam::%s:role/Dev' % ACCOUNT
+    assert p['RoleSessionName'] == d['grant']['role_session_name']
+    assert p['SourceIdentity'] == 'alice'
+    assert int(p['DurationSeconds']) == 900          # 10 minutes: STS's floor
+    tags = {}
+    for k, v in p.items():
+        if k.startswith('Tags.member.') and k.endswith('.Key'):
+            tags[v] = p[k[:-4] + '.Value']
+    assert tags == {'elevate:request-id': d['id'], 'elevate:profile': 'dev'}, tags
+    pol = json.loads(p['Policy'])
+    for st in pol['Statement']:
+        if st['Effect'] == 'Allow':
+            assert st['Condition']['DateLessThan']['aws:CurrentTime'] == d['window_end'], pol
+    assert calls[0]['principal'] == 'broker'
+
+
+def test_credentials_die_at_window_end_without_iam(ctx):
+    emu = ctx.emulator
+    b = ctx.broker().start()
+    d = _active(b, duration='6s')
+    creds = b.cli_json('alice', 'creds', d['id'])
+    assert creds['Version'] == 1 and creds['AccessKeyId'].startswith('ASIA')
+    assert _describe(emu, creds) == 'ok'
+    since = emu.last_seq()
+    end = parse_iso(d['window_end'])
+    time.sleep(max(0, end - time.time()) + 0.5)
+    # EC2 answers a policy denial with UnauthorizedOperation (AWS's code for AccessDenied)
+    assert _describe(emu, creds) == 'UnauthorizedOperation'
+    iam = [e for e in emu.log_entries(since) if e['service'] == 'iam' and
+           e['action'] in ('PutRolePolicy', 'DeleteRolePolicy')]
+    assert iam == [], iam
+    # STS's own expiry is still 15 minutes away: only the session policy ended it
+    assert parse_iso(d['grant']['credentials_expire_at']) > end + 600
+    # and what the CLI hands to SDKs never claims more than the window
+    assert parse_iso(creds['Expiration']) <= end
+
+
+def test_aws_cli_with_credential_process(ctx):
+    emu = ctx.emulator
+    b = ctx.broker().start()
+    d = _active(b, profile='prod-readonly', duration='10m', ticket='INC-7')
+    awsdir = os.path.join(b.tmp, 'aws')
+    os.makedirs(awsdir, exist_ok=True)
+    cfgfile = os.path.join(awsdir, 'config')
+    with open(cfgfile, 'w') as f:
+        f.write('[profile elevate-prod]\nregion = ap-northeast-1\ncredential_process = %s creds '
+                '--profile prod-readonly\n' % os.path.join(ctx.bin, 'elevate'))
+    env = dict(os.environ, AWS_CONFIG_FILE=cfgfile,
+               AWS_SHARED_CREDENTIALS_FILE=os.path.join(awsdir, 'nothing'),
+               AWS_PROFILE='elevate-prod', ELEVATE_CONFIG_DIR=b.users['alice'].cfgdir,
+               ELEVATE_CACHE_DIR=os.path.join(b.tmp, 'cache', 'alice'), HOME=b.tmp)
+    for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'):
+        env.pop(k, None)
+    r = subprocess.run(['/usr/bin/aws', '--endpoint-url', emu.url, 'sts', 'get-caller-identity'],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ident = json.loads(r.stdout)
+    assert ident['Arn'] == d['grant']['assumed_role_arn'], (ident, d['grant'])
+    r = subprocess.run(['/usr/bin/aws', '--endpoint-url', emu.url, 'ec2', 'describe-instances'],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert 'i-0123456789abcdef0' in r.stdout
+    # the cache file is private
+    cache = os.path.join(b.tmp, 'cache', 'alice')
+    for root, _, files in os.walk(cache):
+        for fn in files:
+            assert os.stat(os.path.join(root, fn)).st_mode & 0o077 == 0
+
+
+def test_creds_profile_without_grant(ctx):
+    b = ctx.broker().start()
+    r = b.cli('alice', 'creds', '--profile', 'prod-readonly')
+    assert r.returncode != 0
+    assert 'no active grant for prod-readonly' in r.stderr, r.stderr
+    assert r.stdout == ''
+
+
+def test_exec_sets_environment(ctx):
+    b = ctx.broker().start()
+    d = _active(b)
+    r = b.cli('alice', 'exec', d['id'], '--', '/bin/sh', '-c',
+              'echo "$AWS_ACCESS_KEY_ID|$AWS_REGION|${#AWS_SESSION_TOKEN}"')
+    assert r.returncode == 0, r.stderr
+    key, region, toklen = r.stdout.strip().split('|')
+    assert key.startswith('ASIA') and region == 'ap-northeast-1' and int(toklen) > 100
+    r = b.cli('bob', 'creds', d['id'])
+    assert r.returncode != 0            # not bob's grant
+
+
+def test_aws_refusal_fails_request(ctx):
+    emu = ctx.emulator
+    emu.control('POST', 'roles', {'name': 'Untrusted', 'max_session_duration': 3600, 'trust': []})
+    import harness
+    profiles = json.loads(json.dumps(harness.DEFAULT_PROFILES))
+    profiles['untrusted'] = dict(profiles['dev'], role_arn='arn:aws:iam::%s:role/Untrusted' % ACCOUNT)
+    b = ctx.broker(profiles=profiles).start()
+    j = b.request(profile='untrusted', ticket=None)
+    st, d = b.approve(j['id'])
+    assert st == 200 and d['state'] == 'failed', d
+    assert d['failure']['code'] == 'AccessDenied', d['failure']
+    r = b.cli('alice', 'status', j['id'])
+    assert 'AccessDenied' in r.stdout, r.stdout
+    fails = [a for a in b.audit(j['id']) if a['event'] == 'request.failed']
+    assert fails and fails[0]['data']['code'] == 'AccessDenied'
+
+
+def test_no_plaintext_secret_in_database(ctx):
+    b = ctx.broker().start()
+    d = _active(b)
+    creds = b.cli_json('alice', 'creds', d['id'])
+    b.stop()
+    blob = b''
+    for fn in os.listdir(b.state_dir):
+        with open(os.path.join(b.state_dir, fn), 'rb') as f:
+            blob += f.read()
+    assert creds['SecretAccessKey'].encode() not in blob
+    assert creds['SessionToken'][:64].encode() not in blob
+    audit = open(b.audit_file, 'rb').read()
+    assert creds['SecretAccessKey'].encode() not in audit
+    assert b'SessionToken' not in audit
+
+
+def test_throttled_assume_role_is_retried(ctx):
+    emu = ctx.emulator
+    b = ctx.broker().start()
+    j = b.request(profile='dev', ticket=None)
+    emu.faults(throttle_rate=0.6, seed=7)
+    st, d = b.approve(j['id'])
+    emu.faults()
+    assert st == 200 and d['state'] == 'active', d
+
+
+def test_session_policy_too_large_is_clear(ctx):
+    import harness
+    profiles = json.loads(json.dumps(harness.DEFAULT_PROFILES))
+    big = {'Version': '2012-10-17', 'Statement': [
+        {'Effect': 'Allow', 'Action': ['ec2:Describe%s%d' % ('X' * 20, i) for i in range(80)],
+         'Resource': '*'}]}
+    profiles['dev']['session_policy'] = big
+    b = ctx.broker(profiles=profiles).start()
+    j = b.request(profile='dev', ticket=None)
+    st, d = b.approve(j['id'])
+    assert d['state'] == 'failed' and '2048' in d['failure']['message'], d
