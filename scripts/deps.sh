@@ -9,8 +9,12 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libsodium-dev
   libsqlite3-dev libxml2-dev libcmocka-dev
   python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3
-  chromium nodejs npm
+  chromium
 )
+# Node.js and npm may come from elsewhere than Debian (the CI image has its own):
+# only ask Debian for them when there are none.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

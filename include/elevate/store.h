@@ -66,12 +66,13 @@ struct store_filter {
 /* Newest first. *out: caller frees each with store_request_free and the array. */
 enum el_err store_request_list(struct store *s, const struct store_filter *f,
     struct store_request **out, size_t *n);
-/* Ids of requests in `state` whose `column` (pending_until|window_end|next_attempt_at)
- * is <= until, oldest first. */
+/* Ids of requests in `state` whose `column` is <= until, oldest first. Columns:
+ * pending_until, window_end, next_attempt_at (NULL = due now) and retry_at
+ * (next_attempt_at, NULL = never due: a pending request's activation retry). */
 enum el_err store_request_due(struct store *s, const char *state, const char *column,
     int64_t until, int limit, char ***ids, size_t *n);
-/* Earliest pending_until of pending / window_end of active / next_attempt_at of ending;
- * INT64_MAX when none. */
+/* Earliest pending_until or activation retry of pending / window_end of active /
+ * next_attempt_at of ending; INT64_MAX when none. */
 int64_t store_next_deadline(struct store *s);
 /* Counts per state, as a JSON object {"pending": N, ...}. New ref. */
 json_t *store_request_counts(struct store *s);

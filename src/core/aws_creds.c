@@ -546,17 +546,6 @@ out:
 
 /* ---------------------------------------------------------------- IMDSv2 */
 
-static int
-role_name_ok(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++, n++)
-		if (!isalnum((unsigned char)*s) && strchr("_+=,.@-", *s) == NULL)
-			return 0;
-	return n > 0 && n <= 128;
-}
-
 static enum el_err
 creds_from_imds(struct aws_client *c, struct aws_creds *out, struct el_why *w)
 {
@@ -631,7 +620,7 @@ creds_from_imds(struct aws_client *c, struct aws_creds *out, struct el_why *w)
 	}
 	memcpy(role, body.p, n);
 	role[n] = '\0';
-	if (!role_name_ok(role)) {
+	if (!aws_name_ok(role, 1, 128)) {
 		r = el_fail(w, EL_EPARSE, "IMDS returned an invalid role name");
 		goto out;
 	}

@@ -17,6 +17,7 @@
 #define STS_MIN_DURATION 900
 #define CHAINED_MAX_DURATION 3600
 #define ROLE_CACHE_TTL 3600
+#define ACTIVATION_ATTEMPTS 8
 
 /* ---- metrics observer ---- */
 
@@ -436,6 +437,46 @@ fail_request(struct engine *e, struct store_request *r, const struct aws_error *
 	log_warn("request %s failed: %s: %s", r->id, err->code, err->message);
 }
 
+/* Throttling, 5xx and network trouble outlived the client's retries: try again later
+ * rather than call it a refusal. */
+static bool
+transient(const struct aws_error *err)
+{
+	static const char *const codes[] = {"Throttling", "ThrottlingException",
+	    "RequestLimitExceeded", "TooManyRequestsException", "RequestThrottled",
+	    "NetworkError", "InternalFailure", "ServiceUnavailable", "InternalError"};
+	size_t i;
+
+	if (err->http_status >= 500)
+		return true;
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(err->code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+retry_activation(struct engine *e, struct store_request *r, const struct aws_error *err)
+{
+	json_t *data;
+
+	r->attempts++;
+	r->next_attempt_at = el_now() + (r->attempts < 5 ? (1 << r->attempts) : 30);
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	data = json_pack("{s:s, s:s, s:i, s:I}", "code", err->code, "message", err->message,
+	    "attempt", r->attempts, "next_attempt_at", (json_int_t)r->next_attempt_at);
+	if (store_request_update(e->store, r) != EL_OK ||
+	    engine_audit(e, "system", "grant.activation_retry", r->id, data) != EL_OK)
+		engine_tx_rollback(e);
+	else
+		engine_tx_commit(e);
+	json_decref(data);
+	engine_wake_reaper(e);
+	log_warn("request %s: AssumeRole %s (%s); retrying in %llds", r->id, err->code,
+	    err->message, (long long)(r->next_attempt_at - el_now()));
+}
+
 /* An approved extension moves its grant's window end and mints for the new end. */
 static enum el_err
 apply_extension(struct engine *e, struct store_request *x)
@@ -531,7 +572,10 @@ engine_activate(struct engine *e, const char *id)
 	end = start + r.duration;
 	el_strlcpy(g.request_id, r.id, sizeof(g.request_id));
 	if ((rc = mint(e, &r, end, &g, &err, &w)) != EL_OK) {
-		fail_request(e, &r, &err);
+		if (transient(&err) && r.attempts < ACTIVATION_ATTEMPTS)
+			retry_activation(e, &r, &err);
+		else
+			fail_request(e, &r, &err);
 		goto out;
 	}
 	if ((rc = engine_tx_begin(e)) != EL_OK)
@@ -539,6 +583,8 @@ engine_activate(struct engine *e, const char *id)
 	el_strlcpy(r.state, "active", sizeof(r.state));
 	r.decided_at = r.window_start = start;
 	r.window_end = end;
+	r.next_attempt_at = 0;
+	r.attempts = 0;
 	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "role_arn", r.role_arn,
 	    "role_session_name", g.role_session_name, "assumed_role_id",
 	    g.assumed_role_id ? g.assumed_role_id : "", "access_key_id",

@@ -125,11 +125,27 @@ activate_stranded(struct engine *e)
 	free(v);
 }
 
+/* Pending requests whose activation hit a transient AWS error and is due again. */
+static void
+retry_activations(struct engine *e, int64_t now)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	if (store_request_due(e->store, "pending", "retry_at", now, SWEEP_BATCH, &ids, &n)
+	    != EL_OK)
+		return;
+	for (i = 0; i < n; i++)
+		engine_activate(e, ids[i]);
+	free_ids(ids, n);
+}
+
 static void
 sweep(struct engine *e)
 {
 	int64_t now = el_now();
 
+	retry_activations(e, now);
 	lapse_due(e, now);
 	end_windows(e, now);
 	revoke_due(e, now);

@@ -550,19 +550,26 @@ enum el_err
 store_request_due(struct store *s, const char *state, const char *column, int64_t until,
     int limit, char ***ids, size_t *n)
 {
-	static const char *const cols[] = {"pending_until", "window_end", "next_attempt_at"};
+	/* A column name, and how a NULL in it counts: due at once, or never. */
+	static const struct { const char *name, *cond; } cols[] = {
+		{"pending_until", "COALESCE(pending_until, 0) <= ?2 ORDER BY pending_until"},
+		{"window_end", "COALESCE(window_end, 0) <= ?2 ORDER BY window_end"},
+		{"next_attempt_at", "COALESCE(next_attempt_at, 0) <= ?2 ORDER BY next_attempt_at"},
+		{"retry_at", "next_attempt_at IS NOT NULL AND next_attempt_at <= ?2"
+		    " ORDER BY next_attempt_at"},
+	};
 	char sql[256];
 	sqlite3_stmt *st;
 	enum el_err r;
 	size_t i;
 
 	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		if (strcmp(column, cols[i]) == 0)
+		if (strcmp(column, cols[i].name) == 0)
 			break;
 	if (i == sizeof(cols) / sizeof(cols[0]))
 		return EL_EINVAL;
-	snprintf(sql, sizeof(sql), "SELECT id FROM requests WHERE state = ? AND"
-	    " COALESCE(%s, 0) <= ? ORDER BY %s LIMIT ?", cols[i], cols[i]);
+	snprintf(sql, sizeof(sql), "SELECT id FROM requests WHERE state = ?1 AND %s LIMIT ?3",
+	    cols[i].cond);
 	lock(s);
 	if ((r = prepare(s, &st, sql, "tii", state, until, (int64_t)limit)) == EL_OK) {
 		r = collect_strings(s, st, ids, n);
@@ -583,7 +590,9 @@ store_next_deadline(struct store *s)
 	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = 'pending'"
 	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = 'active'"
 	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
-	    "  WHERE state = 'ending')", NULL) == EL_OK) {
+	    "  WHERE state = 'ending'"
+	    " UNION ALL SELECT MIN(next_attempt_at) FROM requests"
+	    "  WHERE state = 'pending' AND next_attempt_at IS NOT NULL)", NULL) == EL_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 			t = sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
