@@ -151,6 +151,11 @@ enum el_err aws_ssm_describe_active_sessions(struct aws_client *c, const struct 
 
 /* EC2 DescribeInstances, all pages: ids of instances carrying every tag in tags (a JSON
  * object key -> string, borrowed). *ids: caller frees (aws_free_ids). */
+/* Every Active session in the region, grouped: {"OWNER_ARN": ["SESSION_ID", ...]}. One
+ * paginated DescribeSessions serves a whole reaper sweep. *out: caller decrefs. */
+enum el_err aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct aws_creds *as,
+    const char *region, json_t **out, struct aws_error *err);
+
 enum el_err aws_ec2_instances_with_tags(struct aws_client *c, const struct aws_creds *as,
     const char *region, json_t *tags, char ***ids, size_t *n, struct aws_error *err);
 /* Harmless probe (one small DescribeInstances page): EL_OK when allowed. */

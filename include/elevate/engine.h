@@ -53,6 +53,12 @@ enum el_err engine_credentials(struct engine *e, const char *user, const char *i
     json_t **out, struct el_why *w);
 enum el_err engine_start_session(struct engine *e, const char *user, const char *id,
     json_t *body, json_t **out, struct el_why *w);
+enum el_err engine_terminate_session(struct engine *e, const char *user, const char *id,
+    const char *session_id, json_t **out, struct el_why *w);
+/* Revokes many active grants in one sweep (one policy update per role). body:
+ * {"ids": [...], "reason"?}. */
+enum el_err engine_revoke_many(struct engine *e, const char *user, json_t *body,
+    json_t **out, struct el_why *w);
 enum el_err engine_audit_query(struct engine *e, const char *user, json_t *query,
     json_t **out, struct el_why *w);
 

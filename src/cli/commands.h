@@ -24,7 +24,8 @@ extern const struct cli_cmd cmd_creds;
 extern const struct cli_cmd cmd_exec;
 extern const struct cli_cmd cmd_audit;
 extern const struct cli_cmd cmd_debug;
-/* Later: extern const struct cli_cmd cmd_ssm; extern const struct cli_cmd cmd_extend; */
+extern const struct cli_cmd cmd_ssm;
+extern const struct cli_cmd cmd_extend;
 
 /*
  * One or two lines on req's state and what happens next ("waiting for 1 approval from

@@ -22,7 +22,8 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_revoke,
 	&cmd_creds,
 	&cmd_exec,
-	/* Later commands go here (and in commands.h): &cmd_ssm, &cmd_extend, */
+	&cmd_ssm,
+	&cmd_extend,
 	&cmd_audit,
 	&cmd_debug,
 };

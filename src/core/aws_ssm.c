@@ -245,3 +245,77 @@ out:
 	aws_ids_free(&l);
 	return r;
 }
+
+enum el_err
+aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct aws_creds *as,
+    const char *region, json_t **out, struct aws_error *err)
+{
+	struct aws_resp resp;
+	json_t *req = NULL, *acc, *j = NULL;
+	char *next = NULL;
+	int page;
+	enum el_err r = EL_OK;
+
+	if ((acc = json_object()) == NULL)
+		return EL_ENOMEM;
+	aws_resp_init(&resp);
+	for (page = 0; page < AWS_MAX_PAGES; page++) {
+		json_t *sessions, *s;
+		size_t i;
+
+		req = json_pack("{s:s, s:i}", "State", "Active", "MaxResults", SSM_PAGE_SIZE);
+		if (req == NULL || (next != NULL &&
+		    json_object_set_new(req, "NextToken", json_string(next)) != 0)) {
+			r = EL_ENOMEM;
+			goto out;
+		}
+		if ((r = ssm_call(c, as, region, "DescribeSessions", req, &resp, err)) != EL_OK)
+			goto out;
+		free(next);
+		next = NULL;
+		if ((j = json_loadb(resp.body.p, resp.body.len, 0, NULL)) == NULL ||
+		    !json_is_array(sessions = json_object_get(j, "Sessions"))) {
+			aws_error_set(err, resp.status, resp.request_id,
+			    "DescribeSessions: response has no Sessions list");
+			r = EL_EPARSE;
+			goto out;
+		}
+		json_array_foreach(sessions, i, s) {
+			const char *id = json_string_value(json_object_get(s, "SessionId"));
+			const char *owner = json_string_value(json_object_get(s, "Owner"));
+			json_t *list;
+
+			if (id == NULL || owner == NULL)
+				continue;
+			if ((list = json_object_get(acc, owner)) == NULL) {
+				list = json_array();
+				json_object_set_new(acc, owner, list);
+			}
+			json_array_append_new(list, json_string(id));
+		}
+		if (json_is_string(json_object_get(j, "NextToken")) &&
+		    json_string_length(json_object_get(j, "NextToken")) > 0)
+			next = strdup(json_string_value(json_object_get(j, "NextToken")));
+		json_decref(j);
+		j = NULL;
+		aws_resp_free(&resp);
+		json_decref(req);
+		req = NULL;
+		if (next == NULL)
+			break;
+	}
+	if (next != NULL) {
+		aws_error_set(err, 0, NULL, "DescribeSessions: more than %d pages", AWS_MAX_PAGES);
+		r = EL_ETOOBIG;
+		goto out;
+	}
+	*out = acc;
+	acc = NULL;
+out:
+	free(next);
+	json_decref(j);
+	json_decref(req);
+	json_decref(acc);
+	aws_resp_free(&resp);
+	return r;
+}

@@ -1013,62 +1013,120 @@ static const struct jspec revoke_spec[] = {
 	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
 };
 
+/* active -> ending for one grant, inside the caller's transaction. */
+static enum el_err
+mark_revoked(struct engine *e, const struct policy *p, const char *user, const char *id,
+    const char *reason, struct el_why *w)
+{
+	struct store_request r;
+	json_t *data;
+	enum el_err rc;
+	bool allowed;
+
+	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+		return rc;
+	allowed = strcmp(r.requester, user) == 0 || is_admin(e, p, user) ||
+	    policy_check_approver(p, r.profile, r.requester, user, NULL) == EL_OK;
+	if (!allowed) {
+		rc = el_fail(w, EL_EPERM, "%s may not revoke request %s: only the requester, an "
+		    "approver of %s or an admin may", user, id, r.profile);
+		goto out;
+	}
+	if (strcmp(r.state, "active") != 0) {
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be "
+		    "revoked%s", id, r.state, strcmp(r.state, "pending") == 0 ?
+		    " (use elevate cancel or deny for a pending one)" : "");
+		goto out;
+	}
+	el_strlcpy(r.state, "ending", sizeof(r.state));
+	r.next_attempt_at = 0;
+	r.attempts = 0;
+	if ((rc = store_request_update(e->store, &r)) != EL_OK)
+		goto out;
+	data = json_pack("{s:s, s:s?, s:b}", "by", user, "reason", reason, "early", 1);
+	rc = engine_audit(e, user, "grant.revoke_requested", id, data);
+	json_decref(data);
+	log_info("request %s: revoked early by %s", id, user);
+out:
+	store_request_free(&r);
+	return rc;
+}
+
 enum el_err
 engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
     struct el_why *w)
 {
 	struct policy *p = engine_policy(e);
 	struct store_request r;
-	json_t *data;
 	enum el_err rc;
-	bool allowed;
 
-	memset(&r, 0, sizeof(r));
 	if (body != NULL && (rc = jspec_check(body, revoke_spec, 1, w)) != EL_OK)
 		goto out;
 	if ((rc = engine_tx_begin(e)) != EL_OK)
 		goto out;
-	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
-		goto fail;
-	allowed = strcmp(r.requester, user) == 0 || is_admin(e, p, user) ||
-	    policy_check_approver(p, r.profile, r.requester, user, NULL) == EL_OK;
-	if (!allowed) {
-		rc = el_fail(w, EL_EPERM, "%s may not revoke request %s: only the requester, an "
-		    "approver of %s or an admin may", user, id, r.profile);
-		goto fail;
+	if ((rc = mark_revoked(e, p, user, id, body ? jspec_str(body, "reason") : NULL, w))
+	    != EL_OK) {
+		engine_tx_rollback(e);
+		goto out;
 	}
-	if (strcmp(r.state, "active") != 0) {
-		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be "
-		    "revoked%s", id, r.state, strcmp(r.state, "pending") == 0 ?
-		    " (use elevate cancel or deny for a pending one)" : "");
-		goto fail;
-	}
-	el_strlcpy(r.state, "ending", sizeof(r.state));
-	r.next_attempt_at = 0;
-	r.attempts = 0;
-	if ((rc = store_request_update(e->store, &r)) != EL_OK)
-		goto fail;
-	data = json_pack("{s:s, s:s?, s:b}", "by", user, "reason",
-	    body ? jspec_str(body, "reason") : NULL, "early", 1);
-	rc = engine_audit(e, user, "grant.revoke_requested", id, data);
-	json_decref(data);
-	if (rc != EL_OK)
-		goto fail;
 	if ((rc = engine_tx_commit(e)) != EL_OK)
 		goto out;
-	log_info("request %s: revoked early by %s", id, user);
 	/* The reaper revokes (batching every grant of a role revoked together); the answer
 	 * waits for it so the caller learns whether access has ended. */
 	engine_wake_reaper(e);
 	wait_not_state(e, id, "ending", 15000);
-	store_request_free(&r);
-	if (store_request_get(e->store, id, &r) == EL_OK)
+	if (store_request_get(e->store, id, &r) == EL_OK) {
 		*out = engine_request_json(e, &r);
-	goto out;
-fail:
-	engine_tx_rollback(e);
+		store_request_free(&r);
+	}
 out:
-	store_request_free(&r);
+	policy_release(p);
+	return rc;
+}
+
+static const struct jspec revoke_many_spec[] = {
+	{"ids", JS_STRING_ARRAY, true, 31, 0, 1000},
+	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+};
+
+enum el_err
+engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p = engine_policy(e);
+	json_t *ids, *v, *arr;
+	size_t i;
+	enum el_err rc;
+
+	if ((rc = jspec_check(body, revoke_many_spec, 2, w)) != EL_OK)
+		goto out;
+	ids = json_object_get(body, "ids");
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	/* All or nothing: one refused id refuses the call, so nothing half-happens. */
+	json_array_foreach(ids, i, v) {
+		struct el_why w1 = {{0}};
+		if ((rc = mark_revoked(e, p, user, json_string_value(v), jspec_str(body, "reason"),
+		    &w1)) != EL_OK) {
+			engine_tx_rollback(e);
+			el_fail(w, rc, "%s", w1.msg);
+			goto out;
+		}
+	}
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	engine_wake_reaper(e);
+	arr = json_array();
+	json_array_foreach(ids, i, v) {
+		struct store_request r;
+		wait_not_state(e, json_string_value(v), "ending", 15000);
+		if (store_request_get(e->store, json_string_value(v), &r) == EL_OK) {
+			json_array_append_new(arr, engine_request_json(e, &r));
+			store_request_free(&r);
+		}
+	}
+	*out = json_pack("{s:o}", "requests", arr);
+out:
 	policy_release(p);
 	return rc;
 }

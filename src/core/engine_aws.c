@@ -802,7 +802,13 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 		el_fail(w, rc, "cannot record the session; it was terminated");
 		goto out;
 	}
+	{
+		char ep[512];
+		if (aws_endpoint_url(e->aws, "ssm", r.region, ep, sizeof(ep), NULL) == EL_OK)
+			json_object_set_new(resp, "EndpointUrl", json_string(ep));
+	}
 	json_object_set_new(resp, "Region", json_string(r.region));
+	json_object_set(resp, "Request", req);
 	*out = json_incref(resp);
 out:
 	json_decref(req);
@@ -812,6 +818,52 @@ out:
 	store_request_free(&r);
 out_p:
 	policy_release(p);
+	return rc;
+}
+
+enum el_err
+engine_terminate_session(struct engine *e, const char *user, const char *id,
+    const char *session_id, json_t **out, struct el_why *w)
+{
+	struct store_request r;
+	struct store_session *ss = NULL;
+	struct aws_error err;
+	size_t n = 0, i;
+	bool found = false;
+	json_t *data;
+	enum el_err rc;
+
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK || strcmp(r.requester, user) != 0) {
+		if (rc == EL_OK)
+			store_request_free(&r);
+		return el_fail(w, EL_ENOENT, "no request %s", id);
+	}
+	if (store_session_list(e->store, id, &ss, &n) == EL_OK) {
+		for (i = 0; i < n; i++)
+			if (strcmp(ss[i].session_id, session_id) == 0)
+				found = true;
+		store_sessions_free(ss, n);
+	}
+	if (!found) {
+		store_request_free(&r);
+		return el_fail(w, EL_ENOENT, "request %s has no session %s", id, session_id);
+	}
+	memset(&err, 0, sizeof(err));
+	if (aws_ssm_terminate_session(e->aws, NULL, r.region, session_id, &err) != EL_OK) {
+		store_request_free(&r);
+		return el_fail(w, EL_EAWS, "TerminateSession %s: %s %s", session_id, err.code,
+		    err.message);
+	}
+	data = json_pack("{s:s, s:s}", "session_id", session_id, "aws_request_id",
+	    err.request_id);
+	if ((rc = engine_tx_begin(e)) == EL_OK) {
+		store_session_terminated(e->store, session_id, el_now());
+		engine_audit(e, user, "session.terminated", id, data);
+		rc = engine_tx_commit(e);
+	}
+	json_decref(data);
+	*out = json_pack("{s:s, s:s}", "SessionId", session_id, "state", "terminated");
+	store_request_free(&r);
 	return rc;
 }
 
@@ -825,54 +877,56 @@ role_name_of(const char *arn)
 	return s ? s + 1 : arn;
 }
 
-/* Terminates every session of the grant: recorded ones and any SSM reports for its owner. */
+/*
+ * Terminates every session of the grant: the recorded ones and those SSM reports as
+ * Active for its role session (`active` maps owner ARN -> session ids, from one
+ * DescribeSessions for the whole sweep). Terminated ids are appended to `log`.
+ */
 static enum el_err
 terminate_sessions(struct engine *e, const struct store_request *r, const struct store_grant *g,
-    json_t *log)
+    json_t *active, json_t *log)
 {
 	struct store_session *ss = NULL;
 	struct aws_error err;
-	char **ids = NULL;
-	size_t nss = 0, nids = 0, i;
+	size_t nss = 0, i;
+	json_t *todo = json_array(), *v;
 	enum el_err rc = EL_OK;
 
-	if (store_session_list(e->store, r->id, &ss, &nss) != EL_OK)
+	if (store_session_list(e->store, r->id, &ss, &nss) != EL_OK) {
+		json_decref(todo);
 		return EL_EDB;
-	for (i = 0; i < nss; i++) {
-		if (ss[i].terminated_at != 0)
-			continue;
-		memset(&err, 0, sizeof(err));
-		if (aws_ssm_terminate_session(e->aws, NULL, r->region, ss[i].session_id, &err)
-		    != EL_OK) {
-			log_warn("TerminateSession %s: %s %s", ss[i].session_id, err.code, err.message);
-			rc = EL_EAWS;
-			continue;
-		}
-		store_session_terminated(e->store, ss[i].session_id, el_now());
-		json_array_append_new(log, json_pack("{s:s, s:s}", "session_id", ss[i].session_id,
-		    "aws_request_id", err.request_id));
 	}
+	for (i = 0; i < nss; i++)
+		if (ss[i].terminated_at == 0)
+			json_array_append_new(todo, json_string(ss[i].session_id));
 	store_sessions_free(ss, nss);
-	if (g->assumed_role_arn == NULL)
-		return rc;
-	memset(&err, 0, sizeof(err));
-	if (aws_ssm_describe_active_sessions(e->aws, NULL, r->region, g->assumed_role_arn, &ids,
-	    &nids, &err) != EL_OK) {
-		log_warn("DescribeSessions for %s: %s %s", g->assumed_role_arn, err.code,
-		    err.message);
-		return EL_EAWS;
+	if (g->assumed_role_arn != NULL && active != NULL) {
+		json_t *mine = json_object_get(active, g->assumed_role_arn);
+		size_t j, k;
+		json_array_foreach(mine, j, v) {
+			json_t *x;
+			int dup = 0;
+			json_array_foreach(todo, k, x)
+				if (json_equal(x, v))
+					dup = 1;
+			if (!dup)
+				json_array_append(todo, v);
+		}
 	}
-	for (i = 0; i < nids; i++) {
+	json_array_foreach(todo, i, v) {
 		memset(&err, 0, sizeof(err));
-		if (aws_ssm_terminate_session(e->aws, NULL, r->region, ids[i], &err) != EL_OK) {
+		/* The broker's own credentials: the grant's are dead by design. */
+		if (aws_ssm_terminate_session(e->aws, NULL, r->region, json_string_value(v), &err)
+		    != EL_OK) {
+			log_warn("TerminateSession %s: %s %s", json_string_value(v), err.code,
+			    err.message);
 			rc = EL_EAWS;
 			continue;
 		}
-		store_session_terminated(e->store, ids[i], el_now());
-		json_array_append_new(log, json_pack("{s:s, s:s}", "session_id", ids[i],
+		json_array_append_new(log, json_pack("{s:O, s:s}", "session_id", v,
 		    "aws_request_id", err.request_id));
 	}
-	aws_free_ids(ids, nids);
+	json_decref(todo);
 	return rc;
 }
 
@@ -944,7 +998,12 @@ update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
 		goto out;
 	}
 	rc = aws_iam_put_role_policy(e->aws, role, e->cfg->revoke_policy_name, doc, err);
-	if (rc != EL_OK)
+	if (rc != EL_OK && strcmp(err->code, "LimitExceeded") == 0)
+		/* The role's other inline policies leave too little room: as loud as our own
+		 * budget check, and the grant stays `ending` until it fits. */
+		rc = el_fail(w, EL_ETOOBIG, "role %s: PutRolePolicy: %s %s", role, err->code,
+		    err->message);
+	else if (rc != EL_OK)
 		el_fail(w, EL_EAWS, "PutRolePolicy %s: %s %s", role, err->code, err->message);
 out:
 	free(doc);
@@ -952,28 +1011,44 @@ out:
 	return rc;
 }
 
-/* ending -> ended, with the steps' record; the requester is told. */
+/* ending -> ended for every finished grant of a sweep, in one transaction: each with
+ * its audit record (the steps and AWS request ids) and the requester's mail. */
 static void
-mark_ended(struct engine *e, struct store_request *r, json_t *steps)
+mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enum el_err *st,
+    size_t n)
 {
-	const char *who[1] = {r->requester};
-	double lag;
+	int64_t now = el_now();
+	double done;
+	size_t i, j;
 
 	if (engine_tx_begin(e) != EL_OK)
 		return;
-	el_strlcpy(r->state, "ended", sizeof(r->state));
-	r->ended_at = el_now();
-	if (store_request_update(e->store, r) != EL_OK ||
-	    engine_audit(e, "system", "grant.ended", r->id, steps) != EL_OK) {
-		engine_tx_rollback(e);
-		return;
+	for (i = 0; i < n; i++) {
+		const char *who[1] = {rs[i].requester};
+		json_t *t, *term;
+
+		if (steps[i] == NULL || st[i] != EL_OK)
+			continue;
+		term = json_object_get(steps[i], "terminated_sessions");
+		json_array_foreach(term, j, t)
+			store_session_terminated(e->store,
+			    json_string_value(json_object_get(t, "session_id")), now);
+		el_strlcpy(rs[i].state, "ended", sizeof(rs[i].state));
+		rs[i].ended_at = now;
+		if (store_request_update(e->store, &rs[i]) != EL_OK ||
+		    engine_audit(e, "system", "grant.ended", rs[i].id, steps[i]) != EL_OK ||
+		    engine_notify(e, "ended", &rs[i], who, 1, NULL) != EL_OK) {
+			engine_tx_rollback(e);
+			return;
+		}
 	}
-	engine_notify(e, "ended", r, who, 1, NULL);
 	if (engine_tx_commit(e) != EL_OK)
 		return;
-	lag = (double)el_now_ms() / 1000.0 - (double)r->window_end;
-	if (r->window_end > 0 && lag >= 0)
-		hist_observe(&e->revoke_lag, lag);
+	done = (double)el_now_ms() / 1000.0;
+	for (i = 0; i < n; i++)
+		if (steps[i] != NULL && st[i] == EL_OK && rs[i].window_end > 0 &&
+		    done >= (double)rs[i].window_end)
+			hist_observe(&e->revoke_lag, done - (double)rs[i].window_end);
 }
 
 static void
@@ -1007,7 +1082,7 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 {
 	struct store_request *rs;
 	struct store_grant *gs;
-	json_t **steps;
+	json_t **steps, *active = json_object();
 	char **roles = NULL;
 	size_t nroles = 0, i, j;
 	enum el_err *st;
@@ -1017,25 +1092,49 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 	steps = calloc(n, sizeof(*steps));
 	st = calloc(n, sizeof(*st));
 	roles = calloc(n, sizeof(*roles));
-	if (!rs || !gs || !steps || !st || !roles)
+	if (!rs || !gs || !steps || !st || !roles || !active)
 		goto out;
-	/* 1. sessions; 2. collect early revocations per role */
 	for (i = 0; i < n; i++) {
-		json_t *term = json_array();
 		st[i] = store_request_get(e->store, ids[i], &rs[i]);
 		if (st[i] != EL_OK || strcmp(rs[i].state, "ending") != 0) {
 			st[i] = EL_ESTATE;
-			json_decref(term);
 			continue;
 		}
-		steps[i] = json_pack("{s:o, s:b}", "terminated_sessions", term, "early",
+		steps[i] = json_pack("{s:[], s:b}", "terminated_sessions", "early",
 		    el_now() < rs[i].window_end);
-		if (store_grant_get(e->store, ids[i], &gs[i]) != EL_OK) {
-			st[i] = EL_OK;   /* never minted: nothing to take back */
+		if (store_grant_get(e->store, ids[i], &gs[i]) != EL_OK)
+			memset(&gs[i], 0, sizeof(gs[i]));   /* never minted: nothing to take back */
+	}
+	/* 1. sessions: one DescribeSessions per region for the whole sweep */
+	for (i = 0; i < n; i++) {
+		struct aws_error err;
+		json_t *sessions = NULL;
+
+		if (steps[i] == NULL || gs[i].assumed_role_arn == NULL ||
+		    json_object_get(active, rs[i].region) != NULL)
+			continue;
+		memset(&err, 0, sizeof(err));
+		if (aws_ssm_active_sessions_by_owner(e->aws, NULL, rs[i].region, &sessions, &err)
+		    != EL_OK) {
+			log_warn("DescribeSessions in %s: %s %s", rs[i].region, err.code, err.message);
+			for (j = i; j < n; j++)
+				if (steps[j] != NULL && strcmp(rs[j].region, rs[i].region) == 0) {
+					st[j] = EL_EAWS;
+					json_object_set_new(steps[j], "error", json_pack("s++",
+					    "DescribeSessions: ", err.code, " ", err.message));
+				}
+			json_object_set_new(active, rs[i].region, json_object());
 			continue;
 		}
-		st[i] = terminate_sessions(e, &rs[i], &gs[i], term);
-		/* Early: the session policy would still allow; deny the role session now. */
+		json_object_set_new(active, rs[i].region, sessions);
+	}
+	for (i = 0; i < n; i++) {
+		if (steps[i] == NULL || st[i] != EL_OK || gs[i].assumed_role_arn == NULL)
+			continue;
+		st[i] = terminate_sessions(e, &rs[i], &gs[i],
+		    json_object_get(active, rs[i].region),
+		    json_object_get(steps[i], "terminated_sessions"));
+		/* 2. early: the session policy still allows; deny the role session now */
 		if (st[i] == EL_OK && el_now() < rs[i].window_end && gs[i].assumed_role_id &&
 		    gs[i].creds_expire_at > el_now()) {
 			struct store_revoked rv;
@@ -1044,7 +1143,10 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			rv.role_name = (char *)(uintptr_t)role;
 			rv.userid = gs[i].assumed_role_id;
 			rv.request_id = rs[i].id;
-			rv.expires_at = gs[i].creds_expire_at;
+			/* Needed only while the credentials could still work: until they expire
+			 * or the window's own end, when the session policy takes over. */
+			rv.expires_at = gs[i].creds_expire_at < rs[i].window_end ?
+			    gs[i].creds_expire_at : rs[i].window_end;
 			if (engine_tx_begin(e) == EL_OK) {
 				if (store_revoked_add(e->store, &rv) == EL_OK)
 					engine_tx_commit(e);
@@ -1067,8 +1169,15 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 		enum el_err rc;
 
 		memset(&err, 0, sizeof(err));
-		if ((rc = update_deny_policy(e, roles[j], &err, &w)) == EL_OK)
+		if ((rc = update_deny_policy(e, roles[j], &err, &w)) == EL_OK) {
+			for (i = 0; i < n; i++)
+				if (steps[i] != NULL &&
+				    json_object_get(steps[i], "denied_role_session") != NULL &&
+				    strcmp(role_name_of(rs[i].role_arn), roles[j]) == 0)
+					json_object_set_new(steps[i], "policy_request_id",
+					    json_string(err.request_id));
 			continue;
+		}
 		for (i = 0; i < n; i++) {
 			if (st[i] != EL_OK || json_object_get(steps[i], "denied_role_session") == NULL ||
 			    strcmp(role_name_of(rs[i].role_arn), roles[j]) != 0)
@@ -1085,16 +1194,18 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			log_err("%s", w.msg);
 		}
 	}
-	for (i = 0; i < n; i++) {
-		if (steps[i] == NULL)
-			continue;
-		if (st[i] == EL_OK) {
+	/* 4. done: one transaction; the rest is retried with backoff */
+	for (i = 0; i < n; i++)
+		if (steps[i] != NULL && st[i] == EL_OK)
 			json_object_set_new(steps[i], "attempts", json_integer(rs[i].attempts + 1));
-			mark_ended(e, &rs[i], steps[i]);
-		} else {
-			json_t *er = json_object_get(steps[i], "error");
-			reschedule(e, &rs[i], er ? json_string_value(er) : el_strerror(st[i]));
-		}
+	mark_ended(e, rs, steps, st, n);
+	for (i = 0; i < n; i++) {
+		json_t *er;
+
+		if (steps[i] == NULL || st[i] == EL_OK)
+			continue;
+		er = json_object_get(steps[i], "error");
+		reschedule(e, &rs[i], er ? json_string_value(er) : el_strerror(st[i]));
 	}
 out:
 	for (i = 0; rs && gs && i < n; i++) {
@@ -1105,6 +1216,7 @@ out:
 	}
 	for (j = 0; j < nroles; j++)
 		free(roles[j]);
+	json_decref(active);
 	free(roles);
 	free(rs);
 	free(gs);

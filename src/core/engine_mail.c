@@ -28,6 +28,27 @@ set_time(json_t *o, const char *key, int64_t t)
 	json_object_set_new(o, key, json_string(buf));
 }
 
+/* The decisions so far, with the names the templates use (approvals.decided_at). */
+static json_t *
+approvals_json(struct engine *e, const char *request_id)
+{
+	struct store_approval *ap = NULL;
+	size_t nap = 0, i;
+	char at[32];
+	json_t *arr = json_array();
+
+	if (store_approval_list(e->store, request_id, &ap, &nap) != EL_OK)
+		return arr;
+	for (i = 0; i < nap; i++) {
+		el_format_time(ap[i].at, at, sizeof(at));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s?, s:s, s:s}",
+		    "approver", ap[i].approver, "decision", ap[i].decision,
+		    "comment", ap[i].comment, "decided_at", at, "via", ap[i].via));
+	}
+	store_approvals_free(ap, nap);
+	return arr;
+}
+
 json_t *
 engine_mail_ctx(struct engine *e, const struct store_request *r, const char *recipient)
 {
@@ -57,6 +78,7 @@ engine_mail_ctx(struct engine *e, const struct store_request *r, const char *rec
 	} else
 		snprintf(win, sizeof(win), "%s from approval", dur);
 	json_object_set_new(o, "window", json_string(win));
+	json_object_set_new(o, "approvals", approvals_json(e, r->id));
 	if (r->failure_code != NULL) {
 		json_object_set_new(o, "aws_code", json_string(r->failure_code));
 		json_object_set_new(o, "aws_message", json_string(r->failure_message ?

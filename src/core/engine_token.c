@@ -125,20 +125,15 @@ engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status
 {
 	struct token_claims c;
 	struct store_request r;
-	json_t *req, *apps;
 
 	memset(&c, 0, sizeof(c));
 	if (check_token(e, token, "GET", &c, &r, ctx, status) != EL_OK)
 		return EL_OK;
+	/* engine_mail_ctx carries the approvals as the templates name them */
 	*ctx = engine_mail_ctx(e, &r, c.approver);
 	json_object_set_new(*ctx, "approver", json_string(c.approver));
-	if ((req = engine_request_json(e, &r)) != NULL) {
-		apps = json_object_get(req, "approvals");
-		json_object_set(*ctx, "approvals", apps);
-		json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)
-		    json_array_size(apps)));
-		json_decref(req);
-	}
+	json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)
+	    json_array_size(json_object_get(*ctx, "approvals"))));
 	*status = 200;
 	store_request_free(&r);
 	return EL_OK;

@@ -123,7 +123,22 @@ sessions(struct http_req *rq)
 	    &out_, &w_));
 }
 
+static int
+terminate_session(struct http_req *rq)
+{
+	BODY_CALL(rq, 200, engine_terminate_session(rq->engine, rq->user, rq->captures[0],
+	    rq->captures[1], &out_, &w_));
+}
+
+static int
+revoke_many(struct http_req *rq)
+{
+	BODY_CALL(rq, 200, engine_revoke_many(rq->engine, rq->user, body_, &out_, &w_));
+}
+
 static const struct route routes[] = {
+	{"POST", "/v1/revoke", ROUTE_SIGNED, revoke_many},
+	{"POST", "/v1/requests/*/sessions/*/terminate", ROUTE_SIGNED, terminate_session},
 	{"POST", "/v1/requests", ROUTE_SIGNED, create},
 	{"GET", "/v1/requests", ROUTE_SIGNED, list},
 	{"GET", "/v1/requests/*", ROUTE_SIGNED, show},

@@ -420,3 +420,56 @@ class Ctx:
             except Exception:
                 pass
         self._cleanup = []
+
+
+# ---- mail and browser helpers (issue 4) ----
+
+BROWSER_DIR = os.path.join(ROOT, 'tests', 'browser')
+OUT_DIR = os.path.join(ROOT, 'tests', 'out')
+
+
+def mail_parts(msg):
+    """{content type: decoded text} of a message's leaf parts (email.policy.default)."""
+    out = {}
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        out.setdefault(part.get_content_type(), part.get_content())
+    return out
+
+
+def mail_links(msg):
+    """Approval links in a message: (from the text part, from the HTML part)."""
+    import html as _html
+    import re
+    parts = mail_parts(msg)
+    pat = r'https?://[^\s"<>\']+/approve/[A-Za-z0-9_-]+'
+    text = re.findall(pat, parts.get('text/plain', ''))
+    hrefs = [_html.unescape(h) for h in re.findall(r'href="([^"]*)"', parts.get('text/html', ''))]
+    return text, [h for h in hrefs if re.fullmatch(pat, h)]
+
+
+def wait_mail(smtp, n, timeout=15, pred=None):
+    """Waits until the server holds at least n messages (matching pred) and returns them."""
+    def got():
+        msgs = [m for m in smtp.messages() if pred is None or pred(m)]
+        return msgs if len(msgs) >= n else None
+    return wait_for(got, timeout, 0.1, what='%d mail(s)' % n)
+
+
+def browse(steps, timeout=60, allow_fail=False):
+    """Runs tests/browser/browse.mjs (headless Debian Chromium, never a downloaded one)."""
+    env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD='1')
+    r = subprocess.run(['node', os.path.join(BROWSER_DIR, 'browse.mjs'),
+                        json.dumps({'steps': steps, 'timeout': timeout * 1000})],
+                       cwd=BROWSER_DIR, env=env, capture_output=True, text=True,
+                       timeout=timeout + 15)
+    try:
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError('browse.mjs printed no result (rc %d): %s %s' % (
+            r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
+    if r.returncode != 0 and not allow_fail:
+        raise AssertionError('browse.mjs failed (rc %d): %s %s' % (r.returncode, res['errors'],
+                                                                 r.stderr[-2000:]))
+    return res

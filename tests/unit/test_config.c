@@ -415,9 +415,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(cross_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(every_problem_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_documents, setup, teardown),
-		cmocka_unit_test_setup_teardown(null_for_required_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(verdict_with_full_diags, setup, teardown),
 		cmocka_unit_test(reference_table),
+		/* Last: today it crashes, which ends a sanitizer build's run early. */
+		cmocka_unit_test_setup_teardown(null_for_required_strings, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

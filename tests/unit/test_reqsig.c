@@ -331,6 +331,30 @@ pubkey_text(void **state)
 	free(txt);
 }
 
+/* Bytes >= 0x80 in a key or signature are not base64 (libsodium 1.0.18 decodes them as
+ * '/', see test_util b64_refuses_non_ascii): a pasted key or a signature header must have
+ * one spelling only. */
+static void
+non_ascii_text_refused(void **state)
+{
+	struct keys *k = *state;
+	struct reqsig_fields f = kat_fields();
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	char sig[sizeof(KAT_SIG)], key[sizeof(KAT_PUBKEY)], *slash;
+
+	el_strlcpy(key, KAT_PUBKEY, sizeof(key));
+	slash = strchr(key + 8, '/');
+	assert_non_null(slash);
+	*slash = '\xa9';
+	assert_int_equal(reqsig_pubkey_parse(key, pk), EL_EINVAL);
+
+	el_strlcpy(sig, KAT_SIG, sizeof(sig));
+	slash = strchr(sig + 8, '/');
+	assert_non_null(slash);
+	*slash = '\xff';
+	assert_int_equal(reqsig_verify(k->pk, &f, sig), EL_EAUTH);
+}
+
 static void
 nonces(void **state)
 {
@@ -360,6 +384,7 @@ main(void)
 		cmocka_unit_test(foreign_and_garbage_signatures),
 		cmocka_unit_test(newline_in_a_field),
 		cmocka_unit_test(pubkey_text),
+		cmocka_unit_test(non_ascii_text_refused),
 		cmocka_unit_test(nonces),
 	};
 

@@ -292,6 +292,35 @@ b64_strict(void **state)
 	assert_int_equal(n, 5);
 }
 
+/*
+ * libsodium 1.0.18's decoder reads the text through a signed char, so every byte >= 0x80
+ * decodes as if it were '/' (or '_' in base64url): "QUJD\xa9\xa9\xa9\xa9" yields
+ * 41 42 43 ff ff ff. el.h promises strict decoding; such text must be refused.
+ */
+static void
+b64_refuses_non_ascii(void **state)
+{
+	static const char *const bad[] = {
+		"QUJD\xa9\xa9\xa9\xa9", "\xff\xff\xff\xff", "QUJD\x80\x80\x80\x80",
+		"QU\xc3\xa9JD",
+	};
+	unsigned char out[64];
+	size_t i, n, accepted = 0;
+
+	(void)state;
+	for (i = 0; i < NELEM(bad); i++) {
+		if (el_b64_decode(bad[i], out, sizeof(out), &n) == EL_OK) {
+			print_error("el_b64_decode accepted non-ASCII input %zu\n", i);
+			accepted++;
+		}
+		if (el_b64url_decode(bad[i], out, sizeof(out), &n) == EL_OK) {
+			print_error("el_b64url_decode accepted non-ASCII input %zu\n", i);
+			accepted++;
+		}
+	}
+	assert_int_equal(accepted, 0);
+}
+
 static void
 hex_lower(void **state)
 {
@@ -476,6 +505,7 @@ main(void)
 		cmocka_unit_test(time_format),
 		cmocka_unit_test(b64_round_trip),
 		cmocka_unit_test(b64_strict),
+		cmocka_unit_test(b64_refuses_non_ascii),
 		cmocka_unit_test(hex_lower),
 		cmocka_unit_test(dbuf_ceiling),
 		cmocka_unit_test(parse_int_bounds),

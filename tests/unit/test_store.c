@@ -1,0 +1,1170 @@
+/*
+ * test_store.c — the SQLite store as the engine relies on it: file mode and schema
+ * version, upgrades from older databases, requests and their conditional state changes,
+ * approvals, replay protection, deadlines, the outbox, revoked sessions, grants, SSM
+ * sessions, and transactions (rollback really discards, nesting commits once).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "elevate/audit.h"
+#include "elevate/el.h"
+#include "elevate/log.h"
+#include "elevate/store.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+};
+
+static void
+rm_db(const char *path)
+{
+	char p[160];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-journal", path);
+	unlink(p);
+}
+
+static int
+setup_dir(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/el_test_store_XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/elevate.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f;
+	struct el_why w = {{0}};
+
+	if (setup_dir(state) != 0)
+		return -1;
+	f = *state;
+	if (store_open(f->path, &f->s, &w) != EL_OK) {
+		fprintf(stderr, "store_open: %s\n", w.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(f->s);
+	rm_db(f->path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A request filled with the usual fields; strings are borrowed literals. */
+static void
+mkreq(struct store_request *r, const char *id, const char *state, const char *requester,
+    const char *profile, int64_t created)
+{
+	memset(r, 0, sizeof(*r));
+	el_strlcpy(r->id, id, sizeof(r->id));
+	el_strlcpy(r->state, state, sizeof(r->state));
+	el_strlcpy(r->requester, requester, sizeof(r->requester));
+	el_strlcpy(r->profile, profile, sizeof(r->profile));
+	r->duration = 900;
+	r->role_arn = "arn:aws:iam::111122223333:role/ProdReadOnly";
+	r->region = "ap-northeast-1";
+	r->created_at = created;
+	r->pending_until = created + 1800;
+}
+
+static void
+insert(struct store *s, const char *id, const char *state, const char *requester,
+    const char *profile, int64_t created)
+{
+	struct store_request r;
+
+	mkreq(&r, id, state, requester, profile, created);
+	assert_int_equal(store_request_insert(s, &r), EL_OK);
+}
+
+static int
+exists(struct store *s, const char *id)
+{
+	struct store_request r;
+	enum el_err e = store_request_get(s, id, &r);
+
+	if (e == EL_OK) {
+		store_request_free(&r);
+		return 1;
+	}
+	assert_int_equal(e, EL_ENOENT);
+	return 0;
+}
+
+/* Rows in a table, read through a separate connection (what another process sees). */
+static int
+count_outside(const char *path, const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[128];
+	int n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* ---- open, version, upgrade ---- */
+
+static void
+open_mode_and_version(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct stat st;
+	char p[160];
+	mode_t old;
+
+	/* Even with a permissive umask the database is private. */
+	old = umask(0);
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	umask(old);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	assert_int_equal(STORE_SCHEMA_VERSION, 3);
+	/* Write something so the WAL exists: it holds the same secrets, same mode. */
+	insert(f->s, "req_a", "pending", "alice", "prod", 100);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	if (stat(p, &st) == 0)
+		assert_int_equal(st.st_mode & 0077, 0);
+	store_close(f->s);
+
+	/* Reopening an up-to-date database changes nothing. */
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 3);
+	assert_true(exists(f->s, "req_a"));
+}
+
+static void
+open_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store *s = NULL;
+	sqlite3 *db;
+
+	assert_int_equal(store_open_version(f->path, 0, &s, &w), EL_EINVAL);
+	assert_int_equal(store_open_version(f->path, STORE_SCHEMA_VERSION + 1, &s, &w),
+	    EL_EINVAL);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_open("/nonexistent-dir-el/x.db", &s, &w), EL_EIO);
+	assert_non_null(strstr(w.msg, "/nonexistent-dir-el/x.db"));
+
+	/* A database from a newer elevated is refused, not downgraded or damaged. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_open(f->path, &s, &w), EL_EDB);
+	assert_non_null(strstr(w.msg, "newer"));
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+
+		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 9);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+static void
+upgrade_from_v1(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store_request r;
+	struct store_approval *a = NULL;
+	struct store_session ss;
+	struct store_revoked rv;
+	sqlite3 *db;
+	size_t n = 0;
+	int64_t id;
+
+	assert_int_equal(store_open_version(f->path, 1, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 1);
+	store_close(f->s);
+	f->s = NULL;
+
+	/* What a v1 elevated wrote, with v1's columns only. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, "INSERT INTO requests (id, profile, requester, state, duration,"
+	    " reason, ticket, role_arn, region, created_at, pending_until, decided_at,"
+	    " window_start, window_end, updated_at) VALUES ('req_old', 'prod-readonly', 'alice',"
+	    " 'active', 900, 'fix INC-1', 'INC-1', 'arn:aws:iam::111122223333:role/R',"
+	    " 'ap-northeast-1', 1000, 2800, 1100, 1100, 2000, 1100);"
+	    "INSERT INTO approvals (request_id, approver, decision, comment, at) VALUES"
+	    " ('req_old', 'carol', 'approve', 'ok', 1100);"
+	    "INSERT INTO nonces (nonce, who, seen_at) VALUES ('n-old', 'alice', 1000);",
+	    NULL, NULL, NULL) != SQLITE_OK)
+		fail_msg("v1 insert: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_request_get(f->s, "req_old", &r), EL_OK);
+	assert_string_equal(r.id, "req_old");
+	assert_string_equal(r.profile, "prod-readonly");
+	assert_string_equal(r.requester, "alice");
+	assert_string_equal(r.state, "active");
+	assert_int_equal(r.duration, 900);
+	assert_string_equal(r.reason, "fix INC-1");
+	assert_string_equal(r.ticket, "INC-1");
+	assert_string_equal(r.role_arn, "arn:aws:iam::111122223333:role/R");
+	assert_string_equal(r.region, "ap-northeast-1");
+	assert_int_equal(r.created_at, 1000);
+	assert_int_equal(r.pending_until, 2800);
+	assert_int_equal(r.decided_at, 1100);
+	assert_int_equal(r.window_start, 1100);
+	assert_int_equal(r.window_end, 2000);
+	assert_int_equal(r.ended_at, 0);
+	/* New columns take their defaults. */
+	assert_int_equal(r.attempts, 0);
+	assert_int_equal(r.next_attempt_at, 0);
+	assert_null(r.parent_id);
+	assert_null(r.failure_code);
+	store_request_free(&r);
+
+	assert_int_equal(store_approval_list(f->s, "req_old", &a, &n), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].approver, "carol");
+	assert_string_equal(a[0].via, "cli");
+	assert_string_equal(a[0].comment, "ok");
+	store_approvals_free(a, n);
+
+	/* The upgraded database takes everything v3 writes. */
+	assert_int_equal(store_request_set_state(f->s, "req_old", "active", "ending", 2000), EL_OK);
+	memset(&ss, 0, sizeof(ss));
+	ss.session_id = "alice-0123456789abcdef0";
+	ss.target = "i-0123456789abcdef0";
+	ss.started_at = 1200;
+	assert_int_equal(store_session_insert(f->s, "req_old", &ss), EL_OK);
+	rv.role_name = "R";
+	rv.userid = "AROAEXAMPLE:elevate-req_old";
+	rv.request_id = "req_old";
+	rv.expires_at = 5000;
+	assert_int_equal(store_revoked_add(f->s, &rv), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, "req_old", "alice@example.com", "s", "m", 10,
+	    &id), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "token", "n-old", "alice", 2000), EL_OK);
+	insert(f->s, "req_new", "pending", "bob", "prod-readonly", 3000);
+	store_close(f->s);
+
+	/* And opening it again is a no-op. */
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 3);
+	assert_true(exists(f->s, "req_old"));
+	assert_true(exists(f->s, "req_new"));
+}
+
+static void
+upgrade_from_v2(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store_request r;
+
+	assert_int_equal(store_open_version(f->path, 2, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 2);
+	mkreq(&r, "req_v2", "ending", "alice", "prod", 50);
+	r.next_attempt_at = 77;
+	r.attempts = 2;
+	r.parent_id = "req_parent";
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	store_close(f->s);
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_request_get(f->s, "req_v2", &r), EL_OK);
+	assert_int_equal(r.next_attempt_at, 77);
+	assert_int_equal(r.attempts, 2);
+	assert_string_equal(r.parent_id, "req_parent");
+	store_request_free(&r);
+}
+
+/* ---- requests ---- */
+
+static void
+request_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct store_request in, out;
+
+	mkreq(&in, "req_7kq2m4x9bd3h", "pending", "alice", "prod-readonly", 1795317960);
+	in.reason = "deploy hotfix — ünïcode";
+	in.ticket = "INC-42";
+	in.decided_at = 11;
+	in.window_start = 12;
+	in.window_end = 13;
+	in.ended_at = 14;
+	in.next_attempt_at = 15;
+	in.attempts = 3;
+	in.failure_code = "AccessDenied";
+	in.failure_message = "not allowed";
+	in.parent_id = "req_parent";
+	assert_int_equal(store_request_insert(f->s, &in), EL_OK);
+	assert_int_equal(store_request_get(f->s, "req_7kq2m4x9bd3h", &out), EL_OK);
+	assert_string_equal(out.id, in.id);
+	assert_string_equal(out.profile, "prod-readonly");
+	assert_string_equal(out.requester, "alice");
+	assert_string_equal(out.state, "pending");
+	assert_int_equal(out.duration, 900);
+	assert_string_equal(out.reason, in.reason);
+	assert_string_equal(out.ticket, "INC-42");
+	assert_string_equal(out.role_arn, in.role_arn);
+	assert_string_equal(out.region, "ap-northeast-1");
+	assert_int_equal(out.created_at, 1795317960);
+	assert_int_equal(out.pending_until, 1795317960 + 1800);
+	assert_int_equal(out.decided_at, 11);
+	assert_int_equal(out.window_start, 12);
+	assert_int_equal(out.window_end, 13);
+	assert_int_equal(out.ended_at, 14);
+	assert_int_equal(out.next_attempt_at, 15);
+	assert_int_equal(out.attempts, 3);
+	assert_string_equal(out.failure_code, "AccessDenied");
+	assert_string_equal(out.failure_message, "not allowed");
+	assert_string_equal(out.parent_id, "req_parent");
+	store_request_free(&out);
+	assert_null(out.reason);
+
+	/* Optional strings stay absent. */
+	insert(f->s, "req_bare", "pending", "bob", "p", 5);
+	assert_int_equal(store_request_get(f->s, "req_bare", &out), EL_OK);
+	assert_null(out.reason);
+	assert_null(out.ticket);
+	assert_null(out.failure_code);
+	assert_int_equal(out.window_end, 0);
+	store_request_free(&out);
+
+	assert_int_equal(store_request_get(f->s, "req_missing", &out), EL_ENOENT);
+	/* Ids are unique. */
+	mkreq(&in, "req_bare", "pending", "mallory", "p", 6);
+	assert_int_equal(store_request_insert(f->s, &in), EL_EEXIST);
+	assert_int_equal(store_request_get(f->s, "req_bare", &out), EL_OK);
+	assert_string_equal(out.requester, "bob");
+	store_request_free(&out);
+}
+
+static void
+request_list_filters(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter flt;
+	struct store_request *v = NULL;
+	size_t n = 0, i;
+
+	insert(f->s, "r1", "pending", "alice", "prod", 100);
+	insert(f->s, "r2", "active", "alice", "dev", 200);
+	insert(f->s, "r3", "pending", "bob", "prod", 300);
+	insert(f->s, "r4", "denied", "bob", "dev", 400);
+	insert(f->s, "r5", "pending", "alice", "dev", 500);
+
+	memset(&flt, 0, sizeof(flt));
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 5);
+	/* Newest first. */
+	assert_string_equal(v[0].id, "r5");
+	assert_string_equal(v[4].id, "r1");
+	for (i = 0; i < n; i++)
+		store_request_free(&v[i]);
+	free(v);
+
+	flt.state = "pending";
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].id, "r5");
+	assert_string_equal(v[1].id, "r3");
+	assert_string_equal(v[2].id, "r1");
+	for (i = 0; i < n; i++)
+		store_request_free(&v[i]);
+	free(v);
+
+	flt.requester = "alice";
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "r5");
+	assert_string_equal(v[1].id, "r1");
+	for (i = 0; i < n; i++)
+		store_request_free(&v[i]);
+	free(v);
+
+	flt.profile = "prod";
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "r1");
+	store_request_free(&v[0]);
+	free(v);
+
+	memset(&flt, 0, sizeof(flt));
+	flt.profile = "dev";
+	flt.limit = 2;
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "r5");
+	assert_string_equal(v[1].id, "r4");
+	for (i = 0; i < n; i++)
+		store_request_free(&v[i]);
+	free(v);
+
+	memset(&flt, 0, sizeof(flt));
+	flt.requester = "nobody";
+	v = NULL;
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(v);
+
+	/* SQL in a filter value is only a value. */
+	flt.requester = "alice' OR '1'='1";
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(v);
+}
+
+static void
+request_set_state_conditional(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r;
+
+	insert(f->s, "req_s", "pending", "alice", "prod", 100);
+	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "active", 200), EL_OK);
+	/* A second approver racing the first finds the state already moved. */
+	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "active", 201),
+	    EL_ESTATE);
+	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "denied", 202),
+	    EL_ESTATE);
+	assert_int_equal(store_request_get(f->s, "req_s", &r), EL_OK);
+	assert_string_equal(r.state, "active");
+	store_request_free(&r);
+	assert_int_equal(store_request_set_state(f->s, "req_s", "active", "ending", 300), EL_OK);
+	assert_int_equal(store_request_get(f->s, "req_s", &r), EL_OK);
+	assert_string_equal(r.state, "ending");
+	store_request_free(&r);
+	assert_int_not_equal(store_request_set_state(f->s, "req_nope", "pending", "active", 1),
+	    EL_OK);
+	assert_false(exists(f->s, "req_nope"));
+}
+
+static void
+request_update(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r, g;
+
+	insert(f->s, "req_u", "pending", "alice", "prod", 100);
+	assert_int_equal(store_request_get(f->s, "req_u", &r), EL_OK);
+	el_strlcpy(r.state, "failed", sizeof(r.state));
+	r.decided_at = 150;
+	r.window_start = 160;
+	r.window_end = 1060;
+	r.ended_at = 170;
+	r.duration = 1800;
+	r.attempts = 4;
+	r.next_attempt_at = 175;
+	free(r.failure_code);
+	free(r.failure_message);
+	r.failure_code = strdup("AccessDenied");
+	r.failure_message = strdup("User is not authorized to perform sts:AssumeRole");
+	assert_int_equal(store_request_update(f->s, &r), EL_OK);
+	assert_int_equal(store_request_get(f->s, "req_u", &g), EL_OK);
+	assert_string_equal(g.state, "failed");
+	assert_int_equal(g.decided_at, 150);
+	assert_int_equal(g.window_start, 160);
+	assert_int_equal(g.window_end, 1060);
+	assert_int_equal(g.ended_at, 170);
+	assert_int_equal(g.duration, 1800);
+	assert_int_equal(g.attempts, 4);
+	assert_int_equal(g.next_attempt_at, 175);
+	assert_string_equal(g.failure_code, "AccessDenied");
+	assert_string_equal(g.failure_message, r.failure_message);
+	/* What update does not own stays put. */
+	assert_string_equal(g.requester, "alice");
+	assert_int_equal(g.created_at, 100);
+	store_request_free(&g);
+
+	/* Clearing works (0 and NULL mean "none"). */
+	free(r.failure_code);
+	r.failure_code = NULL;
+	r.next_attempt_at = 0;
+	assert_int_equal(store_request_update(f->s, &r), EL_OK);
+	assert_int_equal(store_request_get(f->s, "req_u", &g), EL_OK);
+	assert_null(g.failure_code);
+	assert_int_equal(g.next_attempt_at, 0);
+	store_request_free(&g);
+	store_request_free(&r);
+}
+
+static void
+request_counts(void **state)
+{
+	struct fx *f = *state;
+	json_t *c;
+
+	c = store_request_counts(f->s);
+	assert_non_null(c);
+	assert_int_equal(json_object_size(c), 0);
+	json_decref(c);
+	insert(f->s, "a", "pending", "alice", "p", 1);
+	insert(f->s, "b", "pending", "alice", "p", 2);
+	insert(f->s, "c", "active", "alice", "p", 3);
+	c = store_request_counts(f->s);
+	assert_int_equal(json_integer_value(json_object_get(c, "pending")), 2);
+	assert_int_equal(json_integer_value(json_object_get(c, "active")), 1);
+	assert_null(json_object_get(c, "ended"));
+	json_decref(c);
+}
+
+/* ---- approvals ---- */
+
+static void
+approvals_unique(void **state)
+{
+	struct fx *f = *state;
+	struct store_approval a, *v = NULL;
+	size_t n = 0;
+
+	insert(f->s, "req_a", "pending", "alice", "prod", 100);
+	insert(f->s, "req_b", "pending", "alice", "prod", 100);
+	memset(&a, 0, sizeof(a));
+	el_strlcpy(a.approver, "carol", sizeof(a.approver));
+	el_strlcpy(a.decision, "approve", sizeof(a.decision));
+	a.comment = "looks fine";
+	a.at = 200;
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
+	/* The same approver cannot decide twice, not even the other way. */
+	el_strlcpy(a.decision, "deny", sizeof(a.decision));
+	a.at = 201;
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_EEXIST);
+	/* Another request is another decision. */
+	assert_int_equal(store_approval_insert(f->s, "req_b", &a), EL_OK);
+	el_strlcpy(a.approver, "dave", sizeof(a.approver));
+	el_strlcpy(a.via, "email", sizeof(a.via));
+	a.comment = NULL;
+	a.at = 150;
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
+	/* Only approve/deny are decisions. */
+	el_strlcpy(a.approver, "erin", sizeof(a.approver));
+	el_strlcpy(a.decision, "maybe", sizeof(a.decision));
+	assert_int_not_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
+
+	assert_int_equal(store_approval_list(f->s, "req_a", &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	/* In the order they were made. */
+	assert_string_equal(v[0].approver, "dave");
+	assert_string_equal(v[0].decision, "deny");
+	assert_string_equal(v[0].via, "email");
+	assert_null(v[0].comment);
+	assert_int_equal(v[0].at, 150);
+	assert_string_equal(v[1].approver, "carol");
+	assert_string_equal(v[1].decision, "approve");
+	assert_string_equal(v[1].via, "cli");   /* empty via defaults to cli */
+	assert_string_equal(v[1].comment, "looks fine");
+	store_approvals_free(v, n);
+
+	assert_int_equal(store_approval_list(f->s, "req_none", &v, &n), EL_OK);
+	assert_int_equal(n, 0);
+	store_approvals_free(v, n);
+}
+
+/* ---- nonces ---- */
+
+static void
+nonces(void **state)
+{
+	struct fx *f = *state;
+	char longn[200];
+
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "alice", 1000), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "alice", 1001), EL_EEXIST);
+	/* Seen is seen, whoever replays it. */
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "bob", 1002), EL_EEXIST);
+	/* Kinds are separate spaces: an API nonce does not burn an approval token. */
+	assert_int_equal(store_nonce_use(f->s, "token", "n1", "carol", 1003), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "token", "n1", "carol", 1004), EL_EEXIST);
+	assert_int_equal(store_nonce_use(f->s, "api", "n2", "alice", 2000), EL_OK);
+
+	/* Pruning forgets old nonces of one kind only. */
+	assert_int_equal(store_nonce_prune(f->s, "api", 1500), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "n2", "alice", 2001), EL_EEXIST);
+	assert_int_equal(store_nonce_use(f->s, "token", "n1", "carol", 2002), EL_EEXIST);
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "alice", 2003), EL_OK);
+	assert_int_equal(store_nonce_prune(f->s, "token", 5000), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "token", "n1", "carol", 5001), EL_OK);
+
+	/* An absurd nonce is refused, not truncated into a collision. */
+	memset(longn, 'x', sizeof(longn) - 1);
+	longn[sizeof(longn) - 1] = '\0';
+	assert_int_equal(store_nonce_use(f->s, "api", longn, "alice", 1), EL_EINVAL);
+}
+
+/* ---- deadlines ---- */
+
+static void
+deadlines(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r;
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	assert_true(store_next_deadline(f->s) == INT64_MAX);
+
+	mkreq(&r, "p1", "pending", "alice", "p", 1);
+	r.pending_until = 500;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	assert_int_equal(store_next_deadline(f->s), 500);
+
+	mkreq(&r, "a1", "active", "alice", "p", 1);
+	r.pending_until = 10;         /* no longer relevant once active */
+	r.window_end = 300;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "a2", "active", "alice", "p", 1);
+	r.pending_until = 10;
+	r.window_end = 350;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "e1", "ending", "alice", "p", 1);
+	r.pending_until = 10;
+	r.window_end = 20;
+	r.next_attempt_at = 400;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	/* Finished requests never wake the reaper. */
+	mkreq(&r, "d1", "denied", "alice", "p", 1);
+	r.pending_until = 1;
+	r.window_end = 1;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "x1", "ended", "alice", "p", 1);
+	r.pending_until = 2;
+	r.window_end = 2;
+	r.next_attempt_at = 2;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+
+	assert_int_equal(store_next_deadline(f->s), 300);
+	assert_int_equal(store_request_set_state(f->s, "a1", "active", "ended", 300), EL_OK);
+	assert_int_equal(store_next_deadline(f->s), 350);
+	assert_int_equal(store_request_set_state(f->s, "a2", "active", "ended", 350), EL_OK);
+	assert_int_equal(store_next_deadline(f->s), 400);
+	assert_int_equal(store_request_set_state(f->s, "e1", "ending", "ended", 400), EL_OK);
+	assert_int_equal(store_next_deadline(f->s), 500);
+	/* An ending grant without a retry time is due now. */
+	mkreq(&r, "e2", "ending", "alice", "p", 1);
+	r.window_end = 600;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	assert_int_equal(store_next_deadline(f->s), 0);
+
+	/* Due lists: in deadline order, up to `until`, within a limit. */
+	mkreq(&r, "a3", "active", "alice", "p", 1);
+	r.window_end = 900;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "a4", "active", "alice", "p", 1);
+	r.window_end = 700;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "a5", "active", "alice", "p", 1);
+	r.window_end = 800;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	assert_int_equal(store_request_due(f->s, "active", "window_end", 850, 10, &ids, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "a4");
+	assert_string_equal(ids[1], "a5");
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	assert_int_equal(store_request_due(f->s, "active", "window_end", 10000, 1, &ids, &n), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "a4");
+	free(ids[0]);
+	free(ids);
+	assert_int_equal(store_request_due(f->s, "active", "window_end", 699, 10, &ids, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(ids);
+	assert_int_equal(store_request_due(f->s, "pending", "pending_until", 500, 10, &ids, &n),
+	    EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "p1");
+	free(ids[0]);
+	free(ids);
+	assert_int_equal(store_request_due(f->s, "ending", "next_attempt_at", 0, 10, &ids, &n),
+	    EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "e2");
+	free(ids[0]);
+	free(ids);
+	/* Only the three deadline columns may be named. */
+	assert_int_equal(store_request_due(f->s, "active", "id; DROP TABLE requests", 1, 1, &ids,
+	    &n), EL_EINVAL);
+	assert_int_equal(store_request_due(f->s, "active", "created_at", 1, 1, &ids, &n), EL_EINVAL);
+}
+
+/* ---- outbox ---- */
+
+static void
+outbox(void **state)
+{
+	struct fx *f = *state;
+	struct store_mail m;
+	int64_t id1 = 0, id2 = 0, id3 = 0;
+	json_t *c;
+
+	assert_true(store_mail_next_due(f->s) == INT64_MAX);
+	assert_int_equal(store_mail_next(f->s, 1000, &m), EL_ENOENT);
+	assert_int_equal(store_mail_enqueue(f->s, "req_1", "carol@example.com", "Approve?",
+	    "From: a\r\n\r\nbody1", 100, &id1), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, NULL, "dave@example.com", "Approve?",
+	    "From: a\r\n\r\nbody2", 200, &id2), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, "req_1", "erin@example.com", "FYI", "m3", 300,
+	    &id3), EL_OK);
+	assert_true(id1 > 0 && id2 > id1 && id3 > id2);
+	assert_int_equal(store_mail_next_due(f->s), 100);
+
+	assert_int_equal(store_mail_next(f->s, 50, &m), EL_ENOENT);   /* nothing due yet */
+	assert_int_equal(store_mail_next(f->s, 150, &m), EL_OK);
+	assert_int_equal(m.id, id1);
+	assert_string_equal(m.request_id, "req_1");
+	assert_string_equal(m.rcpt, "carol@example.com");
+	assert_string_equal(m.subject, "Approve?");
+	assert_string_equal(m.message, "From: a\r\n\r\nbody1");
+	assert_string_equal(m.state, "queued");
+	assert_int_equal(m.attempts, 0);
+	assert_int_equal(m.next_attempt_at, 100);
+	assert_null(m.last_error);
+	el_strlcpy(m.state, "sent", sizeof(m.state));
+	m.attempts = 1;
+	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	store_mail_free(&m);
+
+	/* Sent mail is never handed out again; the next one is. */
+	assert_int_equal(store_mail_next(f->s, 150, &m), EL_ENOENT);
+	assert_int_equal(store_mail_next(f->s, 250, &m), EL_OK);
+	assert_int_equal(m.id, id2);
+	assert_null(m.request_id);
+	/* A temporary failure: retry later with the reason kept. */
+	m.attempts = 1;
+	m.next_attempt_at = 500;
+	m.last_error = strdup("451 try again");
+	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	store_mail_free(&m);
+	assert_int_equal(store_mail_next_due(f->s), 300);
+	assert_int_equal(store_mail_next(f->s, 400, &m), EL_OK);
+	assert_int_equal(m.id, id3);
+	el_strlcpy(m.state, "failed", sizeof(m.state));
+	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	store_mail_free(&m);
+	assert_int_equal(store_mail_next_due(f->s), 500);
+	assert_int_equal(store_mail_next(f->s, 500, &m), EL_OK);
+	assert_int_equal(m.id, id2);
+	assert_int_equal(m.attempts, 1);
+	assert_string_equal(m.last_error, "451 try again");
+	store_mail_free(&m);
+
+	c = store_mail_counts(f->s);
+	assert_int_equal(json_integer_value(json_object_get(c, "queued")), 1);
+	assert_int_equal(json_integer_value(json_object_get(c, "sent")), 1);
+	assert_int_equal(json_integer_value(json_object_get(c, "failed")), 1);
+	json_decref(c);
+	memset(&m, 0, sizeof(m));
+	m.id = id2;
+	el_strlcpy(m.state, "sent", sizeof(m.state));
+	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	assert_true(store_mail_next_due(f->s) == INT64_MAX);
+	/* id is optional. */
+	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", 1, NULL), EL_OK);
+}
+
+/* ---- revoked role sessions ---- */
+
+static void
+revoked(void **state)
+{
+	struct fx *f = *state;
+	struct store_revoked r, *v = NULL;
+	size_t n = 0;
+
+	r.role_name = "ProdReadOnly";
+	r.request_id = "req_1";
+	r.userid = "AROA1:elevate-c";
+	r.expires_at = 300;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	r.userid = "AROA1:elevate-a";
+	r.expires_at = 100;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	r.userid = "AROA1:elevate-b";
+	r.expires_at = 200;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	r.role_name = "Admin";
+	r.userid = "AROA2:elevate-z";
+	r.expires_at = 100;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].userid, "AROA1:elevate-b");
+	assert_string_equal(v[0].role_name, "ProdReadOnly");
+	assert_string_equal(v[0].request_id, "req_1");
+	assert_int_equal(v[0].expires_at, 200);
+	assert_string_equal(v[1].userid, "AROA1:elevate-c");
+	store_revoked_free(v, n);
+
+	/* Adding the same session again updates it rather than failing. */
+	r.role_name = "ProdReadOnly";
+	r.userid = "AROA1:elevate-a";
+	r.expires_at = 1000;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n), EL_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].userid, "AROA1:elevate-a");
+	assert_int_equal(v[0].expires_at, 1000);
+	store_revoked_free(v, n);
+
+	/* Prune drops entries expired on their own, of that role only. */
+	assert_int_equal(store_revoked_prune(f->s, "ProdReadOnly", 200), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 0, &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].userid, "AROA1:elevate-a");
+	assert_string_equal(v[1].userid, "AROA1:elevate-c");
+	store_revoked_free(v, n);
+	assert_int_equal(store_revoked_list(f->s, "Admin", 0, &v, &n), EL_OK);
+	assert_int_equal(n, 1);
+	store_revoked_free(v, n);
+	assert_int_equal(store_revoked_list(f->s, "Admin", 100, &v, &n), EL_OK);
+	assert_int_equal(n, 0);
+	store_revoked_free(v, n);
+}
+
+/* ---- grants ---- */
+
+static void
+grants(void **state)
+{
+	struct fx *f = *state;
+	struct store_grant g, out;
+	unsigned char box[24 + 16 + 200];
+	size_t i;
+
+	insert(f->s, "req_g", "active", "alice", "prod", 100);
+	for (i = 0; i < sizeof(box); i++)
+		box[i] = (unsigned char)(i * 7);   /* includes 0x00 bytes */
+	memset(&g, 0, sizeof(g));
+	el_strlcpy(g.request_id, "req_g", sizeof(g.request_id));
+	el_strlcpy(g.role_session_name, "elevate-alice-req_g", sizeof(g.role_session_name));
+	g.assumed_role_arn = "arn:aws:sts::111122223333:assumed-role/R/elevate-alice-req_g";
+	g.assumed_role_id = "AROAEXAMPLE:elevate-alice-req_g";
+	g.access_key_id = "ASIAEXAMPLE";
+	g.creds_box = box;
+	g.creds_box_len = sizeof(box);
+	g.creds_expire_at = 2000;
+	g.minted_at = 1100;
+	assert_int_equal(store_grant_put(f->s, &g), EL_OK);
+	assert_int_equal(store_grant_get(f->s, "req_g", &out), EL_OK);
+	assert_string_equal(out.request_id, "req_g");
+	assert_string_equal(out.role_session_name, "elevate-alice-req_g");
+	assert_string_equal(out.assumed_role_arn, g.assumed_role_arn);
+	assert_string_equal(out.assumed_role_id, g.assumed_role_id);
+	assert_string_equal(out.access_key_id, "ASIAEXAMPLE");
+	assert_int_equal(out.creds_box_len, sizeof(box));
+	assert_memory_equal(out.creds_box, box, sizeof(box));
+	assert_int_equal(out.creds_expire_at, 2000);
+	assert_int_equal(out.minted_at, 1100);
+	store_grant_free(&out);
+	assert_null(out.creds_box);
+
+	/* Minting again under the same session name replaces the credentials. */
+	box[0] ^= 0xff;
+	g.creds_box_len = 40;
+	g.access_key_id = "ASIASECOND";
+	g.creds_expire_at = 5600;
+	assert_int_equal(store_grant_put(f->s, &g), EL_OK);
+	assert_int_equal(store_grant_get(f->s, "req_g", &out), EL_OK);
+	assert_int_equal(out.creds_box_len, 40);
+	assert_memory_equal(out.creds_box, box, 40);
+	assert_string_equal(out.access_key_id, "ASIASECOND");
+	assert_int_equal(out.creds_expire_at, 5600);
+	store_grant_free(&out);
+
+	/* No credentials yet: no blob. */
+	g.creds_box = NULL;
+	g.creds_box_len = 0;
+	assert_int_equal(store_grant_put(f->s, &g), EL_OK);
+	assert_int_equal(store_grant_get(f->s, "req_g", &out), EL_OK);
+	assert_null(out.creds_box);
+	assert_int_equal(out.creds_box_len, 0);
+	store_grant_free(&out);
+
+	assert_int_equal(store_grant_get(f->s, "req_none", &out), EL_ENOENT);
+	/* A grant needs its request (foreign keys are on). */
+	el_strlcpy(g.request_id, "req_none", sizeof(g.request_id));
+	assert_int_not_equal(store_grant_put(f->s, &g), EL_OK);
+	assert_int_equal(store_grant_get(f->s, "req_none", &out), EL_ENOENT);
+}
+
+/* ---- SSM sessions ---- */
+
+static void
+sessions(void **state)
+{
+	struct fx *f = *state;
+	struct store_session ss, *v = NULL;
+	size_t n = 0;
+
+	insert(f->s, "req_s", "active", "alice", "prod", 100);
+	memset(&ss, 0, sizeof(ss));
+	ss.session_id = "alice-02";
+	ss.target = "i-0123456789abcdef0";
+	ss.document = "SSM-SessionManagerRunShell";
+	ss.started_at = 200;
+	assert_int_equal(store_session_insert(f->s, "req_s", &ss), EL_OK);
+	ss.session_id = "alice-01";
+	ss.document = NULL;
+	ss.started_at = 150;
+	assert_int_equal(store_session_insert(f->s, "req_s", &ss), EL_OK);
+	assert_int_equal(store_session_insert(f->s, "req_s", &ss), EL_EEXIST);
+	assert_int_not_equal(store_session_insert(f->s, "req_missing", &ss), EL_OK);
+
+	assert_int_equal(store_session_list(f->s, "req_s", &v, &n), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].session_id, "alice-01");
+	assert_null(v[0].document);
+	assert_int_equal(v[0].terminated_at, 0);
+	assert_string_equal(v[1].session_id, "alice-02");
+	assert_string_equal(v[1].target, "i-0123456789abcdef0");
+	assert_string_equal(v[1].document, "SSM-SessionManagerRunShell");
+	assert_int_equal(v[1].started_at, 200);
+	store_sessions_free(v, n);
+
+	assert_int_equal(store_session_terminated(f->s, "alice-02", 900), EL_OK);
+	/* The first termination time is the one that counts. */
+	assert_int_equal(store_session_terminated(f->s, "alice-02", 950), EL_OK);
+	assert_int_equal(store_session_list(f->s, "req_s", &v, &n), EL_OK);
+	assert_int_equal(v[0].terminated_at, 0);
+	assert_int_equal(v[1].terminated_at, 900);
+	store_sessions_free(v, n);
+
+	assert_int_equal(store_session_list(f->s, "req_other", &v, &n), EL_OK);
+	assert_int_equal(n, 0);
+	store_sessions_free(v, n);
+}
+
+/* ---- transactions ---- */
+
+static void
+rollback_discards(void **state)
+{
+	struct fx *f = *state;
+	json_t *recs = NULL;
+	struct store_audit_filter af;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_rb", "pending", "alice", "prod", 100);
+	assert_int_equal(audit_append(f->s, "alice", "request.created", "req_rb", NULL, NULL),
+	    EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "n-rb", "alice", 1), EL_OK);
+	assert_true(exists(f->s, "req_rb"));   /* visible inside the transaction */
+	store_rollback(f->s);
+	assert_false(exists(f->s, "req_rb"));
+	assert_int_equal(store_nonce_use(f->s, "api", "n-rb", "alice", 2), EL_OK);
+	memset(&af, 0, sizeof(af));
+	assert_int_equal(store_audit_list(f->s, &af, &recs), EL_OK);
+	assert_int_equal(json_array_size(recs), 0);
+	json_decref(recs);
+	assert_int_equal(count_outside(f->path, "requests"), 0);
+
+	/* And commit keeps. */
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_ok", "pending", "alice", "prod", 100);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_true(exists(f->s, "req_ok"));
+	assert_int_equal(count_outside(f->path, "requests"), 1);
+}
+
+static void
+nested_commit(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_outer", "pending", "alice", "prod", 100);
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_inner", "pending", "alice", "prod", 100);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	/* The inner commit is part of the outer transaction: nothing is durable yet. */
+	assert_int_equal(count_outside(f->path, "requests"), 0);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(count_outside(f->path, "requests"), 2);
+
+	/* An outer rollback takes the committed inner part with it. */
+	assert_int_equal(store_begin(f->s), EL_OK);
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_gone", "pending", "alice", "prod", 100);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	store_rollback(f->s);
+	assert_false(exists(f->s, "req_gone"));
+	assert_int_equal(count_outside(f->path, "requests"), 2);
+
+	/* The store is usable afterwards. */
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_after", "pending", "alice", "prod", 100);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(count_outside(f->path, "requests"), 3);
+}
+
+/*
+ * An inner rollback fails the whole outer transaction (store.c: "A nested rollback poisons
+ * the outer transaction"). What the outer code writes after that must not become durable
+ * on its own, and the outer commit must report the failure.
+ */
+static void
+nested_rollback_poisons_outer(void **state)
+{
+	struct fx *f = *state;
+	enum el_err r;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_a", "pending", "alice", "prod", 100);
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_b", "pending", "alice", "prod", 100);
+	store_rollback(f->s);
+	/* The outer caller has not noticed and goes on writing. */
+	(void)store_request_set_state(f->s, "req_a", "pending", "active", 101);
+	(void)store_nonce_use(f->s, "api", "n-after", "alice", 1);
+	r = store_commit(f->s);
+	assert_int_not_equal(r, EL_OK);
+	assert_false(exists(f->s, "req_a"));
+	assert_false(exists(f->s, "req_b"));
+	assert_int_equal(count_outside(f->path, "nonces"), 0);
+	assert_int_equal(count_outside(f->path, "requests"), 0);
+}
+
+struct worker {
+	struct store *s;
+	int id;
+	int failures;
+};
+
+static void *
+work(void *arg)
+{
+	struct worker *wk = arg;
+	char nonce[32];
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		snprintf(nonce, sizeof(nonce), "t%d-%d", wk->id, i);
+		if (store_begin(wk->s) != EL_OK) {
+			wk->failures++;
+			continue;
+		}
+		if (store_nonce_use(wk->s, "api", nonce, "alice", i) != EL_OK ||
+		    audit_append(wk->s, "alice", "test.event", NULL, NULL, NULL) != EL_OK) {
+			wk->failures++;
+			store_rollback(wk->s);
+			continue;
+		}
+		if (store_commit(wk->s) != EL_OK)
+			wk->failures++;
+	}
+	return NULL;
+}
+
+/* Transactions from several threads are serialised: no lost or duplicated audit seq. */
+static void
+threads_serialise(void **state)
+{
+	struct fx *f = *state;
+	struct worker wk[4];
+	pthread_t th[4];
+	struct store_audit_filter af;
+	json_t *recs;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		wk[i].s = f->s;
+		wk[i].id = i;
+		wk[i].failures = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, work, &wk[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(wk[i].failures, 0);
+	}
+	assert_int_equal(count_outside(f->path, "nonces"), 200);
+	memset(&af, 0, sizeof(af));
+	assert_int_equal(store_audit_list(f->s, &af, &recs), EL_OK);
+	assert_int_equal(json_array_size(recs), 200);
+	for (i = 0; i < 200; i++)
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(recs,
+		    (size_t)i), "seq")), i + 1);
+	json_decref(recs);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(open_mode_and_version, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(open_refusals, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(upgrade_from_v1, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(upgrade_from_v2, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(request_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(request_list_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(request_set_state_conditional, setup, teardown),
+		cmocka_unit_test_setup_teardown(request_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(request_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(approvals_unique, setup, teardown),
+		cmocka_unit_test_setup_teardown(nonces, setup, teardown),
+		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
+		cmocka_unit_test_setup_teardown(outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(grants, setup, teardown),
+		cmocka_unit_test_setup_teardown(sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(rollback_discards, setup, teardown),
+		cmocka_unit_test_setup_teardown(nested_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(nested_rollback_poisons_outer, setup, teardown),
+		cmocka_unit_test_setup_teardown(threads_serialise, setup, teardown),
+	};
+
+	log_set_level(LOG_LVL_WARN);   /* the migrations' info lines are expected */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
