@@ -878,56 +878,104 @@ role_name_of(const char *arn)
 }
 
 /*
- * Terminates every session of the grant: the recorded ones and those SSM reports as
- * Active for its role session (`active` maps owner ARN -> session ids, from one
- * DescribeSessions for the whole sweep). Terminated ids are appended to `log`.
+ * The sessions to terminate for a grant: the recorded open ones and those SSM reports
+ * as Active for its role session (`active` maps owner ARN -> session ids, from one
+ * DescribeSessions for the whole sweep). New array of strings.
  */
-static enum el_err
-terminate_sessions(struct engine *e, const struct store_request *r, const struct store_grant *g,
-    json_t *active, json_t *log)
+static json_t *
+sessions_to_end(struct engine *e, const struct store_request *r, const struct store_grant *g,
+    json_t *active)
 {
 	struct store_session *ss = NULL;
-	struct aws_error err;
-	size_t nss = 0, i;
-	json_t *todo = json_array(), *v;
-	enum el_err rc = EL_OK;
+	size_t nss = 0, i, j;
+	json_t *todo = json_array(), *v, *x;
 
-	if (store_session_list(e->store, r->id, &ss, &nss) != EL_OK) {
-		json_decref(todo);
-		return EL_EDB;
+	if (store_session_list(e->store, r->id, &ss, &nss) == EL_OK) {
+		for (i = 0; i < nss; i++)
+			if (ss[i].terminated_at == 0)
+				json_array_append_new(todo, json_string(ss[i].session_id));
+		store_sessions_free(ss, nss);
 	}
-	for (i = 0; i < nss; i++)
-		if (ss[i].terminated_at == 0)
-			json_array_append_new(todo, json_string(ss[i].session_id));
-	store_sessions_free(ss, nss);
-	if (g->assumed_role_arn != NULL && active != NULL) {
-		json_t *mine = json_object_get(active, g->assumed_role_arn);
-		size_t j, k;
-		json_array_foreach(mine, j, v) {
-			json_t *x;
+	if (g->assumed_role_arn != NULL && active != NULL)
+		json_array_foreach(json_object_get(active, g->assumed_role_arn), i, v) {
 			int dup = 0;
-			json_array_foreach(todo, k, x)
+			json_array_foreach(todo, j, x)
 				if (json_equal(x, v))
 					dup = 1;
 			if (!dup)
 				json_array_append(todo, v);
 		}
-	}
-	json_array_foreach(todo, i, v) {
+	return todo;
+}
+
+/* One TerminateSession of a sweep; run by a small pool of threads, since real AWS takes
+ * tens of milliseconds a call and a window end may close hundreds at once. */
+struct term_job {
+	const char *session_id;
+	const char *region;
+	size_t grant;              /* index into the sweep */
+	enum el_err rc;
+	char request_id[128];
+	char error[256];
+};
+
+struct term_pool {
+	struct engine *e;
+	struct term_job *jobs;
+	size_t njobs;
+	size_t next;
+	pthread_mutex_t mu;
+};
+
+#define TERM_THREADS 16
+
+static void *
+term_worker(void *arg)
+{
+	struct term_pool *tp = arg;
+
+	for (;;) {
+		struct term_job *j;
+		struct aws_error err;
+
+		pthread_mutex_lock(&tp->mu);
+		j = tp->next < tp->njobs ? &tp->jobs[tp->next++] : NULL;
+		pthread_mutex_unlock(&tp->mu);
+		if (j == NULL)
+			return NULL;
 		memset(&err, 0, sizeof(err));
 		/* The broker's own credentials: the grant's are dead by design. */
-		if (aws_ssm_terminate_session(e->aws, NULL, r->region, json_string_value(v), &err)
-		    != EL_OK) {
-			log_warn("TerminateSession %s: %s %s", json_string_value(v), err.code,
-			    err.message);
-			rc = EL_EAWS;
-			continue;
+		j->rc = aws_ssm_terminate_session(tp->e->aws, NULL, j->region, j->session_id, &err);
+		el_strlcpy(j->request_id, err.request_id, sizeof(j->request_id));
+		if (j->rc != EL_OK) {
+			snprintf(j->error, sizeof(j->error), "TerminateSession %.64s: %.64s %.100s",
+			    j->session_id, err.code, err.message);
+			log_warn("%s", j->error);
 		}
-		json_array_append_new(log, json_pack("{s:O, s:s}", "session_id", v,
-		    "aws_request_id", err.request_id));
 	}
-	json_decref(todo);
-	return rc;
+}
+
+static void
+term_run(struct engine *e, struct term_job *jobs, size_t n)
+{
+	struct term_pool tp;
+	pthread_t th[TERM_THREADS];
+	size_t i, nth = n < TERM_THREADS ? n : TERM_THREADS;
+
+	memset(&tp, 0, sizeof(tp));
+	tp.e = e;
+	tp.jobs = jobs;
+	tp.njobs = n;
+	pthread_mutex_init(&tp.mu, NULL);
+	for (i = 0; i < nth; i++)
+		if (pthread_create(&th[i], NULL, term_worker, &tp) != 0)
+			break;
+	if (i == 0)
+		term_worker(&tp);   /* no thread to be had: do it here */
+	nth = i;
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&tp.mu);
 }
 
 /* The deny policy for a role's revoked sessions still alive. Caller frees. */
@@ -1128,12 +1176,53 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 		}
 		json_object_set_new(active, rs[i].region, sessions);
 	}
+	{
+		struct term_job *jobs = NULL;
+		json_t **todo = calloc(n, sizeof(*todo));
+		size_t njobs = 0, k;
+
+		for (i = 0; todo != NULL && i < n; i++) {
+			if (steps[i] == NULL || st[i] != EL_OK || gs[i].assumed_role_arn == NULL)
+				continue;
+			todo[i] = sessions_to_end(e, &rs[i], &gs[i],
+			    json_object_get(active, rs[i].region));
+			njobs += json_array_size(todo[i]);
+		}
+		if (njobs > 0 && (jobs = calloc(njobs, sizeof(*jobs))) != NULL) {
+			json_t *v;
+			njobs = 0;
+			for (i = 0; i < n; i++)
+				json_array_foreach(todo[i], k, v) {
+					jobs[njobs].session_id = json_string_value(v);
+					jobs[njobs].region = rs[i].region;
+					jobs[njobs].grant = i;
+					njobs++;
+				}
+			term_run(e, jobs, njobs);
+			for (k = 0; k < njobs; k++) {
+				struct term_job *jb = &jobs[k];
+				if (jb->rc != EL_OK) {
+					st[jb->grant] = EL_EAWS;
+					json_object_set_new(steps[jb->grant], "error",
+					    json_string(jb->error));
+				} else
+					json_array_append_new(json_object_get(steps[jb->grant],
+					    "terminated_sessions"), json_pack("{s:s, s:s}", "session_id",
+					    jb->session_id, "aws_request_id", jb->request_id));
+			}
+		} else if (njobs > 0) {
+			for (i = 0; i < n; i++)
+				if (todo[i] != NULL && json_array_size(todo[i]) > 0)
+					st[i] = EL_ENOMEM;
+		}
+		free(jobs);
+		for (i = 0; todo != NULL && i < n; i++)
+			json_decref(todo[i]);
+		free(todo);
+	}
 	for (i = 0; i < n; i++) {
 		if (steps[i] == NULL || st[i] != EL_OK || gs[i].assumed_role_arn == NULL)
 			continue;
-		st[i] = terminate_sessions(e, &rs[i], &gs[i],
-		    json_object_get(active, rs[i].region),
-		    json_object_get(steps[i], "terminated_sessions"));
 		/* 2. early: the session policy still allows; deny the role session now */
 		if (st[i] == EL_OK && el_now() < rs[i].window_end && gs[i].assumed_role_id &&
 		    gs[i].creds_expire_at > el_now()) {

@@ -885,6 +885,36 @@ checkpoint_moved_earlier(void **state)
 	lines_free(&real);
 }
 
+/*
+ * Sequence numbers come from the file. A record at seq INT64_MAX makes the verifier
+ * compute INT64_MAX + 1 for the next expected seq (signed overflow: undefined behaviour,
+ * in practice INT64_MIN), so a chain INT64_MAX, INT64_MIN passes as "contiguous" with a
+ * report whose last_seq is below its first_seq. Real seqs start at 1 and never get there.
+ */
+static void
+seq_overflow_refused(void **state)
+{
+	struct audit_verify_report rep;
+	struct lines l = {NULL, 0};
+	unsigned char prev[AUDIT_HASH_BYTES], h[AUDIT_HASH_BYTES];
+	json_t *d = json_object();
+	char *line;
+
+	(void)state;
+	memset(prev, 0x11, sizeof(prev));
+	line = forge(INT64_MAX, prev, "system", "x", NULL, d, h);
+	lines_push(&l, line);
+	free(line);
+	line = forge(INT64_MIN, h, "system", "x", NULL, d, h);
+	lines_push(&l, line);
+	free(line);
+	json_decref(d);
+	if (verify(&l, NULL, 0, &rep) == EL_OK)
+		fail_msg("seq INT64_MAX then INT64_MIN accepted: first_seq %lld last_seq %lld",
+		    (long long)rep.first_seq, (long long)rep.last_seq);
+	lines_free(&l);
+}
+
 /* ---- reading the trail back ---- */
 
 static void
@@ -1004,6 +1034,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(verify_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(checkpoint_of_empty_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(checkpoint_moved_earlier, setup, teardown),
+		cmocka_unit_test(seq_overflow_refused),
 		cmocka_unit_test_setup_teardown(list_filters, setup, teardown),
 	};
 
