@@ -167,6 +167,9 @@ audit_rec_from_json(json_t *j, struct audit_rec *r, struct el_why *w)
 		return el_fail(w, EL_EPARSE, "not an audit record: bad data or request_id");
 	if (unhex(ph, r->prev_hash) != EL_OK || unhex(h, r->hash) != EL_OK)
 		return el_fail(w, EL_EPARSE, "not an audit record: bad hash");
+	/* Real chains start at 1; INT64_MAX would overflow the next expected seq. */
+	if (seq < 1 || seq == INT64_MAX)
+		return el_fail(w, EL_EPARSE, "not an audit record: bad seq");
 	if (strlen(time) >= sizeof(r->time))
 		return el_fail(w, EL_EPARSE, "not an audit record: bad time");
 	r->seq = seq;
@@ -210,9 +213,9 @@ checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signe
 		return 0;
 	if (unhex(hex, want) != EL_OK)
 		return 0;
-	/* The signed hash must be the hash this export holds at that seq. */
-	if (seq >= first_seq && seq < cur_seq &&
-	    sodium_memcmp(hashes[seq - first_seq], want, AUDIT_HASH_BYTES) != 0)
+	/* A checkpoint signs the head just before it: the record it links to. */
+	(void)hashes; (void)first_seq;
+	if (seq != cur_seq - 1 || sodium_memcmp(r->prev_hash, want, AUDIT_HASH_BYTES) != 0)
 		return 0;
 	checkpoint_message(seq, hex, msg, sizeof(msg));
 	if (crypto_sign_verify_detached(raw, (const unsigned char *)msg, strlen(msg), pk) != 0)

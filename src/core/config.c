@@ -159,7 +159,7 @@ walk(struct config *cfg, json_t *obj, const char *prefix, const char *file, stru
 			continue;
 		}
 		if (json_is_null(v)) {
-			if (k->type == CFG_STR)
+			if (k->type == CFG_STR && k->def == NULL)
 				set_value(cfg, k, NULL, NULL);
 			else
 				diags_add(d, file, jpath, 0, 0, "may not be null");
@@ -208,7 +208,7 @@ walk(struct config *cfg, json_t *obj, const char *prefix, const char *file, stru
 enum el_err
 config_load(const char *path, struct config *cfg, struct diags *d)
 {
-	size_t before = d->n, i;
+	size_t before = diags_count(d), i;
 	json_error_t je;
 	json_t *root;
 	char *text = NULL;
@@ -249,7 +249,7 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 		diags_add(d, path, "$.log.level", 0, 0, "must be error, warn, info or debug");
 	if (strchr(cfg->listen, ':') == NULL)
 		diags_add(d, path, "$.listen", 0, 0, "must be address:port");
-	return d->n == before ? EL_OK : EL_ECONFIG;
+	return diags_count(d) == before ? EL_OK : EL_ECONFIG;
 }
 
 void

@@ -852,9 +852,11 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 		json_decref(data);
 		if (rc == EL_OK) {
 			const char *who[1] = {r->requester};
-			json_t *extra = json_pack("{s:s, s:s?}", "decided_by", user, "comment", comment);
+			json_t *extra = json_pack("{s:s, s:s?}", "denied_by", user, "comment", comment);
 			rc = engine_notify(e, "denied", r, who, 1, extra);
 			json_decref(extra);
+			if (rc == EL_OK)
+				rc = engine_notify_others(e, r, "denied", user);
 		}
 		atomic_fetch_add(&e->denials_total, 1);
 		return rc;

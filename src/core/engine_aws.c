@@ -601,6 +601,7 @@ engine_activate(struct engine *e, const char *id)
 	{
 		const char *who[1] = {r.requester};
 		engine_notify(e, "approved", &r, who, 1, NULL);
+		engine_notify_others(e, &r, "approved", NULL);
 	}
 	json_decref(data);
 	rc = engine_tx_commit(e);
@@ -996,7 +997,8 @@ deny_policy(struct store_revoked *v, size_t n)
 	return s;
 }
 
-/* Other inline policies of the role count against the same budget. */
+/* IAM counts inline policies without whitespace. The role's other inline policies share
+ * the budget: AWS then answers LimitExceeded, handled as loudly as this check. */
 static size_t
 nonspace_len(const char *s)
 {

@@ -125,6 +125,9 @@ enum el_err engine_notify(struct engine *e, const char *tmpl, const struct store
     const char *const *users, size_t nusers, json_t *extra);
 /* Queues the approval-request mail with a token link to every eligible approver. */
 enum el_err engine_notify_approvers(struct engine *e, const struct store_request *r);
+/* Tells the approvers who did not vote that the request was decided by others. */
+enum el_err engine_notify_others(struct engine *e, const struct store_request *r,
+    const char *outcome, const char *decided_by);
 void *engine_mailer_main(void *arg);
 
 /* engine_sched.c */

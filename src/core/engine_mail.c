@@ -218,6 +218,61 @@ engine_notify_approvers(struct engine *e, const struct store_request *r)
 	return rc;
 }
 
+enum el_err
+engine_notify_others(struct engine *e, const struct store_request *r, const char *outcome,
+    const char *decided_by)
+{
+	struct policy *p;
+	struct store_approval *ap = NULL;
+	const char **who = NULL, **rest = NULL;
+	size_t n = 0, nap = 0, nrest = 0, i, k;
+	json_t *extra;
+	enum el_err rc;
+
+	if (e->cfg->smtp_url == NULL || e->templates == NULL)
+		return EL_OK;
+	p = engine_policy(e);
+	if ((rc = policy_approvers_for(p, r->profile, r->requester, &who, &n)) != EL_OK)
+		goto out;
+	if ((rc = store_approval_list(e->store, r->id, &ap, &nap)) != EL_OK)
+		goto out;
+	if ((rest = calloc(n + 1, sizeof(*rest))) == NULL) {
+		rc = EL_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		bool voted = false;
+		for (k = 0; k < nap; k++)
+			if (strcmp(ap[k].approver, who[i]) == 0)
+				voted = true;
+		if (!voted)
+			rest[nrest++] = who[i];
+	}
+	{
+		/* Approved by the quorum: name everyone who approved. */
+		char by[512] = "";
+		size_t len = 0;
+		for (k = 0; decided_by == NULL && k < nap; k++) {
+			if (strcmp(ap[k].decision, "approve") != 0)
+				continue;
+			len += (size_t)snprintf(by + len, len < sizeof(by) ? sizeof(by) - len : 0,
+			    "%s%s", len ? ", " : "", ap[k].approver);
+			if (len >= sizeof(by))
+				break;
+		}
+		extra = json_pack("{s:s, s:s}", "outcome", outcome, "decided_by",
+		    decided_by ? decided_by : by);
+	}
+	rc = nrest ? engine_notify(e, "decided_by_others", r, rest, nrest, extra) : EL_OK;
+	json_decref(extra);
+out:
+	free(rest);
+	free(who);
+	store_approvals_free(ap, nap);
+	policy_release(p);
+	return rc;
+}
+
 /* ---- the mailer thread ---- */
 
 static void

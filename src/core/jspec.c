@@ -64,7 +64,8 @@ check_field(const struct jspec *f, json_t *v, struct el_why *w)
 			return el_fail(w, EL_EINVAL, "%s: must be a list of at most %lld strings",
 			    f->name, f->max);
 		json_array_foreach(v, i, x)
-			if (!json_is_string(x) || json_string_length(x) > f->maxlen)
+			if (!json_is_string(x) || json_string_length(x) > f->maxlen ||
+			    strlen(json_string_value(x)) != json_string_length(x))
 				return el_fail(w, EL_EINVAL, "%s[%zu]: must be a string of at most "
 				    "%zu bytes", f->name, i, f->maxlen);
 		return EL_OK;

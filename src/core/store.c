@@ -21,6 +21,7 @@ struct store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	int in_tx;
+	int poisoned;
 };
 
 /* Migrations: entry N brings the schema from version N to N+1. Never edit a shipped one. */
@@ -333,7 +334,11 @@ store_commit(struct store *s)
 {
 	enum el_err r = EL_OK;
 
-	if (--s->in_tx == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (--s->in_tx == 0 && s->poisoned) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->poisoned = 0;
+		r = EL_EDB;
+	} else if (s->in_tx == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		r = dberr(s, "commit");
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}
@@ -345,10 +350,12 @@ void
 store_rollback(struct store *s)
 {
 	/* A nested rollback poisons the outer transaction: roll the whole thing back. */
-	if (s->in_tx > 0) {
-		s->in_tx--;
+	if (s->in_tx > 0 && --s->in_tx > 0)
+		s->poisoned = 1;
+	else {
 		if (sqlite3_get_autocommit(s->db) == 0)
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->poisoned = 0;
 	}
 	unlock(s);
 }
@@ -905,9 +912,11 @@ store_mail_next(struct store *s, int64_t now, struct store_mail *m)
 enum el_err
 store_mail_update(struct store *s, const struct store_mail *m)
 {
-	return exec(s, "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?,"
-	    " last_error = ? WHERE id = ?", "tiiti", m->state, (int64_t)m->attempts,
-	    m->next_attempt_at, m->last_error, m->id);
+	/* A sent mail's body is dropped: approval mails carry a live token. */
+	return exec(s, "UPDATE outbox SET state = ?1, attempts = ?2, next_attempt_at = ?3,"
+	    " last_error = ?4, message = CASE WHEN ?1 = 'sent' THEN '' ELSE message END"
+	    " WHERE id = ?5", "tiiti", m->state, (int64_t)m->attempts, m->next_attempt_at,
+	    m->last_error, m->id);
 }
 
 int64_t

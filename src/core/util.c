@@ -194,7 +194,7 @@ el_parse_int(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '-'))
 		return EL_EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -310,21 +310,33 @@ el_parse_time(const char *s, int64_t *t)
 	const char *p;
 	time_t v;
 
-	if (s == NULL)
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	struct tm chk;
+	size_t i;
+
+	if (s == NULL || strlen(s) < sizeof(shape) - 1)
 		return EL_EINVAL;
+	for (i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+			return EL_EINVAL;
 	memset(&tm, 0, sizeof(tm));
 	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (p == NULL)
 		return EL_EINVAL;
+	chk = tm;
 	if (*p == '.') {
 		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return EL_EINVAL;
 		while (*p >= '0' && *p <= '9')
 			p++;
 	}
 	if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0 && strcmp(p, "z") != 0)
 		return EL_EINVAL;
 	v = timegm(&tm);
-	if (v == (time_t)-1)
+	/* timegm normalises Feb 30 to Mar 2: refuse what does not come back unchanged. */
+	if (tm.tm_mday != chk.tm_mday || tm.tm_mon != chk.tm_mon || tm.tm_hour != chk.tm_hour ||
+	    tm.tm_min != chk.tm_min || tm.tm_sec != chk.tm_sec)
 		return EL_EINVAL;
 	*t = (int64_t)v;
 	return EL_OK;
@@ -362,6 +374,10 @@ b64_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen, in
 
 	if (in == NULL)
 		return EL_EINVAL;
+	/* libsodium 1.0.18 decodes bytes >= 0x80 as '/' (signed char): refuse them first. */
+	for (end = in; *end != '\0'; end++)
+		if ((unsigned char)*end >= 0x80)
+			return EL_EINVAL;
 	if (sodium_base642bin(out, outcap, in, strlen(in), NULL, &n, &end, variant) != 0 ||
 	    *end != '\0')
 		return EL_EINVAL;

@@ -4,8 +4,9 @@
 //
 // The script is a list of steps, or {"steps": [...], "timeout": ms}. Steps:
 //   {"javascript": false}           context option; before the first goto (later: new page)
-//   {"viewport": [w, h]}            set the viewport (before the first goto: context option)
-//   {"mobile": true}                isMobile + hasTouch + deviceScaleFactor 2 (context option)
+//   {"viewport": [w, h]}            set the viewport (also kept as a context option)
+//   {"mobile": true}                isMobile + hasTouch + deviceScaleFactor 2 (context
+//                                   option; after the first goto: a new page, goto again)
 //   {"goto": url}                   navigate; its status goes to "navigations"
 //   {"fill": [selector, text]}
 //   {"click": selector}             waits for the navigation it starts ("navigation": false
@@ -141,8 +142,8 @@ async function main() {
         if (page) await newPage();
       } else if ('viewport' in step) {
         const [width, height] = step.viewport;
+        ctxOpts.viewport = { width, height };        // for a later {"mobile"} context too
         if (page) await page.setViewportSize({ width, height });
-        else ctxOpts.viewport = { width, height };
       } else if ('goto' in step) {
         await ensurePage();
         // A refusal page (4xx) is still a page: goto resolves with its response.

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -179,7 +180,7 @@ def out_path(name):
 
 
 def tmpdir(ctx, name):
-    d = os.path.join(harness.tempfile.mkdtemp(prefix='elevate-mail-'), name)
+    d = os.path.join(tempfile.mkdtemp(prefix='elevate-mail-'), name)
     os.makedirs(d)
     ctx._cleanup.append(lambda: shutil.rmtree(os.path.dirname(d), ignore_errors=True))
     return d
@@ -241,8 +242,6 @@ def test_mail_link_page_and_approve(ctx):
         assert h1(body) == 'Access request' and '<form method="post"' in body, body[:800]
         assert '<script' not in body.lower()
     st, h, body = fetch(link, 'HEAD')
-    if os.environ.get('ELEVATE_TEST_DEBUG'):
-        print('HEAD:', st, h)
     assert st in (200, 404, 405), st          # whatever it answers, it decides nothing
     r = b.get(rid)
     assert r['state'] == 'pending' and r['approvals'] == [], r
@@ -254,15 +253,18 @@ def test_mail_link_page_and_approve(ctx):
                   {'count': 'form button[name=decision]'},
                   {'screenshot': out_path('approval_page.png'), 'fullPage': True},
                   {'viewport': [390, 844]},
+                  {'mobile': True},
+                  {'goto': link},
+                  {'count': 'form button[name=decision]'},
                   {'screenshot': out_path('approval_page_phone.png'), 'fullPage': True}])
-    assert [n['status'] for n in res['navigations']] == [200], res['navigations']
+    assert [n['status'] for n in res['navigations']] == [200, 200], res['navigations']
     assert_page_headers(res['headers'], 'approval page (Chromium)')
     assert res['title'] == 'Review access request %s' % rid, res['title']
     text = res['steps'][0]['text']
     for want in ('alice', 'prod-readonly', 'Approve', 'Deny', 'carol', rid):
         assert want in text, (want, text)
     assert res['texts'] == ['read the prod logs for INC-1'], res['texts']
-    assert res['counts'] == [2], res['counts']
+    assert res['counts'] == [2, 2], res['counts']
     assert not res['dialogs'] and not res['pageerrors'], res
     assert not [c for c in res['console'] if 'Content Security Policy' in c['text']], \
         res['console']   # the stylesheet and everything else load under the CSP
@@ -356,7 +358,8 @@ def test_refused_links(ctx):
     pos = 2 + rlen + 1
     assert bytes(body[pos:pos + 5]) == b'carol'
     body[pos - 1:pos + 5] = b'\x04dave'
-    forged = good.rsplit('/', 1)[0] + '/' + base64.urlsafe_b64encode(bytes(body)).decode().rstrip('=')
+    forged = '%s/%s' % (good.rsplit('/', 1)[0],
+                        base64.urlsafe_b64encode(bytes(body)).decode().rstrip('='))
     check_refused(b, forged, 403, 'Invalid link', 'invalid', 'anonymous', None)
     st, _, _ = fetch(good)
     assert st == 200, 'the untouched link must still work'
@@ -366,8 +369,8 @@ def test_refused_links(ctx):
     r = b.cli('carol', 'approve', admin, '--comment', 'via cli')
     assert r.returncode == 0, r.stdout + r.stderr
     assert b.get(admin)['state'] == 'pending'      # prod-admin needs security too
-    got = check_refused(b, links[admin]['carol'], 409, 'Already decided', 'already_decided',
-                        'carol', admin)
+    check_refused(b, links[admin]['carol'], 409, 'Already decided', 'already_decided',
+                  'carol', admin)
     st, _, body = fetch(links[admin]['carol'])
     assert 'You have already decided this request.' in body, body
     assert [a['via'] for a in b.get(admin)['approvals']] == ['cli']
@@ -570,8 +573,12 @@ def test_hostile_and_unicode_input(ctx):
     assert stored.replace('\r\n', '\n') == comment, repr(stored)
     assert '\r\n' in stored, 'a textarea posts CR LF line breaks: %r' % stored
     m = wait_mail(smtp, 1, pred=lambda m: m['rcpt'] == ['alice@example.com'])[0]
+    # dave, who was asked too, hears that his decision is no longer needed
+    other = wait_mail(smtp, 1, pred=lambda m: m['rcpt'] == ['dave@example.com'] and
+                      'No longer needed' in str(m['msg']['Subject']))[0]
+    assert 'denied by carol' in mail_parts(other['msg'])['text/plain']
     time.sleep(0.3)
-    assert len(smtp.messages()) == 3, [x['rcpt'] for x in smtp.messages()]
+    assert len(smtp.messages()) == 4, [x['rcpt'] for x in smtp.messages()]
     subject = _one_line_subject(m)
     assert subject.startswith('Denied: dev (%s) ' % rid), subject
     for want in (UNICODE, injected, 'X-Injected: yes', HOSTILE):

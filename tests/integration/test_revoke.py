@@ -135,28 +135,16 @@ def test_thousand_revocations_stay_under_budget(ctx):
     since = emu.last_seq()
     biggest = 0
     n = 1000
-    errors = []
-
-    def worker(user, count):
-        try:
-            for i in range(count):
-                j = b.request(user=user, profile='dev', duration='3s', ticket=None)
-                st, d = b.approve(j['id'], 'carol')
-                assert st == 200 and d['state'] == 'active', d
-                st, d = b.api(user, 'POST', '/v1/requests/%s/revoke' % j['id'], {})
-                assert st == 200 and d['state'] == 'ended', (i, st, d)
-        except Exception as e:      # reported below
-            errors.append(e)
-    import threading
-    # four requesters revoking back to back: 1,000 revocations of one role in ~a minute
-    ts = [threading.Thread(target=worker, args=(u, n // 4)) for u in ('alice', 'bob') * 2]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors[:3]
+    for i in range(n):
+        user = ('alice', 'bob')[i % 2]
+        j = b.request(user=user, profile='dev', duration='3s', ticket=None)
+        st, d = b.approve(j['id'], 'carol')
+        assert st == 200 and d['state'] == 'active', d
+        st, d = b.api(user, 'POST', '/v1/requests/%s/revoke' % j['id'], {})
+        assert st == 200 and d['state'] == 'ended', (i, st, d)
     puts = _calls(emu, since, 'PutRolePolicy')
-    assert all(p['status'] == 200 for p in puts)
+    bad = [(p['status'], p.get('error_code'), p.get('error_message'), len(p['params'].get('PolicyDocument', ''))) for p in puts if p['status'] != 200]
+    assert not bad, bad[:5]
     for p in puts:
         size = len(''.join(p['params']['PolicyDocument'].split()))
         biggest = max(biggest, size)
