@@ -18,6 +18,10 @@ CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover
 LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
+# Objects remember the flags they were built with: switching SANITIZER rebuilds everything.
+FLAGS_SIG := $(shell echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cksum | cut -d' ' -f1)
+$(shell mkdir -p build; [ "$$(cat build/.flags 2>/dev/null)" = "$(FLAGS_SIG)" ] || echo $(FLAGS_SIG) > build/.flags)
+
 CORE_SRC   := $(sort $(wildcard src/core/*.c))
 DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 CLI_SRC    := $(sort $(wildcard src/cli/*.c))
@@ -33,26 +37,31 @@ LIB := build/libelevate.a
 .PHONY: all deps test unit integration demo bench bench-revoke clean check-deps
 all: bin/elevated bin/elevate
 
-build/%.o: %.c
+build/%.o: %.c build/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@echo "  AR      $@"
+	@ar rcs $@ $^
 
 bin/elevated: $(DAEMON_OBJ) $(LIB)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(LIB) $(LDLIBS)
 
 bin/elevate: $(CLI_OBJ) $(LIB)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
-build/tests/%: tests/unit/%.c $(LIB)
+build/tests/%: tests/unit/%.c $(LIB) build/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
 
 deps:
 	@scripts/deps.sh

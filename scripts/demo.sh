@@ -62,7 +62,8 @@ cat >"$T/policies/demo.json" <<JSON
       "approvers": ["group:sre-leads"],
       "approvals_required": 1,
       "default_duration": "15m", "max_duration": "1h", "pending_ttl": "30m",
-      "reason_required": true, "ticket_pattern": "^(INC|CHG)-[0-9]+\$"
+      "reason_required": true, "ticket_pattern": "^(INC|CHG)-[0-9]+\$",
+      "ssm": {"targets": ["i-0123456789abcdef0"], "documents": ["SSM-SessionManagerRunShell"]}
     }
   }
 }
@@ -123,6 +124,24 @@ AWSCLI=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN A
 run "${AWSCLI[@]}" sts get-caller-identity
 run "${AWSCLI[@]}" ec2 describe-instances --query 'Reservations[].Instances[].InstanceId' --output text
 
+step "alice opens an SSM session through the broker (a stand-in plugin shows what it gets)"
+mkdir -p "$T/plugin"
+cat >"$T/plugin/session-manager-plugin" <<'PLUGIN'
+#!/bin/sh
+# Stand-in for AWS's session-manager-plugin: shows what elevate hands it, then exits.
+[ "$1" = "--version" ] && { echo 1.2.650.0; exit 0; }
+python3 - "$@" <<'PY'
+import json, os, sys
+a = sys.argv[1:]
+resp = json.loads(os.environ[a[0]] if a[0] == "AWS_SSM_START_SESSION_RESPONSE" else a[0])
+print("     plugin: session %s to %s in %s via %s" % (resp["SessionId"], json.loads(a[4])["Target"], a[1], a[5]))
+print("     plugin: response passed in %s; credentials for %s in the environment"
+      % ("$" + a[0] if a[0].isupper() else "argv", os.environ.get("AWS_ACCESS_KEY_ID", "?")[:8] + "..."))
+PY
+PLUGIN
+chmod +x "$T/plugin/session-manager-plugin"
+ELEVATE_SSM_PLUGIN="$T/plugin/session-manager-plugin" run as alice bin/elevate ssm "$ID" i-0123456789abcdef0
+
 if [ -n "${DEMO_KEEP:-}" ]; then
   step "Left running (DEMO_KEEP=1)"
   cat <<TXT
@@ -168,7 +187,9 @@ sed 's/^/     /' "$T/denied.out" | grep -v '^ *$' | head -3
 say "and credential_process now gets nothing from the broker:"
 rm -rf "$T/cache/alice"
 "${AWSCLI[@]}" ec2 describe-instances 2>&1 | grep -v '^ *$' | head -2 | sed 's/^/     /' || true
-run as alice bin/elevate status "$ID" | head -12
+run as alice bin/elevate status "$ID" | grep -E "state|ended|session|i-0" || true
+say "the SSM session as AWS sees it now:"
+curl -s "$EMU/_emulator/state" | python3 -c 'import json,sys; [print("     %s  %s" % (s["SessionId"], s["Status"])) for s in json.load(sys.stdin)["sessions"]]'
 
 step "The audit trail verifies (hash chain + signed checkpoint)"
 kill "${PIDS[2]}"; wait "${PIDS[2]}" 2>/dev/null || true

@@ -64,6 +64,7 @@ struct audit_verify_report {
 	int64_t first_seq, last_seq;
 	int64_t checkpoints;           /* valid checkpoints seen */
 	int64_t last_signed_seq;       /* highest seq covered by a valid checkpoint, 0 if none */
+	int last_is_checkpoint;        /* the last record read is a valid checkpoint */
 	int64_t bad_line;              /* line of the first problem, 0 if none */
 	char problem[EL_WHYLEN];       /* what is wrong, empty if intact */
 };

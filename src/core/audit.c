@@ -314,6 +314,7 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 		}
 		if (e == EL_OK) {
 			memcpy(hashes[nhashes++], r.hash, AUDIT_HASH_BYTES);
+			rep->last_is_checkpoint = 0;
 			if (pk != NULL && strcmp(r.event, AUDIT_CHECKPOINT_EVENT) == 0) {
 				if (!checkpoint_ok(&r, pk, &rep->last_signed_seq, hashes,
 				    rep->first_seq, r.seq)) {
@@ -321,8 +322,10 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 					    " checkpoint signature does not verify with this key",
 					    (long long)lineno, (long long)r.seq);
 					e = EL_ECRYPTO;
-				} else
+				} else {
 					rep->checkpoints++;
+					rep->last_is_checkpoint = 1;
+				}
 			}
 		}
 		if (e != EL_OK) {
