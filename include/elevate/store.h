@@ -13,7 +13,7 @@
 #include "elevate/audit.h"
 #include "elevate/el.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -72,8 +72,13 @@ enum el_err store_request_list(struct store *s, const struct store_filter *f,
 enum el_err store_request_due(struct store *s, const char *state, const char *column,
     int64_t until, int limit, char ***ids, size_t *n);
 /* Earliest pending_until or activation retry of pending / window_end of active /
- * next_attempt_at of ending; INT64_MAX when none. */
-int64_t store_next_deadline(struct store *s);
+ * next_attempt_at of ending / (window_end - warn_lead) of an active grant not yet warned
+ * (warn_lead 0: no warnings); INT64_MAX when none. */
+int64_t store_next_deadline(struct store *s, int64_t warn_lead);
+/* Active grants longer than warn_lead, not yet warned, ending within warn_lead of now. */
+enum el_err store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit,
+    char ***ids, size_t *n);
+enum el_err store_request_warned(struct store *s, const char *id, int64_t at);
 /* Counts per state, as a JSON object {"pending": N, ...}. New ref. */
 json_t *store_request_counts(struct store *s);
 

@@ -365,6 +365,9 @@ engine_tx_commit(struct engine *e)
 			store_rollback(e->store);
 	}
 	export_audit(e);
+	/* Any transaction may have queued mail (the outbox is written with the event). */
+	if (e->threads_started)
+		engine_wake_mailer(e);
 	return EL_OK;
 }
 

@@ -140,6 +140,42 @@ retry_activations(struct engine *e, int64_t now)
 	free_ids(ids, n);
 }
 
+/* Tells requesters their window ends soon (mail.ending_soon before), once per grant. */
+static void
+warn_due(struct engine *e, int64_t now)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	if (e->cfg->ending_soon <= 0 || store_request_to_warn(e->store, now, e->cfg->ending_soon,
+	    SWEEP_BATCH, &ids, &n) != EL_OK)
+		return;
+	for (i = 0; i < n; i++) {
+		struct store_request r;
+		const char *who[1];
+		char left[32];
+		json_t *extra;
+
+		if (engine_tx_begin(e) != EL_OK)
+			break;
+		if (store_request_get(e->store, ids[i], &r) != EL_OK) {
+			engine_tx_rollback(e);
+			continue;
+		}
+		who[0] = r.requester;
+		el_format_duration(r.window_end - now, left, sizeof(left));
+		extra = json_pack("{s:s}", "remaining", left);
+		if (store_request_warned(e->store, r.id, now) != EL_OK ||
+		    engine_notify(e, "ending_soon", &r, who, 1, extra) != EL_OK)
+			engine_tx_rollback(e);
+		else
+			engine_tx_commit(e);
+		json_decref(extra);
+		store_request_free(&r);
+	}
+	free_ids(ids, n);
+}
+
 static void
 sweep(struct engine *e)
 {
@@ -149,6 +185,7 @@ sweep(struct engine *e)
 	lapse_due(e, now);
 	end_windows(e, now);
 	revoke_due(e, now);
+	warn_due(e, now);
 }
 
 enum el_err
@@ -169,7 +206,7 @@ engine_reaper_main(void *arg)
 		int64_t next;
 
 		sweep(e);
-		next = store_next_deadline(e->store);
+		next = store_next_deadline(e->store, e->cfg->ending_soon);
 		pthread_mutex_lock(&e->wake_mu);
 		while (!e->stopping && !e->wake) {
 			if (next == INT64_MAX) {

@@ -73,6 +73,9 @@ static const char *const migrations[] = {
 	"  userid TEXT PRIMARY KEY, role_name TEXT NOT NULL, request_id TEXT NOT NULL,"
 	"  expires_at INTEGER NOT NULL);"
 	"CREATE INDEX revoked_role ON revoked(role_name, expires_at);",
+
+	/* 3 -> 4: the "ending soon" warning is sent once per grant */
+	"ALTER TABLE requests ADD COLUMN warned_at INTEGER;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -587,19 +590,21 @@ store_request_due(struct store *s, const char *state, const char *column, int64_
 }
 
 int64_t
-store_next_deadline(struct store *s)
+store_next_deadline(struct store *s, int64_t warn_lead)
 {
 	sqlite3_stmt *st;
 	int64_t t = INT64_MAX;
 
 	lock(s);
 	if (prepare(s, &st, "SELECT MIN(t) FROM ("
+	    " SELECT MIN(window_end - ?1) AS t FROM requests WHERE state = 'active' AND ?1 > 0"
+	    "  AND warned_at IS NULL AND window_end - window_start > ?1 UNION ALL"
 	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = 'pending'"
 	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = 'active'"
 	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
 	    "  WHERE state = 'ending'"
 	    " UNION ALL SELECT MIN(next_attempt_at) FROM requests"
-	    "  WHERE state = 'pending' AND next_attempt_at IS NOT NULL)", NULL) == EL_OK) {
+	    "  WHERE state = 'pending' AND next_attempt_at IS NOT NULL)", "i", warn_lead) == EL_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 			t = sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
@@ -623,6 +628,30 @@ group_counts(struct store *s, const char *sql)
 	}
 	unlock(s);
 	return o;
+}
+
+enum el_err
+store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit, char ***ids,
+    size_t *n)
+{
+	sqlite3_stmt *st;
+	enum el_err r;
+
+	lock(s);
+	if ((r = prepare(s, &st, "SELECT id FROM requests WHERE state = 'active' AND"
+	    " warned_at IS NULL AND window_end - window_start > ?2 AND window_end - ?2 <= ?1"
+	    " ORDER BY window_end LIMIT ?3", "iii", now, warn_lead, (int64_t)limit)) == EL_OK) {
+		r = collect_strings(s, st, ids, n);
+		sqlite3_finalize(st);
+	}
+	unlock(s);
+	return r;
+}
+
+enum el_err
+store_request_warned(struct store *s, const char *id, int64_t at)
+{
+	return exec(s, "UPDATE requests SET warned_at = ? WHERE id = ?", "it", at, id);
 }
 
 json_t *

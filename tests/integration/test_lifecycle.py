@@ -249,6 +249,34 @@ def test_store_migrates_old_schema(ctx):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
-    assert v == 3, v
+    assert v == 4, v
     st, d = b.approve('req_oldoldoldold')
     assert st == 200 and d['state'] == 'active', d
+
+
+def test_elevated_check_reports_file_and_path(ctx):
+    import subprocess
+    import harness
+    b = ctx.broker()
+    r = subprocess.run([os.path.join(ctx.bin, 'elevated'), 'check', '--config', b.config_path],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and 'configuration OK' in r.stdout, r.stdout + r.stderr
+    profiles = json.loads(json.dumps(harness.DEFAULT_PROFILES))
+    profiles['dev']['max_duraton'] = '1h'                       # mistyped key
+    profiles['prod-readonly']['approvers'] = ['group:sre-lead']  # unknown group
+    b.profiles = profiles
+    b.write_policy()
+    cfg = json.load(open(b.config_path))
+    cfg['smtp'] = {'ulr': 'smtp://x'}                            # mistyped config key
+    json.dump(cfg, open(b.config_path, 'w'))
+    r = subprocess.run([os.path.join(ctx.bin, 'elevated'), 'check', '--config', b.config_path],
+                       capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    pol = os.path.join(b.policy_dir, 'policy.json')
+    assert pol in out and '$.profiles.dev.max_duraton' in out, out
+    assert '$.profiles.prod-readonly.approvers[0]' in out and 'sre-lead' in out, out
+    assert b.config_path in out and '$.smtp.ulr' in out, out
+    # the daemon refuses to start on the same files
+    b.start(wait=False)
+    assert b.proc.wait(10) != 0

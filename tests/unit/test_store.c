@@ -165,7 +165,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 3);
+	assert_int_equal(STORE_SCHEMA_VERSION, 4);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -175,7 +175,7 @@ open_mode_and_version(void **state)
 
 	/* Reopening an up-to-date database changes nothing. */
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_schema_version(f->s), 4);
 	assert_true(exists(f->s, "req_a"));
 }
 
@@ -247,7 +247,7 @@ upgrade_from_v1(void **state)
 	sqlite3_close(db);
 
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_schema_version(f->s), 4);
 	assert_int_equal(store_request_get(f->s, "req_old", &r), EL_OK);
 	assert_string_equal(r.id, "req_old");
 	assert_string_equal(r.profile, "prod-readonly");
@@ -298,7 +298,7 @@ upgrade_from_v1(void **state)
 
 	/* And opening it again is a no-op. */
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_schema_version(f->s), 4);
 	assert_true(exists(f->s, "req_old"));
 	assert_true(exists(f->s, "req_new"));
 }
@@ -319,7 +319,7 @@ upgrade_from_v2(void **state)
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
 	store_close(f->s);
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_schema_version(f->s), 4);
 	assert_int_equal(store_request_get(f->s, "req_v2", &r), EL_OK);
 	assert_int_equal(r.next_attempt_at, 77);
 	assert_int_equal(r.attempts, 2);
@@ -652,12 +652,12 @@ deadlines(void **state)
 	char **ids = NULL;
 	size_t n = 0, i;
 
-	assert_true(store_next_deadline(f->s) == INT64_MAX);
+	assert_true(store_next_deadline(f->s, 0) == INT64_MAX);
 
 	mkreq(&r, "p1", "pending", "alice", "p", 1);
 	r.pending_until = 500;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	assert_int_equal(store_next_deadline(f->s), 500);
+	assert_int_equal(store_next_deadline(f->s, 0), 500);
 
 	mkreq(&r, "a1", "active", "alice", "p", 1);
 	r.pending_until = 10;         /* no longer relevant once active */
@@ -683,18 +683,18 @@ deadlines(void **state)
 	r.next_attempt_at = 2;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
 
-	assert_int_equal(store_next_deadline(f->s), 300);
+	assert_int_equal(store_next_deadline(f->s, 0), 300);
 	assert_int_equal(store_request_set_state(f->s, "a1", "active", "ended", 300), EL_OK);
-	assert_int_equal(store_next_deadline(f->s), 350);
+	assert_int_equal(store_next_deadline(f->s, 0), 350);
 	assert_int_equal(store_request_set_state(f->s, "a2", "active", "ended", 350), EL_OK);
-	assert_int_equal(store_next_deadline(f->s), 400);
+	assert_int_equal(store_next_deadline(f->s, 0), 400);
 	assert_int_equal(store_request_set_state(f->s, "e1", "ending", "ended", 400), EL_OK);
-	assert_int_equal(store_next_deadline(f->s), 500);
+	assert_int_equal(store_next_deadline(f->s, 0), 500);
 	/* An ending grant without a retry time is due now. */
 	mkreq(&r, "e2", "ending", "alice", "p", 1);
 	r.window_end = 600;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	assert_int_equal(store_next_deadline(f->s), 0);
+	assert_int_equal(store_next_deadline(f->s, 0), 0);
 
 	/* Due lists: in deadline order, up to `until`, within a limit. */
 	mkreq(&r, "a3", "active", "alice", "p", 1);
