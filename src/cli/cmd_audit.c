@@ -267,8 +267,6 @@ audit_show(int argc, char **argv)
 	long long n;
 	int64_t secs, t;
 	struct dbuf q, path;
-	struct api *a = NULL;
-	json_t *res = NULL, *recs;
 	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "u:p:e:s:n:h", opts, NULL)) != -1) {
@@ -308,23 +306,8 @@ audit_show(int argc, char **argv)
 		rc = output_usage(&cmd_show, "filters too long");
 		goto out;
 	}
-	if ((rc = api_open(&a)) != CLI_OK)
-		goto out;
-	if ((rc = api_do(a, "GET", path.p, NULL, &res)) != CLI_OK)
-		goto out;
-	if (output_json()) {
-		rc = output_print_json(res);
-		goto out;
-	}
-	if (!json_is_array(recs = json_object_get(res, "records"))) {
-		output_err("the broker's answer has no \"records\" list");
-		rc = CLI_ERR;
-		goto out;
-	}
-	show_table(recs);
+	rc = list_get(path.p, "records", show_table);
 out:
-	json_decref(res);
-	api_close(a);
 	dbuf_free(&q);
 	dbuf_free(&path);
 	return rc;

@@ -2,8 +2,8 @@
  * cmd_creds.c — `elevate creds`: prints a grant's credentials as AWS credential_process
  * JSON. Owns fetching credentials for the CLI (also used by `exec`) and their local
  * cache: one 0600 file per request in a 0700 directory, reused until shortly before
- * the credentials expire or the window ends, plus the profile -> request choice.
- * Never writes a secret to stderr.
+ * the credentials expire or the window ends, plus the profile -> request choice, and
+ * putting them into the environment (`exec`, `ssm`). Never writes a secret to stderr.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -66,6 +66,31 @@ creds_wipe(json_t *creds)
 			/* jansson owns this heap buffer; zero it before json_decref frees it */
 			sodium_memzero((void *)(uintptr_t)json_string_value(v),
 			    json_string_length(v));
+}
+
+int
+creds_setenv(const json_t *creds, const char *region, const char *req_id)
+{
+	static const char *const drop[] = {
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		if (unsetenv(drop[i]) != 0)
+			return -1;
+	if (setenv("AWS_ACCESS_KEY_ID", output_str(creds, "AccessKeyId"), 1) != 0 ||
+	    setenv("AWS_SECRET_ACCESS_KEY", output_str(creds, "SecretAccessKey"), 1) != 0 ||
+	    setenv("AWS_SESSION_TOKEN", output_str(creds, "SessionToken"), 1) != 0)
+		return -1;
+	if (req_id != NULL &&
+	    (setenv("AWS_CREDENTIAL_EXPIRATION", output_str(creds, "Expiration"), 1) != 0 ||
+	    setenv("ELEVATE_REQUEST_ID", req_id, 1) != 0))
+		return -1;
+	if (region[0] != '\0' && (setenv("AWS_REGION", region, 1) != 0 ||
+	    setenv("AWS_DEFAULT_REGION", region, 1) != 0))
+		return -1;
+	return 0;
 }
 
 /* A credential_process object we can hand out; *exp gets Expiration. */

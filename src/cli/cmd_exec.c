@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,29 +36,6 @@ exec_help(void)
 	    "be run).\n\n"
 	    "  elevate exec req_7kq2m4x9bd3h -- aws sts get-caller-identity\n",
 	    cmd_exec.usage, EXEC_FAILED);
-}
-
-static int
-set_env(const json_t *c, const char *region, const char *rid)
-{
-	static const char *const drop[] = {
-		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (unsetenv(drop[i]) != 0)
-			return -1;
-	if (setenv("AWS_ACCESS_KEY_ID", output_str(c, "AccessKeyId"), 1) != 0 ||
-	    setenv("AWS_SECRET_ACCESS_KEY", output_str(c, "SecretAccessKey"), 1) != 0 ||
-	    setenv("AWS_SESSION_TOKEN", output_str(c, "SessionToken"), 1) != 0 ||
-	    setenv("AWS_CREDENTIAL_EXPIRATION", output_str(c, "Expiration"), 1) != 0 ||
-	    setenv("ELEVATE_REQUEST_ID", rid, 1) != 0)
-		return -1;
-	if (region[0] != '\0' && (setenv("AWS_REGION", region, 1) != 0 ||
-	    setenv("AWS_DEFAULT_REGION", region, 1) != 0))
-		return -1;
-	return 0;
 }
 
 static int
@@ -103,7 +79,7 @@ exec_run(int argc, char **argv)
 	api_close(a);
 	if (rc != CLI_OK)
 		return rc;
-	if (set_env(c, region, rid) != 0) {
+	if (creds_setenv(c, region, rid) != 0) {
 		output_err("cannot set the environment: %s", strerror(errno));
 		rc = CLI_ERR;
 	}

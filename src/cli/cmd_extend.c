@@ -5,22 +5,17 @@
  * end moves and the extension request shows "ended". --wait follows it until decided.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "elevate/el.h"
 #include "api.h"
 #include "commands.h"
 #include "output.h"
+#include "wait.h"
 
 #define REASON_MAX_CHARS 1024
 #define TICKET_MAX 128
-#define POLL_TICK_MS 250
-#define POLL_TICKS 8              /* a poll every 2 s */
-#define LAPSE_GRACE 10            /* s after pending_until, to see the broker say "lapsed" */
 
 static int extend_run(int, char **);
 
@@ -30,8 +25,6 @@ const struct cli_cmd cmd_extend = {
 	.summary = "ask for more time on an active grant",
 	.run = extend_run,
 };
-
-static volatile sig_atomic_t interrupted;
 
 static void
 extend_help(void)
@@ -51,65 +44,6 @@ extend_help(void)
 	    "                   would lapse)\n"
 	    "  --json           print the broker's JSON of the extension request\n",
 	    cmd_extend.usage, CLI_REFUSED, CLI_TIMEOUT);
-}
-
-static int
-has_control(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 1;
-	return 0;
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static void
-catch_interrupts(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;    /* no SA_RESTART: the sleep returns at once */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);       /* EINTR on Ctrl-C is what we want */
-}
-
-/* New approvals and denials of req since *seen, one line each on stderr. */
-static void
-report_decisions(const json_t *req, size_t *seen)
-{
-	const json_t *ap = json_object_get(req, "approvals"), *x;
-	const char *who, *d, *c;
-	char line[EL_WHYLEN * 2], clean[EL_WHYLEN * 2];
-	size_t i;
-
-	for (i = *seen; i < json_array_size(ap); i++) {
-		x = json_array_get(ap, i);
-		who = output_str(x, "approver");
-		d = output_str(x, "decision");
-		c = output_str(x, "comment");
-		snprintf(line, sizeof(line), "%s %s%s%s", who ? who : "someone",
-		    d && strcmp(d, "deny") == 0 ? "denied" : "approved", c && *c ? ": " : "",
-		    c && *c ? c : "");
-		output_clean(line, 400, clean, sizeof(clean));
-		fprintf(stderr, "%s\n", clean);
-	}
-	*seen = json_array_size(ap);
 }
 
 /*
@@ -138,76 +72,21 @@ outcome(const json_t *req, const char *grant)
 	return CLI_REFUSED;
 }
 
-/* Follows the extension request *reqp until it is decided; Ctrl-C stops waiting. */
+/*
+ * --wait: follows the extension request *reqp until it is decided, then says what
+ * became of it; Ctrl-C stops waiting and leaves it pending.
+ */
 static int
-wait_decision(struct api *a, json_t **reqp, const char *grant, int64_t timeout)
+wait_and_report(struct api *a, json_t **reqp, const char *grant, int64_t timeout)
 {
-	static const char spin[] = "|/-\\";
-	json_t *req = *reqp, *next;
-	char id[72], path[128];
-	struct api_error e;
-	size_t seen = 0;
-	int64_t deadline = 0, pu;
-	int tty = isatty(STDERR_FILENO), shown = 0, tick, frame = 0, rc, unreachable = 0;
-	const char *st;
+	char id[72];
+	int rc;
 
-	el_strlcpy(id, output_str(req, "id"), sizeof(id));   /* checked by the caller */
-	report_decisions(req, &seen);
-	snprintf(path, sizeof(path), "/v1/requests/%s", id);
-	pu = output_time(req, "pending_until");
-	if (timeout > 0)
-		deadline = el_now() + timeout;
-	else if (pu > 0)
-		deadline = pu + LAPSE_GRACE;
-	catch_interrupts();
-	api_set_cancel(a, &interrupted);
-	rc = CLI_OK;
-	while ((st = output_str(req, "state")) != NULL && strcmp(st, "pending") == 0) {
-		for (tick = 0; tick < POLL_TICKS && !interrupted; tick++) {
-			if (tty) {
-				fprintf(stderr, "\rwaiting for a decision on %s %c", id,
-				    spin[frame++ % 4]);
-				shown = 1;
-			}
-			sleep_ms(POLL_TICK_MS);
-		}
-		if (tty && shown) {
-			fprintf(stderr, "\r%60s\r", "");
-			shown = 0;
-		}
-		if (interrupted) {
-			rc = CLI_INTERRUPTED;
-			break;
-		}
-		if (deadline > 0 && el_now() >= deadline) {
-			rc = CLI_TIMEOUT;
-			break;
-		}
-		if ((rc = api_call(a, "GET", path, NULL, &next, &e)) == CLI_INTERRUPTED)
-			break;
-		if (rc == CLI_UNREACHABLE) {
-			/* A broker restart should not end the wait; say so once. */
-			if (!unreachable) {
-				api_perror(&e);
-				fprintf(stderr, "still trying...\n");
-			}
-			unreachable = 1;
-			rc = CLI_OK;
-			continue;
-		}
-		if (rc != CLI_OK) {
-			api_perror(&e);
-			break;
-		}
-		unreachable = 0;
-		json_decref(req);
-		*reqp = req = next;
-		report_decisions(req, &seen);
-	}
-	api_set_cancel(a, NULL);
+	el_strlcpy(id, output_str(*reqp, "id"), sizeof(id));   /* checked by the caller */
+	rc = wait_decision(a, reqp, timeout, 0);
 	if (rc == CLI_TIMEOUT || rc == CLI_INTERRUPTED) {
 		if (output_json())
-			output_print_json(req);       /* scripts still learn the id */
+			output_print_json(*reqp);     /* scripts still learn the id */
 		output_err("%s: the extension %s is still pending (`elevate status %s` follows it, "
 		    "`elevate cancel %s` withdraws it)", rc == CLI_TIMEOUT ? "gave up waiting" :
 		    "interrupted", id, id, id);
@@ -215,7 +94,7 @@ wait_decision(struct api *a, json_t **reqp, const char *grant, int64_t timeout)
 	}
 	if (rc != CLI_OK)
 		return rc;
-	return outcome(req, grant);
+	return outcome(*reqp, grant);
 }
 
 static int
@@ -267,7 +146,7 @@ extend_run(int argc, char **argv)
 	if (reason != NULL && output_width(reason) > REASON_MAX_CHARS)
 		return output_usage(&cmd_extend, "--reason is %zu characters; at most %d",
 		    output_width(reason), REASON_MAX_CHARS);
-	if (ticket != NULL && (strlen(ticket) > TICKET_MAX || has_control(ticket)))
+	if (ticket != NULL && (strlen(ticket) > TICKET_MAX || output_has_control(ticket)))
 		return output_usage(&cmd_extend, "--ticket: at most %d printable characters",
 		    TICKET_MAX);
 	if (timeout > 0 && !wait)
@@ -296,7 +175,7 @@ extend_run(int argc, char **argv)
 			printf("%s  extends %s  pending\n", id, grant);
 		status_next(req, output_json() ? stderr : stdout);
 		fflush(stdout);
-		rc = wait_decision(a, &req, grant, timeout);
+		rc = wait_and_report(a, &req, grant, timeout);
 		goto out;
 	}
 	if (output_json()) {

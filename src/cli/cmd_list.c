@@ -1,6 +1,7 @@
 /*
  * cmd_list.c — `elevate list`: the requests the caller may see (GET /v1/requests), as a
- * table or the broker's JSON.
+ * table or the broker's JSON. Also owns list_get(), the fetch-and-print of a listing
+ * that `audit show` shares.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -109,6 +110,33 @@ print_table(const json_t *list)
 	output_table_free(t);
 }
 
+int
+list_get(const char *path_query, const char *key, void (*print)(const json_t *list))
+{
+	struct api *a = NULL;
+	json_t *res = NULL, *list;
+	int rc;
+
+	if ((rc = api_open(&a)) != CLI_OK)
+		goto out;
+	if ((rc = api_do(a, "GET", path_query, NULL, &res)) != CLI_OK)
+		goto out;
+	if (output_json()) {
+		rc = output_print_json(res);
+		goto out;
+	}
+	if (!json_is_array(list = json_object_get(res, key))) {
+		output_err("the broker's answer has no \"%s\" list", key);
+		rc = CLI_ERR;
+		goto out;
+	}
+	print(list);
+out:
+	json_decref(res);
+	api_close(a);
+	return rc;
+}
+
 static int
 list_run(int argc, char **argv)
 {
@@ -120,9 +148,7 @@ list_run(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *state = NULL;
-	struct api *a = NULL;
 	struct dbuf path, q;
-	json_t *res = NULL, *list;
 	int ch, mine = 0, rc;
 
 	while ((ch = getopt_long(argc, argv, "s:mh", opts, NULL)) != -1) {
@@ -147,23 +173,8 @@ list_run(int argc, char **argv)
 		rc = CLI_ERR;
 		goto out;
 	}
-	if ((rc = api_open(&a)) != CLI_OK)
-		goto out;
-	if ((rc = api_do(a, "GET", path.p, NULL, &res)) != CLI_OK)
-		goto out;
-	if (output_json()) {
-		rc = output_print_json(res);
-		goto out;
-	}
-	if (!json_is_array(list = json_object_get(res, "requests"))) {
-		output_err("the broker's answer has no \"requests\" list");
-		rc = CLI_ERR;
-		goto out;
-	}
-	print_table(list);
+	rc = list_get(path.p, "requests", print_table);
 out:
-	json_decref(res);
-	api_close(a);
 	dbuf_free(&path);
 	dbuf_free(&q);
 	return rc;

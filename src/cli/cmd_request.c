@@ -3,25 +3,19 @@
  * time (POST /v1/requests) and, with --wait, follows the request until someone decides,
  * reporting each change on stderr.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "elevate/el.h"
 #include "api.h"
 #include "commands.h"
 #include "output.h"
+#include "wait.h"
 
 #define REASON_MAX_CHARS 1024
 #define TICKET_MAX 128
 #define PROFILE_MAX 128
-#define POLL_TICK_MS 250
-#define POLL_TICKS 8              /* a poll every 2 s */
-#define LAPSE_GRACE 10            /* s after pending_until, to see the broker say "lapsed" */
 
 static int request_run(int, char **);
 
@@ -32,8 +26,6 @@ const struct cli_cmd cmd_request = {
 	.summary = "ask for a role for a bounded time",
 	.run = request_run,
 };
-
-static volatile sig_atomic_t interrupted;
 
 static void
 request_help(void)
@@ -52,89 +44,6 @@ request_help(void)
 	    "                   would lapse)\n"
 	    "  --json           print the broker's JSON of the request\n",
 	    cmd_request.usage, REASON_MAX_CHARS, CLI_REFUSED, CLI_TIMEOUT);
-}
-
-static int
-has_control(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 1;
-	return 0;
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static void
-catch_interrupts(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;    /* no SA_RESTART: the sleep returns at once */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-/* What --wait reports when it changes. */
-struct seen {
-	char state[32];
-	size_t approvals;
-	char missing[EL_WHYLEN];
-	int unreachable;
-};
-
-static void
-spinner_clear(int tty, int *shown)
-{
-	if (tty && *shown) {
-		fprintf(stderr, "\r%60s\r", "");
-		*shown = 0;
-	}
-}
-
-static void
-report_changes(const json_t *req, struct seen *s, int tty, int *shown)
-{
-	const json_t *ap = json_object_get(req, "approvals"), *x;
-	const char *st = output_str(req, "state"), *missing;
-	char clean[EL_WHYLEN * 2];
-	size_t i;
-
-	missing = output_str(json_object_get(req, "quorum"), "missing");
-	for (i = s->approvals; i < json_array_size(ap); i++) {
-		const char *who, *d, *c;
-		char line[EL_WHYLEN * 2];
-
-		x = json_array_get(ap, i);
-		who = output_str(x, "approver");
-		d = output_str(x, "decision");
-		c = output_str(x, "comment");
-		spinner_clear(tty, shown);
-		snprintf(line, sizeof(line), "%s %s%s%s", who ? who : "someone",
-		    d && strcmp(d, "deny") == 0 ? "denied" : "approved", c && *c ? ": " : "",
-		    c && *c ? c : "");
-		output_clean(line, 400, clean, sizeof(clean));
-		fprintf(stderr, "%s\n", clean);
-	}
-	s->approvals = json_array_size(ap);
-	if (st != NULL && strcmp(st, "pending") == 0 && missing != NULL &&
-	    strcmp(missing, s->missing) != 0) {
-		if (s->missing[0] != '\0') {
-			spinner_clear(tty, shown);
-			output_clean(missing, 400, clean, sizeof(clean));
-			fprintf(stderr, "still %s\n", clean);
-		}
-		el_strlcpy(s->missing, missing, sizeof(s->missing));
-	}
-	if (st != NULL)
-		el_strlcpy(s->state, st, sizeof(s->state));
 }
 
 /* The exit code for a decided request, after saying what became of it. */
@@ -156,84 +65,29 @@ outcome(const json_t *req)
 	return CLI_REFUSED;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);       /* EINTR on Ctrl-C is what we want */
-}
-
+/*
+ * --wait: follows the pending request *reqp until it is decided, then says what became
+ * of it; Ctrl-C stops waiting and leaves it pending.
+ */
 static int
-wait_decision(struct api *a, json_t **reqp, int64_t timeout)
+wait_and_report(struct api *a, json_t **reqp, int64_t timeout)
 {
-	static const char spin[] = "|/-\\";
-	json_t *req = *reqp, *next;
-	char id[72], path[128], at[32];
-	struct api_error e;
-	struct seen s;
-	int64_t deadline = 0, pu;
-	int tty = isatty(STDERR_FILENO), shown = 0, tick, frame = 0, rc;
+	char id[72], at[32];
+	int64_t pu = output_time(*reqp, "pending_until");
+	int rc;
 
-	memset(&s, 0, sizeof(s));
-	el_strlcpy(id, output_str(req, "id"), sizeof(id));   /* checked by the caller */
-	report_changes(req, &s, 0, &shown);
-	snprintf(path, sizeof(path), "/v1/requests/%s", id);
-	pu = output_time(req, "pending_until");
-	if (timeout > 0)
-		deadline = el_now() + timeout;
-	else if (pu > 0)
-		deadline = pu + LAPSE_GRACE;
-	catch_interrupts();
-	api_set_cancel(a, &interrupted);
-	while (strcmp(s.state, "pending") == 0) {
-		for (tick = 0; tick < POLL_TICKS && !interrupted; tick++) {
-			if (tty) {
-				fprintf(stderr, "\rwaiting for a decision on %s %c", id,
-				    spin[frame++ % 4]);
-				shown = 1;
-			}
-			sleep_ms(POLL_TICK_MS);
-		}
-		if (interrupted)
-			break;
-		if (deadline > 0 && el_now() >= deadline) {
-			spinner_clear(tty, &shown);
-			output_err("gave up waiting: %s is still pending (check it with "
-			    "`elevate status %s`)", id, id);
-			api_set_cancel(a, NULL);
-			if (output_json())
-				output_print_json(req);   /* scripts still learn the id */
-			return CLI_TIMEOUT;
-		}
-		if ((rc = api_call(a, "GET", path, NULL, &next, &e)) == CLI_INTERRUPTED)
-			break;
-		if (rc == CLI_UNREACHABLE) {
-			/* A broker restart should not end the wait; say so once. */
-			if (!s.unreachable) {
-				spinner_clear(tty, &shown);
-				api_perror(&e);
-				fprintf(stderr, "still trying...\n");
-			}
-			s.unreachable = 1;
-			continue;
-		}
-		if (rc != CLI_OK) {
-			spinner_clear(tty, &shown);
-			api_perror(&e);
-			api_set_cancel(a, NULL);
-			return rc;
-		}
-		s.unreachable = 0;
-		json_decref(req);
-		*reqp = req = next;
-		report_changes(req, &s, tty, &shown);
-	}
-	spinner_clear(tty, &shown);
-	api_set_cancel(a, NULL);
-	if (interrupted) {
+	el_strlcpy(id, output_str(*reqp, "id"), sizeof(id));   /* checked by the caller */
+	rc = wait_decision(a, reqp, timeout, 1);
+	if (rc == CLI_TIMEOUT) {
+		output_err("gave up waiting: %s is still pending (check it with "
+		    "`elevate status %s`)", id, id);
 		if (output_json())
-			output_print_json(req);
+			output_print_json(*reqp);   /* scripts still learn the id */
+		return rc;
+	}
+	if (rc == CLI_INTERRUPTED) {
+		if (output_json())
+			output_print_json(*reqp);
 		if (pu > 0) {
 			el_format_time(pu, at, sizeof(at));
 			output_err("interrupted: %s is still pending (until %s); `elevate status %s` "
@@ -241,9 +95,11 @@ wait_decision(struct api *a, json_t **reqp, int64_t timeout)
 		} else
 			output_err("interrupted: %s is still pending; `elevate status %s` follows "
 			    "it, `elevate cancel %s` withdraws it", id, id, id);
-		return CLI_INTERRUPTED;
+		return rc;
 	}
-	return outcome(req);
+	if (rc != CLI_OK)
+		return rc;
+	return outcome(*reqp);
 }
 
 static int
@@ -284,7 +140,7 @@ request_run(int argc, char **argv)
 	if (argc - optind != 1)
 		return output_usage(&cmd_request, "one PROFILE expected");
 	profile = argv[optind];
-	if (*profile == '\0' || strlen(profile) > PROFILE_MAX || has_control(profile))
+	if (*profile == '\0' || strlen(profile) > PROFILE_MAX || output_has_control(profile))
 		return output_usage(&cmd_request, "not a profile name: \"%s\"", profile);
 	if (dur != NULL && el_parse_duration(dur, &secs) != EL_OK)
 		return output_usage(&cmd_request, "--for: not a duration: \"%s\" (e.g. 10m, 1h, "
@@ -292,7 +148,7 @@ request_run(int argc, char **argv)
 	if (reason != NULL && output_width(reason) > REASON_MAX_CHARS)
 		return output_usage(&cmd_request, "--reason is %zu characters; at most %d",
 		    output_width(reason), REASON_MAX_CHARS);
-	if (ticket != NULL && (strlen(ticket) > TICKET_MAX || has_control(ticket)))
+	if (ticket != NULL && (strlen(ticket) > TICKET_MAX || output_has_control(ticket)))
 		return output_usage(&cmd_request, "--ticket: at most %d printable characters",
 		    TICKET_MAX);
 	if (timeout > 0 && !wait)
@@ -322,7 +178,7 @@ request_run(int argc, char **argv)
 			printf("%s  %s  pending\n", id, profile);
 		status_next(req, output_json() ? stderr : stdout);
 		fflush(stdout);
-		rc = wait_decision(a, &req, timeout);
+		rc = wait_and_report(a, &req, timeout);
 		goto out;
 	}
 	if (output_json()) {

@@ -327,28 +327,6 @@ plugin_wants_env(const char *plugin)
 	    version_newer(out, PLUGIN_LAST_ARGV_VERSION);
 }
 
-/* The grant's credentials and region for the plugin, which may call SSM itself. */
-static int
-set_env(const json_t *c, const char *region)
-{
-	static const char *const drop[] = {
-		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (unsetenv(drop[i]) != 0)
-			return -1;
-	if (setenv("AWS_ACCESS_KEY_ID", output_str(c, "AccessKeyId"), 1) != 0 ||
-	    setenv("AWS_SECRET_ACCESS_KEY", output_str(c, "SecretAccessKey"), 1) != 0 ||
-	    setenv("AWS_SESSION_TOKEN", output_str(c, "SessionToken"), 1) != 0)
-		return -1;
-	if (region[0] != '\0' && (setenv("AWS_REGION", region, 1) != 0 ||
-	    setenv("AWS_DEFAULT_REGION", region, 1) != 0))
-		return -1;
-	return 0;
-}
-
 /*
  * Runs the plugin and waits for it with SIGINT, SIGQUIT and SIGTSTP ignored here (they
  * are the plugin's to handle: Ctrl-C goes to the remote shell), as the AWS CLI does.
@@ -538,7 +516,8 @@ ssm_run(int argc, char **argv)
 		rc = CLI_ERR;
 		goto out;
 	}
-	if (set_env(c, region) != 0) {
+	/* The grant's credentials and region for the plugin, which may call SSM itself. */
+	if (creds_setenv(c, region, NULL) != 0) {
 		output_err("cannot set the environment: %s", strerror(errno));
 		terminate(a, rid, sid);
 		rc = CLI_ERR;

@@ -281,8 +281,9 @@ print_detail(const json_t *req)
 	status_next(req, stdout);
 }
 
-static int
-status_run(int argc, char **argv)
+int
+status_call_one(const struct cli_cmd *c, void (*help)(void), int argc, char **argv,
+    const char *method, const char *suffix, void (*print)(const json_t *req, const char *id))
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'J'},
@@ -297,25 +298,38 @@ status_run(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'J': output_set_json(1); break;
-		case 'h': status_help(); return CLI_OK;
-		default: return output_usage(&cmd_status, NULL);
+		case 'h': help(); return CLI_OK;
+		default: return output_usage(c, NULL);
 		}
 	}
 	if (argc - optind != 1)
-		return output_usage(&cmd_status, "one request ID expected");
+		return output_usage(c, "one request ID expected");
 	if (!api_valid_id(argv[optind]))
-		return output_usage(&cmd_status, "not a request id: \"%s\"", argv[optind]);
-	snprintf(path, sizeof(path), "/v1/requests/%s", argv[optind]);
+		return output_usage(c, "not a request id: \"%s\"", argv[optind]);
+	snprintf(path, sizeof(path), "/v1/requests/%s%s", argv[optind], suffix);
 	if ((rc = api_open(&a)) != CLI_OK)
 		return rc;
-	if ((rc = api_do(a, "GET", path, NULL, &req)) != CLI_OK)
+	if ((rc = api_do(a, method, path, NULL, &req)) != CLI_OK)
 		goto out;
 	if (output_json())
 		rc = output_print_json(req);
 	else
-		print_detail(req);
+		print(req, argv[optind]);
 out:
 	json_decref(req);
 	api_close(a);
 	return rc;
+}
+
+static void
+print_status(const json_t *req, const char *id)
+{
+	(void)id;
+	print_detail(req);
+}
+
+static int
+status_run(int argc, char **argv)
+{
+	return status_call_one(&cmd_status, status_help, argc, argv, "GET", "", print_status);
 }

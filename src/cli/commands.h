@@ -35,6 +35,21 @@ extern const struct cli_cmd cmd_extend;
 void status_next(const json_t *req, FILE *f);
 
 /*
+ * The whole of a command `elevate NAME [--json] ID` (c, whose --help is help) that makes
+ * one call METHOD /v1/requests/ID<suffix>: prints the broker's JSON with --json, else
+ * print(answer, ID) (both borrowed for the call). Returns the exit code. cmd_status.c.
+ */
+int status_call_one(const struct cli_cmd *c, void (*help)(void), int argc, char **argv,
+    const char *method, const char *suffix, void (*print)(const json_t *req, const char *id));
+
+/*
+ * GET path_query and print(list) of the answer's array member key (borrowed for the
+ * call), or the whole answer with --json. Returns the exit code; any message is printed.
+ * cmd_list.c.
+ */
+int list_get(const char *path_query, const char *key, void (*print)(const json_t *list));
+
+/*
  * Credentials of one grant, as cmd_creds.c fetches and caches them for `creds` and
  * `exec`. Exactly one of id / profile is set. On CLI_OK *creds is the credential_process
  * object (new reference, caller json_decref()s after creds_wipe()), *region the grant's
@@ -47,5 +62,13 @@ int creds_get(struct api *a, const char *id, const char *profile, json_t **creds
 void creds_forget(const char *id);
 /* Zeroes the secret strings inside a credential_process object (before json_decref). */
 void creds_wipe(json_t *creds);
+/*
+ * Puts the credential_process object creds (borrowed) into AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, a non-empty region into AWS_REGION and
+ * AWS_DEFAULT_REGION, and removes AWS_PROFILE and the like so these are used. With
+ * req_id (not NULL), also AWS_CREDENTIAL_EXPIRATION and ELEVATE_REQUEST_ID, as `exec`
+ * promises. 0, or -1 with errno set.
+ */
+int creds_setenv(const json_t *creds, const char *region, const char *req_id);
 
 #endif

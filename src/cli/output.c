@@ -126,6 +126,15 @@ output_width(const char *s)
 	return n;
 }
 
+int
+output_has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 void
 output_clean(const char *s, size_t maxchars, char *buf, size_t len)
 {

@@ -34,6 +34,8 @@ int output_usage(const struct cli_cmd *c, const char *fmt, ...)
 void output_clean(const char *s, size_t maxchars, char *buf, size_t len);
 /* Characters (UTF-8 code points) in s. */
 size_t output_width(const char *s);
+/* True when s has an ASCII control character or DEL: refused in names typed by the user. */
+int output_has_control(const char *s);
 
 /* "5m ago" / "in 12m" / "now" relative to now; two units at most. */
 void output_reltime(int64_t t, int64_t now, char *buf, size_t len);

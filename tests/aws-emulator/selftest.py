@@ -143,7 +143,7 @@ def sigv4_suite_check():
     """Verify the official SigV4 vectors with the emulator's verifier, when the suite is present."""
     here_root = os.path.dirname(os.path.dirname(HERE))
     candidates = [os.environ.get('SIGV4_SUITE') or '',
-                  os.path.join(here_root, 'tests', 'testdata', 'sigv4-suite'),
+                  os.path.join(here_root, 'tests', 'sigv4-suite'),
                   os.path.join(here_root, 'testdata', 'sigv4-suite'),
                   os.path.join(os.path.dirname(here_root), 'shared', 'testdata', 'sigv4-suite')]
     suite = next((c for c in candidates if c and os.path.isdir(c)), None)
