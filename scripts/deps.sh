@@ -8,7 +8,7 @@ pkgs=(
   build-essential pkg-config
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libsodium-dev
   libsqlite3-dev libxml2-dev libcmocka-dev
-  python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3
+  python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3 openssl curl
   chromium
 )
 # Node.js and npm may come from elsewhere than Debian (the CI image has its own):

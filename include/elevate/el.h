@@ -104,4 +104,10 @@ enum el_err el_mkdirs(const char *path, int mode);
 /* Random identifier of n random bytes, base32-ish lowercase ("req_" prefix added by callers). */
 void el_random_id(char *buf, size_t len, size_t nbytes);
 
+/*
+ * Makes jansson wipe every block it frees (credentials, tokens and keys pass through JSON
+ * documents). Call once at start-up, before any json_* call.
+ */
+void el_json_wipe_on_free(void);
+
 #endif

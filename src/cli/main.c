@@ -116,6 +116,7 @@ main(int argc, char **argv)
 	const struct cli_cmd *c;
 	int i, rc;
 
+	el_json_wipe_on_free();   /* credentials pass through JSON documents */
 	/* Global options stop at the command name; the command parses the rest. */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0)

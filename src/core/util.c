@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "elevate/el.h"
 
@@ -520,4 +523,21 @@ el_random_id(char *buf, size_t len, size_t nbytes)
 	for (i = 0; i < nbytes && i + 1 < len; i++)
 		buf[i] = alpha[randombytes_uniform(32)];
 	buf[i] = '\0';
+}
+
+/* jansson's free gets no size; glibc knows it. Blocks stay plain malloc blocks, so the
+ * strings json_dumps returns may still be released with free(). */
+static void
+wipe_free(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	sodium_memzero(ptr, malloc_usable_size(ptr));
+	free(ptr);
+}
+
+void
+el_json_wipe_on_free(void)
+{
+	json_set_alloc_funcs(malloc, wipe_free);
 }

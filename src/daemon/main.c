@@ -32,6 +32,77 @@ static const char usage_text[] =
     "\n"
     "Signals: SIGHUP reloads policies (a bad set keeps the old one), SIGTERM drains and exits.\n";
 
+/*
+ * `elevated check --aws`: harmless calls that prove the broker's permissions — who it is
+ * (GetCallerIdentity), each profile's role (GetRole), sessions (DescribeSessions) — and
+ * say exactly what is missing.
+ */
+static void
+check_aws(const char *path, const struct config *cfg, const struct policy *p, struct diags *d)
+{
+	struct aws_config ac;
+	struct aws_client *c = NULL;
+	struct aws_error err;
+	struct el_why w = {{0}};
+	char src[128], arn[512], id[64];
+	size_t i;
+
+	memset(&ac, 0, sizeof(ac));
+	ac.region = cfg->aws_region;
+	ac.endpoint_all = cfg->aws_endpoint;
+	ac.endpoint_sts = cfg->aws_endpoint_sts;
+	ac.endpoint_iam = cfg->aws_endpoint_iam;
+	ac.endpoint_ssm = cfg->aws_endpoint_ssm;
+	ac.endpoint_ec2 = cfg->aws_endpoint_ec2;
+	ac.max_attempts = 2;
+	if (aws_client_new(&ac, &c, &w) != EL_OK ||
+	    aws_broker_creds_source(c, src, sizeof(src), &w) != EL_OK) {
+		diags_add(d, path, "$.aws", 0, 0, "no AWS credentials for the broker: %s", w.msg);
+		aws_client_free(c);
+		return;
+	}
+	printf("AWS credentials: found (%s)\n", src);
+	memset(&err, 0, sizeof(err));
+	if (aws_sts_get_caller_identity(c, NULL, cfg->aws_region, arn, sizeof(arn), &err)
+	    != EL_OK) {
+		diags_add(d, path, "$.aws", 0, 0, "sts:GetCallerIdentity failed: %s %s",
+		    err.code, err.message);
+		aws_client_free(c);
+		return;
+	}
+	printf("AWS identity: %s\n", arn);
+	for (i = 0; p != NULL && i < p->nprofiles; i++) {
+		const struct pol_profile *pp = &p->profiles[i];
+		const char *region = pp->region ? pp->region : cfg->aws_region;
+		json_t *sessions = NULL;
+		int max = 0;
+
+		memset(&err, 0, sizeof(err));
+		if (aws_iam_get_role(c, pp->role_name, id, sizeof(id), &max, &err) != EL_OK)
+			diags_add(d, NULL, NULL, 0, 0, "profile %s: iam:GetRole %s: %s %s (the broker "
+			    "needs iam:GetRole, iam:GetRolePolicy, iam:PutRolePolicy and "
+			    "iam:DeleteRolePolicy on %s)", pp->name, pp->role_name, err.code,
+			    err.message, pp->role_arn);
+		else {
+			printf("profile %s: role %s (%s), MaxSessionDuration %ds\n", pp->name,
+			    pp->role_arn, id, max);
+			if (max < pp->max_credential_duration)
+				printf("  note: credentials last at most %ds (the role's "
+				    "MaxSessionDuration); longer windows are served by minting again\n",
+				    max);
+		}
+		memset(&err, 0, sizeof(err));
+		if (aws_ssm_active_sessions_by_owner(c, NULL, region, &sessions, &err) != EL_OK)
+			diags_add(d, NULL, NULL, 0, 0, "profile %s: ssm:DescribeSessions in %s: %s %s "
+			    "(the reaper needs ssm:DescribeSessions and ssm:TerminateSession)",
+			    pp->name, region, err.code, err.message);
+		json_decref(sessions);
+	}
+	printf("note: sts:AssumeRole/TagSession/SetSourceIdentity are proven only by the "
+	    "first activation (a harmless probe would mint real credentials)\n");
+	aws_client_free(c);
+}
+
 static int
 run_check(const char *path, int aws)
 {
@@ -47,26 +118,8 @@ run_check(const char *path, int aws)
 		policy_load_dir(cfg.policies, &p, &d);
 	if (cfg.templates != NULL)
 		template_set_load(cfg.templates, &ts, &d);
-	if (aws && d.n == 0) {
-		struct aws_config ac;
-		struct aws_client *c = NULL;
-		struct el_why w = {{0}};
-		char src[128];
-
-		memset(&ac, 0, sizeof(ac));
-		ac.region = cfg.aws_region;
-		ac.endpoint_all = cfg.aws_endpoint;
-		ac.endpoint_sts = cfg.aws_endpoint_sts;
-		ac.endpoint_iam = cfg.aws_endpoint_iam;
-		ac.endpoint_ssm = cfg.aws_endpoint_ssm;
-		ac.endpoint_ec2 = cfg.aws_endpoint_ec2;
-		if (aws_client_new(&ac, &c, &w) != EL_OK ||
-		    aws_broker_creds_source(c, src, sizeof(src), &w) != EL_OK)
-			diags_add(&d, path, "$.aws", 0, 0, "no AWS credentials for the broker: %s", w.msg);
-		else
-			printf("AWS credentials: found (%s)\n", src);
-		aws_client_free(c);
-	}
+	if (aws && d.n == 0)
+		check_aws(path, &cfg, p, &d);
 	diags_print(&d, stderr);
 	bad = d.n > 0;
 	if (!bad)
@@ -186,6 +239,7 @@ main(int argc, char **argv)
 		config = "/etc/elevate/elevated.json";
 	if (sodium_init() < 0)
 		fatalx("libsodium cannot initialise");
+	el_json_wipe_on_free();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	log_init("elevated", 0, LOG_LVL_INFO);
 	if (argc > 1 && argv[1][0] != '-') {

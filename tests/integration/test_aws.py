@@ -190,3 +190,30 @@ def test_session_policy_too_large_is_clear(ctx):
     j = b.request(profile='dev', ticket=None)
     st, d = b.approve(j['id'])
     assert d['state'] == 'failed' and '2048' in d['failure']['message'], d
+
+
+def test_elevated_check_aws(ctx):
+    import harness
+    profiles = json.loads(json.dumps(harness.DEFAULT_PROFILES))
+    b = ctx.broker(profiles=profiles)
+    run = lambda env: subprocess.run([os.path.join(ctx.bin, 'elevated'), 'check', '--aws',
+                                      '--config', b.config_path], capture_output=True,
+                                     text=True, env=env, timeout=60)
+    r = run(b.env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'AWS credentials: found (environment)' in r.stdout, r.stdout
+    assert 'arn:aws:iam::%s:user/elevate-broker' % ACCOUNT in r.stdout, r.stdout
+    assert 'broker-secret-key' not in r.stdout + r.stderr
+    profiles['ghost'] = dict(profiles['dev'], role_arn='arn:aws:iam::%s:role/Ghost' % ACCOUNT)
+    b.profiles = profiles
+    b.write_policy()
+    r = run(b.env())
+    assert r.returncode == 1 and 'profile ghost: iam:GetRole Ghost: NoSuchEntity' in r.stderr, \
+        r.stdout + r.stderr
+    env = b.env()
+    env.pop('AWS_ACCESS_KEY_ID')
+    env.pop('AWS_SECRET_ACCESS_KEY')
+    env['AWS_SHARED_CREDENTIALS_FILE'] = os.path.join(b.tmp, 'none')
+    env['AWS_CONFIG_FILE'] = os.path.join(b.tmp, 'none')
+    r = run(env)
+    assert r.returncode == 1 and 'no AWS credentials for the broker' in r.stderr, r.stderr

@@ -280,3 +280,50 @@ def test_elevated_check_reports_file_and_path(ctx):
     # the daemon refuses to start on the same files
     b.start(wait=False)
     assert b.proc.wait(10) != 0
+
+
+def test_https_listener(ctx):
+    """With tls configured the broker speaks HTTPS (libmicrohttpd + GnuTLS); the CLI
+    verifies the certificate (ELEVATE_CA_FILE for a private CA)."""
+    import ssl
+    import subprocess
+    import urllib.request
+    b = ctx.broker()
+    crt, key = os.path.join(b.tmp, 'tls.crt'), os.path.join(b.tmp, 'tls.key')
+    r = subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj',
+                        '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                        '-keyout', key, '-out', crt], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    os.chmod(key, 0o600)
+    b.config['tls'] = {'cert': crt, 'key': key}
+    https = b.url.replace('http://', 'https://')
+    b.config['public_url'] = https
+    b.write_config()
+    b.url = https
+    b.proc = subprocess.Popen([os.path.join(ctx.bin, 'elevated'), '--config', b.config_path],
+                              env=b.env(), stdout=open(os.path.join(b.tmp, 'elevated.log'), 'a'),
+                              stderr=subprocess.STDOUT)
+    cafile = ssl.create_default_context(cafile=crt)
+    wait_for(lambda: _https_ok(https + '/healthz', cafile), 20, what='https healthz')
+    # plain HTTP to the TLS port gets nowhere
+    try:
+        urllib.request.urlopen(https.replace('https://', 'http://') + '/healthz', timeout=3)
+        assert False, 'plain HTTP answered on the TLS port'
+    except Exception:
+        pass
+    env = {'ELEVATE_SERVER': https, 'ELEVATE_CA_FILE': crt}
+    r = b.cli('alice', 'request', 'dev', '--for', '5m', '--reason', 'tls', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # without the CA the CLI refuses the unknown certificate
+    r = b.cli('alice', 'list', env={'ELEVATE_SERVER': https})
+    assert r.returncode != 0
+
+
+def _https_ok(url, context):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
+            return r.status == 200
+    except Exception:
+        return False
