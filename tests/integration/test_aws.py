@@ -217,3 +217,31 @@ def test_elevated_check_aws(ctx):
     env['AWS_CONFIG_FILE'] = os.path.join(b.tmp, 'none')
     r = run(env)
     assert r.returncode == 1 and 'no AWS credentials for the broker' in r.stderr, r.stderr
+
+
+def test_window_longer_than_credentials_is_minted_again(ctx):
+    """A window that outlives its credentials (STS caps them at the role's maximum) gets
+    fresh ones under the same role session name when the CLI asks near their expiry."""
+    emu = ctx.emulator
+    # AWS's clock 3,400 s behind ours: the 1-hour credentials it issues expire in ~200 s
+    emu.control('POST', 'clock', {'offset': -3400, 'skew_tolerance': None})
+    try:
+        b = ctx.broker().start()
+        d = _active(b, duration='2h')
+        first = b.cli_json('alice', 'creds', d['id'])
+        assert parse_iso(d['grant']['credentials_expire_at']) - time.time() < 300
+        since = emu.last_seq()
+        b.cli('alice', 'creds', d['id'])                    # cached: no new mint
+        import shutil
+        shutil.rmtree(os.path.join(b.tmp, 'cache', 'alice'), ignore_errors=True)
+        second = b.cli_json('alice', 'creds', d['id'])
+        assert second['AccessKeyId'] != first['AccessKeyId']
+        calls = [e for e in emu.log_entries(since) if e['action'] == 'AssumeRole']
+        assert len(calls) == 1, calls
+        assert calls[0]['params']['RoleSessionName'] == d['grant']['role_session_name']
+        pol = json.loads(calls[0]['params']['Policy'])
+        assert pol['Statement'][0]['Condition']['DateLessThan']['aws:CurrentTime'] == \
+            d['window_end']
+        assert 'grant.reminted' in b.events(d['id'])
+    finally:
+        emu.control('POST', 'clock', {'offset': 0, 'skew_tolerance': 300})
