@@ -195,10 +195,9 @@ audit_rec_free(struct audit_rec *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Checks a checkpoint record's signature over an earlier head. */
+/* Checks a checkpoint record: it must sign the head just before it, with this key. */
 static int
-checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signed_seq,
-    const unsigned char (*hashes)[AUDIT_HASH_BYTES], int64_t first_seq, int64_t cur_seq)
+checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signed_seq)
 {
 	json_int_t seq;
 	const char *hex, *sig;
@@ -214,8 +213,7 @@ checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signe
 	if (unhex(hex, want) != EL_OK)
 		return 0;
 	/* A checkpoint signs the head just before it: the record it links to. */
-	(void)hashes; (void)first_seq;
-	if (seq != cur_seq - 1 || sodium_memcmp(r->prev_hash, want, AUDIT_HASH_BYTES) != 0)
+	if (seq != r->seq - 1 || sodium_memcmp(r->prev_hash, want, AUDIT_HASH_BYTES) != 0)
 		return 0;
 	checkpoint_message(seq, hex, msg, sizeof(msg));
 	if (crypto_sign_verify_detached(raw, (const unsigned char *)msg, strlen(msg), pk) != 0)
@@ -229,8 +227,6 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
     struct audit_verify_report *rep)
 {
 	unsigned char prev[AUDIT_HASH_BYTES], calc[AUDIT_HASH_BYTES];
-	unsigned char (*hashes)[AUDIT_HASH_BYTES] = NULL;
-	size_t nhashes = 0, caphashes = 0;
 	char *line = NULL, *canon;
 	size_t linecap = 0;
 	ssize_t len;
@@ -304,20 +300,10 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 				}
 			}
 		}
-		if (e == EL_OK && nhashes == caphashes) {
-			void *nh;
-			caphashes = caphashes ? caphashes * 2 : 256;
-			if ((nh = realloc(hashes, caphashes * sizeof(*hashes))) == NULL)
-				e = EL_ENOMEM;
-			else
-				hashes = nh;
-		}
 		if (e == EL_OK) {
-			memcpy(hashes[nhashes++], r.hash, AUDIT_HASH_BYTES);
 			rep->last_is_checkpoint = 0;
 			if (pk != NULL && strcmp(r.event, AUDIT_CHECKPOINT_EVENT) == 0) {
-				if (!checkpoint_ok(&r, pk, &rep->last_signed_seq, hashes,
-				    rep->first_seq, r.seq)) {
+				if (!checkpoint_ok(&r, pk, &rep->last_signed_seq)) {
 					snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld):"
 					    " checkpoint signature does not verify with this key",
 					    (long long)lineno, (long long)r.seq);
@@ -345,6 +331,5 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 		e = EL_EPARSE;
 	}
 	free(line);
-	free(hashes);
 	return e;
 }
