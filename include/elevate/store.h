@@ -144,8 +144,10 @@ struct store_mail {
 	char state[12];          /* "queued" | "sent" | "failed" */
 	char *last_error;
 };
+/* message: the stored form (the engine seals it); message_id: its Message-ID header. */
 enum el_err store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
-    const char *subject, const char *message, int64_t now, int64_t *id);
+    const char *subject, const char *message, const char *message_id, int64_t now,
+    int64_t *id);
 /* The oldest queued mail due by now. EL_ENOENT when none. */
 enum el_err store_mail_next(struct store *s, int64_t now, struct store_mail *m);
 enum el_err store_mail_update(struct store *s, const struct store_mail *m);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sodium.h>
 
 #include "elevate/log.h"
 #include "elevate/mail.h"
@@ -88,6 +89,63 @@ engine_mail_ctx(struct engine *e, const struct store_request *r, const char *rec
 	return o;
 }
 
+/*
+ * Queued messages are sealed with the at-rest key: an approval mail carries a live token
+ * until it is sent (then the body is dropped). "box:" + base64(nonce || secretbox).
+ */
+static char *
+seal(struct engine *e, const char *msg, size_t len)
+{
+	unsigned char *box;
+	char *b64, *out;
+	size_t n = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
+
+	if ((box = malloc(n)) == NULL)
+		return NULL;
+	randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *)msg, len,
+	    box, e->box_key);
+	b64 = el_b64_encode(box, n);
+	free(box);
+	if (b64 == NULL)
+		return NULL;
+	if ((out = malloc(strlen(b64) + 5)) != NULL)
+		snprintf(out, strlen(b64) + 5, "box:%s", b64);
+	free(b64);
+	return out;
+}
+
+/* The queued message in clear, into b (wiped by the caller). */
+static enum el_err
+unseal(struct engine *e, const char *stored, struct dbuf *b)
+{
+	unsigned char *box;
+	size_t cap, n;
+	enum el_err r;
+
+	if (strncmp(stored, "box:", 4) != 0)
+		return EL_EPARSE;
+	cap = strlen(stored);
+	if ((box = malloc(cap)) == NULL)
+		return EL_ENOMEM;
+	if (el_b64_decode(stored + 4, box, cap, &n) != EL_OK ||
+	    n < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
+		free(box);
+		return EL_EPARSE;
+	}
+	n -= crypto_secretbox_NONCEBYTES;
+	/* Open in place (libsodium allows m == c): the nonce in front stays intact. */
+	if (crypto_secretbox_open_easy(box + crypto_secretbox_NONCEBYTES,
+	    box + crypto_secretbox_NONCEBYTES, n, box, e->box_key) != 0) {
+		free(box);
+		return EL_ECRYPTO;
+	}
+	r = dbuf_add(b, box + crypto_secretbox_NONCEBYTES, n - crypto_secretbox_MACBYTES);
+	sodium_memzero(box, cap);
+	free(box);
+	return r;
+}
+
 /* Builds one message for `to` and queues it. Inside the caller's transaction. */
 static enum el_err
 queue_mail(struct engine *e, const char *tmpl, const char *request_id, const char *to,
@@ -97,7 +155,7 @@ queue_mail(struct engine *e, const char *tmpl, const char *request_id, const cha
 	struct mail_msg msg;
 	struct dbuf out;
 	struct el_why w = {{0}};
-	char msgid[160], rnd[20];
+	char msgid[160], rnd[20], *sealed = NULL;
 	int64_t id = 0;
 	enum el_err rc;
 
@@ -125,8 +183,14 @@ queue_mail(struct engine *e, const char *tmpl, const char *request_id, const cha
 		log_err("mail %s to %s: %s", tmpl, to, w.msg);
 		goto out;
 	}
-	rc = store_mail_enqueue(e->store, request_id, to, m.subject, out.p, el_now(), &id);
+	if ((sealed = seal(e, out.p, out.len)) == NULL) {
+		rc = EL_ENOMEM;
+		goto out;
+	}
+	rc = store_mail_enqueue(e->store, request_id, to, m.subject, sealed, msgid, el_now(),
+	    &id);
 out:
+	free(sealed);
 	template_mail_free(&m);
 	dbuf_free_secret(&out);   /* approval mails carry a token */
 	return rc;
@@ -297,8 +361,11 @@ send_one(struct engine *e, struct store_mail *m)
 	}
 	srv.password = password;
 	dbuf_init(&msg, MAIL_MAX_SIZE);
-	dbuf_adds(&msg, m->message);
-	rc = mail_send(&srv, e->cfg->smtp_from, rcpt, 1, &msg, &w);
+	if ((rc = unseal(e, m->message, &msg)) != EL_OK)
+		el_fail(&w, rc, "the queued message cannot be opened (%s): was secret.key "
+		    "replaced?", el_strerror(rc));
+	else
+		rc = mail_send(&srv, e->cfg->smtp_from, rcpt, 1, &msg, &w);
 	dbuf_free_secret(&msg);
 done:
 	if (password != NULL)

@@ -74,8 +74,10 @@ static const char *const migrations[] = {
 	"  expires_at INTEGER NOT NULL);"
 	"CREATE INDEX revoked_role ON revoked(role_name, expires_at);",
 
-	/* 3 -> 4: the "ending soon" warning is sent once per grant */
-	"ALTER TABLE requests ADD COLUMN warned_at INTEGER;",
+	/* 3 -> 4: the "ending soon" warning is sent once per grant; queued mail bodies are
+	 * sealed, so the Message-ID is kept beside them */
+	"ALTER TABLE requests ADD COLUMN warned_at INTEGER;"
+	"ALTER TABLE outbox ADD COLUMN message_id TEXT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -890,14 +892,15 @@ store_nonce_prune(struct store *s, const char *kind, int64_t older_than)
 
 enum el_err
 store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
-    const char *subject, const char *message, int64_t now, int64_t *id)
+    const char *subject, const char *message, const char *message_id, int64_t now,
+    int64_t *id)
 {
 	enum el_err r;
 
 	lock(s);
-	r = exec(s, "INSERT INTO outbox (request_id, rcpt, subject, message, next_attempt_at,"
-	    " created_at) VALUES (?,?,?,?,?,?)", "ttttii", request_id, rcpt, subject, message,
-	    now, now);
+	r = exec(s, "INSERT INTO outbox (request_id, rcpt, subject, message, message_id,"
+	    " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?)", "tttttii", request_id, rcpt,
+	    subject, message, message_id, now, now);
 	if (r == EL_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(s->db);
 	unlock(s);

@@ -160,11 +160,11 @@ def outbox(b, rid=None):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'), timeout=10)
     try:
         rows = db.execute('SELECT id, request_id, rcpt, state, attempts, next_attempt_at, '
-                          'last_error, message FROM outbox ORDER BY id').fetchall()
+                          'last_error, message, message_id FROM outbox ORDER BY id').fetchall()
     finally:
         db.close()
     keys = ['id', 'request_id', 'rcpt', 'state', 'attempts', 'next_attempt_at', 'last_error',
-            'message']
+            'message', 'message_id']
     out = [dict(zip(keys, r)) for r in rows]
     return [r for r in out if rid is None or r['request_id'] == rid]
 
@@ -599,8 +599,11 @@ def test_outbox_survives_smtp_outage_and_restart(ctx):
              for r in outbox(b, rid)), 10, what='first failed attempt')
     rows = outbox(b, rid)
     assert all(r['state'] == 'queued' for r in rows), rows
-    stored_ids = sorted(message_id(r['message']) for r in rows)
+    stored_ids = sorted(r['message_id'] for r in rows)
     assert all(stored_ids) and len(set(stored_ids)) == 2, stored_ids
+    # the queued body is sealed: no live approval link lies in the database
+    assert all(r['message'].startswith('box:') and '/approve/' not in r['message']
+               for r in rows), rows
     due = max(r['next_attempt_at'] for r in rows)
     assert due <= time.time() + 3, rows       # 2 s backoff after the first failure
 
@@ -616,7 +619,7 @@ def test_outbox_survives_smtp_outage_and_restart(ctx):
     assert time.time() - t_start < 3, 'due mails must be sent at start, not after a delay'
     rows = outbox(b, rid)
     assert all(r['state'] == 'queued' and r['attempts'] == 2 for r in rows), rows
-    assert sorted(message_id(r['message']) for r in rows) == stored_ids
+    assert sorted(r['message_id'] for r in rows) == stored_ids
     nxt = max(r['next_attempt_at'] for r in rows)
     assert time.time() + 2 <= nxt <= time.time() + 5, (rows, time.time())   # 4 s backoff
 

@@ -290,8 +290,8 @@ upgrade_from_v1(void **state)
 	rv.request_id = "req_old";
 	rv.expires_at = 5000;
 	assert_int_equal(store_revoked_add(f->s, &rv), EL_OK);
-	assert_int_equal(store_mail_enqueue(f->s, "req_old", "alice@example.com", "s", "m", 10,
-	    &id), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, "req_old", "alice@example.com", "s", "m", "<1@t>",
+	    10, &id), EL_OK);
 	assert_int_equal(store_nonce_use(f->s, "token", "n-old", "alice", 2000), EL_OK);
 	insert(f->s, "req_new", "pending", "bob", "prod-readonly", 3000);
 	store_close(f->s);
@@ -752,11 +752,11 @@ outbox(void **state)
 	assert_true(store_mail_next_due(f->s) == INT64_MAX);
 	assert_int_equal(store_mail_next(f->s, 1000, &m), EL_ENOENT);
 	assert_int_equal(store_mail_enqueue(f->s, "req_1", "carol@example.com", "Approve?",
-	    "From: a\r\n\r\nbody1", 100, &id1), EL_OK);
+	    "From: a\r\n\r\nbody1", "<1@t>", 100, &id1), EL_OK);
 	assert_int_equal(store_mail_enqueue(f->s, NULL, "dave@example.com", "Approve?",
-	    "From: a\r\n\r\nbody2", 200, &id2), EL_OK);
-	assert_int_equal(store_mail_enqueue(f->s, "req_1", "erin@example.com", "FYI", "m3", 300,
-	    &id3), EL_OK);
+	    "From: a\r\n\r\nbody2", "<2@t>", 200, &id2), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, "req_1", "erin@example.com", "FYI", "m3", "<3@t>",
+	    300, &id3), EL_OK);
 	assert_true(id1 > 0 && id2 > id1 && id3 > id2);
 	assert_int_equal(store_mail_next_due(f->s), 100);
 
@@ -811,7 +811,8 @@ outbox(void **state)
 	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
 	assert_true(store_mail_next_due(f->s) == INT64_MAX);
 	/* id is optional. */
-	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", 1, NULL), EL_OK);
+	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", NULL, 1,
+	    NULL), EL_OK);
 }
 
 /* ---- revoked role sessions ---- */
