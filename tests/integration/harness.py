@@ -355,8 +355,9 @@ class Broker:
 class SMTPServer:
     """A real SMTP server (Debian's aiosmtpd) on loopback, saving each message to a dir."""
 
-    def __init__(self, tmp, port=None):
+    def __init__(self, tmp, port=None, auth=None):
         self.tmp = tmp
+        self.auth = auth            # "user:password" to require SMTP AUTH
         self.port = port or free_port()
         self.dir = os.path.join(tmp, 'mail')
         os.makedirs(self.dir, exist_ok=True)
@@ -364,7 +365,8 @@ class SMTPServer:
 
     def start(self):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'smtp_sink.py')
-        self.proc = subprocess.Popen([PY, script, str(self.port), self.dir],
+        self.proc = subprocess.Popen([PY, script, str(self.port), self.dir] +
+                                     ([self.auth] if self.auth else []),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -408,8 +410,8 @@ class Ctx:
         self._cleanup.append(b.close)
         return b
 
-    def smtp(self, tmp):
-        s = SMTPServer(tmp)
+    def smtp(self, tmp, auth=None):
+        s = SMTPServer(tmp, auth=auth)
         self._cleanup.append(s.stop)
         return s
 

@@ -26,7 +26,18 @@ class Sink:
 
 def main():
     port, outdir = int(sys.argv[1]), sys.argv[2]
-    c = Controller(Sink(outdir), hostname='127.0.0.1', port=port)
+    kw = {}
+    if len(sys.argv) > 3:
+        # USER:PASSWORD: require AUTH (over plain SMTP: loopback tests only)
+        from aiosmtpd.smtp import AuthResult
+        user, password = sys.argv[3].split(':', 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (auth_data.login.decode() == user and auth_data.password.decode() == password)
+            return AuthResult(success=ok, handled=False)
+        kw = {'authenticator': authenticator, 'auth_required': True,
+              'auth_require_tls': False}
+    c = Controller(Sink(outdir), hostname='127.0.0.1', port=port, **kw)
     c.start()
     try:
         while True:

@@ -327,3 +327,20 @@ def _https_ok(url, context):
             return r.status == 200
     except Exception:
         return False
+
+
+def test_audit_api_for_auditors_only(ctx):
+    b = ctx.broker().start()
+    j = b.request()
+    b.approve(j['id'])
+    r = b.cli('erin', '--json', 'audit', 'show', '--since', '1h', '--event', 'grant.activated')
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)['records']
+    assert [x['request_id'] for x in recs] == [j['id']], recs
+    assert all(x['hash'] and x['prev_hash'] for x in recs)
+    r = b.cli('erin', 'audit', 'show', '--user', 'carol')
+    assert r.returncode == 0 and 'request.approval' in r.stdout, r.stdout
+    r = b.cli('alice', 'audit', 'show')
+    assert r.returncode == 3 and 'not an auditor' in r.stderr, (r.returncode, r.stderr)
+    st, d = b.api('erin', 'GET', '/v1/audit?limit=abc')
+    assert st == 400, d
