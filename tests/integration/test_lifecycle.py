@@ -344,3 +344,14 @@ def test_audit_api_for_auditors_only(ctx):
     assert r.returncode == 3 and 'not an auditor' in r.stderr, (r.returncode, r.stderr)
     st, d = b.api('erin', 'GET', '/v1/audit?limit=abc')
     assert st == 400, d
+
+
+def test_readme_config_reference_matches_the_daemon(ctx):
+    """The README's configuration table is the daemon's own key table, not a copy that
+    can drift: `elevated config-reference` must print exactly what the README shows."""
+    import subprocess
+    r = subprocess.run([os.path.join(ctx.bin, 'elevated'), 'config-reference'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0
+    readme = open(os.path.join(ctx.root, 'README.md')).read()
+    assert r.stdout.strip() in readme, 'README.md: refresh the table from elevated config-reference'
