@@ -903,10 +903,6 @@ after_decision(struct engine *e, const char *id, bool activate, json_t **out,
 
 enum el_err
 engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
-    const char *comment, const char *via, json_t **out, struct el_why *w);
-
-enum el_err
-engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
     const char *comment, const char *via, json_t **out, struct el_why *w)
 {
 	struct policy *p = engine_policy(e);

@@ -108,6 +108,14 @@ json_t *engine_request_json(struct engine *e, const struct store_request *r);
 enum el_err engine_audit(struct engine *e, const char *actor, const char *event,
     const char *request_id, json_t *data);
 
+/* One decision (CLI or email link: `via`), inside its own transaction; activates when
+ * the quorum is met. */
+enum el_err engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
+    const char *comment, const char *via, json_t **out, struct el_why *w);
+/* The template context of a request for mails and pages. New ref. */
+json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
+    const char *recipient);
+
 /* engine_aws.c */
 /* pending -> active: mints the first credentials (or applies an approved extension). */
 enum el_err engine_activate(struct engine *e, const char *id);

@@ -15,8 +15,6 @@
 
 #define MAIL_RENDER_MAX (256 * 1024)
 
-json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
-    const char *recipient);
 
 static void
 set_time(json_t *o, const char *key, int64_t t)

@@ -10,10 +10,6 @@
 #include "elevate/log.h"
 #include "engine_int.h"
 
-enum el_err engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
-    const char *comment, const char *via, json_t **out, struct el_why *w);
-json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
-    const char *recipient);
 
 struct refusal {
 	int status;
