@@ -546,7 +546,10 @@ read_cb(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-/* Keeps the server's last reply line; what we send (AUTH included) is never kept. */
+/*
+ * Keeps the server's first 4xx/5xx reply line, the one that says why (later ones are
+ * the QUIT). What we send, AUTH included, is never looked at.
+ */
 static int
 debug_cb(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 {
@@ -554,7 +557,8 @@ debug_cb(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 	size_t n = size, i;
 
 	(void)c;
-	if (type != CURLINFO_HEADER_IN)
+	if (type != CURLINFO_HEADER_IN || last[0] != '\0' || size == 0 ||
+	    (data[0] != '4' && data[0] != '5'))
 		return 0;
 	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
 		n--;

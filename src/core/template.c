@@ -4,8 +4,8 @@
  * file:line:col, and the renderer that escapes values for the template's kind.
  * The syntax and the escaping rules are in template.h.
  */
-#include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +91,6 @@ struct template_set {
 struct parser {
 	const char *file;
 	const char *src;
-	size_t len;
 	const char *allowed;
 	struct diags *d;
 	int errors;
@@ -484,7 +483,6 @@ compile_range(const char *file, const char *src, size_t len, size_t start, size_
 	memset(&p, 0, sizeof(p));
 	p.file = file;
 	p.src = src;
-	p.len = len;
 	p.allowed = allowed;
 	p.d = d;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -500,8 +498,11 @@ compile_range(const char *file, const char *src, size_t len, size_t start, size_
 	t->src[len] = '\0';
 	p.src = t->src;
 	for (i = start; i < end; i += k) {
-		if (t->src[i] == '\0' || (k = utf8_next((const unsigned char *)t->src + i,
-		    end - i, &cp)) == 0) {
+		if (t->src[i] == '\0') {
+			perr(&p, i, "contains a NUL byte");
+			goto out;
+		}
+		if ((k = utf8_next((const unsigned char *)t->src + i, end - i, &cp)) == 0) {
 			perr(&p, i, "not valid UTF-8 text");
 			goto out;
 		}
