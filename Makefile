@@ -34,7 +34,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration demo bench bench-revoke clean check-deps
+.PHONY: all deps test unit integration demo bench bench-revoke fuzz clean check-deps
 all: bin/elevated bin/elevate
 
 build/%.o: %.c build/.flags
@@ -86,6 +86,9 @@ bench: all
 
 bench-revoke: all
 	@bench/revoke.sh
+
+fuzz:
+	@tests/fuzz/build.sh
 
 clean:
 	rm -rf build bin tests/out

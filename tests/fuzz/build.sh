@@ -1,0 +1,102 @@
+#!/bin/sh
+# tests/fuzz/build.sh — builds every tests/fuzz/fuzz_*.c as a libFuzzer binary in
+# build/fuzz/ (clang, -fsanitize=fuzzer,address,undefined, linked against src/core/*.c).
+# Without clang it compiles each harness with cc -c under the Makefile's warnings and
+# -Werror instead: a compile check only, and it says so.
+#
+#   tests/fuzz/build.sh                 build (or compile-check)
+#   tests/fuzz/build.sh run SECONDS     build, then run each fuzzer SECONDS seconds with
+#                                       its dictionary, on a copy of its seed corpus
+#
+# Run from anywhere; paths are relative to the repository root. Exits non-zero when a
+# build fails or a fuzzer finds something (the crash file is left in build/fuzz/).
+set -eu
+
+cd "$(dirname "$0")/../.."
+
+mode=build
+secs=0
+if [ $# -ge 1 ]; then
+	case "$1" in
+	run)
+		mode=run
+		secs=${2:-}
+		case "$secs" in
+		'' | *[!0-9]*) echo "usage: $0 [run SECONDS]" >&2; exit 2 ;;
+		esac
+		;;
+	*) echo "usage: $0 [run SECONDS]" >&2; exit 2 ;;
+	esac
+fi
+
+# Same packages and warnings as the Makefile.
+PKGS="libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0"
+WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+-Wpointer-arith -Wcast-qual -Wformat=2"
+PKG_CFLAGS=$(pkg-config --cflags $PKGS)
+PKG_LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
+OUT=build/fuzz
+
+harnesses=$(ls tests/fuzz/fuzz_*.c)
+
+if ! command -v clang >/dev/null 2>&1; then
+	CC=${CC:-cc}
+	echo "clang not found: compile check only ($CC -c with the Makefile's warnings," \
+	    "-Werror); no fuzzer was built or run." >&2
+	mkdir -p "$OUT/obj"
+	for h in $harnesses; do
+		n=$(basename "$h" .c)
+		echo "  CC      $h"
+		$CC -std=c11 -D_GNU_SOURCE $WARN -Werror -Iinclude $PKG_CFLAGS \
+		    -c "$h" -o "$OUT/obj/$n.o"
+	done
+	[ "$mode" = run ] && { echo "cannot run fuzzers without clang" >&2; exit 1; }
+	exit 0
+fi
+
+FZ="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude $PKG_CFLAGS \
+-fsanitize=address,undefined -fno-sanitize-recover=all"
+
+# The library once, instrumented for coverage (fuzzer-no-link), shared by every harness.
+# Its warnings are the Makefile's business; the harnesses get WARN and -Werror below.
+mkdir -p "$OUT/core"
+objs=
+for c in src/core/*.c; do
+	o="$OUT/core/$(basename "$c" .c).o"
+	if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find include src/core -newer "$o" -name '*.h' | head -1)" ]; then
+		echo "  CC      $c"
+		clang $FZ -fsanitize=fuzzer-no-link -c "$c" -o "$o"
+	fi
+	objs="$objs $o"
+done
+
+for h in $harnesses; do
+	n=$(basename "$h" .c)
+	echo "  LD      $OUT/$n"
+	clang $FZ $WARN -Werror -fsanitize=fuzzer -o "$OUT/$n" "$h" $objs $PKG_LIBS
+done
+
+[ "$mode" = run ] || exit 0
+
+# Each fuzzer works on a copy of its seeds so the checked-in corpus stays small;
+# crash-*, leak-*, timeout-* files land in build/fuzz/<name>.artifacts/.
+status=0
+for h in $harnesses; do
+	n=$(basename "$h" .c)
+	short=${n#fuzz_}
+	work="$OUT/$short.corpus"
+	art="$OUT/$short.artifacts"
+	mkdir -p "$work" "$art"
+	[ -d "tests/fuzz/corpus/$short" ] && cp tests/fuzz/corpus/"$short"/* "$work"/ 2>/dev/null || true
+	dict=
+	[ -f "tests/fuzz/$short.dict" ] && dict="-dict=tests/fuzz/$short.dict"
+	echo "== $n: ${secs}s"
+	if ! "$OUT/$n" $dict -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	    -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$art/" \
+	    "$work" >"$OUT/$n.log" 2>&1; then
+		echo "!! $n failed: see $OUT/$n.log and $art/" >&2
+		status=1
+	fi
+	grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/$n.log" || true
+done
+exit $status
