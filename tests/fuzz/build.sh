@@ -88,6 +88,11 @@ for h in $harnesses; do
 	art="$OUT/$short.artifacts"
 	mkdir -p "$work" "$art"
 	[ -d "tests/fuzz/corpus/$short" ] && cp tests/fuzz/corpus/"$short"/* "$work"/ 2>/dev/null || true
+	# The shipped templates and example policy are seeds too, taken from where they live.
+	case $short in
+	template) cp templates/*.html templates/*.txt "$work"/ ;;
+	policy) cp policies/*.json "$work"/ ;;
+	esac
 	dict=
 	[ -f "tests/fuzz/$short.dict" ] && dict="-dict=tests/fuzz/$short.dict"
 	echo "== $n: ${secs}s"
