@@ -682,12 +682,40 @@ make_id(char *buf, size_t len)
 	snprintf(buf, len, "req_%s", rnd);
 }
 
-static void
-audit_request_data(const struct store_request *r, json_t **data)
+/*
+ * Stores a new pending request (r's strings are borrowed) with its audit record and the
+ * approvers' mails, in one transaction; requests and extensions alike.
+ */
+static enum el_err
+insert_request(struct engine *e, const char *user, const struct store_request *r,
+    struct el_why *w)
 {
-	*data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?}", "profile", r->profile,
+	json_t *data;
+	enum el_err rc;
+
+	data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?}", "profile", r->profile,
 	    "requester", r->requester, "duration", (json_int_t)r->duration, "reason", r->reason,
-	    "ticket", r->ticket, "role_arn", r->role_arn);
+	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
+	if (data == NULL)
+		return EL_ENOMEM;
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		goto out;
+	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
+	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
+	    (rc = engine_notify_approvers(e, r)) != EL_OK) {
+		engine_tx_rollback(e);
+		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		goto out;
+	}
+	if ((rc = engine_tx_commit(e)) != EL_OK)
+		goto out;
+	log_info("request %s created by %s for %s (%llds)%s%s", r->id, user, r->profile,
+	    (long long)r->duration, r->parent_id ? ", extending " : "",
+	    r->parent_id ? r->parent_id : "");
+	engine_wake_reaper(e);
+out:
+	json_decref(data);
+	return rc;
 }
 
 enum el_err
@@ -697,7 +725,6 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	struct policy *p = engine_policy(e);
 	const struct pol_profile *pp;
 	struct store_request r;
-	json_t *data = NULL;
 	int64_t duration, now = el_now();
 	enum el_err rc;
 
@@ -721,25 +748,10 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
 	r.created_at = now;
 	r.pending_until = now + pp->pending_ttl;
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, w)) != EL_OK)
 		goto out;
-	audit_request_data(&r, &data);
-	if ((rc = store_request_insert(e->store, &r)) != EL_OK ||
-	    (rc = engine_audit(e, user, "request.created", r.id, data)) != EL_OK ||
-	    (rc = engine_notify_approvers(e, &r)) != EL_OK) {
-		engine_tx_rollback(e);
-		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
-		goto out;
-	}
-	if ((rc = engine_tx_commit(e)) != EL_OK)
-		goto out;
-	log_info("request %s created by %s for %s (%llds)", r.id, user, r.profile,
-	    (long long)r.duration);
-	engine_wake_reaper(e);
-	engine_wake_mailer(e);
 	*out = engine_request_json(e, &r);
 out:
-	json_decref(data);
 	policy_release(p);
 	return rc;
 }
@@ -890,7 +902,6 @@ after_decision(struct engine *e, const char *id, bool activate, json_t **out,
 
 	if (activate)
 		engine_activate(e, id);   /* failure lands in the request as `failed` */
-	engine_wake_mailer(e);
 	engine_wake_reaper(e);
 	if (out == NULL)
 		return EL_OK;
@@ -1148,7 +1159,6 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	const struct pol_profile *pp;
 	struct store_request parent, r;
 	int64_t by, total, now = el_now();
-	json_t *data = NULL;
 	enum el_err rc;
 
 	memset(&parent, 0, sizeof(parent));
@@ -1200,29 +1210,10 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	if (r.pending_until > parent.window_end)
 		r.pending_until = parent.window_end;   /* an extension of an ended grant is moot */
 	r.parent_id = parent.id;
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, w)) != EL_OK)
 		goto out;
-	audit_request_data(&r, &data);
-	json_object_set_new(data, "extends", json_string(parent.id));
-	if ((rc = store_request_insert(e->store, &r)) != EL_OK ||
-	    (rc = engine_audit(e, user, "request.created", r.id, data)) != EL_OK ||
-	    (rc = engine_notify_approvers(e, &r)) != EL_OK) {
-		engine_tx_rollback(e);
-		el_fail(w, rc, "cannot store the extension request");
-		goto out;
-	}
-	if ((rc = engine_tx_commit(e)) != EL_OK)
-		goto out;
-	r.parent_id = NULL;
-	r.reason = r.ticket = r.role_arn = r.region = NULL;
-	engine_wake_reaper(e);
-	engine_wake_mailer(e);
-	if (store_request_get(e->store, r.id, &r) == EL_OK)
-		*out = engine_request_json(e, &r);
+	*out = engine_request_json(e, &r);   /* r borrows parent's strings: before freeing */
 out:
-	json_decref(data);
-	if (r.parent_id == NULL)
-		store_request_free(&r);
 	store_request_free(&parent);
 	policy_release(p);
 	return rc;

@@ -190,6 +190,23 @@ exec(struct store *s, const char *sql, const char *fmt, ...)
 	return r;
 }
 
+/* Room for element n of an array of elem-sized items with room for *cap: the same
+ * array, or a larger one (doubling), or NULL when out of memory (v is then untouched). */
+static void *
+grow(void *v, size_t *cap, size_t n, size_t elem)
+{
+	size_t ncap;
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : 16;
+	if ((nv = realloc(v, ncap * elem)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return nv;
+}
+
 static char *
 col_str(sqlite3_stmt *st, int i)
 {
@@ -480,6 +497,7 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 {
 	sqlite3_stmt *st;
 	struct store_request *v = NULL;
+	void *nv;
 	size_t cnt = 0, cap = 0;
 	enum el_err r;
 	int rc;
@@ -494,15 +512,11 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 		return r;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct store_request *nv;
-			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				r = EL_ENOMEM;
-				break;
-			}
-			v = nv;
+		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
+			r = EL_ENOMEM;
+			break;
 		}
+		v = nv;
 		read_request(st, &v[cnt++]);
 	}
 	if (r == EL_OK && rc != SQLITE_DONE)
@@ -525,20 +539,17 @@ static enum el_err
 collect_strings(struct store *s, sqlite3_stmt *st, char ***out, size_t *n)
 {
 	char **v = NULL;
+	void *nv;
 	size_t cnt = 0, cap = 0;
 	enum el_err r = EL_OK;
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			char **nv;
-			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				r = EL_ENOMEM;
-				break;
-			}
-			v = nv;
+		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
+			r = EL_ENOMEM;
+			break;
 		}
+		v = nv;
 		if ((v[cnt] = col_str(st, 0)) == NULL) {
 			r = EL_ENOMEM;
 			break;
@@ -678,6 +689,7 @@ store_approval_list(struct store *s, const char *request_id, struct store_approv
 {
 	sqlite3_stmt *st;
 	struct store_approval *v = NULL;
+	void *nv;
 	size_t cnt = 0, cap = 0;
 	enum el_err r;
 
@@ -688,15 +700,11 @@ store_approval_list(struct store *s, const char *request_id, struct store_approv
 		return r;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct store_approval *nv;
-			cap = cap ? cap * 2 : 8;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				r = EL_ENOMEM;
-				break;
-			}
-			v = nv;
+		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
+			r = EL_ENOMEM;
+			break;
 		}
+		v = nv;
 		memset(&v[cnt], 0, sizeof(v[cnt]));
 		col_copy(st, 0, v[cnt].approver, sizeof(v[cnt].approver));
 		col_copy(st, 1, v[cnt].decision, sizeof(v[cnt].decision));
@@ -808,6 +816,7 @@ store_session_list(struct store *s, const char *request_id, struct store_session
 {
 	sqlite3_stmt *st;
 	struct store_session *v = NULL;
+	void *nv;
 	size_t cnt = 0, cap = 0;
 	enum el_err r;
 
@@ -819,15 +828,11 @@ store_session_list(struct store *s, const char *request_id, struct store_session
 		return r;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct store_session *nv;
-			cap = cap ? cap * 2 : 8;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				r = EL_ENOMEM;
-				break;
-			}
-			v = nv;
+		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
+			r = EL_ENOMEM;
+			break;
 		}
+		v = nv;
 		v[cnt].session_id = col_str(st, 0);
 		v[cnt].target = col_str(st, 1);
 		v[cnt].document = col_str(st, 2);
@@ -1003,6 +1008,7 @@ store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
 {
 	sqlite3_stmt *st;
 	struct store_revoked *v = NULL;
+	void *nv;
 	size_t cnt = 0, cap = 0;
 	enum el_err r;
 
@@ -1014,15 +1020,11 @@ store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
 		return r;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct store_revoked *nv;
-			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				r = EL_ENOMEM;
-				break;
-			}
-			v = nv;
+		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
+			r = EL_ENOMEM;
+			break;
 		}
+		v = nv;
 		v[cnt].role_name = col_str(st, 0);
 		v[cnt].userid = col_str(st, 1);
 		v[cnt].request_id = col_str(st, 2);
