@@ -31,6 +31,10 @@ struct aws_error {
  * owned by the struct: release them only with aws_creds_clear(), which wipes them.
  * A zeroed struct is a valid empty value.
  */
+/* Is this error worth another attempt (throttling, 5xx, 429)? The client's retry rule,
+ * also used by the engine to tell a transient failure from a refusal. */
+int aws_error_retryable(const struct aws_error *err);
+
 struct aws_creds {
 	char access_key_id[129];
 	char *secret_access_key;

@@ -141,8 +141,6 @@ enum el_err aws_parse_query_error(const char *body, size_t len, int status,
  * the header value (may be NULL). Same return convention. */
 enum el_err aws_parse_json_error(const char *body, size_t len, int status,
     const char *request_id, struct aws_error *err);
-/* Is this error worth another attempt (throttling, 5xx, 429)? */
-int aws_error_retryable(const struct aws_error *err);
 
 /* ---- response parsers (one per call) ---- */
 enum el_err aws_parse_assume_role(const char *xml, size_t len, struct aws_assume_role_out *out,

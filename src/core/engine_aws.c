@@ -442,17 +442,8 @@ fail_request(struct engine *e, struct store_request *r, const struct aws_error *
 static bool
 transient(const struct aws_error *err)
 {
-	static const char *const codes[] = {"Throttling", "ThrottlingException",
-	    "RequestLimitExceeded", "TooManyRequestsException", "RequestThrottled",
-	    "NetworkError", "InternalFailure", "ServiceUnavailable", "InternalError"};
-	size_t i;
-
-	if (err->http_status >= 500)
-		return true;
-	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strcmp(err->code, codes[i]) == 0)
-			return true;
-	return false;
+	/* NetworkError: mint()'s code when no AWS answer came at all */
+	return aws_error_retryable(err) || strcmp(err->code, "NetworkError") == 0;
 }
 
 static void
