@@ -1,56 +1,155 @@
 #!/usr/bin/env bash
-# Runs every suite (unit, emulator self-test, integration, browser) and ends with the one
-# summary line CI reads: "N passed, N failed". `tests/run-all.sh unit` runs one suite.
+# Runs every suite and ends with the two lines CI reads, the last one exactly
+# "N passed, N failed":
+#     skipped: N
+#     N passed, N failed
+# Usage: tests/run-all.sh [all|unit|integration|selftest]
+#   all          runner self-test, unit, AWS emulator self-test, integration (the default;
+#                the browser checks run inside the integration suite, tests/browser/browse.mjs)
+#   unit         the cmocka binaries build/tests/test_*, one per tests/unit/test_*.c
+#   integration  the python suites
+#   selftest     only tests/runner-selftest/run.sh, which checks this script
+# Exits non-zero if anything failed.
+#
+# A runner must not hide failure. A suite also fails - one failure on top of what its own
+# summary counted, with its exit status or signal and the tail of its log - when it
+#   - exits non-zero (killed by a signal: named, e.g. SIGSEGV) yet counted no failure,
+#   - prints no summary (cmocka: a group that started and never printed "[  PASSED  ]";
+#     python: no "N passed, N failed[, N skipped]" line),
+#   - runs no tests (all skipped counts as none),
+#   - or, for a unit binary, was not built.
+# Logs: tests/out/NAME.log for the python suites and the self-test, tests/out/unit/NAME.log.
+#
+# Overrides, so that tests/runner-selftest/run.sh can point the runner at fake suites.
+# Setting RUNALL_UNIT or RUNALL_PY turns the self-test step off (no recursion).
+#   RUNALL_UNIT  unit binaries or globs, space separated (instead of build/tests/test_*)
+#   RUNALL_PY    python suites as NAME=SCRIPT, space separated, each run by /usr/bin/python3
+#                (instead of emulator=tests/aws-emulator/selftest.py
+#                integration=tests/integration/run.py)
+#   RUNALL_OUT   the log directory (instead of tests/out)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 only="${1:-all}"
-mkdir -p tests/out
-pass=0; fail=0
+case "$only" in
+  all|unit|integration|selftest) ;;
+  *) echo "usage: $0 [all|unit|integration|selftest]" >&2; exit 2 ;;
+esac
+overridden=${RUNALL_UNIT+x}${RUNALL_PY+x}
+if [ "$only" = selftest ] && [ -n "$overridden" ]; then
+  echo "$0: selftest mode with RUNALL_UNIT/RUNALL_PY set would recurse" >&2; exit 2
+fi
+out="${RUNALL_OUT:-tests/out}"
+mkdir -p "$out/unit" || exit 1
+pass=0; fail=0; skip=0
 
-add() {  # add PASSED FAILED NAME
-  pass=$((pass + $1)); fail=$((fail + $2))
-  echo "$3: $1 passed, $2 failed" | sed 's/^/  /'
+# judge NAME RC LOG PASSED FAILED SKIPPED MISSING SHOW: prints the suite's line and adds it
+# to the totals. RC is "" for a suite that could not be run; MISSING is "" if the suite
+# printed its summary, else what was wrong; SHOW greps its failures out of LOG.
+judge() {
+  local name=$1 rc=$2 log=$3 p=$4 f=$5 s=$6 missing=$7 show=$8 why=() sig status
+  status="exit status $rc"
+  if [ -z "$rc" ]; then status="not run"
+  elif [ "$rc" -gt 128 ] && sig=$(kill -l $((rc - 128)) 2>/dev/null); then
+    why+=("killed by SIG$sig")
+  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    why+=("exited non-zero but counted no failure")
+  fi
+  if [ -n "$missing" ]; then why+=("$missing")
+  elif [ $((p + f)) -eq 0 ] && [ "$s" -eq 0 ]; then why+=("ran no tests")
+  elif [ $((p + f)) -eq 0 ]; then why+=("ran no tests (all $s skipped)")
+  fi
+  if [ ${#why[@]} -gt 0 ]; then f=$((f + 1)); fi
+  pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+  if [ "$s" -eq 0 ]; then printf '  %s: %d passed, %d failed\n' "$name" "$p" "$f"
+  else printf '  %s: %d passed, %d failed, %d skipped\n' "$name" "$p" "$f" "$s"
+  fi
+  if [ ${#why[@]} -gt 0 ]; then
+    printf '    %s FAILED (%s): %s. Last lines of %s:\n' "$name" "$status" \
+      "$(printf '%s; ' "${why[@]}" | sed 's/; $//')" "$log"
+    if [ -s "$log" ]; then tail -n 15 "$log" | sed 's/^/    | /'; else echo '    | (no output)'; fi
+  elif [ "$f" -ne 0 ]; then
+    grep -E -- "$show" "$log" | head -40 | sed 's/^/    /'
+  fi
 }
+
+# capture LOG COMMAND...: runs COMMAND with its output (and the shell's own report of a
+# fatal signal) in LOG, and sets rc
+capture() {
+  local log=$1; shift
+  { "$@"; } >"$log" 2>&1 </dev/null
+  rc=$?
+}
+
+cmocka_sum() {  # cmocka_sum WORD LOG: the sum of every group's "[  WORD  ] N test(s)."
+  sed -En "s/^\[  $1 *\] ([0-9]+) test\(s\)[.,].*/\1/p" "$2" | awk '{s += $1} END {print s + 0}'
+}
+
+# cmocka binary: every group prints "[  PASSED  ] N test(s)." and, when it has them,
+# "[  SKIPPED ] N test(s), listed below:" and "[  FAILED  ] N test(s), listed below:"
+run_unit() {  # run_unit BINARY
+  local bin=$1 name log p f s started finished missing=
+  name=$(basename "$bin"); log="$out/unit/$name.log"
+  if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+    echo "no such test binary: $bin (make unit builds them)" >"$log"
+    judge "$name" "" "$log" 0 0 0 "not built" .
+    return
+  fi
+  CMOCKA_MESSAGE_OUTPUT=stdout capture "$log" "$bin"
+  p=$(cmocka_sum PASSED "$log"); f=$(cmocka_sum FAILED "$log"); s=$(cmocka_sum SKIPPED "$log")
+  started=$(grep -cE '^\[==========\] Running [0-9]+ test' "$log")
+  finished=$(grep -cE '^\[  PASSED  \] [0-9]+ test' "$log")
+  if [ "$finished" -eq 0 ]; then missing="printed no cmocka summary"
+  elif [ "$started" -gt "$finished" ]; then
+    missing="$((started - finished)) of $started groups printed no summary"
+  fi
+  judge "$name" "$rc" "$log" "$p" "$f" "$s" "$missing" 'FAIL|ERROR|LINE|error|Assert'
+}
+
+# python suites (and the runner self-test) end with "N passed, N failed[, N skipped]"
+run_summary() {  # run_summary NAME COMMAND...
+  local name=$1 log="$out/$1.log" line p=0 f=0 s=0 missing=
+  shift
+  capture "$log" "$@"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
+  if [ -n "$line" ]; then
+    read -r p _ f _ s _ <<<"${line//,/}"
+    s=${s:-0}
+  else
+    missing='printed no "N passed, N failed" summary'
+  fi
+  judge "$name" "$rc" "$log" "$p" "$f" "$s" "$missing" '^(FAIL|ERROR)'
+}
+
+if { [ "$only" = all ] && [ -z "$overridden" ]; } || [ "$only" = selftest ]; then
+  echo "== runner self-test"
+  run_summary runner-selftest tests/runner-selftest/run.sh
+fi
 
 if [ "$only" = all ] || [ "$only" = unit ]; then
   echo "== unit tests (cmocka)"
-  for t in build/tests/test_*; do
-    [ -x "$t" ] || continue
-    out=$("$t" 2>&1); rc=$?
-    # a binary may run several groups: add up every group's summary
-    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
-    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
-    p=${p:-0}; f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | grep -E 'FAIL|ERROR|error|Assert' | head -20; fi
-    add "$p" "$f" "$(basename "$t")"
+  bins=()
+  if [ -n "${RUNALL_UNIT+x}" ]; then
+    for t in $RUNALL_UNIT; do  # split and globbed; make's dependency files are no tests
+      case $t in *.d) ;; *) bins+=("$t") ;; esac
+    done
+  else
+    for src in tests/unit/test_*.c; do bins+=("build/tests/$(basename "$src" .c)"); done
+  fi
+  if [ ${#bins[@]} -eq 0 ]; then
+    echo "no unit test binaries" >"$out/unit/none.log"
+    judge unit "" "$out/unit/none.log" 0 0 0 "no unit test binaries" .
+  fi
+  for t in "${bins[@]}"; do run_unit "$t"; done
+fi
+
+if [ "$only" = all ] || [ "$only" = integration ]; then
+  py="${RUNALL_PY-emulator=tests/aws-emulator/selftest.py integration=tests/integration/run.py}"
+  for suite in $py; do
+    echo "== python suite ${suite%%=*}: ${suite#*=}"
+    run_summary "${suite%%=*}" /usr/bin/python3 "${suite#*=}"
   done
 fi
 
-run_py() {  # run_py NAME COMMAND...
-  local out rc p f
-  out=$("${@:2}" 2>&1 | tee "tests/out/$1.log"); rc=$?
-  p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -1)
-  f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -1)
-  p=${p:-0}; f=${f:-0}
-  if [ "$f" -eq 0 ] && [ "${PIPESTATUS[0]:-$rc}" != 0 ] && [ "$p" -eq 0 ]; then f=1; fi
-  printf '%s\n' "$out" | grep -E '^(FAIL|ERROR)' | head -40
-  add "$p" "$f" "$1"
-}
-
-if [ "$only" = all ] || [ "$only" = integration ]; then
-  echo "== AWS emulator self-test"
-  run_py emulator /usr/bin/python3 tests/aws-emulator/selftest.py
-  echo "== integration tests"
-  run_py integration /usr/bin/python3 tests/integration/run.py
-fi
-
-if [ "$only" = all ] || [ "$only" = browser ]; then
-  if [ -f tests/browser/run.mjs ]; then
-    echo "== browser tests"
-    run_py browser node tests/browser/run.mjs
-  fi
-fi
-
+echo "skipped: $skip"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -72,7 +72,7 @@ enum el_err engine_render_page(struct engine *e, const char *name, json_t *ctx, 
 
 /* Prometheus text exposition. */
 enum el_err engine_metrics(struct engine *e, struct dbuf *out);
-/* Health: EL_OK when the store answers. */
-enum el_err engine_health(struct engine *e, json_t **out);
+/* Health: EL_OK when the store commits a transaction (EL_EDB with the reason in w). */
+enum el_err engine_health(struct engine *e, json_t **out, struct el_why *w);
 
 #endif

@@ -8,12 +8,14 @@
 #define ELEVATE_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "elevate/audit.h"
 #include "elevate/el.h"
+#include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -28,13 +30,18 @@ int store_schema_version(struct store *s);
 enum el_err store_begin(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* The text of this thread's last store failure ("database is locked", "disk I/O error"),
+ * for messages: never empty. */
+const char *store_errmsg(void);
+/* A write transaction that commits, or the reason it cannot: /healthz. */
+enum el_err store_probe_commit(struct store *s);
 
 /* ---- requests ---- */
 struct store_request {
 	char id[32];
 	char profile[72];
 	char requester[72];
-	char state[16];
+	enum req_state state;
 	int64_t duration;
 	char *reason;            /* NULL when none */
 	char *ticket;
@@ -51,14 +58,18 @@ void store_request_free(struct store_request *r);   /* frees members, not r */
 enum el_err store_request_insert(struct store *s, const struct store_request *r);
 /* EL_ENOENT when absent. r filled; caller frees with store_request_free. */
 enum el_err store_request_get(struct store *s, const char *id, struct store_request *r);
-/* Conditional state change: only if the current state is `from` (EL_ESTATE otherwise). */
-enum el_err store_request_set_state(struct store *s, const char *id, const char *from,
-    const char *to, int64_t now);
-/* Writes window_start/window_end/decided_at/ended_at/failure/next_attempt_at/attempts. */
-enum el_err store_request_update(struct store *s, const struct store_request *r);
+/*
+ * The one write of a request row: r's state and mutable fields (decided_at, window_start,
+ * window_end, ended_at, failure, next_attempt_at, attempts, duration), only if the row is
+ * still in state `from` — exactly one row changed, else EL_ESTATE. Only engine_transition()
+ * passes r->state != from; everything else writes with from = r->state.
+ */
+enum el_err store_request_cas(struct store *s, const struct store_request *r,
+    enum req_state from);
 
 struct store_filter {
-	const char *state;       /* NULL: any */
+	bool by_state;           /* false: any state */
+	enum req_state state;
 	const char *requester;   /* NULL: any */
 	const char *profile;
 	int limit;               /* 0: 500 */
@@ -69,17 +80,20 @@ enum el_err store_request_list(struct store *s, const struct store_filter *f,
 /* Ids of requests in `state` whose `column` is <= until, oldest first. Columns:
  * pending_until, window_end, next_attempt_at (NULL = due now) and retry_at
  * (next_attempt_at, NULL = never due: a pending request's activation retry). */
-enum el_err store_request_due(struct store *s, const char *state, const char *column,
+enum el_err store_request_due(struct store *s, enum req_state state, const char *column,
     int64_t until, int limit, char ***ids, size_t *n);
-/* Earliest pending_until or activation retry of pending / window_end of active /
+/* Earliest pending_until of pending / next attempt of activating / window_end of active /
  * next_attempt_at of ending / (window_end - warn_lead) of an active grant not yet warned
- * (warn_lead 0: no warnings); INT64_MAX when none. */
-int64_t store_next_deadline(struct store *s, int64_t warn_lead);
+ * (warn_lead 0: no warnings); *t = INT64_MAX when none. A read error is an error. */
+enum el_err store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t);
+/* Sum of the durations of parent's extensions in `activating` (in flight). */
+enum el_err store_extensions_in_flight(struct store *s, const char *parent_id, int64_t *sum);
 /* Active grants longer than warn_lead, not yet warned, ending within warn_lead of now. */
 enum el_err store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit,
     char ***ids, size_t *n);
+/* Marks an active grant warned (EL_ESTATE when it is no longer active). */
 enum el_err store_request_warned(struct store *s, const char *id, int64_t at);
-/* Counts per state, as a JSON object {"pending": N, ...}. New ref. */
+/* Counts per state, as a JSON object {"pending": N, ...}. New ref; NULL on a read error. */
 json_t *store_request_counts(struct store *s);
 
 /* ---- approvals ---- */
@@ -151,8 +165,10 @@ enum el_err store_mail_enqueue(struct store *s, const char *request_id, const ch
 /* The oldest queued mail due by now. EL_ENOENT when none. */
 enum el_err store_mail_next(struct store *s, int64_t now, struct store_mail *m);
 enum el_err store_mail_update(struct store *s, const struct store_mail *m);
-int64_t store_mail_next_due(struct store *s);           /* INT64_MAX when none */
-json_t *store_mail_counts(struct store *s);             /* {"queued":..,"sent":..,"failed":..} */
+/* *t = INT64_MAX when none. */
+enum el_err store_mail_next_due(struct store *s, int64_t *t);
+/* {"queued":..,"sent":..,"failed":..}; NULL on a read error. */
+json_t *store_mail_counts(struct store *s);
 void store_mail_free(struct store_mail *m);
 
 /* ---- early revocation: denied role sessions per role ---- */
@@ -162,9 +178,19 @@ struct store_revoked {
 	char *request_id;
 	int64_t expires_at;      /* when the credentials expire on their own */
 };
+/* Adds a denied role session, or extends its expiry (never shortens it). A new or extended
+ * entry is unsynced until store_revoked_synced() says the role's policy holds it. */
 enum el_err store_revoked_add(struct store *s, const struct store_revoked *r);
+/* The role's entries alive after alive_after; *mark (may be NULL) identifies this listing
+ * for store_revoked_synced. */
 enum el_err store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
-    struct store_revoked **out, size_t *n);
+    struct store_revoked **out, size_t *n, int64_t *mark);
+/* Every entry of the role listed at or before `mark` is now in IAM. */
+enum el_err store_revoked_synced(struct store *s, const char *role_name, int64_t mark,
+    int64_t at);
+/* Roles with entries alive after alive_after not yet in IAM. Caller frees each and ids. */
+enum el_err store_revoked_unsynced_roles(struct store *s, int64_t alive_after, char ***roles,
+    size_t *n);
 enum el_err store_revoked_prune(struct store *s, const char *role_name, int64_t expired_before);
 void store_revoked_free(struct store_revoked *v, size_t n);
 

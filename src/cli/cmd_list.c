@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "elevate/el.h"
+#include "elevate/lifecycle.h"
 #include "api.h"
 #include "commands.h"
 #include "output.h"
@@ -23,31 +24,21 @@ const struct cli_cmd cmd_list = {
 	.run = list_run,
 };
 
-static const char *const states[] = {
-	"pending", "active", "ending", "ended", "denied", "cancelled", "lapsed", "failed",
-};
-
 static void
 list_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Lists the requests you may see: requesters their own, approvers those they may\n"
 	    "decide, auditors and admins all.\n\n"
-	    "  --state S   only requests in state S: pending, active, ending, ended, denied,\n"
-	    "              cancelled, lapsed or failed\n"
+	    "  --state S   only requests in state S: %s\n"
 	    "  --mine      only your own requests\n"
-	    "  --json      the broker's JSON\n", cmd_list.usage);
+	    "  --json      the broker's JSON\n", cmd_list.usage, lifecycle_state_list());
 }
 
 static int
 known_state(const char *s)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (strcmp(s, states[i]) == 0)
-			return 1;
-	return 0;
+	return lifecycle_state_parse(s) >= 0;
 }
 
 /* WINDOW/AGE: when an active grant ends, when a finished one ended, else its age. */
@@ -163,8 +154,8 @@ list_run(int argc, char **argv)
 	if (optind != argc)
 		return output_usage(&cmd_list, "unexpected argument \"%s\"", argv[optind]);
 	if (state != NULL && !known_state(state))
-		return output_usage(&cmd_list, "unknown state \"%s\" (pending, active, ending, "
-		    "ended, denied, cancelled, lapsed, failed)", state);
+		return output_usage(&cmd_list, "unknown state \"%s\" (%s)", state,
+		    lifecycle_state_list());
 	dbuf_init(&path, 1024);
 	dbuf_init(&q, 512);
 	if (api_query_add(&q, "state", state) != EL_OK ||

@@ -110,7 +110,10 @@ status_next(const json_t *req, FILE *f)
 		put(f, line);
 		snprintf(line, sizeof(line), "  elevate creds %s   or   elevate exec %s -- aws sts "
 		    "get-caller-identity", id, id);
-	} else if (strcmp(state, "ending") == 0)
+	} else if (strcmp(state, "activating") == 0)
+		snprintf(line, sizeof(line), "approved: the broker is minting the credentials; "
+		    "`elevate status %s` again in a moment", id);
+	else if (strcmp(state, "ending") == 0)
 		snprintf(line, sizeof(line), "ending: access is over, its SSM sessions are being "
 		    "closed");
 	else if (strcmp(state, "ended") == 0) {

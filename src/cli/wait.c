@@ -104,7 +104,8 @@ is_pending(const json_t *req)
 {
 	const char *st = output_str(req, "state");
 
-	return st != NULL && strcmp(st, "pending") == 0;
+	/* activating: approved, the broker is minting; the outcome is still to come */
+	return st != NULL && (strcmp(st, "pending") == 0 || strcmp(st, "activating") == 0);
 }
 
 int

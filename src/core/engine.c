@@ -84,6 +84,8 @@ gen_sign_sk(unsigned char *sk)
 	crypto_sign_keypair(pk, sk);
 }
 
+static void export_audit(struct engine *e);
+
 /* ---- open / close ---- */
 
 struct policy *
@@ -132,7 +134,9 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	pthread_cond_init(&e->wake_cv, NULL);
 	pthread_cond_init(&e->mail_cv, NULL);
 	pthread_mutex_init(&e->act_mu, NULL);
+	pthread_cond_init(&e->act_cv, NULL);
 	pthread_mutex_init(&e->export_mu, NULL);
+	pthread_mutex_init(&e->ckpt_mu, NULL);
 	pthread_mutex_init(&e->role_mu, NULL);
 	pthread_mutex_init(&e->stat_mu, NULL);
 	diags_init(&d);
@@ -213,20 +217,22 @@ engine_close(struct engine *e)
 
 	if (e == NULL)
 		return;
-	if (e->threads_started)
-		engine_stop(e);
+	engine_stop(e);
 	if (e->store != NULL && e->audit_sk != NULL) {
 		/* Sign the head on the way out so a verifier can tell nothing was cut. */
-		if (engine_tx_begin(e) == EL_OK) {
+		pthread_mutex_lock(&e->ckpt_mu);
+		if (store_begin(e->store) == EL_OK) {
 			int64_t seq;
 			unsigned char h[AUDIT_HASH_BYTES];
 			if (store_audit_tail(e->store, &seq, h) == EL_OK && seq > e->checkpoint_seq &&
-			    audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK) {
+			    audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK &&
+			    store_commit(e->store) == EL_OK)
 				e->checkpoint_seq = seq + 1;
-				engine_tx_commit(e);
-			} else
-				engine_tx_rollback(e);
+			else
+				store_rollback(e->store);
 		}
+		pthread_mutex_unlock(&e->ckpt_mu);
+		export_audit(e);
 	}
 	aws_client_free(e->aws);
 	template_set_free(e->templates);
@@ -240,9 +246,9 @@ engine_close(struct engine *e)
 	if (e->box_key)
 		sodium_free(e->box_key);
 	store_close(e->store);
-	for (i = 0; i < e->nactivating; i++)
-		free(e->activating[i]);
-	free(e->activating);
+	for (i = 0; i < e->nclaimed; i++)
+		free(e->claimed[i]);
+	free(e->claimed);
 	free(e->roles);
 	free(e->stats);
 	free(e);
@@ -354,6 +360,8 @@ engine_tx_commit(struct engine *e)
 
 	if ((r = store_commit(e->store)) != EL_OK)
 		return r;
+	/* Committing threads race here: one decides and writes each checkpoint. */
+	pthread_mutex_lock(&e->ckpt_mu);
 	if (store_audit_tail(e->store, &seq, h) == EL_OK &&
 	    seq - e->checkpoint_seq >= e->cfg->audit_checkpoint_every)
 		checkpoint = 1;
@@ -364,6 +372,7 @@ engine_tx_commit(struct engine *e)
 		else
 			store_rollback(e->store);
 	}
+	pthread_mutex_unlock(&e->ckpt_mu);
 	export_audit(e);
 	/* Any transaction may have queued mail (the outbox is written with the event). */
 	if (e->threads_started)
@@ -381,6 +390,40 @@ engine_audit(struct engine *e, const char *actor, const char *event, const char 
 	if ((r = audit_append(e->store, actor, event, request_id, data, &w)) != EL_OK)
 		log_err("audit %s: %s", event, w.msg);
 	return r;
+}
+
+enum el_err
+engine_transition(struct engine *e, struct store_request *r, enum req_event ev,
+    const char *actor, json_t *data)
+{
+	const struct lifecycle_transition *t = lifecycle_find(r->state, ev);
+	enum req_state from = r->state;
+	json_t *rec;
+	enum el_err rc;
+
+	if (t == NULL)
+		return EL_ESTATE;
+	r->state = t->to;
+	if ((rc = store_request_cas(e->store, r, from)) != EL_OK) {
+		r->state = from;
+		return rc;
+	}
+	if ((rec = json_is_object(data) ? json_copy(data) : json_object()) == NULL) {
+		r->state = from;
+		return EL_ENOMEM;
+	}
+	json_object_set_new(rec, "from", json_string(lifecycle_state_name(from)));
+	json_object_set_new(rec, "to", json_string(lifecycle_state_name(t->to)));
+	if ((rc = engine_audit(e, actor, t->audit_event, r->id, rec)) != EL_OK)
+		r->state = from;
+	json_decref(rec);
+	return rc;
+}
+
+enum el_err
+engine_request_save(struct engine *e, const struct store_request *r)
+{
+	return store_request_cas(e->store, r, r->state);
 }
 
 void
@@ -407,11 +450,15 @@ enum el_err
 engine_start(struct engine *e)
 {
 	enum el_err r;
-	int64_t seq;
+	int64_t seq = 0;
 	unsigned char h[AUDIT_HASH_BYTES];
 
 	e->exported_seq = exported_tail(e->cfg->audit_file);
-	if (store_audit_tail(e->store, &seq, h) == EL_OK && e->exported_seq > seq) {
+	if ((r = store_audit_tail(e->store, &seq, h)) != EL_OK) {
+		log_err("cannot read the audit chain's head: %s", store_errmsg());
+		return r;
+	}
+	if (e->exported_seq > seq) {
 		log_warn("audit file %s is ahead of the store (seq %lld > %lld): starting a new "
 		    "export after it", e->cfg->audit_file, (long long)e->exported_seq,
 		    (long long)seq);
@@ -425,8 +472,12 @@ engine_start(struct engine *e)
 		log_warn("resume: %s (will retry)", el_strerror(r));
 	if (pthread_create(&e->reaper, NULL, engine_reaper_main, e) != 0)
 		return EL_ENOMEM;
-	if (pthread_create(&e->mailer, NULL, engine_mailer_main, e) != 0)
+	e->reaper_started = 1;
+	if (pthread_create(&e->mailer, NULL, engine_mailer_main, e) != 0) {
+		engine_stop(e);   /* joins the reaper: no thread outlives a failed start */
 		return EL_ENOMEM;
+	}
+	e->mailer_started = 1;
 	e->threads_started = 1;
 	return EL_OK;
 }
@@ -434,17 +485,20 @@ engine_start(struct engine *e)
 void
 engine_stop(struct engine *e)
 {
-	if (!e->threads_started)
-		return;
+	int was_running = e->reaper_started || e->mailer_started;
+
 	pthread_mutex_lock(&e->wake_mu);
 	e->stopping = 1;
 	pthread_cond_broadcast(&e->wake_cv);
 	pthread_cond_broadcast(&e->mail_cv);
 	pthread_mutex_unlock(&e->wake_mu);
-	pthread_join(e->reaper, NULL);
-	pthread_join(e->mailer, NULL);
-	e->threads_started = 0;
-	if (engine_tx_begin(e) == EL_OK) {
+	if (e->reaper_started)
+		pthread_join(e->reaper, NULL);
+	if (e->mailer_started)
+		pthread_join(e->mailer, NULL);
+	e->reaper_started = e->mailer_started = e->threads_started = 0;
+	engine_workers_wait(e);
+	if (was_running && engine_tx_begin(e) == EL_OK) {
 		engine_audit(e, "system", "daemon.stopped", NULL, NULL);
 		engine_tx_commit(e);
 	}
@@ -490,19 +544,21 @@ engine_authenticate(struct engine *e, const struct reqsig_fields *f, const char 
 		el_fail(w, EL_EAUTH, "signature does not verify with any key of %s", f->user);
 		goto refuse;
 	}
-	/* Replay: the nonce is remembered in the store, so a restart does not forget it. */
+	/* Replay: the nonce is remembered in the store, so a restart does not forget it. A
+	 * store that cannot remember it refuses the call as unavailable (503), not unsigned. */
 	if ((r = engine_tx_begin(e)) != EL_OK)
-		goto out;
+		goto unavailable;
 	r = store_nonce_use(e->store, "api", f->nonce, f->user, now);
 	if (r == EL_OK)
-		store_nonce_prune(e->store, "api", now - REQSIG_NONCE_TTL - REQSIG_MAX_SKEW);
+		r = store_nonce_prune(e->store, "api", now - REQSIG_NONCE_TTL - REQSIG_MAX_SKEW);
 	if (r == EL_OK) {
-		r = engine_tx_commit(e);
+		if ((r = engine_tx_commit(e)) != EL_OK)
+			goto unavailable;
 		goto out;
 	}
 	engine_tx_rollback(e);
 	if (r != EL_EEXIST)
-		goto out;
+		goto unavailable;
 	*code = "replayed_nonce";
 	el_fail(w, EL_EAUTH, "this request was already used (replayed nonce)");
 refuse:
@@ -515,6 +571,10 @@ refuse:
 		engine_tx_commit(e);
 	}
 	json_decref(data);
+	goto out;
+unavailable:
+	r = el_fail(w, EL_EDB, "the broker's store is unavailable (%s): try again shortly",
+	    store_errmsg());
 out:
 	policy_release(p);
 	return r;
@@ -549,7 +609,7 @@ engine_request_json(struct engine *e, const struct store_request *r)
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o,"
 	    " s:o, s:o, s:s?}", "id", r->id, "profile", r->profile, "requester", r->requester,
-	    "state", r->state, "duration", (json_int_t)r->duration, "reason", r->reason,
+	    "state", lifecycle_state_name(r->state), "duration", (json_int_t)r->duration, "reason", r->reason,
 	    "ticket", r->ticket, "role_arn", r->role_arn, "region", r->region,
 	    "created_at", time_or_null(r->created_at),
 	    "pending_until", time_or_null(r->pending_until),
@@ -603,7 +663,7 @@ engine_request_json(struct engine *e, const struct store_request *r)
 		store_sessions_free(ss, nss);
 	}
 	json_object_set_new(o, "sessions", sess);
-	if (strcmp(r->state, "ending") == 0) {
+	if (r->state == RS_ENDING) {
 		json_object_set_new(o, "revocation", json_pack("{s:i, s:o, s:b}",
 		    "attempts", r->attempts, "next_attempt_at", time_or_null(r->next_attempt_at),
 		    "overdue", r->window_end > 0 && el_now() > r->window_end + 1));
@@ -655,7 +715,7 @@ load_visible(struct engine *e, const struct policy *p, const char *user, const c
 	if ((rc = store_request_get(e->store, id, r)) == EL_ENOENT)
 		return el_fail(w, EL_ENOENT, "no request %s", id);
 	if (rc != EL_OK)
-		return el_fail(w, rc, "cannot read request %s", id);
+		return el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
 	if (!may_view(e, p, user, r)) {
 		store_request_free(r);
 		return el_fail(w, EL_ENOENT, "no request %s", id);
@@ -740,7 +800,7 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	make_id(r.id, sizeof(r.id));
 	el_strlcpy(r.profile, pp->name, sizeof(r.profile));
 	el_strlcpy(r.requester, user, sizeof(r.requester));
-	el_strlcpy(r.state, "pending", sizeof(r.state));
+	r.state = RS_PENDING;
 	r.duration = duration;
 	r.reason = (char *)(uintptr_t)jspec_str(body, "reason");
 	r.ticket = (char *)(uintptr_t)jspec_str(body, "ticket");
@@ -762,29 +822,26 @@ enum el_err
 engine_list_requests(struct engine *e, const char *user, const char *state, bool mine,
     json_t **out, struct el_why *w)
 {
-	static const char *const states[] = {"pending", "active", "ending", "ended", "denied",
-	    "cancelled", "lapsed", "failed"};
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	struct store_filter f;
 	struct store_request *v = NULL;
 	size_t n = 0, i;
 	json_t *arr;
 	enum el_err rc;
-	bool ok = state == NULL;
 
-	for (i = 0; !ok && i < sizeof(states) / sizeof(states[0]); i++)
-		ok = strcmp(state, states[i]) == 0;
-	if (!ok) {
-		policy_release(p);
-		return el_fail(w, EL_EINVAL, "state must be one of pending, active, ending, ended, "
-		    "denied, cancelled, lapsed, failed");
-	}
 	memset(&f, 0, sizeof(f));
-	f.state = state;
+	if (state != NULL) {
+		int st = lifecycle_state_parse(state);
+		if (st < 0)
+			return el_fail(w, EL_EINVAL, "state must be one of %s", lifecycle_state_list());
+		f.by_state = true;
+		f.state = (enum req_state)st;
+	}
 	f.requester = mine ? user : NULL;
+	p = engine_policy(e);
 	if ((rc = store_request_list(e->store, &f, &v, &n)) != EL_OK) {
 		policy_release(p);
-		return el_fail(w, rc, "cannot list requests");
+		return el_fail(w, rc, "cannot list requests: %s", store_errmsg());
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++) {
@@ -821,8 +878,9 @@ static const struct jspec decide_spec[] = {
 };
 
 /*
- * Records one decision inside a transaction the caller owns. *activate is set when the
- * quorum is now met. Shared by CLI decisions and email links.
+ * Records one decision inside a transaction the caller owns (r read in it). *activate is
+ * set when this vote completed the quorum and minting should follow. Shared by CLI
+ * decisions and email links.
  */
 static enum el_err
 record_decision(struct engine *e, const struct policy *p, struct store_request *r,
@@ -834,11 +892,13 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	size_t nap = 0, i, nv = 0;
 	json_t *data;
 	enum el_err rc;
+	bool met;
 
 	*activate = false;
-	if (strcmp(r->state, "pending") != 0)
+	if (r->state != RS_PENDING)
 		return el_fail(w, EL_ESTATE, "request %s is %s, not pending: it was already "
-		    "decided", r->id, r->state);
+		    "decided%s", r->id, lifecycle_state_name(r->state), r->state == RS_ACTIVATING ?
+		    " (approved; its credentials are being minted)" : "");
 	if ((rc = policy_check_approver(p, r->profile, r->requester, user, w)) != EL_OK)
 		return rc;
 	memset(&a, 0, sizeof(a));
@@ -850,7 +910,7 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	if ((rc = store_approval_insert(e->store, r->id, &a)) == EL_EEXIST)
 		return el_fail(w, EL_EEXIST, "%s has already decided request %s", user, r->id);
 	if (rc != EL_OK)
-		return el_fail(w, rc, "cannot record the decision");
+		return el_fail(w, rc, "cannot record the decision: %s", store_errmsg());
 	data = json_pack("{s:s, s:s?, s:s}", "decision", a.decision, "comment", comment, "via",
 	    via);
 	rc = engine_audit(e, user, approve ? "request.approval" : "request.denial", r->id, data);
@@ -858,12 +918,9 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	if (rc != EL_OK)
 		return rc;
 	if (!approve) {
-		el_strlcpy(r->state, "denied", sizeof(r->state));
 		r->decided_at = a.at;
-		if ((rc = store_request_update(e->store, r)) != EL_OK)
-			return rc;
 		data = json_pack("{s:s, s:s?}", "by", user, "comment", comment);
-		rc = engine_audit(e, user, "request.denied", r->id, data);
+		rc = engine_transition(e, r, EV_DENY, user, data);
 		json_decref(data);
 		if (rc == EL_OK) {
 			const char *who[1] = {r->requester};
@@ -886,10 +943,83 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	for (i = 0; i < nap; i++)
 		if (strcmp(ap[i].decision, "approve") == 0)
 			voters[nv++] = ap[i].approver;
-	*activate = policy_quorum_met(p, r->profile, r->requester, voters, nv, NULL);
+	met = policy_quorum_met(p, r->profile, r->requester, voters, nv, NULL);
 	free(voters);
 	store_approvals_free(ap, nap);
-	return EL_OK;
+	if (!met)
+		return EL_OK;
+	r->decided_at = a.at;
+	return engine_quorum_reached(e, p, r, user, activate);
+}
+
+/* An extension fails in the vote's transaction: its grant is gone or would outgrow. */
+static enum el_err
+reject_extension(struct engine *e, struct store_request *x, const char *code,
+    const char *msg)
+{
+	const char *who[1] = {x->requester};
+	json_t *data = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	enum el_err rc;
+
+	free(x->failure_code);
+	free(x->failure_message);
+	x->failure_code = strdup(code);
+	x->failure_message = strdup(msg);
+	if ((rc = engine_transition(e, x, EV_FAIL, "system", data)) == EL_OK)
+		rc = engine_notify(e, "failed", x, who, 1, data);
+	json_decref(data);
+	log_warn("extension %s failed: %s", x->id, msg);
+	return rc;
+}
+
+enum el_err
+engine_quorum_reached(struct engine *e, const struct policy *p, struct store_request *r,
+    const char *actor, bool *activate)
+{
+	const struct pol_profile *pp;
+	struct store_request parent;
+	char msg[400], a[32], b[32];
+	int64_t in_flight = 0, total;
+	enum el_err rc;
+
+	*activate = false;
+	/* A lease: whoever mints renews or ends it; the reaper takes over once it expires. */
+	r->next_attempt_at = el_now() + ACTIVATION_LEASE;
+	r->attempts = 0;
+	if (r->parent_id == NULL) {
+		if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK)
+			*activate = true;
+		return rc;
+	}
+	/* An extension claims its share of the grant's window now, in this transaction: the
+	 * grant must be active and the whole window, with every extension applied (already in
+	 * window_end) or in flight, must fit max_duration. */
+	if ((rc = store_request_get(e->store, r->parent_id, &parent)) != EL_OK)
+		return rc;
+	if (parent.state != RS_ACTIVE) {
+		snprintf(msg, sizeof(msg), "the grant %s is %s, not active: nothing to extend",
+		    parent.id, lifecycle_state_name(parent.state));
+		rc = reject_extension(e, r, "GrantNotActive", msg);
+		goto out;
+	}
+	if ((rc = store_extensions_in_flight(e->store, parent.id, &in_flight)) != EL_OK)
+		goto out;
+	total = parent.window_end - parent.window_start + in_flight + r->duration;
+	pp = policy_profile(p, parent.profile);
+	if (pp == NULL || total > pp->max_duration) {
+		el_format_duration(total, a, sizeof(a));
+		el_format_duration(pp ? pp->max_duration : 0, b, sizeof(b));
+		snprintf(msg, sizeof(msg), "the grant %s would last %s with this and the "
+		    "extensions already approved, longer than profile %s allows (%s)", parent.id,
+		    a, parent.profile, pp ? b : "the profile is gone");
+		rc = reject_extension(e, r, "WindowExceeded", msg);
+		goto out;
+	}
+	if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK)
+		*activate = true;
+out:
+	store_request_free(&parent);
+	return rc;
 }
 
 /* After a commit: activate if the quorum is met, then answer the request's JSON. */
@@ -901,12 +1031,12 @@ after_decision(struct engine *e, const char *id, bool activate, json_t **out,
 	enum el_err rc;
 
 	if (activate)
-		engine_activate(e, id);   /* failure lands in the request as `failed` */
+		engine_activate(e, id, true);   /* failure lands in the request as `failed` */
 	engine_wake_reaper(e);
 	if (out == NULL)
 		return EL_OK;
 	if ((rc = store_request_get(e->store, id, &r)) != EL_OK)
-		return el_fail(w, rc, "cannot read request %s", id);
+		return el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
 	*out = engine_request_json(e, &r);
 	store_request_free(&r);
 	return EL_OK;
@@ -922,8 +1052,10 @@ engine_decide_as(struct engine *e, const char *user, const char *id, bool approv
 	enum el_err rc;
 
 	memset(&r, 0, sizeof(r));
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
+	}
 	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK) {
 		engine_tx_rollback(e);
 		goto out;
@@ -931,10 +1063,14 @@ engine_decide_as(struct engine *e, const char *user, const char *id, bool approv
 	if ((rc = record_decision(e, p, &r, user, approve, comment, via, &activate, w))
 	    != EL_OK) {
 		engine_tx_rollback(e);
+		if (rc == EL_EDB && w->msg[0] == '\0')
+			el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
 	}
-	if ((rc = engine_tx_commit(e)) != EL_OK)
+	if ((rc = engine_tx_commit(e)) != EL_OK) {
+		el_fail(w, rc, "the decision was not recorded: %s", store_errmsg());
 		goto out;
+	}
 	log_info("request %s: %s by %s via %s", id, approve ? "approval" : "denial", user, via);
 	rc = after_decision(e, id, activate, out, w);
 out:
@@ -966,8 +1102,10 @@ engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
 	enum el_err rc;
 
 	memset(&r, 0, sizeof(r));
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
+	}
 	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
 		goto fail;
 	if (strcmp(r.requester, user) != 0) {
@@ -975,24 +1113,32 @@ engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
 		    r.requester, id);
 		goto fail;
 	}
-	if (strcmp(r.state, "pending") != 0) {
+	if (r.state == RS_ACTIVATING) {
+		rc = el_fail(w, EL_ESTATE, "request %s is activating: it was approved and its "
+		    "credentials are being minted, so it can no longer be cancelled; end it with "
+		    "elevate revoke %s", id, id);
+		goto fail;
+	}
+	r.decided_at = el_now();
+	if ((rc = engine_transition(e, &r, EV_CANCEL, user, NULL)) == EL_ESTATE) {
 		rc = el_fail(w, EL_ESTATE, "request %s is %s: only a pending request can be "
-		    "cancelled%s", id, r.state, strcmp(r.state, "active") == 0 ?
+		    "cancelled%s", id, lifecycle_state_name(r.state), r.state == RS_ACTIVE ?
 		    " (use elevate revoke to end an active grant)" : "");
 		goto fail;
 	}
-	el_strlcpy(r.state, "cancelled", sizeof(r.state));
-	r.decided_at = el_now();
-	if ((rc = store_request_update(e->store, &r)) != EL_OK ||
-	    (rc = engine_audit(e, user, "request.cancelled", id, NULL)) != EL_OK)
+	if (rc != EL_OK)
 		goto fail;
-	if ((rc = engine_tx_commit(e)) != EL_OK)
+	if ((rc = engine_tx_commit(e)) != EL_OK) {
+		el_fail(w, rc, "the cancellation was not recorded: %s", store_errmsg());
 		goto out;
+	}
 	*out = engine_request_json(e, &r);
 	engine_wake_reaper(e);
 	goto out;
 fail:
 	engine_tx_rollback(e);
+	if (rc == EL_EDB && w->msg[0] == '\0')
+		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 out:
 	store_request_free(&r);
 	policy_release(p);
@@ -1003,7 +1149,7 @@ out:
 
 /* Polls until request id leaves `state` or timeout_ms passes. */
 static void
-wait_not_state(struct engine *e, const char *id, const char *state, int timeout_ms)
+wait_not_state(struct engine *e, const char *id, enum req_state state, int timeout_ms)
 {
 	struct store_request r;
 	struct timespec ts = {0, 20 * 1000 * 1000};
@@ -1012,7 +1158,7 @@ wait_not_state(struct engine *e, const char *id, const char *state, int timeout_
 	for (waited = 0; waited < timeout_ms; waited += 20) {
 		if (store_request_get(e->store, id, &r) != EL_OK)
 			return;
-		if (strcmp(r.state, state) != 0) {
+		if (r.state != state) {
 			store_request_free(&r);
 			return;
 		}
@@ -1025,7 +1171,7 @@ static const struct jspec revoke_spec[] = {
 	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
 };
 
-/* active -> ending for one grant, inside the caller's transaction. */
+/* active or activating -> ending for one grant, inside the caller's transaction. */
 static enum el_err
 mark_revoked(struct engine *e, const struct policy *p, const char *user, const char *id,
     const char *reason, struct el_why *w)
@@ -1044,21 +1190,22 @@ mark_revoked(struct engine *e, const struct policy *p, const char *user, const c
 		    "approver of %s or an admin may", user, id, r.profile);
 		goto out;
 	}
-	if (strcmp(r.state, "active") != 0) {
-		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be "
-		    "revoked%s", id, r.state, strcmp(r.state, "pending") == 0 ?
-		    " (use elevate cancel or deny for a pending one)" : "");
+	if (r.parent_id != NULL) {
+		rc = el_fail(w, EL_ESTATE, "request %s is an extension of %s, not a grant: revoke "
+		    "the grant (elevate revoke %s)", id, r.parent_id, r.parent_id);
 		goto out;
 	}
-	el_strlcpy(r.state, "ending", sizeof(r.state));
 	r.next_attempt_at = 0;
 	r.attempts = 0;
-	if ((rc = store_request_update(e->store, &r)) != EL_OK)
-		goto out;
 	data = json_pack("{s:s, s:s?, s:b}", "by", user, "reason", reason, "early", 1);
-	rc = engine_audit(e, user, "grant.revoke_requested", id, data);
+	rc = engine_transition(e, &r, EV_REVOKE, user, data);
 	json_decref(data);
-	log_info("request %s: revoked early by %s", id, user);
+	if (rc == EL_ESTATE)
+		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be "
+		    "revoked%s", id, lifecycle_state_name(r.state), r.state == RS_PENDING ?
+		    " (use elevate cancel or deny for a pending one)" : "");
+	else if (rc == EL_OK)
+		log_info("request %s: revoked early by %s", id, user);
 out:
 	store_request_free(&r);
 	return rc;
@@ -1074,19 +1221,23 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 
 	if (body != NULL && (rc = jspec_check(body, revoke_spec, 1, w)) != EL_OK)
 		goto out;
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
+	}
 	if ((rc = mark_revoked(e, p, user, id, body ? jspec_str(body, "reason") : NULL, w))
 	    != EL_OK) {
 		engine_tx_rollback(e);
 		goto out;
 	}
-	if ((rc = engine_tx_commit(e)) != EL_OK)
+	if ((rc = engine_tx_commit(e)) != EL_OK) {
+		el_fail(w, rc, "the revocation was not recorded: %s", store_errmsg());
 		goto out;
+	}
 	/* The reaper revokes (batching every grant of a role revoked together); the answer
 	 * waits for it so the caller learns whether access has ended. */
 	engine_wake_reaper(e);
-	wait_not_state(e, id, "ending", 15000);
+	wait_not_state(e, id, RS_ENDING, 15000);
 	if (store_request_get(e->store, id, &r) == EL_OK) {
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
@@ -1131,7 +1282,7 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 	arr = json_array();
 	json_array_foreach(ids, i, v) {
 		struct store_request r;
-		wait_not_state(e, json_string_value(v), "ending", 15000);
+		wait_not_state(e, json_string_value(v), RS_ENDING, 15000);
 		if (store_request_get(e->store, json_string_value(v), &r) == EL_OK) {
 			json_array_append_new(arr, engine_request_json(e, &r));
 			store_request_free(&r);
@@ -1158,7 +1309,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	struct policy *p = engine_policy(e);
 	const struct pol_profile *pp;
 	struct store_request parent, r;
-	int64_t by, total, now = el_now();
+	int64_t by, total, in_flight = 0, now = el_now();
 	enum el_err rc;
 
 	memset(&parent, 0, sizeof(parent));
@@ -1173,14 +1324,19 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 		    parent.requester, id);
 		goto out;
 	}
-	if (strcmp(parent.state, "active") != 0) {
+	if (parent.state != RS_ACTIVE) {
 		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be extended",
-		    id, parent.state);
+		    id, lifecycle_state_name(parent.state));
 		goto out;
 	}
 	by = jspec_duration(body, "by");
-	/* The whole window after the extension must still fit the profile's maximum. */
-	total = parent.window_end + by - parent.window_start;
+	/* The whole window after the extension must still fit the profile's maximum. This is
+	 * early advice; the binding check is the approval's (engine_quorum_reached). */
+	if ((rc = store_extensions_in_flight(e->store, parent.id, &in_flight)) != EL_OK) {
+		el_fail(w, rc, "cannot read the grant's extensions: %s", store_errmsg());
+		goto out;
+	}
+	total = parent.window_end + by - parent.window_start + in_flight;
 	if ((rc = policy_check_request(p, user, parent.profile, &by,
 	    jspec_str(body, "reason") ? jspec_str(body, "reason") : parent.reason,
 	    jspec_str(body, "ticket") ? jspec_str(body, "ticket") : parent.ticket, w)) != EL_OK)
@@ -1197,7 +1353,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	make_id(r.id, sizeof(r.id));
 	el_strlcpy(r.profile, parent.profile, sizeof(r.profile));
 	el_strlcpy(r.requester, user, sizeof(r.requester));
-	el_strlcpy(r.state, "pending", sizeof(r.state));
+	r.state = RS_PENDING;
 	r.duration = by;
 	r.reason = (char *)(uintptr_t)(jspec_str(body, "reason") ? jspec_str(body, "reason") :
 	    parent.reason);
@@ -1228,6 +1384,7 @@ engine_credentials(struct engine *e, const char *user, const char *id, json_t **
 	struct policy *p = engine_policy(e);
 	struct store_request r;
 	struct store_grant g;
+	json_t *creds = NULL, *data;
 	enum el_err rc;
 
 	memset(&g, 0, sizeof(g));
@@ -1238,11 +1395,8 @@ engine_credentials(struct engine *e, const char *user, const char *id, json_t **
 		    r.requester, id);
 		goto out;
 	}
-	if (strcmp(r.state, "active") != 0 || el_now() >= r.window_end) {
-		rc = el_fail(w, EL_ESTATE, "request %s is %s: credentials are only handed out while "
-		    "the grant is active", id, strcmp(r.state, "active") == 0 ? "ending" : r.state);
-		goto out;
-	}
+	if (r.state != RS_ACTIVE || el_now() >= r.window_end)
+		goto not_active;
 	/* Credentials that expire before the window ends are minted again, same session. */
 	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK) {
 		rc = el_fail(w, EL_ESTATE, "request %s has no credentials yet", id);
@@ -1250,28 +1404,59 @@ engine_credentials(struct engine *e, const char *user, const char *id, json_t **
 	}
 	if (g.creds_expire_at < r.window_end && g.creds_expire_at - el_now() < 300) {
 		store_grant_free(&g);
-		if ((rc = engine_remint(e, id)) != EL_OK ||
-		    (rc = store_grant_get(e->store, id, &g)) != EL_OK) {
+		if ((rc = engine_remint(e, id)) == EL_ESTATE)
+			goto reread;
+		if (rc != EL_OK) {
 			rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
 			goto out;
 		}
 	}
-	if ((rc = engine_decrypt_creds(e, &g, out)) != EL_OK) {
+reread:
+	/* Hand out only what the store says now: a revoke that committed meanwhile wins. */
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
+		goto out;
+	}
+	store_request_free(&r);
+	store_grant_free(&g);
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
+		engine_tx_rollback(e);
+		el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
+		goto out_p;
+	}
+	if (r.state != RS_ACTIVE || el_now() >= r.window_end) {
+		engine_tx_rollback(e);
+		goto not_active;
+	}
+	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK ||
+	    (rc = engine_decrypt_creds(e, &g, &creds)) != EL_OK) {
+		engine_tx_rollback(e);
 		el_fail(w, rc, "cannot read the stored credentials");
+		goto out;
+	}
+	data = json_pack("{s:s?}", "access_key_id", g.access_key_id);
+	rc = engine_audit(e, user, "grant.credentials_fetched", id, data);
+	json_decref(data);
+	if (rc != EL_OK || (rc = engine_tx_commit(e)) != EL_OK) {
+		if (rc != EL_OK)
+			engine_tx_rollback(e);
+		json_decref(creds);
+		el_fail(w, EL_EDB, "the hand-out was not recorded: %s", store_errmsg());
+		rc = EL_EDB;
 		goto out;
 	}
 	/* SDKs cache until Expiration: never let them believe in access past the window. */
 	if (r.window_end < g.creds_expire_at) {
 		char end[32];
 		el_format_time(r.window_end, end, sizeof(end));
-		json_object_set_new(*out, "Expiration", json_string(end));
+		json_object_set_new(creds, "Expiration", json_string(end));
 	}
-	if (engine_tx_begin(e) == EL_OK) {
-		json_t *data = json_pack("{s:s?}", "access_key_id", g.access_key_id);
-		engine_audit(e, user, "grant.credentials_fetched", id, data);
-		json_decref(data);
-		engine_tx_commit(e);
-	}
+	*out = creds;
+	goto out;
+not_active:
+	rc = el_fail(w, EL_ESTATE, "request %s is %s: credentials are only handed out while "
+	    "the grant is active", id, r.state == RS_ACTIVE ? "ending" :
+	    lifecycle_state_name(r.state));
 out:
 	store_grant_free(&g);
 	store_request_free(&r);
@@ -1354,12 +1539,21 @@ out:
 }
 
 enum el_err
-engine_health(struct engine *e, json_t **out)
+engine_health(struct engine *e, json_t **out, struct el_why *w)
 {
-	int v = store_schema_version(e->store);
+	int64_t now = el_now_ms();
+	enum el_err rc;
+	int v;
 
-	if (v < 0)
-		return EL_EDB;
+	/* Healthy means a transaction commits (a locked or full database does not), checked
+	 * at most once a second: a monitor's polling costs no fsync each. */
+	if (now - atomic_load(&e->healthy_at_ms) >= 1000) {
+		if ((rc = store_probe_commit(e->store)) != EL_OK)
+			return el_fail(w, rc, "the store cannot commit: %s", store_errmsg());
+		atomic_store(&e->healthy_at_ms, now);
+	}
+	if ((v = store_schema_version(e->store)) < 0)
+		return el_fail(w, EL_EDB, "the store does not answer: %s", store_errmsg());
 	*out = json_pack("{s:s, s:i}", "status", "ok", "schema", v);
 	return EL_OK;
 }

@@ -19,6 +19,8 @@
 #define ROLE_CACHE_TTL 3600
 #define ACTIVATION_ATTEMPTS 8
 
+static const char *role_name_of(const char *arn);
+
 /* ---- metrics observer ---- */
 
 const double engine_hist_bounds[ENGINE_HIST_BUCKETS] = {
@@ -371,71 +373,74 @@ out:
 	return rc;
 }
 
+/* ---- claims: AWS work in flight per request ---- */
+
 static bool
-claim_activation(struct engine *e, const char *id)
+claimed_locked(struct engine *e, const char *id)
 {
 	size_t i;
-	char **nv;
+
+	for (i = 0; i < e->nclaimed; i++)
+		if (strcmp(e->claimed[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Takes the claim on id; with wait, waits for the holder to let go. false: held elsewhere
+ * (without wait) or out of memory. */
+static bool
+claim(struct engine *e, const char *id, bool wait)
+{
+	char **nv, *dup;
 
 	pthread_mutex_lock(&e->act_mu);
-	for (i = 0; i < e->nactivating; i++)
-		if (strcmp(e->activating[i], id) == 0) {
+	while (claimed_locked(e, id)) {
+		if (!wait) {
 			pthread_mutex_unlock(&e->act_mu);
 			return false;
 		}
-	if ((nv = realloc(e->activating, (e->nactivating + 1) * sizeof(*nv))) == NULL) {
+		pthread_cond_wait(&e->act_cv, &e->act_mu);
+	}
+	if ((dup = strdup(id)) == NULL ||
+	    (nv = realloc(e->claimed, (e->nclaimed + 1) * sizeof(*nv))) == NULL) {
+		free(dup);
 		pthread_mutex_unlock(&e->act_mu);
 		return false;
 	}
-	e->activating = nv;
-	e->activating[e->nactivating++] = strdup(id);
+	e->claimed = nv;
+	e->claimed[e->nclaimed++] = dup;
 	pthread_mutex_unlock(&e->act_mu);
 	return true;
 }
 
 static void
-release_activation(struct engine *e, const char *id)
+release(struct engine *e, const char *id)
 {
 	size_t i;
 
 	pthread_mutex_lock(&e->act_mu);
-	for (i = 0; i < e->nactivating; i++)
-		if (e->activating[i] && strcmp(e->activating[i], id) == 0) {
-			free(e->activating[i]);
-			e->activating[i] = e->activating[--e->nactivating];
+	for (i = 0; i < e->nclaimed; i++)
+		if (strcmp(e->claimed[i], id) == 0) {
+			free(e->claimed[i]);
+			e->claimed[i] = e->claimed[--e->nclaimed];
 			break;
 		}
+	pthread_cond_broadcast(&e->act_cv);
 	pthread_mutex_unlock(&e->act_mu);
 }
 
-/* pending -> failed with AWS's reason, told to the requester and approvers. */
-static void
-fail_request(struct engine *e, struct store_request *r, const struct aws_error *err)
+bool
+engine_in_flight(struct engine *e, const char *id)
 {
-	json_t *data;
-	const char *who[1] = {r->requester};
+	bool r;
 
-	if (engine_tx_begin(e) != EL_OK)
-		return;
-	el_strlcpy(r->state, "failed", sizeof(r->state));
-	r->decided_at = el_now();
-	free(r->failure_code);
-	free(r->failure_message);
-	r->failure_code = strdup(err->code);
-	r->failure_message = strdup(err->message);
-	data = json_pack("{s:s, s:s, s:s, s:i}", "code", err->code, "message", err->message,
-	    "aws_request_id", err->request_id, "http_status", err->http_status);
-	if (store_request_update(e->store, r) != EL_OK ||
-	    engine_audit(e, "system", "request.failed", r->id, data) != EL_OK) {
-		engine_tx_rollback(e);
-		json_decref(data);
-		return;
-	}
-	engine_notify(e, "failed", r, who, 1, data);
-	json_decref(data);
-	engine_tx_commit(e);
-	log_warn("request %s failed: %s: %s", r->id, err->code, err->message);
+	pthread_mutex_lock(&e->act_mu);
+	r = claimed_locked(e, id);
+	pthread_mutex_unlock(&e->act_mu);
+	return r;
 }
+
+/* ---- activation ---- */
 
 /* Throttling, 5xx and network trouble outlived the client's retries: try again later
  * rather than call it a refusal. */
@@ -446,164 +451,403 @@ transient(const struct aws_error *err)
 	return aws_error_retryable(err) || strcmp(err->code, "NetworkError") == 0;
 }
 
-static void
-retry_activation(struct engine *e, struct store_request *r, const struct aws_error *err)
+/*
+ * Credentials minted for a request that is no longer theirs to have (revoked or ended
+ * while AWS answered): the role's deny policy takes their session, until they expire or
+ * `end`, their session policy's own end. Nobody was handed them; the reaper pushes the
+ * entry to IAM. Inside the caller's transaction.
+ */
+static enum el_err
+deny_minted(struct engine *e, const struct store_request *r, const struct store_grant *g,
+    int64_t end)
 {
+	struct store_revoked rv;
 	json_t *data;
+	enum el_err rc;
 
-	r->attempts++;
-	r->next_attempt_at = el_now() + (r->attempts < 5 ? (1 << r->attempts) : 30);
-	if (engine_tx_begin(e) != EL_OK)
-		return;
-	data = json_pack("{s:s, s:s, s:i, s:I}", "code", err->code, "message", err->message,
-	    "attempt", r->attempts, "next_attempt_at", (json_int_t)r->next_attempt_at);
-	if (store_request_update(e->store, r) != EL_OK ||
-	    engine_audit(e, "system", "grant.activation_retry", r->id, data) != EL_OK)
-		engine_tx_rollback(e);
-	else
-		engine_tx_commit(e);
+	if (g->assumed_role_id == NULL)
+		return EL_OK;
+	rv.role_name = (char *)(uintptr_t)role_name_of(r->role_arn);
+	rv.userid = g->assumed_role_id;
+	rv.request_id = (char *)(uintptr_t)r->id;
+	rv.expires_at = g->creds_expire_at < end ? g->creds_expire_at : end;
+	if ((rc = store_revoked_add(e->store, &rv)) != EL_OK)
+		return rc;
+	data = json_pack("{s:s, s:s?, s:s, s:I}", "state", lifecycle_state_name(r->state),
+	    "access_key_id", g->access_key_id, "denied_role_session", g->assumed_role_id,
+	    "until", (json_int_t)rv.expires_at);
+	rc = engine_audit(e, "system", "grant.minted_after_revoke", r->id, data);
 	json_decref(data);
-	engine_wake_reaper(e);
-	log_warn("request %s: AssumeRole %s (%s); retrying in %llds", r->id, err->code,
-	    err->message, (long long)(r->next_attempt_at - el_now()));
+	log_warn("request %s: credentials minted after it became %s are denied (%s)", r->id,
+	    lifecycle_state_name(r->state), g->assumed_role_id);
+	return rc;
 }
 
-/* An approved extension moves its grant's window end and mints for the new end. */
+/* Minting failed: retry a transient error while attempts last (the lease moves to the
+ * retry time), else activating -> failed with AWS's reason, told to the requester. */
 static enum el_err
-apply_extension(struct engine *e, struct store_request *x)
+activation_failed(struct engine *e, const char *id, const struct aws_error *err)
 {
-	struct store_request parent;
+	struct store_request r;
+	const char *who[1];
+	json_t *data = NULL;
+	enum el_err rc;
+
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		return rc;
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
+		engine_tx_rollback(e);
+		return rc;
+	}
+	who[0] = r.requester;
+	if (r.state == RS_ENDING) {
+		/* Revoked while AWS refused: nothing was minted; the reaper ends it now. */
+		r.next_attempt_at = 0;
+		rc = engine_request_save(e, &r);
+	} else if (r.state != RS_ACTIVATING) {
+		rc = EL_OK;
+	} else if (transient(err) && r.attempts < ACTIVATION_ATTEMPTS) {
+		r.attempts++;
+		r.next_attempt_at = el_now() + (r.attempts < 5 ? (1 << r.attempts) : 30);
+		data = json_pack("{s:s, s:s, s:i, s:I}", "code", err->code, "message",
+		    err->message, "attempt", r.attempts, "next_attempt_at",
+		    (json_int_t)r.next_attempt_at);
+		if ((rc = engine_request_save(e, &r)) == EL_OK)
+			rc = engine_audit(e, "system", "grant.activation_retry", r.id, data);
+		log_warn("request %s: AssumeRole %s (%s); retrying in %llds", r.id, err->code,
+		    err->message, (long long)(r.next_attempt_at - el_now()));
+	} else {
+		r.decided_at = el_now();
+		r.next_attempt_at = 0;
+		free(r.failure_code);
+		free(r.failure_message);
+		r.failure_code = strdup(err->code);
+		r.failure_message = strdup(err->message);
+		data = json_pack("{s:s, s:s, s:s, s:i}", "code", err->code, "message",
+		    err->message, "aws_request_id", err->request_id, "http_status",
+		    err->http_status);
+		if ((rc = engine_transition(e, &r, EV_FAIL, "system", data)) == EL_OK)
+			rc = engine_notify(e, "failed", &r, who, 1, data);
+		log_warn("request %s failed: %s: %s", r.id, err->code, err->message);
+	}
+	json_decref(data);
+	store_request_free(&r);
+	if (rc != EL_OK) {
+		engine_tx_rollback(e);
+		return rc;
+	}
+	return engine_tx_commit(e);
+}
+
+/*
+ * The credentials are minted: activating -> active with the grant, in one transaction
+ * that reads the request afresh. If it was revoked meanwhile (`ending`), what was minted
+ * is stored so the reaper revokes it like any grant (deny entry, sessions); anything else
+ * means the credentials are denied at once.
+ */
+static enum el_err
+activation_done(struct engine *e, const char *id, const struct store_grant *g,
+    int64_t start, int64_t end, const char *aws_request_id)
+{
+	struct store_request r;
+	json_t *data;
+	enum el_err rc;
+
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		return rc;
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
+		engine_tx_rollback(e);
+		return rc;
+	}
+	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "role_arn", r.role_arn,
+	    "role_session_name", g->role_session_name, "assumed_role_id",
+	    g->assumed_role_id ? g->assumed_role_id : "", "access_key_id",
+	    g->access_key_id ? g->access_key_id : "", "window_end", (json_int_t)end,
+	    "credentials_expire_at", (json_int_t)g->creds_expire_at, "aws_request_id",
+	    aws_request_id);
+	r.window_start = start;
+	r.window_end = end;
+	r.next_attempt_at = 0;
+	r.attempts = 0;
+	if (r.state == RS_ACTIVATING) {
+		r.decided_at = start;
+		if ((rc = store_grant_put(e->store, g)) == EL_OK &&
+		    (rc = engine_transition(e, &r, EV_MINTED, "system", data)) == EL_OK) {
+			const char *who[1] = {r.requester};
+			if ((rc = engine_notify(e, "approved", &r, who, 1, NULL)) == EL_OK)
+				rc = engine_notify_others(e, &r, "approved", NULL);
+		}
+	} else if (r.state == RS_ENDING) {
+		json_object_set_new(data, "state", json_string(lifecycle_state_name(r.state)));
+		if ((rc = engine_request_save(e, &r)) == EL_OK &&
+		    (rc = store_grant_put(e->store, g)) == EL_OK)
+			rc = engine_audit(e, "system", "grant.minted_after_revoke", r.id, data);
+		log_info("request %s: revoked while minting; the reaper takes back what was "
+		    "minted", r.id);
+	} else
+		rc = deny_minted(e, &r, g, end);
+	json_decref(data);
+	if (rc != EL_OK) {
+		engine_tx_rollback(e);
+		store_request_free(&r);
+		return rc;
+	}
+	rc = engine_tx_commit(e);
+	if (rc == EL_OK && r.state == RS_ACTIVE)
+		log_info("request %s active until %lld as %s", r.id, (long long)end,
+		    g->assumed_role_arn ? g->assumed_role_arn : "?");
+	store_request_free(&r);
+	engine_wake_reaper(e);
+	return rc;
+}
+
+/* Does the grant's window, ending at new_end, still fit the profile with the other
+ * extensions in flight (x's own duration is among them)? Inside a transaction. */
+static bool
+extension_fits(struct engine *e, const struct store_request *parent,
+    const struct store_request *x, int64_t new_end, char *why, size_t len)
+{
+	struct policy *p = engine_policy(e);
+	const struct pol_profile *pp = policy_profile(p, parent->profile);
+	int64_t in_flight = 0;
+	bool ok;
+
+	ok = pp != NULL && store_extensions_in_flight(e->store, parent->id, &in_flight) == EL_OK &&
+	    new_end - parent->window_start + in_flight - x->duration <= pp->max_duration;
+	if (!ok)
+		snprintf(why, len, "the grant %s would outgrow its profile's max_duration",
+		    parent->id);
+	policy_release(p);
+	return ok;
+}
+
+/*
+ * An approved extension (x, activating; claims on x and its grant held): mints the grant's
+ * credentials for the new end, then in one transaction moves the grant's window — only if
+ * the grant is still active and the whole window still fits. Otherwise x fails and what
+ * was minted is denied.
+ */
+static enum el_err
+apply_extension(struct engine *e, const char *xid, const char *parent_id)
+{
+	struct store_request x, parent;
 	struct store_grant g;
 	struct aws_error err;
 	struct el_why w = {{0}};
-	json_t *data;
+	char why[256];
+	json_t *data = NULL;
 	int64_t new_end;
 	enum el_err rc;
 
 	memset(&err, 0, sizeof(err));
 	memset(&g, 0, sizeof(g));
-	if ((rc = store_request_get(e->store, x->parent_id, &parent)) != EL_OK)
+	memset(&x, 0, sizeof(x));
+	if ((rc = store_request_get(e->store, parent_id, &parent)) != EL_OK)
 		return rc;
-	if (strcmp(parent.state, "active") != 0) {
+	if (parent.state != RS_ACTIVE || store_grant_get(e->store, parent.id, &g) != EL_OK) {
 		el_strlcpy(err.code, "GrantNotActive", sizeof(err.code));
 		snprintf(err.message, sizeof(err.message), "the grant %s is %s, not active",
-		    parent.id, parent.state);
-		fail_request(e, x, &err);
-		store_request_free(&parent);
-		return EL_ESTATE;
+		    parent.id, lifecycle_state_name(parent.state));
+		rc = activation_failed(e, xid, &err);
+		goto out_p;
 	}
-	new_end = parent.window_end + x->duration;
-	if (store_grant_get(e->store, parent.id, &g) != EL_OK ||
-	    mint(e, &parent, new_end, &g, &err, &w) != EL_OK) {
-		fail_request(e, x, &err);
-		store_grant_free(&g);
-		store_request_free(&parent);
-		return EL_EAWS;
+	new_end = parent.window_end;
+	if ((rc = store_request_get(e->store, xid, &x)) != EL_OK)
+		goto out_p;
+	new_end += x.duration;
+	if (mint(e, &parent, new_end, &g, &err, &w) != EL_OK) {
+		rc = activation_failed(e, xid, &err);
+		goto out_p;
 	}
+	store_request_free(&x);
+	store_request_free(&parent);
 	if ((rc = engine_tx_begin(e)) != EL_OK)
 		goto out;
+	if ((rc = store_request_get(e->store, xid, &x)) != EL_OK ||
+	    (rc = store_request_get(e->store, parent_id, &parent)) != EL_OK)
+		goto fail;
+	if (x.state != RS_ACTIVATING) {
+		rc = parent.state == RS_ACTIVE ? EL_OK : deny_minted(e, &parent, &g, new_end);
+		goto commit;
+	}
+	why[0] = '\0';
+	if (parent.state != RS_ACTIVE)
+		snprintf(why, sizeof(why), "the grant %s became %s while the extension was being "
+		    "minted", parent.id, lifecycle_state_name(parent.state));
+	else if (parent.window_end + x.duration != new_end ||
+	    !extension_fits(e, &parent, &x, new_end, why, sizeof(why)))
+		if (why[0] == '\0')
+			snprintf(why, sizeof(why), "the grant %s changed while the extension was "
+			    "being minted", parent.id);
+	if (why[0] != '\0') {
+		const char *who[1] = {x.requester};
+		free(x.failure_code);
+		free(x.failure_message);
+		x.failure_code = strdup(parent.state != RS_ACTIVE ? "GrantNotActive" :
+		    "WindowExceeded");
+		x.failure_message = strdup(why);
+		x.decided_at = el_now();
+		x.next_attempt_at = 0;
+		data = json_pack("{s:s, s:s}", "code", x.failure_code, "message", why);
+		if ((rc = engine_transition(e, &x, EV_FAIL, "system", data)) == EL_OK &&
+		    (rc = engine_notify(e, "failed", &x, who, 1, data)) == EL_OK &&
+		    parent.state != RS_ACTIVE)
+			rc = deny_minted(e, &parent, &g, new_end);
+		log_warn("extension %s failed: %s", x.id, why);
+		goto commit;
+	}
 	data = json_pack("{s:s, s:I, s:I, s:s}", "grant", parent.id, "old_window_end",
 	    (json_int_t)parent.window_end, "new_window_end", (json_int_t)new_end,
 	    "aws_request_id", err.request_id);
 	parent.window_end = new_end;
 	parent.duration = new_end - parent.window_start;
-	el_strlcpy(x->state, "ended", sizeof(x->state));
-	x->decided_at = x->window_start = el_now();
-	x->window_end = new_end;
-	x->ended_at = el_now();
-	if ((rc = store_request_update(e->store, &parent)) != EL_OK ||
+	x.decided_at = x.window_start = x.ended_at = el_now();
+	x.window_end = new_end;
+	x.next_attempt_at = 0;
+	if ((rc = engine_request_save(e, &parent)) != EL_OK ||
 	    (rc = store_grant_put(e->store, &g)) != EL_OK ||
-	    (rc = store_request_update(e->store, x)) != EL_OK ||
 	    (rc = engine_audit(e, "system", "grant.extended", parent.id, data)) != EL_OK ||
-	    (rc = engine_audit(e, "system", "request.extension_applied", x->id, data)) != EL_OK) {
-		engine_tx_rollback(e);
-		json_decref(data);
-		goto out;
-	}
+	    (rc = engine_transition(e, &x, EV_APPLIED, "system", data)) != EL_OK)
+		goto fail;
 	{
-		const char *who[1] = {x->requester};
-		engine_notify(e, "approved", &parent, who, 1, NULL);
+		const char *who[1] = {x.requester};
+		rc = engine_notify(e, "approved", &parent, who, 1, NULL);
 	}
-	json_decref(data);
+commit:
+	if (rc != EL_OK)
+		goto fail;
 	rc = engine_tx_commit(e);
+	engine_wake_reaper(e);
+	goto out;
+fail:
+	engine_tx_rollback(e);
 out:
+	json_decref(data);
 	store_grant_free(&g);
+	store_request_free(&x);
+	store_request_free(&parent);
+	return rc;
+out_p:
+	store_grant_free(&g);
+	store_request_free(&x);
 	store_request_free(&parent);
 	return rc;
 }
 
-enum el_err
-engine_activate(struct engine *e, const char *id)
+/* The activation of a claimed request. */
+static enum el_err
+activate_claimed(struct engine *e, const char *id, bool wait)
 {
 	struct store_request r;
 	struct store_grant g;
 	struct aws_error err;
 	struct el_why w = {{0}};
-	json_t *data;
 	int64_t start, end;
 	enum el_err rc;
 
-	if (!claim_activation(e, id))
-		return EL_OK;   /* another thread is on it */
 	memset(&g, 0, sizeof(g));
 	memset(&err, 0, sizeof(err));
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
-		release_activation(e, id);
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK)
 		return rc;
-	}
-	if (strcmp(r.state, "pending") != 0) {
-		rc = EL_OK;
-		goto out;
-	}
+	if (r.state != RS_ACTIVATING)
+		goto out;   /* done, or revoked before anything was minted */
 	if (r.parent_id != NULL) {
-		rc = apply_extension(e, &r);
+		/* Mints the grant's session: one at a time with its re-minting and other
+		 * extensions. */
+		if (!claim(e, r.parent_id, wait)) {
+			rc = EL_OK;   /* the reaper tries again when the lease runs out */
+			goto out;
+		}
+		rc = apply_extension(e, id, r.parent_id);
+		release(e, r.parent_id);
 		goto out;
 	}
 	start = el_now();
 	end = start + r.duration;
 	el_strlcpy(g.request_id, r.id, sizeof(g.request_id));
-	if ((rc = mint(e, &r, end, &g, &err, &w)) != EL_OK) {
-		if (transient(&err) && r.attempts < ACTIVATION_ATTEMPTS)
-			retry_activation(e, &r, &err);
-		else
-			fail_request(e, &r, &err);
-		goto out;
-	}
-	if ((rc = engine_tx_begin(e)) != EL_OK)
-		goto out;
-	el_strlcpy(r.state, "active", sizeof(r.state));
-	r.decided_at = r.window_start = start;
-	r.window_end = end;
-	r.next_attempt_at = 0;
-	r.attempts = 0;
-	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "role_arn", r.role_arn,
-	    "role_session_name", g.role_session_name, "assumed_role_id",
-	    g.assumed_role_id ? g.assumed_role_id : "", "access_key_id",
-	    g.access_key_id ? g.access_key_id : "", "window_end", (json_int_t)end,
-	    "credentials_expire_at", (json_int_t)g.creds_expire_at, "aws_request_id",
-	    err.request_id);
-	if ((rc = store_request_update(e->store, &r)) != EL_OK ||
-	    (rc = store_grant_put(e->store, &g)) != EL_OK ||
-	    (rc = engine_audit(e, "system", "grant.activated", r.id, data)) != EL_OK) {
-		engine_tx_rollback(e);
-		json_decref(data);
-		goto out;
-	}
-	{
-		const char *who[1] = {r.requester};
-		engine_notify(e, "approved", &r, who, 1, NULL);
-		engine_notify_others(e, &r, "approved", NULL);
-	}
-	json_decref(data);
-	rc = engine_tx_commit(e);
-	log_info("request %s active until %lld as %s", r.id, (long long)end,
-	    g.assumed_role_arn ? g.assumed_role_arn : "?");
-	engine_wake_reaper(e);
+	if (mint(e, &r, end, &g, &err, &w) != EL_OK)
+		rc = activation_failed(e, id, &err);
+	else
+		rc = activation_done(e, id, &g, start, end, err.request_id);
 out:
 	store_grant_free(&g);
 	store_request_free(&r);
-	release_activation(e, id);
 	return rc;
+}
+
+enum el_err
+engine_activate(struct engine *e, const char *id, bool wait)
+{
+	enum el_err rc;
+
+	if (!claim(e, id, wait))
+		return EL_OK;   /* another thread is on it */
+	rc = activate_claimed(e, id, wait);
+	release(e, id);
+	return rc;
+}
+
+struct act_job {
+	struct engine *e;
+	char id[32];
+};
+
+static void *
+activation_worker(void *arg)
+{
+	struct act_job *j = arg;
+	struct engine *e = j->e;
+
+	activate_claimed(e, j->id, false);
+	release(e, j->id);
+	free(j);
+	pthread_mutex_lock(&e->act_mu);
+	e->workers--;
+	pthread_cond_broadcast(&e->act_cv);
+	pthread_mutex_unlock(&e->act_mu);
+	return NULL;
+}
+
+bool
+engine_activate_async(struct engine *e, const char *id)
+{
+	struct act_job *j;
+	pthread_attr_t attr;
+	pthread_t th;
+	int ok;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return false;
+	j->e = e;
+	el_strlcpy(j->id, id, sizeof(j->id));
+	if (!claim(e, id, false)) {
+		free(j);
+		return false;
+	}
+	pthread_mutex_lock(&e->act_mu);
+	e->workers++;
+	pthread_mutex_unlock(&e->act_mu);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&th, &attr, activation_worker, j) == 0;
+	pthread_attr_destroy(&attr);
+	if (!ok) {
+		pthread_mutex_lock(&e->act_mu);
+		e->workers--;
+		pthread_mutex_unlock(&e->act_mu);
+		release(e, id);
+		free(j);
+	}
+	return ok;
+}
+
+void
+engine_workers_wait(struct engine *e)
+{
+	pthread_mutex_lock(&e->act_mu);
+	while (e->workers > 0)
+		pthread_cond_wait(&e->act_cv, &e->act_mu);
+	pthread_mutex_unlock(&e->act_mu);
 }
 
 enum el_err
@@ -614,39 +858,58 @@ engine_remint(struct engine *e, const char *id)
 	struct aws_error err;
 	struct el_why w = {{0}};
 	json_t *data;
+	int64_t end;
 	enum el_err rc;
 
-	if (!claim_activation(e, id))
-		return EL_OK;
+	if (!claim(e, id, true))
+		return EL_ENOMEM;
 	memset(&err, 0, sizeof(err));
 	memset(&g, 0, sizeof(g));
 	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
-		release_activation(e, id);
+		release(e, id);
 		return rc;
 	}
-	if (strcmp(r.state, "active") != 0 || store_grant_get(e->store, id, &g) != EL_OK) {
+	if (r.state != RS_ACTIVE || store_grant_get(e->store, id, &g) != EL_OK) {
 		rc = EL_ESTATE;
 		goto out;
 	}
-	if ((rc = mint(e, &r, r.window_end, &g, &err, &w)) != EL_OK) {
+	/* Someone else minted while this thread waited for the claim: nothing to do. */
+	if (!(g.creds_expire_at < r.window_end && g.creds_expire_at - el_now() < 300))
+		goto out;
+	end = r.window_end;
+	if ((rc = mint(e, &r, end, &g, &err, &w)) != EL_OK) {
 		log_warn("request %s: minting again failed: %s", id, w.msg);
 		goto out;
 	}
+	store_request_free(&r);
 	if ((rc = engine_tx_begin(e)) != EL_OK)
 		goto out;
-	data = json_pack("{s:s, s:s, s:I, s:s}", "role_session_name", g.role_session_name,
-	    "access_key_id", g.access_key_id ? g.access_key_id : "", "credentials_expire_at",
-	    (json_int_t)g.creds_expire_at, "aws_request_id", err.request_id);
-	if ((rc = store_grant_put(e->store, &g)) != EL_OK ||
-	    (rc = engine_audit(e, "system", "grant.reminted", id, data)) != EL_OK)
+	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
 		engine_tx_rollback(e);
-	else
-		rc = engine_tx_commit(e);
-	json_decref(data);
+		goto out;
+	}
+	if (r.state == RS_ACTIVE) {
+		data = json_pack("{s:s, s:s, s:I, s:s}", "role_session_name", g.role_session_name,
+		    "access_key_id", g.access_key_id ? g.access_key_id : "",
+		    "credentials_expire_at", (json_int_t)g.creds_expire_at, "aws_request_id",
+		    err.request_id);
+		if ((rc = store_grant_put(e->store, &g)) == EL_OK)
+			rc = engine_audit(e, "system", "grant.reminted", id, data);
+		json_decref(data);
+	} else if (r.state == RS_ENDING) {
+		/* The reaper left this grant alone while it was claimed: it reads these. */
+		if ((rc = store_grant_put(e->store, &g)) == EL_OK)
+			rc = engine_audit(e, "system", "grant.minted_after_revoke", id, NULL);
+	} else
+		rc = deny_minted(e, &r, &g, end);
+	if (rc != EL_OK)
+		engine_tx_rollback(e);
+	else if ((rc = engine_tx_commit(e)) == EL_OK && r.state != RS_ACTIVE)
+		rc = EL_ESTATE;
 out:
 	store_grant_free(&g);
 	store_request_free(&r);
-	release_activation(e, id);
+	release(e, id);
 	return rc;
 }
 
@@ -726,9 +989,9 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 		    "only the requester may start sessions of %s" : "no request %s", id);
 		goto out;
 	}
-	if (strcmp(r.state, "active") != 0 || el_now() >= r.window_end) {
+	if (r.state != RS_ACTIVE || el_now() >= r.window_end) {
 		rc = el_fail(w, EL_ESTATE, "request %s is %s: sessions start only while active",
-		    id, r.state);
+		    id, lifecycle_state_name(r.state));
 		goto out;
 	}
 	if ((pp = policy_profile(p, r.profile)) == NULL) {
@@ -780,8 +1043,17 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 	}
 	data = json_pack("{s:s, s:s, s:s?}", "session_id", ss.session_id, "target", target,
 	    "document", doc);
+	/* Recorded only while the grant is still active (read afresh): a revoke or window end
+	 * that committed during StartSession may already have swept the grant's sessions. */
 	if ((rc = engine_tx_begin(e)) == EL_OK) {
-		if ((rc = store_session_insert(e->store, id, &ss)) != EL_OK ||
+		struct store_request now;
+		if ((rc = store_request_get(e->store, id, &now)) == EL_OK &&
+		    (now.state != RS_ACTIVE || el_now() >= now.window_end))
+			rc = EL_ESTATE;
+		if (rc == EL_OK)
+			store_request_free(&now);
+		if (rc != EL_OK ||
+		    (rc = store_session_insert(e->store, id, &ss)) != EL_OK ||
 		    (rc = engine_audit(e, user, "session.started", id, data)) != EL_OK)
 			engine_tx_rollback(e);
 		else
@@ -791,7 +1063,12 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 	if (rc != EL_OK) {
 		/* Unrecorded means unreapable: end it now rather than leave it open. */
 		aws_ssm_terminate_session(e->aws, NULL, r.region, ss.session_id, &err);
-		el_fail(w, rc, "cannot record the session; it was terminated");
+		if (rc == EL_ESTATE)
+			el_fail(w, rc, "request %s ended while the session was starting; the session "
+			    "was terminated", id);
+		else
+			el_fail(w, rc, "cannot record the session (%s); it was terminated",
+			    store_errmsg());
 		goto out;
 	}
 	{
@@ -1012,15 +1289,16 @@ update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
 	struct store_revoked *v = NULL;
 	size_t n = 0;
 	char *doc = NULL;
-	int64_t now = el_now();
+	int64_t now = el_now(), mark = 0;
 	enum el_err rc;
 
 	if (engine_tx_begin(e) == EL_OK) {
 		store_revoked_prune(e->store, role, now);
 		engine_tx_commit(e);
 	}
-	if ((rc = store_revoked_list(e->store, role, now, &v, &n)) != EL_OK)
-		return rc;
+	if ((rc = store_revoked_list(e->store, role, now, &v, &n, &mark)) != EL_OK)
+		return el_fail(w, rc, "cannot read role %s's revoked sessions: %s", role,
+		    store_errmsg());
 	if (n == 0) {
 		rc = aws_iam_delete_role_policy(e->aws, role, e->cfg->revoke_policy_name, err);
 		if (rc == EL_ENOENT || strcmp(err->code, "NoSuchEntity") == 0)
@@ -1047,13 +1325,20 @@ update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
 	else if (rc != EL_OK)
 		el_fail(w, EL_EAWS, "PutRolePolicy %s: %s %s", role, err->code, err->message);
 out:
+	/* What was listed is in IAM now; entries added since stay unsynced for the next. */
+	if (rc == EL_OK && n > 0 && engine_tx_begin(e) == EL_OK) {
+		if (store_revoked_synced(e->store, role, mark, el_now()) == EL_OK)
+			engine_tx_commit(e);
+		else
+			engine_tx_rollback(e);
+	}
 	free(doc);
 	store_revoked_free(v, n);
 	return rc;
 }
 
-/* ending -> ended for every finished grant of a sweep, in one transaction: each with
- * its audit record (the steps and AWS request ids) and the requester's mail. */
+/* ending -> ended for every finished grant of a sweep, in one transaction: each read
+ * afresh, with its audit record (the steps and AWS request ids) and the requester's mail. */
 static void
 mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enum el_err *st,
     size_t n)
@@ -1061,61 +1346,150 @@ mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enu
 	int64_t now = el_now();
 	double done;
 	size_t i, j;
+	bool *ended;
 
-	if (engine_tx_begin(e) != EL_OK)
+	if ((ended = calloc(n ? n : 1, sizeof(*ended))) == NULL)
 		return;
+	if (engine_tx_begin(e) != EL_OK) {
+		free(ended);
+		return;
+	}
 	for (i = 0; i < n; i++) {
-		const char *who[1] = {rs[i].requester};
+		struct store_request r;
+		const char *who[1];
 		json_t *t, *term;
+		enum el_err rc;
 
 		if (steps[i] == NULL || st[i] != EL_OK)
 			continue;
+		if ((rc = store_request_get(e->store, rs[i].id, &r)) != EL_OK)
+			goto fail;
+		if (r.state != RS_ENDING) {
+			store_request_free(&r);
+			continue;
+		}
 		term = json_object_get(steps[i], "terminated_sessions");
 		json_array_foreach(term, j, t)
 			store_session_terminated(e->store,
 			    json_string_value(json_object_get(t, "session_id")), now);
-		el_strlcpy(rs[i].state, "ended", sizeof(rs[i].state));
-		rs[i].ended_at = now;
-		if (store_request_update(e->store, &rs[i]) != EL_OK ||
-		    engine_audit(e, "system", "grant.ended", rs[i].id, steps[i]) != EL_OK ||
-		    engine_notify(e, "ended", &rs[i], who, 1, NULL) != EL_OK) {
-			engine_tx_rollback(e);
-			return;
-		}
+		r.ended_at = now;
+		r.next_attempt_at = 0;
+		who[0] = r.requester;
+		rc = engine_transition(e, &r, EV_REVOKED, "system", steps[i]);
+		if (rc == EL_OK)
+			rc = engine_notify(e, "ended", &r, who, 1, NULL);
+		store_request_free(&r);
+		if (rc != EL_OK)
+			goto fail;
+		ended[i] = true;
 	}
-	if (engine_tx_commit(e) != EL_OK)
+	if (engine_tx_commit(e) != EL_OK) {
+		free(ended);
 		return;
+	}
 	done = (double)el_now_ms() / 1000.0;
 	for (i = 0; i < n; i++)
-		if (steps[i] != NULL && st[i] == EL_OK && rs[i].window_end > 0 &&
-		    done >= (double)rs[i].window_end)
+		if (ended[i] && rs[i].window_end > 0 && done >= (double)rs[i].window_end)
 			hist_observe(&e->revoke_lag, done - (double)rs[i].window_end);
+	free(ended);
+	return;
+fail:
+	engine_tx_rollback(e);
+	free(ended);
 }
 
+/* A failed step: the grant stays `ending` (read afresh) and is retried with backoff. */
 static void
-reschedule(struct engine *e, struct store_request *r, const char *why)
+reschedule(struct engine *e, const char *id, const char *why)
 {
-	int64_t delay;
+	struct store_request r;
+	int64_t delay = 0;
 	json_t *data;
 
-	r->attempts++;
-	delay = r->attempts < 6 ? (1LL << r->attempts) / 2 : 30;   /* 0,1,2,4,8,16,30 s */
-	if (delay < 1)
-		delay = 1;
-	r->next_attempt_at = el_now() + delay;
 	if (engine_tx_begin(e) != EL_OK)
 		return;
-	data = json_pack("{s:s, s:i, s:I}", "error", why, "attempt", r->attempts,
-	    "next_attempt_at", (json_int_t)r->next_attempt_at);
-	if (store_request_update(e->store, r) != EL_OK ||
-	    engine_audit(e, "system", "grant.revocation_retry", r->id, data) != EL_OK)
+	if (store_request_get(e->store, id, &r) != EL_OK) {
+		engine_tx_rollback(e);
+		return;
+	}
+	if (r.state != RS_ENDING) {
+		engine_tx_rollback(e);
+		store_request_free(&r);
+		return;
+	}
+	r.attempts++;
+	delay = r.attempts < 6 ? (1LL << r.attempts) / 2 : 30;   /* 0,1,2,4,8,16,30 s */
+	if (delay < 1)
+		delay = 1;
+	r.next_attempt_at = el_now() + delay;
+	data = json_pack("{s:s, s:i, s:I}", "error", why, "attempt", r.attempts,
+	    "next_attempt_at", (json_int_t)r.next_attempt_at);
+	if (engine_request_save(e, &r) != EL_OK ||
+	    engine_audit(e, "system", "grant.revocation_retry", r.id, data) != EL_OK)
 		engine_tx_rollback(e);
 	else
 		engine_tx_commit(e);
 	json_decref(data);
 	atomic_fetch_add(&e->revocations_failed_total, 1);
 	log_warn("request %s: revocation step failed (%s); attempt %d, retrying in %llds",
-	    r->id, why, r->attempts, (long long)delay);
+	    r.id, why, r.attempts, (long long)delay);
+	store_request_free(&r);
+}
+
+/* A grant still being minted is left to its minter, who wakes the reaper when done; a
+ * second later at the latest it is looked at again. */
+static void
+defer(struct engine *e, const char *id)
+{
+	struct store_request r;
+
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	if (store_request_get(e->store, id, &r) == EL_OK) {
+		if (r.state == RS_ENDING) {
+			r.next_attempt_at = el_now() + 1;
+			engine_request_save(e, &r);
+		}
+		store_request_free(&r);
+	}
+	engine_tx_commit(e);
+}
+
+/* Revocation entries that IAM does not hold yet, outside any grant's sweep (credentials
+ * minted after their request was revoked): one policy update per role, with backoff. */
+void
+engine_sync_revocations(struct engine *e, int64_t now)
+{
+	char **roles = NULL;
+	size_t n = 0, i;
+	bool failed = false;
+
+	if (now < e->sync_next_at)
+		return;
+	if (store_revoked_unsynced_roles(e->store, now, &roles, &n) != EL_OK) {
+		failed = true;
+		n = 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct aws_error err;
+		struct el_why w = {{0}};
+
+		memset(&err, 0, sizeof(err));
+		if (update_deny_policy(e, roles[i], &err, &w) != EL_OK) {
+			log_warn("revocation sync of role %s: %s", roles[i], w.msg);
+			failed = true;
+		}
+		free(roles[i]);
+	}
+	free(roles);
+	if (failed) {
+		e->sync_attempts++;
+		e->sync_next_at = now + (e->sync_attempts < 5 ? (1 << e->sync_attempts) : 30);
+		atomic_fetch_add(&e->revocations_failed_total, 1);
+	} else {
+		e->sync_attempts = 0;
+		e->sync_next_at = 0;
+	}
 }
 
 void
@@ -1137,8 +1511,13 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 		goto out;
 	for (i = 0; i < n; i++) {
 		st[i] = store_request_get(e->store, ids[i], &rs[i]);
-		if (st[i] != EL_OK || strcmp(rs[i].state, "ending") != 0) {
+		if (st[i] != EL_OK || rs[i].state != RS_ENDING) {
 			st[i] = EL_ESTATE;
+			continue;
+		}
+		if (engine_in_flight(e, ids[i])) {
+			st[i] = EL_ESTATE;
+			defer(e, ids[i]);
 			continue;
 		}
 		steps[i] = json_pack("{s:[], s:b}", "terminated_sessions", "early",
@@ -1287,7 +1666,7 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 		if (steps[i] == NULL || st[i] == EL_OK)
 			continue;
 		er = json_object_get(steps[i], "error");
-		reschedule(e, &rs[i], er ? json_string_value(er) : el_strerror(st[i]));
+		reschedule(e, rs[i].id, er ? json_string_value(er) : el_strerror(st[i]));
 	}
 out:
 	for (i = 0; rs && gs && i < n; i++) {

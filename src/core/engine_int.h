@@ -13,12 +13,15 @@
 #include "elevate/aws.h"
 #include "elevate/config.h"
 #include "elevate/engine.h"
+#include "elevate/lifecycle.h"
 #include "elevate/policy.h"
 #include "elevate/store.h"
 #include "elevate/template.h"
 #include "elevate/token.h"
 
 #define ENGINE_HIST_BUCKETS 12
+/* Seconds an activation may take before the reaper takes it over (kept while in flight). */
+#define ACTIVATION_LEASE 60
 
 struct hist {
 	_Atomic uint64_t bucket[ENGINE_HIST_BUCKETS];   /* cumulative on output */
@@ -61,21 +64,31 @@ struct engine {
 	pthread_cond_t wake_cv;
 	int wake;
 	int stopping;
-	int threads_started;
+	int threads_started;              /* both threads run; engine_stop joins them */
+	int reaper_started, mailer_started;
 	/* mailer */
 	pthread_t mailer;
 	pthread_cond_t mail_cv;
 	int mail_wake;
+	/* revocation entries not yet in IAM (minted credentials that lost a race): the
+	 * reaper's own, so no lock */
+	int64_t sync_next_at;
+	int sync_attempts;
 
-	/* activations in flight: request ids, so two racing approvals mint once */
+	/* AWS work in flight per request id (minting, extension, re-minting): one at a time
+	 * per grant in this process; the reaper leaves a claimed grant alone until done */
 	pthread_mutex_t act_mu;
-	char **activating;
-	size_t nactivating;
+	pthread_cond_t act_cv;            /* a claim was released, or a worker finished */
+	char **claimed;
+	size_t nclaimed;
+	int workers;                      /* detached activation workers still running */
 
 	/* audit export */
 	pthread_mutex_t export_mu;
 	int64_t exported_seq;
+	pthread_mutex_t ckpt_mu;          /* committing threads race for the checkpoint */
 	int64_t checkpoint_seq;
+	_Atomic int64_t healthy_at_ms;    /* last commit /healthz saw succeed */
 
 	/* role id / max session cache */
 	pthread_mutex_t role_mu;
@@ -102,6 +115,23 @@ void engine_tx_rollback(struct engine *e);
 void engine_wake_reaper(struct engine *e);
 void engine_wake_mailer(struct engine *e);
 
+/*
+ * The one way to change a request's state, inside the caller's transaction: the
+ * transition for (r->state, ev) from the lifecycle table, written as a compare-and-set
+ * (the row must still be in r->state) together with its audit record, whose data gets
+ * "from" and "to". r->state follows on success. EL_ESTATE when the table has no such
+ * transition or the row moved on meanwhile; the caller then rolls back.
+ */
+enum el_err engine_transition(struct engine *e, struct store_request *r, enum req_event ev,
+    const char *actor, json_t *data);
+/* Writes r's fields other than its state, only while the row is still in r->state. */
+enum el_err engine_request_save(struct engine *e, const struct store_request *r);
+/* The vote that completes r's quorum (inside the caller's transaction, r read in it):
+ * pending -> activating, or for an extension that no longer fits, pending -> failed.
+ * *activate tells whether minting should follow. */
+enum el_err engine_quorum_reached(struct engine *e, const struct policy *p,
+    struct store_request *r, const char *actor, bool *activate);
+
 /* Request JSON for the API (with approvals, quorum, grant, sessions). New ref. */
 json_t *engine_request_json(struct engine *e, const struct store_request *r);
 /* Audit inside a transaction, logging (never failing silently). */
@@ -117,8 +147,18 @@ json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
     const char *recipient);
 
 /* engine_aws.c */
-/* pending -> active: mints the first credentials (or applies an approved extension). */
-enum el_err engine_activate(struct engine *e, const char *id);
+/* activating -> active: mints the first credentials (or applies an approved extension).
+ * wait: wait for another thread's work on the same request instead of returning at once. */
+enum el_err engine_activate(struct engine *e, const char *id, bool wait);
+/* The same on a worker thread of its own (the reaper must not wait for AWS); false when
+ * the request is already in flight. */
+bool engine_activate_async(struct engine *e, const char *id);
+/* Is AWS work on request id in flight in this process? */
+bool engine_in_flight(struct engine *e, const char *id);
+/* Waits for the activation workers to finish (engine_stop). */
+void engine_workers_wait(struct engine *e);
+/* Pushes every role's revocation entries that IAM does not hold yet (the reaper). */
+void engine_sync_revocations(struct engine *e, int64_t now);
 /* Mints fresh credentials for an active grant under its session name. */
 enum el_err engine_remint(struct engine *e, const char *id);
 /* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */

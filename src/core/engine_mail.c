@@ -421,7 +421,9 @@ engine_mailer_main(void *arg)
 			store_mail_free(&m);
 			continue;
 		}
-		next = e->cfg->smtp_url ? store_mail_next_due(e->store) : INT64_MAX;
+		next = INT64_MAX;
+		if (e->cfg->smtp_url != NULL && store_mail_next_due(e->store, &next) != EL_OK)
+			next = el_now() + 1;   /* the store failed: look again soon */
 		pthread_mutex_lock(&e->wake_mu);
 		while (!e->stopping && !e->mail_wake) {
 			if (next == INT64_MAX) {

@@ -24,14 +24,14 @@ free_ids(char **ids, size_t n)
 	free(ids);
 }
 
-/* pending past pending_until -> lapsed. */
+/* pending past pending_until -> lapsed, each read afresh in its own transaction. */
 static void
 lapse_due(struct engine *e, int64_t now)
 {
 	char **ids = NULL;
 	size_t n = 0, i;
 
-	if (store_request_due(e->store, "pending", "pending_until", now, SWEEP_BATCH, &ids, &n)
+	if (store_request_due(e->store, RS_PENDING, "pending_until", now, SWEEP_BATCH, &ids, &n)
 	    != EL_OK)
 		return;
 	for (i = 0; i < n; i++) {
@@ -44,17 +44,14 @@ lapse_due(struct engine *e, int64_t now)
 			engine_tx_rollback(e);
 			continue;
 		}
-		el_strlcpy(r.state, "lapsed", sizeof(r.state));
 		r.decided_at = now;
 		who[0] = r.requester;
-		if (store_request_update(e->store, &r) != EL_OK ||
-		    engine_audit(e, "system", "request.lapsed", r.id, NULL) != EL_OK ||
+		if (r.pending_until > now ||
+		    engine_transition(e, &r, EV_LAPSE, "system", NULL) != EL_OK ||
 		    engine_notify(e, "lapsed", &r, who, 1, NULL) != EL_OK)
 			engine_tx_rollback(e);
-		else {
-			engine_tx_commit(e);
+		else if (engine_tx_commit(e) == EL_OK)
 			log_info("request %s lapsed: no decision in time", r.id);
-		}
 		store_request_free(&r);
 	}
 	free_ids(ids, n);
@@ -67,18 +64,23 @@ end_windows(struct engine *e, int64_t now)
 	char **ids = NULL;
 	size_t n = 0, i, done = 0;
 
-	if (store_request_due(e->store, "active", "window_end", now, SWEEP_BATCH, &ids, &n)
+	if (store_request_due(e->store, RS_ACTIVE, "window_end", now, SWEEP_BATCH, &ids, &n)
 	    != EL_OK || n == 0) {
 		free_ids(ids, n);
 		return 0;
 	}
 	if (engine_tx_begin(e) == EL_OK) {
 		for (i = 0; i < n; i++) {
-			if (store_request_set_state(e->store, ids[i], "active", "ending", now)
-			    != EL_OK)
+			struct store_request r;
+
+			if (store_request_get(e->store, ids[i], &r) != EL_OK)
 				continue;
-			engine_audit(e, "system", "grant.window_ended", ids[i], NULL);
-			done++;
+			r.next_attempt_at = 0;
+			r.attempts = 0;
+			if (r.window_end <= now &&
+			    engine_transition(e, &r, EV_WINDOW_END, "system", NULL) == EL_OK)
+				done++;
+			store_request_free(&r);
 		}
 		if (engine_tx_commit(e) != EL_OK)
 			done = 0;
@@ -94,7 +96,7 @@ revoke_due(struct engine *e, int64_t now)
 	char **ids = NULL;
 	size_t n = 0;
 
-	if (store_request_due(e->store, "ending", "next_attempt_at", now, SWEEP_BATCH, &ids, &n)
+	if (store_request_due(e->store, RS_ENDING, "next_attempt_at", now, SWEEP_BATCH, &ids, &n)
 	    != EL_OK)
 		return;
 	if (n > 0)
@@ -102,41 +104,75 @@ revoke_due(struct engine *e, int64_t now)
 	free_ids(ids, n);
 }
 
-/* Pending requests whose quorum is met but that never activated (a crash in between). */
+/* Pending requests whose quorum is met but that never became activating (a database from
+ * before the activating state, or a policy change that lowered the quorum). */
 static void
-activate_stranded(struct engine *e)
+claim_stranded(struct engine *e)
 {
 	struct store_filter f;
 	struct store_request *v = NULL;
 	size_t n = 0, i;
 
 	memset(&f, 0, sizeof(f));
-	f.state = "pending";
+	f.by_state = true;
+	f.state = RS_PENDING;
 	f.limit = 10000;
 	if (store_request_list(e->store, &f, &v, &n) != EL_OK)
 		return;
 	for (i = 0; i < n; i++) {
 		json_t *j = engine_request_json(e, &v[i]);
-		if (j != NULL && json_is_true(json_object_get(json_object_get(j, "quorum"), "met")))
-			engine_activate(e, v[i].id);
+		if (j != NULL && json_is_true(json_object_get(json_object_get(j, "quorum"), "met"))) {
+			struct policy *p = engine_policy(e);
+			struct store_request r;
+			bool activate;
+
+			if (engine_tx_begin(e) == EL_OK) {
+				if (store_request_get(e->store, v[i].id, &r) == EL_OK) {
+					if (r.state == RS_PENDING &&
+					    engine_quorum_reached(e, p, &r, "system", &activate) == EL_OK)
+						engine_tx_commit(e);
+					else
+						engine_tx_rollback(e);
+					store_request_free(&r);
+				} else
+					engine_tx_rollback(e);
+			}
+			policy_release(p);
+		}
 		json_decref(j);
 		store_request_free(&v[i]);
 	}
 	free(v);
 }
 
-/* Pending requests whose activation hit a transient AWS error and is due again. */
+/* Activations whose lease ran out (a crash, or AWS trouble to retry): each on a worker
+ * thread, so the reaper never waits for AWS to mint. One still in flight here renews its
+ * lease instead. */
 static void
-retry_activations(struct engine *e, int64_t now)
+activate_due(struct engine *e, int64_t now)
 {
 	char **ids = NULL;
 	size_t n = 0, i;
 
-	if (store_request_due(e->store, "pending", "retry_at", now, SWEEP_BATCH, &ids, &n)
-	    != EL_OK)
+	if (store_request_due(e->store, RS_ACTIVATING, "next_attempt_at", now, SWEEP_BATCH, &ids,
+	    &n) != EL_OK)
 		return;
-	for (i = 0; i < n; i++)
-		engine_activate(e, ids[i]);
+	for (i = 0; i < n; i++) {
+		struct store_request r;
+
+		if (engine_activate_async(e, ids[i]))
+			continue;
+		if (engine_tx_begin(e) != EL_OK)
+			break;
+		if (store_request_get(e->store, ids[i], &r) == EL_OK) {
+			if (r.state == RS_ACTIVATING) {
+				r.next_attempt_at = now + ACTIVATION_LEASE;
+				engine_request_save(e, &r);
+			}
+			store_request_free(&r);
+		}
+		engine_tx_commit(e);
+	}
 	free_ids(ids, n);
 }
 
@@ -181,17 +217,46 @@ sweep(struct engine *e)
 {
 	int64_t now = el_now();
 
-	retry_activations(e, now);
-	lapse_due(e, now);
 	end_windows(e, now);
 	revoke_due(e, now);
+	engine_sync_revocations(e, now);
+	lapse_due(e, now);
+	activate_due(e, now);
 	warn_due(e, now);
+}
+
+/* Start-up: nothing is in flight in a new process, so every activation is due now. */
+static void
+expire_leases(struct engine *e)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	if (store_request_due(e->store, RS_ACTIVATING, "next_attempt_at", INT64_MAX - 1,
+	    SWEEP_BATCH, &ids, &n) != EL_OK || engine_tx_begin(e) != EL_OK) {
+		free_ids(ids, n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct store_request r;
+
+		if (store_request_get(e->store, ids[i], &r) != EL_OK)
+			continue;
+		if (r.state == RS_ACTIVATING && r.attempts == 0) {
+			r.next_attempt_at = 0;
+			engine_request_save(e, &r);
+		}
+		store_request_free(&r);
+	}
+	engine_tx_commit(e);
+	free_ids(ids, n);
 }
 
 enum el_err
 engine_resume(struct engine *e)
 {
-	activate_stranded(e);
+	claim_stranded(e);
+	expire_leases(e);
 	sweep(e);
 	return EL_OK;
 }
@@ -206,7 +271,10 @@ engine_reaper_main(void *arg)
 		int64_t next;
 
 		sweep(e);
-		next = store_next_deadline(e->store, e->cfg->ending_soon);
+		if (store_next_deadline(e->store, e->cfg->ending_soon, &next) != EL_OK)
+			next = el_now() + 1;   /* the store failed: look again soon, never never */
+		if (e->sync_next_at > 0 && e->sync_next_at < next)
+			next = e->sync_next_at;
 		pthread_mutex_lock(&e->wake_mu);
 		while (!e->stopping && !e->wake) {
 			if (next == INT64_MAX) {
@@ -254,17 +322,22 @@ metric_hist(struct dbuf *b, const char *name, const char *labels, const uint64_t
 enum el_err
 engine_metrics(struct engine *e, struct dbuf *b)
 {
-	static const char *const states[] = {"pending", "active", "ending", "ended", "denied",
-	    "cancelled", "lapsed", "failed"};
 	json_t *counts = store_request_counts(e->store), *mail = store_mail_counts(e->store);
 	char **ids = NULL;
 	size_t n = 0, i;
 	uint64_t bucket[ENGINE_HIST_BUCKETS];
 
+	if (counts == NULL || mail == NULL) {
+		/* A partial exposition would read as zeros: none at all is honest. */
+		json_decref(counts);
+		json_decref(mail);
+		return EL_EDB;
+	}
 	dbuf_adds(b, "# HELP elevate_requests Requests by state.\n# TYPE elevate_requests gauge\n");
-	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		dbuf_printf(b, "elevate_requests{state=\"%s\"} %lld\n", states[i],
-		    (long long)json_integer_value(json_object_get(counts, states[i])));
+	for (i = 0; i < RS__COUNT; i++)
+		dbuf_printf(b, "elevate_requests{state=\"%s\"} %lld\n",
+		    lifecycle_state_name((enum req_state)i), (long long)json_integer_value(
+		    json_object_get(counts, lifecycle_state_name((enum req_state)i))));
 	dbuf_printf(b, "# HELP elevate_approvals_total Approval votes.\n"
 	    "# TYPE elevate_approvals_total counter\nelevate_approvals_total %llu\n"
 	    "# HELP elevate_denials_total Denials.\n# TYPE elevate_denials_total counter\n"
@@ -276,7 +349,7 @@ engine_metrics(struct engine *e, struct dbuf *b)
 	    (unsigned long long)e->approvals_total, (unsigned long long)e->denials_total,
 	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total);
 	/* Overdue: ending grants whose window ended more than a second ago. */
-	if (store_request_due(e->store, "ending", "next_attempt_at", INT64_MAX - 1, 100000, &ids,
+	if (store_request_due(e->store, RS_ENDING, "next_attempt_at", INT64_MAX - 1, 100000, &ids,
 	    &n) == EL_OK) {
 		size_t overdue = 0;
 		for (i = 0; i < n; i++) {

@@ -92,8 +92,8 @@ check_token(struct engine *e, const char *token, const char *method, struct toke
 		*status = R_INVALID.status;
 		return EL_EAUTH;
 	}
-	if (strcmp(r->state, "pending") != 0)
-		f = strcmp(r->state, "lapsed") == 0 ? &R_EXPIRED : &R_DECIDED;
+	if (r->state != RS_PENDING)
+		f = r->state == RS_LAPSED ? &R_EXPIRED : &R_DECIDED;
 	if (f == NULL) {
 		p = engine_policy(e);
 		if (policy_check_approver(p, r->profile, r->requester, c->approver, NULL) != EL_OK)
@@ -171,16 +171,21 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 		json_object_set_new(*ctx, "refused", json_true());
 		*status = rc == EL_EPERM ? 403 : 409;
 	} else {
-		const char *state = json_string_value(json_object_get(out, "state"));
+		int state = lifecycle_state_parse(json_string_value(json_object_get(out, "state")));
 		json_object_set_new(*ctx, approve ? "approved" : "denied", json_true());
 		json_object_set_new(*ctx, "title", json_string(approve ? "Approved" : "Denied"));
 		json_object_set_new(*ctx, "message", json_string(!approve ?
 		    "The request was denied. The requester has been told." :
-		    state && strcmp(state, "active") == 0 ?
+		    state == RS_ACTIVE ?
 		    "Your approval completed the quorum: access is now active." :
-		    state && strcmp(state, "failed") == 0 ?
+		    state == RS_ACTIVATING ?
+		    "Your approval completed the quorum. AWS is slow to answer; access starts as "
+		    "soon as it does, and the requester will be told." :
+		    state == RS_FAILED ?
 		    "Your approval was recorded, but AWS refused the role; the requester has been told." :
-		    "Your approval was recorded. More approvals are needed."));
+		    state == RS_PENDING ?
+		    "Your approval was recorded. More approvals are needed." :
+		    "Your approval completed the quorum, but the grant was revoked meanwhile."));
 		if (comment != NULL)
 			json_object_set_new(*ctx, "comment", json_string(comment));
 		*status = 200;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "elevate/lifecycle.h"
 #include "elevate/log.h"
 #include "elevate/store.h"
 
@@ -78,6 +79,34 @@ static const char *const migrations[] = {
 	 * sealed, so the Message-ID is kept beside them */
 	"ALTER TABLE requests ADD COLUMN warned_at INTEGER;"
 	"ALTER TABLE outbox ADD COLUMN message_id TEXT;",
+
+	/* 4 -> 5: the lifecycle's states are the only ones the column holds (rebuilt with a
+	 * CHECK, the only way SQLite adds one); revocation entries remember whether the
+	 * role's deny policy holds them; /healthz commits to a table of its own */
+	"CREATE TABLE requests_v5 ("
+	"  id TEXT PRIMARY KEY, profile TEXT NOT NULL, requester TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('pending','activating','active','ending',"
+	"   'ended','denied','cancelled','lapsed','failed')),"
+	"  duration INTEGER NOT NULL, reason TEXT, ticket TEXT,"
+	"  role_arn TEXT NOT NULL, region TEXT, created_at INTEGER NOT NULL,"
+	"  pending_until INTEGER NOT NULL, decided_at INTEGER, window_start INTEGER,"
+	"  window_end INTEGER, ended_at INTEGER, failure_code TEXT, failure_message TEXT,"
+	"  updated_at INTEGER NOT NULL, next_attempt_at INTEGER,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, parent_id TEXT, warned_at INTEGER);"
+	"INSERT INTO requests_v5 (id, profile, requester, state, duration, reason, ticket,"
+	"  role_arn, region, created_at, pending_until, decided_at, window_start, window_end,"
+	"  ended_at, failure_code, failure_message, updated_at, next_attempt_at, attempts,"
+	"  parent_id, warned_at)"
+	" SELECT id, profile, requester, state, duration, reason, ticket,"
+	"  role_arn, region, created_at, pending_until, decided_at, window_start, window_end,"
+	"  ended_at, failure_code, failure_message, updated_at, next_attempt_at, attempts,"
+	"  parent_id, warned_at FROM requests;"
+	"DROP TABLE requests;"
+	"ALTER TABLE requests_v5 RENAME TO requests;"
+	"CREATE INDEX requests_state ON requests(state);"
+	"CREATE INDEX requests_parent ON requests(parent_id);"
+	"ALTER TABLE revoked ADD COLUMN synced_at INTEGER;"
+	"CREATE TABLE health (k INTEGER PRIMARY KEY CHECK (k = 1), at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -94,11 +123,54 @@ unlock(struct store *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The last failure of this thread, for the messages callers build (503 "unavailable"). */
+static _Thread_local char last_error[160];
+
 static enum el_err
 dberr(struct store *s, const char *what)
 {
-	log_err("store: %s: %s", what, sqlite3_errmsg(s->db));
+	const char *msg = sqlite3_errmsg(s->db);
+
+	log_err("store: %s: %s", what, msg);
+	el_strlcpy(last_error, msg, sizeof(last_error));
 	return EL_EDB;
+}
+
+const char *
+store_errmsg(void)
+{
+	return last_error[0] ? last_error : "the database does not answer";
+}
+
+/*
+ * Steps st to its end, calling fn on every row. Readers fail closed: a loop that stops
+ * for anything but SQLITE_DONE is an error, never a shorter list (fewer rows than there
+ * are is how revocations get lost).
+ */
+static enum el_err
+each_row(struct store *s, sqlite3_stmt *st, const char *what,
+    enum el_err (*fn)(sqlite3_stmt *, void *), void *arg)
+{
+	enum el_err r;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = fn(st, arg)) != EL_OK)
+			return r;
+	if (rc != SQLITE_DONE)
+		return dberr(s, what);
+	return EL_OK;
+}
+
+/* One row of a single-row query: EL_OK with a row, EL_ENOENT without, EL_EDB on failure. */
+static enum el_err
+one_row(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return EL_OK;
+	return rc == SQLITE_DONE ? EL_ENOENT : dberr(s, what);
 }
 
 /*
@@ -237,6 +309,21 @@ user_version(struct store *s)
 	return v;
 }
 
+/* Rows whose foreign key points nowhere (a migration must leave none); -1 on error. */
+static int
+fk_violations(struct store *s)
+{
+	sqlite3_stmt *st;
+	int n = 0, rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n++;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
 static enum el_err
 migrate(struct store *s, int target, struct el_why *w)
 {
@@ -248,12 +335,18 @@ migrate(struct store *s, int target, struct el_why *w)
 	if (v > NMIGRATIONS)
 		return el_fail(w, EL_EDB, "database schema version %d is newer than this "
 		    "elevated (%d): upgrade elevated", v, NMIGRATIONS);
+	/* A table rebuild drops a table others reference: SQLite's way is foreign keys off
+	 * (outside any transaction), rebuild, check, on again. */
+	if (v < target && sqlite3_exec(s->db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL)
+	    != SQLITE_OK)
+		return el_fail(w, EL_EDB, "migration: %s", sqlite3_errmsg(s->db));
 	while (v < target) {
 		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 			return el_fail(w, EL_EDB, "migration: %s", sqlite3_errmsg(s->db));
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
 		if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		    sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+		    fk_violations(s) != 0) {
 			el_fail(w, EL_EDB, "migration %d -> %d: %s", v, v + 1, sqlite3_errmsg(s->db));
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return EL_EDB;
@@ -264,6 +357,8 @@ migrate(struct store *s, int target, struct el_why *w)
 			log_info("store: migrated schema %d -> %d", v, v + 1);
 		v++;
 	}
+	if (sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
+		return el_fail(w, EL_EDB, "migration: %s", sqlite3_errmsg(s->db));
 	return EL_OK;
 }
 
@@ -388,14 +483,23 @@ store_rollback(struct store *s)
 	" created_at, pending_until, decided_at, window_start, window_end, ended_at," \
 	" failure_code, failure_message, next_attempt_at, attempts, parent_id"
 
-static void
+/* A row the lifecycle does not know (the CHECK keeps them out) is an error, not a guess. */
+static enum el_err
 read_request(sqlite3_stmt *st, struct store_request *r)
 {
+	int state;
+
 	memset(r, 0, sizeof(*r));
 	col_copy(st, 0, r->id, sizeof(r->id));
 	col_copy(st, 1, r->profile, sizeof(r->profile));
 	col_copy(st, 2, r->requester, sizeof(r->requester));
-	col_copy(st, 3, r->state, sizeof(r->state));
+	if ((state = lifecycle_state_parse((const char *)sqlite3_column_text(st, 3))) < 0) {
+		el_strlcpy(last_error, "a request row holds an unknown state", sizeof(last_error));
+		log_err("store: request %s: unknown state %s", r->id,
+		    (const char *)sqlite3_column_text(st, 3));
+		return EL_EDB;
+	}
+	r->state = (enum req_state)state;
 	r->duration = sqlite3_column_int64(st, 4);
 	r->reason = col_str(st, 5);
 	r->ticket = col_str(st, 6);
@@ -412,6 +516,7 @@ read_request(sqlite3_stmt *st, struct store_request *r)
 	r->next_attempt_at = sqlite3_column_int64(st, 17);
 	r->attempts = sqlite3_column_int(st, 18);
 	r->parent_id = col_str(st, 19);
+	return EL_OK;
 }
 
 void
@@ -435,10 +540,11 @@ store_request_insert(struct store *s, const struct store_request *r)
 {
 	return exec(s, "INSERT INTO requests (" REQ_COLS ", updated_at) VALUES "
 	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ttttittttiizzzzttzitz",
-	    r->id, r->profile, r->requester, r->state, r->duration, r->reason, r->ticket,
-	    r->role_arn, r->region, r->created_at, r->pending_until, r->decided_at,
-	    r->window_start, r->window_end, r->ended_at, r->failure_code, r->failure_message,
-	    r->next_attempt_at, (int64_t)r->attempts, r->parent_id, r->created_at);
+	    r->id, r->profile, r->requester, lifecycle_state_name(r->state), r->duration,
+	    r->reason, r->ticket, r->role_arn, r->region, r->created_at, r->pending_until,
+	    r->decided_at, r->window_start, r->window_end, r->ended_at, r->failure_code,
+	    r->failure_message, r->next_attempt_at, (int64_t)r->attempts, r->parent_id,
+	    r->created_at);
 }
 
 enum el_err
@@ -446,7 +552,6 @@ store_request_get(struct store *s, const char *id, struct store_request *r)
 {
 	sqlite3_stmt *st;
 	enum el_err r2;
-	int rc;
 
 	lock(s);
 	if ((r2 = prepare(s, &st, "SELECT " REQ_COLS " FROM requests WHERE id = ?", "t", id))
@@ -454,41 +559,62 @@ store_request_get(struct store *s, const char *id, struct store_request *r)
 		unlock(s);
 		return r2;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_request(st, r);
-		r2 = EL_OK;
-	} else
-		r2 = rc == SQLITE_DONE ? EL_ENOENT : dberr(s, "request get");
+	if ((r2 = one_row(s, st, "request get")) == EL_OK)
+		r2 = read_request(st, r);
 	sqlite3_finalize(st);
 	unlock(s);
 	return r2;
 }
 
 enum el_err
-store_request_set_state(struct store *s, const char *id, const char *from, const char *to,
-    int64_t now)
+store_request_cas(struct store *s, const struct store_request *r, enum req_state from)
 {
-	enum el_err r;
+	enum el_err e;
 
 	lock(s);
-	r = exec(s, "UPDATE requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-	    "titt", to, now, id, from);
-	if (r == EL_OK && sqlite3_changes(s->db) != 1)
-		r = EL_ESTATE;
+	e = exec(s, "UPDATE requests SET state = ?, decided_at = ?, window_start = ?,"
+	    " window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
+	    " next_attempt_at = ?, attempts = ?, duration = ?, updated_at = ?"
+	    " WHERE id = ? AND state = ?", "tzzzzttziiitt", lifecycle_state_name(r->state),
+	    r->decided_at, r->window_start, r->window_end, r->ended_at, r->failure_code,
+	    r->failure_message, r->next_attempt_at, (int64_t)r->attempts, r->duration, el_now(),
+	    r->id, lifecycle_state_name(from));
+	if (e == EL_OK && sqlite3_changes(s->db) != 1)
+		e = EL_ESTATE;
 	unlock(s);
-	return r;
+	return e;
 }
 
-enum el_err
-store_request_update(struct store *s, const struct store_request *r)
+/* A growing array of elem-sized items, filled by a row callback. */
+struct vec {
+	void *v;
+	size_t n, cap, elem;
+};
+
+static void *
+vec_next(struct vec *a)
 {
-	return exec(s, "UPDATE requests SET state = ?, decided_at = ?, window_start = ?,"
-	    " window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
-	    " next_attempt_at = ?, attempts = ?, duration = ?, updated_at = ? WHERE id = ?",
-	    "tzzzzttziiit", r->state, r->decided_at, r->window_start, r->window_end, r->ended_at,
-	    r->failure_code, r->failure_message, r->next_attempt_at, (int64_t)r->attempts,
-	    r->duration, el_now(), r->id);
+	void *nv;
+
+	if ((nv = grow(a->v, &a->cap, a->n, a->elem)) == NULL)
+		return NULL;
+	a->v = nv;
+	return (char *)a->v + a->n * a->elem;
+}
+
+static enum el_err
+request_row(sqlite3_stmt *st, void *arg)
+{
+	struct vec *a = arg;
+	struct store_request *r;
+	enum el_err e;
+
+	if ((r = vec_next(a)) == NULL)
+		return EL_ENOMEM;
+	if ((e = read_request(st, r)) != EL_OK)
+		return e;
+	a->n++;
+	return EL_OK;
 }
 
 enum el_err
@@ -496,41 +622,42 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
     size_t *n)
 {
 	sqlite3_stmt *st;
-	struct store_request *v = NULL;
-	void *nv;
-	size_t cnt = 0, cap = 0;
+	struct vec a = {NULL, 0, 0, sizeof(struct store_request)};
+	struct store_request *v;
 	enum el_err r;
-	int rc;
 
 	lock(s);
 	r = prepare(s, &st, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
 	    " AND (?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR profile = ?3)"
-	    " ORDER BY created_at DESC, rowid DESC LIMIT ?4", "ttti", f->state, f->requester,
+	    " ORDER BY created_at DESC, rowid DESC LIMIT ?4", "ttti",
+	    f->by_state ? lifecycle_state_name(f->state) : NULL, f->requester,
 	    f->profile, (int64_t)(f->limit > 0 ? f->limit : 500));
-	if (r != EL_OK) {
-		unlock(s);
-		return r;
+	if (r == EL_OK) {
+		r = each_row(s, st, "request list", request_row, &a);
+		sqlite3_finalize(st);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		v = nv;
-		read_request(st, &v[cnt++]);
-	}
-	if (r == EL_OK && rc != SQLITE_DONE)
-		r = dberr(s, "request list");
-	sqlite3_finalize(st);
 	unlock(s);
+	v = a.v;
 	if (r != EL_OK) {
-		while (cnt > 0)
-			store_request_free(&v[--cnt]);
+		while (a.n > 0)
+			store_request_free(&v[--a.n]);
 		free(v);
 		return r;
 	}
 	*out = v;
-	*n = cnt;
+	*n = a.n;
+	return EL_OK;
+}
+
+static enum el_err
+string_row(sqlite3_stmt *st, void *arg)
+{
+	struct vec *a = arg;
+	char **slot;
+
+	if ((slot = vec_next(a)) == NULL || (*slot = col_str(st, 0)) == NULL)
+		return EL_ENOMEM;
+	a->n++;
 	return EL_OK;
 }
 
@@ -538,39 +665,25 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 static enum el_err
 collect_strings(struct store *s, sqlite3_stmt *st, char ***out, size_t *n)
 {
-	char **v = NULL;
-	void *nv;
-	size_t cnt = 0, cap = 0;
-	enum el_err r = EL_OK;
-	int rc;
+	struct vec a = {NULL, 0, 0, sizeof(char *)};
+	char **v;
+	enum el_err r;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		v = nv;
-		if ((v[cnt] = col_str(st, 0)) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		cnt++;
-	}
-	if (r == EL_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		r = dberr(s, "collect");
+	r = each_row(s, st, "collect", string_row, &a);
+	v = a.v;
 	if (r != EL_OK) {
-		while (cnt > 0)
-			free(v[--cnt]);
+		while (a.n > 0)
+			free(v[--a.n]);
 		free(v);
 		return r;
 	}
 	*out = v;
-	*n = cnt;
+	*n = a.n;
 	return EL_OK;
 }
 
 enum el_err
-store_request_due(struct store *s, const char *state, const char *column, int64_t until,
+store_request_due(struct store *s, enum req_state state, const char *column, int64_t until,
     int limit, char ***ids, size_t *n)
 {
 	/* A column name, and how a NULL in it counts: due at once, or never. */
@@ -594,7 +707,8 @@ store_request_due(struct store *s, const char *state, const char *column, int64_
 	snprintf(sql, sizeof(sql), "SELECT id FROM requests WHERE state = ?1 AND %s LIMIT ?3",
 	    cols[i].cond);
 	lock(s);
-	if ((r = prepare(s, &st, sql, "tii", state, until, (int64_t)limit)) == EL_OK) {
+	if ((r = prepare(s, &st, sql, "tii", lifecycle_state_name(state), until, (int64_t)limit))
+	    == EL_OK) {
 		r = collect_strings(s, st, ids, n);
 		sqlite3_finalize(st);
 	}
@@ -602,28 +716,67 @@ store_request_due(struct store *s, const char *state, const char *column, int64_
 	return r;
 }
 
-int64_t
-store_next_deadline(struct store *s, int64_t warn_lead)
+/* One int64 from a single-row aggregate; *t = dflt when it is NULL. */
+static enum el_err
+scalar(struct store *s, sqlite3_stmt *st, const char *what, int64_t dflt, int64_t *t)
+{
+	enum el_err r = one_row(s, st, what);
+
+	if (r == EL_ENOENT)
+		return dberr(s, what);   /* an aggregate always has its row */
+	if (r == EL_OK)
+		*t = sqlite3_column_type(st, 0) == SQLITE_NULL ? dflt : sqlite3_column_int64(st, 0);
+	return r;
+}
+
+enum el_err
+store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
 {
 	sqlite3_stmt *st;
-	int64_t t = INT64_MAX;
+	enum el_err r;
 
 	lock(s);
-	if (prepare(s, &st, "SELECT MIN(t) FROM ("
-	    " SELECT MIN(window_end - ?1) AS t FROM requests WHERE state = 'active' AND ?1 > 0"
+	if ((r = prepare(s, &st, "SELECT MIN(t) FROM ("
+	    " SELECT MIN(window_end - ?1) AS t FROM requests WHERE state = ?3 AND ?1 > 0"
 	    "  AND warned_at IS NULL AND window_end - window_start > ?1 UNION ALL"
-	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = 'pending'"
-	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = 'active'"
+	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = ?2"
+	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = ?3"
 	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
-	    "  WHERE state = 'ending'"
-	    " UNION ALL SELECT MIN(next_attempt_at) FROM requests"
-	    "  WHERE state = 'pending' AND next_attempt_at IS NOT NULL)", "i", warn_lead) == EL_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-			t = sqlite3_column_int64(st, 0);
+	    "  WHERE state = ?4 OR state = ?5)", "itttt", warn_lead,
+	    lifecycle_state_name(RS_PENDING), lifecycle_state_name(RS_ACTIVE),
+	    lifecycle_state_name(RS_ENDING), lifecycle_state_name(RS_ACTIVATING))) == EL_OK) {
+		r = scalar(s, st, "next deadline", INT64_MAX, t);
 		sqlite3_finalize(st);
 	}
 	unlock(s);
-	return t;
+	return r;
+}
+
+enum el_err
+store_extensions_in_flight(struct store *s, const char *parent_id, int64_t *sum)
+{
+	sqlite3_stmt *st;
+	enum el_err r;
+
+	lock(s);
+	if ((r = prepare(s, &st, "SELECT COALESCE(SUM(duration), 0) FROM requests"
+	    " WHERE parent_id = ? AND state = ?", "tt", parent_id,
+	    lifecycle_state_name(RS_ACTIVATING))) == EL_OK) {
+		r = scalar(s, st, "extensions in flight", 0, sum);
+		sqlite3_finalize(st);
+	}
+	unlock(s);
+	return r;
+}
+
+static enum el_err
+count_row(sqlite3_stmt *st, void *arg)
+{
+	const char *k = (const char *)sqlite3_column_text(st, 0);
+
+	if (k == NULL || json_object_set_new(arg, k, json_integer(sqlite3_column_int64(st, 1))))
+		return EL_ENOMEM;
+	return EL_OK;
 }
 
 static json_t *
@@ -631,15 +784,18 @@ group_counts(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st;
 	json_t *o = json_object();
+	enum el_err r = o ? EL_OK : EL_ENOMEM;
 
 	lock(s);
-	if (o != NULL && prepare(s, &st, sql, NULL) == EL_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
-			    json_integer(sqlite3_column_int64(st, 1)));
+	if (r == EL_OK && (r = prepare(s, &st, sql, NULL)) == EL_OK) {
+		r = each_row(s, st, "counts", count_row, o);
 		sqlite3_finalize(st);
 	}
 	unlock(s);
+	if (r != EL_OK) {
+		json_decref(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -651,9 +807,10 @@ store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit
 	enum el_err r;
 
 	lock(s);
-	if ((r = prepare(s, &st, "SELECT id FROM requests WHERE state = 'active' AND"
+	if ((r = prepare(s, &st, "SELECT id FROM requests WHERE state = ?4 AND"
 	    " warned_at IS NULL AND window_end - window_start > ?2 AND window_end - ?2 <= ?1"
-	    " ORDER BY window_end LIMIT ?3", "iii", now, warn_lead, (int64_t)limit)) == EL_OK) {
+	    " ORDER BY window_end LIMIT ?3", "iiit", now, warn_lead, (int64_t)limit,
+	    lifecycle_state_name(RS_ACTIVE))) == EL_OK) {
 		r = collect_strings(s, st, ids, n);
 		sqlite3_finalize(st);
 	}
@@ -664,13 +821,36 @@ store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit
 enum el_err
 store_request_warned(struct store *s, const char *id, int64_t at)
 {
-	return exec(s, "UPDATE requests SET warned_at = ? WHERE id = ?", "it", at, id);
+	enum el_err r;
+
+	lock(s);
+	r = exec(s, "UPDATE requests SET warned_at = ? WHERE id = ? AND state = ?", "itt", at,
+	    id, lifecycle_state_name(RS_ACTIVE));
+	if (r == EL_OK && sqlite3_changes(s->db) != 1)
+		r = EL_ESTATE;
+	unlock(s);
+	return r;
 }
 
 json_t *
 store_request_counts(struct store *s)
 {
 	return group_counts(s, "SELECT state, COUNT(*) FROM requests GROUP BY state");
+}
+
+enum el_err
+store_probe_commit(struct store *s)
+{
+	enum el_err r;
+
+	if ((r = store_begin(s)) != EL_OK)
+		return r;
+	if ((r = exec(s, "INSERT OR REPLACE INTO health (k, at) VALUES (1, ?)", "i", el_now()))
+	    != EL_OK) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
 }
 
 /* ---- approvals ---- */
@@ -683,44 +863,45 @@ store_approval_insert(struct store *s, const char *request_id, const struct stor
 	    a->at, a->via[0] ? a->via : "cli");
 }
 
+static enum el_err
+approval_row(sqlite3_stmt *st, void *arg)
+{
+	struct vec *a = arg;
+	struct store_approval *v;
+
+	if ((v = vec_next(a)) == NULL)
+		return EL_ENOMEM;
+	memset(v, 0, sizeof(*v));
+	col_copy(st, 0, v->approver, sizeof(v->approver));
+	col_copy(st, 1, v->decision, sizeof(v->decision));
+	v->comment = col_str(st, 2);
+	v->at = sqlite3_column_int64(st, 3);
+	col_copy(st, 4, v->via, sizeof(v->via));
+	a->n++;
+	return EL_OK;
+}
+
 enum el_err
 store_approval_list(struct store *s, const char *request_id, struct store_approval **out,
     size_t *n)
 {
 	sqlite3_stmt *st;
-	struct store_approval *v = NULL;
-	void *nv;
-	size_t cnt = 0, cap = 0;
+	struct vec a = {NULL, 0, 0, sizeof(struct store_approval)};
 	enum el_err r;
 
 	lock(s);
 	if ((r = prepare(s, &st, "SELECT approver, decision, comment, at, via FROM approvals"
-	    " WHERE request_id = ? ORDER BY at, rowid", "t", request_id)) != EL_OK) {
-		unlock(s);
-		return r;
+	    " WHERE request_id = ? ORDER BY at, rowid", "t", request_id)) == EL_OK) {
+		r = each_row(s, st, "approval list", approval_row, &a);
+		sqlite3_finalize(st);
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		v = nv;
-		memset(&v[cnt], 0, sizeof(v[cnt]));
-		col_copy(st, 0, v[cnt].approver, sizeof(v[cnt].approver));
-		col_copy(st, 1, v[cnt].decision, sizeof(v[cnt].decision));
-		v[cnt].comment = col_str(st, 2);
-		v[cnt].at = sqlite3_column_int64(st, 3);
-		col_copy(st, 4, v[cnt].via, sizeof(v[cnt].via));
-		cnt++;
-	}
-	sqlite3_finalize(st);
 	unlock(s);
 	if (r != EL_OK) {
-		store_approvals_free(v, cnt);
+		store_approvals_free(a.v, a.n);
 		return r;
 	}
-	*out = v;
-	*n = cnt;
+	*out = a.v;
+	*n = a.n;
 	return EL_OK;
 }
 
@@ -810,44 +991,45 @@ store_session_insert(struct store *s, const char *request_id, const struct store
 	    request_id, ss->target, ss->document, ss->started_at, ss->terminated_at);
 }
 
+static enum el_err
+session_row(sqlite3_stmt *st, void *arg)
+{
+	struct vec *a = arg;
+	struct store_session *v;
+
+	if ((v = vec_next(a)) == NULL)
+		return EL_ENOMEM;
+	v->session_id = col_str(st, 0);
+	v->target = col_str(st, 1);
+	v->document = col_str(st, 2);
+	v->started_at = sqlite3_column_int64(st, 3);
+	v->terminated_at = sqlite3_column_int64(st, 4);
+	a->n++;
+	return v->session_id && v->target ? EL_OK : EL_ENOMEM;
+}
+
 enum el_err
 store_session_list(struct store *s, const char *request_id, struct store_session **out,
     size_t *n)
 {
 	sqlite3_stmt *st;
-	struct store_session *v = NULL;
-	void *nv;
-	size_t cnt = 0, cap = 0;
+	struct vec a = {NULL, 0, 0, sizeof(struct store_session)};
 	enum el_err r;
 
 	lock(s);
 	if ((r = prepare(s, &st, "SELECT session_id, target, document, started_at, terminated_at"
 	    " FROM sessions WHERE request_id = ? ORDER BY started_at, rowid", "t", request_id))
-	    != EL_OK) {
-		unlock(s);
-		return r;
+	    == EL_OK) {
+		r = each_row(s, st, "session list", session_row, &a);
+		sqlite3_finalize(st);
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		v = nv;
-		v[cnt].session_id = col_str(st, 0);
-		v[cnt].target = col_str(st, 1);
-		v[cnt].document = col_str(st, 2);
-		v[cnt].started_at = sqlite3_column_int64(st, 3);
-		v[cnt].terminated_at = sqlite3_column_int64(st, 4);
-		cnt++;
-	}
-	sqlite3_finalize(st);
 	unlock(s);
 	if (r != EL_OK) {
-		store_sessions_free(v, cnt);
+		store_sessions_free(a.v, a.n);
 		return r;
 	}
-	*out = v;
-	*n = cnt;
+	*out = a.v;
+	*n = a.n;
 	return EL_OK;
 }
 
@@ -956,21 +1138,20 @@ store_mail_update(struct store *s, const struct store_mail *m)
 	    m->last_error, m->id);
 }
 
-int64_t
-store_mail_next_due(struct store *s)
+enum el_err
+store_mail_next_due(struct store *s, int64_t *t)
 {
 	sqlite3_stmt *st;
-	int64_t t = INT64_MAX;
+	enum el_err r;
 
 	lock(s);
-	if (prepare(s, &st, "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'",
-	    NULL) == EL_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-			t = sqlite3_column_int64(st, 0);
+	if ((r = prepare(s, &st, "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'",
+	    NULL)) == EL_OK) {
+		r = scalar(s, st, "mail next due", INT64_MAX, t);
 		sqlite3_finalize(st);
 	}
 	unlock(s);
-	return t;
+	return r;
 }
 
 json_t *
@@ -997,49 +1178,87 @@ store_mail_free(struct store_mail *m)
 enum el_err
 store_revoked_add(struct store *s, const struct store_revoked *r)
 {
-	return exec(s, "INSERT OR REPLACE INTO revoked (userid, role_name, request_id,"
-	    " expires_at) VALUES (?,?,?,?)", "ttti", r->userid, r->role_name, r->request_id,
-	    r->expires_at);
+	/* Never shortens an entry. The deny policy names userids, not expiries: an entry
+	 * already in IAM stays there while it lives, so extending it needs no new sync. */
+	return exec(s, "INSERT INTO revoked (userid, role_name, request_id, expires_at)"
+	    " VALUES (?1,?2,?3,?4) ON CONFLICT(userid) DO UPDATE SET"
+	    " expires_at = MAX(expires_at, excluded.expires_at)", "ttti", r->userid, r->role_name,
+	    r->request_id, r->expires_at);
+}
+
+struct revoked_acc {
+	struct vec a;
+	int64_t mark;
+};
+
+static enum el_err
+revoked_row(sqlite3_stmt *st, void *arg)
+{
+	struct revoked_acc *acc = arg;
+	struct store_revoked *v;
+
+	if ((v = vec_next(&acc->a)) == NULL)
+		return EL_ENOMEM;
+	v->role_name = col_str(st, 0);
+	v->userid = col_str(st, 1);
+	v->request_id = col_str(st, 2);
+	v->expires_at = sqlite3_column_int64(st, 3);
+	acc->a.n++;
+	if (sqlite3_column_int64(st, 4) > acc->mark)
+		acc->mark = sqlite3_column_int64(st, 4);
+	return v->role_name && v->userid && v->request_id ? EL_OK : EL_ENOMEM;
 }
 
 enum el_err
 store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
-    struct store_revoked **out, size_t *n)
+    struct store_revoked **out, size_t *n, int64_t *mark)
 {
 	sqlite3_stmt *st;
-	struct store_revoked *v = NULL;
-	void *nv;
-	size_t cnt = 0, cap = 0;
+	struct revoked_acc acc = {{NULL, 0, 0, sizeof(struct store_revoked)}, 0};
 	enum el_err r;
 
 	lock(s);
-	if ((r = prepare(s, &st, "SELECT role_name, userid, request_id, expires_at FROM revoked"
-	    " WHERE role_name = ? AND expires_at > ? ORDER BY userid", "ti", role_name,
-	    alive_after)) != EL_OK) {
-		unlock(s);
-		return r;
+	/* The highest rowid listed marks the listing: a row added later gets a higher one
+	 * (rows are pruned only by the reaper, before it lists). */
+	if ((r = prepare(s, &st, "SELECT role_name, userid, request_id, expires_at, rowid"
+	    " FROM revoked WHERE role_name = ? AND expires_at > ? ORDER BY userid", "ti",
+	    role_name, alive_after)) == EL_OK) {
+		r = each_row(s, st, "revoked list", revoked_row, &acc);
+		sqlite3_finalize(st);
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if ((nv = grow(v, &cap, cnt, sizeof(*v))) == NULL) {
-			r = EL_ENOMEM;
-			break;
-		}
-		v = nv;
-		v[cnt].role_name = col_str(st, 0);
-		v[cnt].userid = col_str(st, 1);
-		v[cnt].request_id = col_str(st, 2);
-		v[cnt].expires_at = sqlite3_column_int64(st, 3);
-		cnt++;
-	}
-	sqlite3_finalize(st);
 	unlock(s);
 	if (r != EL_OK) {
-		store_revoked_free(v, cnt);
+		store_revoked_free(acc.a.v, acc.a.n);
 		return r;
 	}
-	*out = v;
-	*n = cnt;
+	*out = acc.a.v;
+	*n = acc.a.n;
+	if (mark != NULL)
+		*mark = acc.mark;
 	return EL_OK;
+}
+
+enum el_err
+store_revoked_synced(struct store *s, const char *role_name, int64_t mark, int64_t at)
+{
+	return exec(s, "UPDATE revoked SET synced_at = ? WHERE role_name = ? AND rowid <= ?"
+	    " AND synced_at IS NULL", "iti", at, role_name, mark);
+}
+
+enum el_err
+store_revoked_unsynced_roles(struct store *s, int64_t alive_after, char ***roles, size_t *n)
+{
+	sqlite3_stmt *st;
+	enum el_err r;
+
+	lock(s);
+	if ((r = prepare(s, &st, "SELECT DISTINCT role_name FROM revoked WHERE synced_at IS NULL"
+	    " AND expires_at > ? ORDER BY role_name", "i", alive_after)) == EL_OK) {
+		r = collect_strings(s, st, roles, n);
+		sqlite3_finalize(st);
+	}
+	unlock(s);
+	return r;
 }
 
 enum el_err
@@ -1107,6 +1326,36 @@ store_audit_insert(struct store *s, const struct audit_rec *r)
 	return e;
 }
 
+static enum el_err
+audit_row(sqlite3_stmt *st, void *arg)
+{
+	struct audit_rec rec;
+	json_error_t je;
+	json_t *j;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.seq = sqlite3_column_int64(st, 0);
+	col_copy(st, 1, rec.time, sizeof(rec.time));
+	rec.actor = col_str(st, 2);
+	rec.event = col_str(st, 3);
+	rec.request_id = col_str(st, 4);
+	rec.data = json_loads((const char *)sqlite3_column_text(st, 5), 0, &je);
+	if (sqlite3_column_bytes(st, 6) == AUDIT_HASH_BYTES)
+		memcpy(rec.prev_hash, sqlite3_column_blob(st, 6), AUDIT_HASH_BYTES);
+	if (sqlite3_column_bytes(st, 7) == AUDIT_HASH_BYTES)
+		memcpy(rec.hash, sqlite3_column_blob(st, 7), AUDIT_HASH_BYTES);
+	j = rec.data && rec.actor && rec.event ? audit_rec_json(&rec) : NULL;
+	json_decref(rec.data);
+	free(rec.actor);
+	free(rec.event);
+	free(rec.request_id);
+	if (j == NULL) {
+		el_strlcpy(last_error, "an audit record cannot be read", sizeof(last_error));
+		return EL_EDB;
+	}
+	return json_array_append_new(arg, j) == 0 ? EL_OK : EL_ENOMEM;
+}
+
 enum el_err
 store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out)
 {
@@ -1124,39 +1373,10 @@ store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **o
 	    " AND (?5 IS NULL OR q.profile = ?5) AND (?6 IS NULL OR a.time >= ?6)"
 	    " ORDER BY a.seq LIMIT ?7", "ittttti", f->since_seq, f->actor, f->event,
 	    f->request_id, f->profile, f->since_time, (int64_t)(f->limit > 0 ? f->limit : 1000));
-	if (r != EL_OK) {
-		unlock(s);
-		json_decref(arr);
-		return r;
+	if (r == EL_OK) {
+		r = each_row(s, st, "audit list", audit_row, arr);
+		sqlite3_finalize(st);
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct audit_rec rec;
-		json_error_t je;
-		json_t *j;
-
-		memset(&rec, 0, sizeof(rec));
-		rec.seq = sqlite3_column_int64(st, 0);
-		col_copy(st, 1, rec.time, sizeof(rec.time));
-		rec.actor = col_str(st, 2);
-		rec.event = col_str(st, 3);
-		rec.request_id = col_str(st, 4);
-		rec.data = json_loads((const char *)sqlite3_column_text(st, 5), 0, &je);
-		if (sqlite3_column_bytes(st, 6) == AUDIT_HASH_BYTES)
-			memcpy(rec.prev_hash, sqlite3_column_blob(st, 6), AUDIT_HASH_BYTES);
-		if (sqlite3_column_bytes(st, 7) == AUDIT_HASH_BYTES)
-			memcpy(rec.hash, sqlite3_column_blob(st, 7), AUDIT_HASH_BYTES);
-		j = rec.data && rec.actor && rec.event ? audit_rec_json(&rec) : NULL;
-		json_decref(rec.data);
-		free(rec.actor);
-		free(rec.event);
-		free(rec.request_id);
-		if (j == NULL) {
-			r = EL_EDB;
-			break;
-		}
-		json_array_append_new(arr, j);
-	}
-	sqlite3_finalize(st);
 	unlock(s);
 	if (r != EL_OK) {
 		json_decref(arr);

@@ -93,6 +93,9 @@ http_engine_error(struct http_req *rq, enum el_err e, const struct el_why *w)
 	case EL_ETOOBIG: status = 413; code = "payload_too_large"; break;
 	case EL_EAWS: status = 502; code = "aws_error"; break;
 	case EL_ETIMEOUT: status = 504; code = "timeout"; break;
+	/* Storage failures (locked, disk full, corrupt) are the broker's, and passing:
+	 * never a client error, never a signature problem. */
+	case EL_EDB: status = 503; code = "unavailable"; break;
 	default: status = 500; code = "internal"; break;
 	}
 	return http_error(rq, status, code, "%s", w && w->msg[0] ? w->msg : el_strerror(e));
@@ -267,6 +270,7 @@ authenticate(struct http_req *rq)
 	struct reqsig_fields f;
 	struct el_why w = {{0}};
 	const char *code = "bad_signature", *sig;
+	enum el_err r;
 
 	memset(&f, 0, sizeof(f));
 	f.method = rq->method;
@@ -283,7 +287,9 @@ authenticate(struct http_req *rq)
 	if (strlen(f.user) > 64) {
 		return http_error(rq, 401, "unknown_user", "unknown user");
 	}
-	if (engine_authenticate(rq->engine, &f, sig, &code, &w) != EL_OK)
+	if ((r = engine_authenticate(rq->engine, &f, sig, &code, &w)) == EL_EDB)
+		return http_engine_error(rq, r, &w);
+	if (r != EL_OK)
 		return http_error(rq, 401, code, "%s", w.msg);
 	rq->user = f.user;
 	return -1;   /* authenticated: go on */

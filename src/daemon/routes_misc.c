@@ -9,9 +9,10 @@ static int
 healthz(struct http_req *rq)
 {
 	json_t *out = NULL;
+	struct el_why w = {{0}};
 
-	if (engine_health(rq->engine, &out) != EL_OK)
-		return http_error(rq, 503, "unavailable", "the store does not answer");
+	if (engine_health(rq->engine, &out, &w) != EL_OK)
+		return http_error(rq, 503, "unavailable", "%s", w.msg);
 	return http_json(rq, 200, out);
 }
 
@@ -23,7 +24,8 @@ metrics(struct http_req *rq)
 	dbuf_init(&b, 4 * 1024 * 1024);
 	if (engine_metrics(rq->engine, &b) != EL_OK) {
 		dbuf_free(&b);
-		return http_error(rq, 500, "internal", "cannot collect metrics");
+		return http_error(rq, 503, "unavailable", "cannot collect metrics: the store does "
+		    "not answer");
 	}
 	return http_page(rq, 200, "text/plain; version=0.0.4", dbuf_take(&b));
 }

@@ -548,6 +548,97 @@ class State:
             return dict(self.faults)
 
 
+# --------------------------------------------------------------------------- holds
+
+DEFAULT_HOLD_TIMEOUT = 60.0
+
+
+class Holds:
+    """Requests held open just before their action runs, until a test releases them.
+
+    POST /_emulator/hold arms a hold for the next `count` requests of an action; such a
+    request blocks in its handler thread (the server is threaded, so everything else is
+    still served) until POST /_emulator/release, POST /_emulator/reset or its own safety
+    timeout lets it go.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.armed = []     # [{action, service, count, timeout}] in arming order
+        self.calls = []     # held requests, oldest first
+        self.ids = 0
+
+    def arm(self, data):
+        if not isinstance(data, dict):
+            raise ConfigError('hold body must be a JSON object')
+        action = data.get('action')
+        if not isinstance(action, str) or not action:
+            raise ConfigError('hold needs "action", e.g. "AssumeRole"')
+        service = data.get('service')
+        if service is not None and not isinstance(service, str):
+            raise ConfigError('service must be a string or null')
+        count = data.get('count', 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError('count must be an integer >= 1')
+        timeout = data.get('timeout')
+        timeout = DEFAULT_HOLD_TIMEOUT if timeout is None else float(timeout)
+        if not timeout > 0 or math.isinf(timeout):
+            raise ConfigError('timeout must be a positive number of seconds')
+        with self.lock:
+            self.armed.append({'action': action, 'service': service, 'count': count, 'timeout': timeout})
+
+    def take(self, req):
+        """Consume one matching arm for req; returns its held-call record or None."""
+        with self.lock:
+            for a in self.armed:
+                if a['action'] == req.action and a['service'] in (None, req.service):
+                    a['count'] -= 1
+                    if a['count'] <= 0:
+                        self.armed.remove(a)
+                    self.ids += 1
+                    call = {'id': self.ids, 'seq': req.entry['seq'], 'service': req.service,
+                            'action': req.action, 'since': time.time(), 'timeout': a['timeout'],
+                            'event': threading.Event()}
+                    self.calls.append(call)
+                    return call
+        return None
+
+    def wait(self, call):
+        """Block until released; on the safety timeout release itself. True if released."""
+        if call['event'].wait(call['timeout']):
+            return True
+        with self.lock:
+            mine = [c for c in self.calls if c['id'] == call['id']]
+            for c in mine:
+                self.calls.remove(c)
+        if mine:
+            log('! hold: #%d %s %s not released within %gs; releasing it (safety timeout)'
+                % (call['seq'], call['service'], call['action'], call['timeout']))
+            return False
+        return True     # released at the same moment
+
+    def release(self, count=None):
+        """Release the `count` oldest held requests, or all of them and disarm every hold."""
+        with self.lock:
+            if count is None:
+                out, self.calls, self.armed = self.calls, [], []
+            else:
+                out, self.calls = self.calls[:count], self.calls[count:]
+        for c in out:
+            c['event'].set()
+        return len(out)
+
+    def status(self):
+        with self.lock:
+            return {'held': len(self.calls),
+                    'armed': [dict(a) for a in self.armed],
+                    'calls': [{k: c[k] for k in ('seq', 'service', 'action', 'since', 'timeout')}
+                              for c in self.calls]}
+
+
+H = Holds()
+
+
 def cred_public(c, n):
     return {
         'access_key_id': c['access_key_id'], 'role': c['role'], 'role_id': c['role_id'],
@@ -2037,10 +2128,17 @@ class Handler(BaseHTTPRequestHandler):
             raise AwsError('validation', validation_message(errors))
         req.params = params
 
-        # 8. dispatch ------------------------------------------------------------------------------
+        # 8. dispatch; an armed hold (POST /_emulator/hold) blocks here, so the action runs ----
+        #    at release time, on the emulator's clock at release time
         fn = HANDLERS.get((req.service, req.action))
         if fn is None:
             raise AwsError('invalid_action', 'The action %s is not emulated' % req.action)
+        call = H.take(req)
+        if call is not None:
+            log('#%d %s %s held' % (entry['seq'], req.service, req.action))
+            H.wait(call)
+            with S.lock:
+                entry['held_ms'] = round((time.time() - call['since']) * 1000, 1)
         result = fn(req)
         if req.family == 'json':
             return 200, json.dumps(result), 'application/x-amz-json-1.1', []
@@ -2169,6 +2267,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == 'POST':
                 S.load(data)
                 S.set_faults({})
+                H.release()
                 with S.lock:
                     S.log = []
                 return 200, S.snapshot()
@@ -2218,6 +2317,17 @@ class Handler(BaseHTTPRequestHandler):
                     if status in HISTORY_STATUSES and s['EndDate'] is None:
                         s['EndDate'] = S.now()
                     return 200, session_public(s)
+        if what == 'hold':
+            if method == 'POST':
+                H.arm(data)
+            if method in ('GET', 'POST'):
+                return 200, H.status()
+        if what == 'release' and method == 'POST':
+            count = data.get('count') if isinstance(data, dict) else None
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                raise ConfigError('count must be an integer >= 0 or null')
+            n = H.release(count)
+            return 200, dict(H.status(), released=n)
         if what == 'check' and method == 'POST':
             return self._control_check(data)
         return 404, {'error': 'unknown control endpoint %s %s' % (method, '/'.join(parts))}

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -126,6 +127,31 @@ def sign_like_c(emu, body, key=BROKER_KEY, secret=BROKER_SECRET, token=None, ser
     sig = auth.signature(auth.string_to_sign(req, cr), req)
     auth._inject_signature_to_request(req, sig)
     return dict(req.headers.items())
+
+
+def background(fn):
+    """Run fn() in a thread; returns a dict that gets 'result' or 'error', then 'done' (time)."""
+    box = {}
+
+    def runner():
+        try:
+            box['result'] = fn()
+        except Exception as e:  # noqa: BLE001
+            box['error'] = e
+        box['done'] = time.time()
+    box['thread'] = threading.Thread(target=runner, daemon=True)
+    box['thread'].start()
+    return box
+
+
+def wait_held(emu, n, timeout=10.0):
+    """Poll GET /_emulator/hold until at least n requests are held; returns the last status."""
+    deadline = time.time() + timeout
+    while True:
+        _, st = emu.ctl('GET', 'hold')
+        if st['held'] >= n or time.time() >= deadline:
+            return st
+        time.sleep(0.02)
 
 
 def xml_code(body):
@@ -554,6 +580,120 @@ def tests(emu):
     st, out, _ = emu.raw('GET', '/_emulator/nope')
     check('unknown control endpoint -> 404', st == 404, st)
     run('still serving after abuse', lambda: sts.get_caller_identity()['Account'] == ACCOUNT)
+
+    holds(emu, role_arn)
+
+
+def holds(emu, role_arn):
+    """POST /_emulator/hold and /release; runs last because it ends with a reset."""
+    def assume(name):
+        return lambda: client(emu, 'sts').assume_role(RoleArn=role_arn, RoleSessionName=name)
+
+    def issued(name):
+        return [c for c in emu.ctl('GET', 'state')[1]['credentials'] if c['session_name'] == name]
+
+    st, hs = emu.ctl('POST', 'hold', {'action': 'AssumeRole', 'service': 'sts'})
+    check('POST hold arms a hold', st == 200 and hs['held'] == 0 and
+          hs['armed'] == [{'action': 'AssumeRole', 'service': 'sts', 'count': 1, 'timeout': 60.0}], hs)
+    a = background(assume('hold-a'))
+    hs = wait_held(emu, 1)
+    check('held AssumeRole blocks (GET hold: held 1, arm consumed)',
+          hs['held'] == 1 and hs['armed'] == [] and 'done' not in a and
+          [(c['service'], c['action']) for c in hs['calls']] == [('sts', 'AssumeRole')] and
+          hs['calls'][0]['since'] <= time.time(), hs)
+    run('... GetCallerIdentity still answers while it is held',
+        lambda: client(emu, 'sts').get_caller_identity()['Account'] == ACCOUNT)
+    check('... and its action has not run yet (no credentials issued)', not issued('hold-a'))
+    emu.ctl('POST', 'clock', {'advance': 120, 'skew_tolerance': None})
+    time.sleep(0.3)
+    check('... still unanswered after 0.3 s', 'done' not in a)
+    t_rel = time.time()
+    st, hs = emu.ctl('POST', 'release', {})
+    a['thread'].join(10)
+    res = a.get('result')
+    exp_delta = (res['Credentials']['Expiration'] - datetime.now(timezone.utc)).total_seconds() if res else None
+    check('POST release {} lets it answer; the action runs at release, on the clock then',
+          st == 200 and hs['released'] == 1 and hs['held'] == 0 and a.get('done', 0) >= t_rel and
+          res and 3700 < exp_delta <= 3721 and len(issued('hold-a')) == 1, (hs, a.get('error'), exp_delta))
+    emu.ctl('POST', 'clock', {'offset': 0, 'skew_tolerance': 300})
+    _, entries = emu.ctl('GET', 'log')
+    ent = [e for e in entries if e['action'] == 'AssumeRole' and (e['params'] or {}).get('RoleSessionName') == 'hold-a']
+    check('log entry of a held call has held_ms', ent and ent[0].get('held_ms', 0) >= 300 and ent[0]['status'] == 200, ent)
+
+    # count=2 holds exactly two; the third passes
+    emu.ctl('POST', 'hold', {'action': 'AssumeRole', 'count': 2})
+    b1 = background(assume('hold-b1'))
+    hs1 = wait_held(emu, 1)
+    b2 = background(assume('hold-b2'))
+    hs2 = wait_held(emu, 2)
+    b3 = background(assume('hold-b3'))
+    b3['thread'].join(10)
+    _, hs3 = emu.ctl('GET', 'hold')
+    check('count=2 holds exactly two AssumeRoles; the third answers',
+          hs1['held'] == 1 and hs2['held'] == 2 and hs2['armed'] == [] and hs3['held'] == 2 and
+          b3.get('result') and 'done' not in b1 and 'done' not in b2, (hs2, hs3, b3.get('error')))
+    # release count=1 releases the oldest, leaves the other held
+    st, hs = emu.ctl('POST', 'release', {'count': 1})
+    b1['thread'].join(10)
+    time.sleep(0.2)
+    check('release {"count": 1} releases the oldest only',
+          st == 200 and hs['released'] == 1 and hs['held'] == 1 and b1.get('result') and 'done' not in b2 and
+          hs['calls'][0]['seq'] == hs2['calls'][1]['seq'], (hs, b1.get('error')))
+    emu.ctl('POST', 'hold', {'action': 'GetRole', 'service': 'iam'})
+    st, hs = emu.ctl('POST', 'release', {'count': 5})
+    check('release {"count": k} leaves the arms as they are',
+          hs['released'] == 1 and hs['held'] == 0 and [x['action'] for x in hs['armed']] == ['GetRole'], hs)
+    b2['thread'].join(10)
+    emu.ctl('POST', 'release', {})
+    _, hs = emu.ctl('GET', 'hold')
+    check('release {} disarms', b2.get('result') and hs['armed'] == [] and hs['held'] == 0, hs)
+    run('... so the next AssumeRole is not held', lambda: assume('hold-free')())
+
+    # the service filter
+    emu.ctl('POST', 'hold', {'action': 'GetCallerIdentity', 'service': 'iam'})
+    run('a hold for another service does not match',
+        lambda: client(emu, 'sts').get_caller_identity()['Account'] == ACCOUNT)
+    emu.ctl('POST', 'release', {})
+
+    # safety timeout
+    emu.ctl('POST', 'hold', {'action': 'AssumeRole', 'timeout': 0.5})
+    t0 = time.time()
+    c = background(assume('hold-timeout'))
+    hs = wait_held(emu, 1)
+    c['thread'].join(10)
+    took = c.get('done', t0 + 99) - t0
+    _, hs2 = emu.ctl('GET', 'hold')
+    check('a held call releases itself after its safety timeout (0.5 s)',
+          hs['held'] == 1 and hs['calls'][0]['timeout'] == 0.5 and c.get('result') and 0.45 <= took < 5 and
+          hs2['held'] == 0, (took, hs2, c.get('error')))
+
+    # faults decide first
+    emu.ctl('POST', 'faults', {'throttle_next': 1, 'actions': ['AssumeRole']})
+    emu.ctl('POST', 'hold', {'action': 'AssumeRole'})
+    t0 = time.time()
+    code, _, _ = err_code(assume('hold-throttled'))
+    _, hs = emu.ctl('GET', 'hold')
+    check('a throttled request answers its error and is not held (arm kept)',
+          code == 'Throttling' and time.time() - t0 < 5 and hs['held'] == 0 and len(hs['armed']) == 1, (code, hs))
+    emu.ctl('POST', 'faults', {})
+
+    # bad bodies
+    bad = [emu.ctl('POST', 'hold', b)[0] for b in
+           ({}, {'action': ''}, {'action': 'AssumeRole', 'count': 0}, {'action': 'AssumeRole', 'timeout': -1},
+            {'action': 'AssumeRole', 'count': 'x'})]
+    bad.append(emu.ctl('POST', 'release', {'count': -1})[0])
+    check('invalid hold / release bodies -> 400', bad == [400] * 6, bad)
+
+    # reset releases and disarms (the pending AssumeRole hold from above, plus one more)
+    emu.ctl('POST', 'hold', {'action': 'AssumeRole', 'count': 3})
+    d = background(assume('hold-reset'))
+    hs = wait_held(emu, 1)
+    st, _ = emu.ctl('POST', 'reset', {})
+    d['thread'].join(10)
+    _, hs2 = emu.ctl('GET', 'hold')
+    check('POST reset releases held requests and disarms',
+          hs['held'] == 1 and st == 200 and 'done' in d and hs2 == {'held': 0, 'armed': [], 'calls': []},
+          (hs, hs2, d.get('error')))
 
 
 if __name__ == '__main__':

@@ -108,6 +108,39 @@ class Emulator:
     def state(self):
         return self.control('GET', 'state')
 
+    # Holds: force an interleaving.  The emulator holds the next matching AWS call open just
+    # before its action runs (after faults, SigV4 and validation), so the action happens at
+    # release time.  A held call releases itself after `timeout` seconds (emulator default 60).
+    def hold(self, action, count=1, service=None, timeout=None):
+        body = {'action': action, 'count': count}
+        if service is not None:
+            body['service'] = service
+        if timeout is not None:
+            body['timeout'] = timeout
+        return self.control('POST', 'hold', body)
+
+    def hold_status(self):
+        return self.control('GET', 'hold')
+
+    def held(self):
+        return self.hold_status()['held']
+
+    def wait_held(self, n=1, timeout=10.0):
+        deadline = time.time() + timeout
+        while True:
+            st = self.hold_status()
+            if st['held'] >= n:
+                return st
+            if time.time() >= deadline:
+                raise AssertionError('emulator: expected at least %d held call(s) within %.1fs, have %d '
+                                     '(armed: %s, held: %s)' % (n, timeout, st['held'], st['armed'],
+                                                                st['calls']))
+            time.sleep(0.02)
+
+    def release(self, count=None):
+        """Release the `count` oldest held calls; with None release all and disarm every hold."""
+        return self.control('POST', 'release', {} if count is None else {'count': count})
+
 
 class User:
     def __init__(self, name, cfgdir):

@@ -35,6 +35,7 @@ def main(argv):
                 ctx = harness.Ctx(harness.ROOT, emu)
                 t0 = time.time()
                 try:
+                    emu.release()
                     emu.faults()
                     emu.clock(0)
                     getattr(mod, fn_name)(ctx)
@@ -46,6 +47,10 @@ def main(argv):
                     for line in traceback.format_exc().splitlines():
                         print('     ' + line, flush=True)
                 finally:
+                    try:
+                        emu.release()   # a held call must not stall the broker's shutdown
+                    except Exception:  # noqa: BLE001
+                        pass
                     ctx.cleanup()
     finally:
         emu.stop()

@@ -930,7 +930,7 @@ list_filters(void **state)
 	el_strlcpy(r.id, "req_p", sizeof(r.id));
 	el_strlcpy(r.profile, "prod-readonly", sizeof(r.profile));
 	el_strlcpy(r.requester, "alice", sizeof(r.requester));
-	el_strlcpy(r.state, "pending", sizeof(r.state));
+	r.state = RS_PENDING;
 	r.duration = 900;
 	r.role_arn = "arn:aws:iam::111122223333:role/R";
 	r.created_at = 1;

@@ -94,7 +94,8 @@ mkreq(struct store_request *r, const char *id, const char *state, const char *re
 {
 	memset(r, 0, sizeof(*r));
 	el_strlcpy(r->id, id, sizeof(r->id));
-	el_strlcpy(r->state, state, sizeof(r->state));
+	assert_true(lifecycle_state_parse(state) >= 0);
+	r->state = (enum req_state)lifecycle_state_parse(state);
 	el_strlcpy(r->requester, requester, sizeof(r->requester));
 	el_strlcpy(r->profile, profile, sizeof(r->profile));
 	r->duration = 900;
@@ -112,6 +113,40 @@ insert(struct store *s, const char *id, const char *state, const char *requester
 
 	mkreq(&r, id, state, requester, profile, created);
 	assert_int_equal(store_request_insert(s, &r), EL_OK);
+}
+
+/* The store's compare-and-set, as the engine's transitions use it. */
+static enum el_err
+set_state(struct store *s, const char *id, const char *from, const char *to, int64_t at)
+{
+	struct store_request r;
+	enum el_err e;
+
+	(void)at;
+	if ((e = store_request_get(s, id, &r)) != EL_OK)
+		return e;
+	r.state = (enum req_state)lifecycle_state_parse(to);
+	e = store_request_cas(s, &r, (enum req_state)lifecycle_state_parse(from));
+	store_request_free(&r);
+	return e;
+}
+
+static int64_t
+deadline(struct store *s)
+{
+	int64_t t = -1;
+
+	assert_int_equal(store_next_deadline(s, 0, &t), EL_OK);
+	return t;
+}
+
+static int64_t
+mail_due(struct store *s)
+{
+	int64_t t = -1;
+
+	assert_int_equal(store_mail_next_due(s, &t), EL_OK);
+	return t;
 }
 
 static int
@@ -165,7 +200,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 4);
+	assert_int_equal(STORE_SCHEMA_VERSION, 5);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -175,7 +210,7 @@ open_mode_and_version(void **state)
 
 	/* Reopening an up-to-date database changes nothing. */
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 4);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_true(exists(f->s, "req_a"));
 }
 
@@ -247,12 +282,12 @@ upgrade_from_v1(void **state)
 	sqlite3_close(db);
 
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 4);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_request_get(f->s, "req_old", &r), EL_OK);
 	assert_string_equal(r.id, "req_old");
 	assert_string_equal(r.profile, "prod-readonly");
 	assert_string_equal(r.requester, "alice");
-	assert_string_equal(r.state, "active");
+	assert_string_equal(lifecycle_state_name(r.state), "active");
 	assert_int_equal(r.duration, 900);
 	assert_string_equal(r.reason, "fix INC-1");
 	assert_string_equal(r.ticket, "INC-1");
@@ -279,7 +314,7 @@ upgrade_from_v1(void **state)
 	store_approvals_free(a, n);
 
 	/* The upgraded database takes everything v3 writes. */
-	assert_int_equal(store_request_set_state(f->s, "req_old", "active", "ending", 2000), EL_OK);
+	assert_int_equal(set_state(f->s, "req_old", "active", "ending", 2000), EL_OK);
 	memset(&ss, 0, sizeof(ss));
 	ss.session_id = "alice-0123456789abcdef0";
 	ss.target = "i-0123456789abcdef0";
@@ -298,7 +333,7 @@ upgrade_from_v1(void **state)
 
 	/* And opening it again is a no-op. */
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 4);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_true(exists(f->s, "req_old"));
 	assert_true(exists(f->s, "req_new"));
 }
@@ -319,7 +354,7 @@ upgrade_from_v2(void **state)
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
 	store_close(f->s);
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 4);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_request_get(f->s, "req_v2", &r), EL_OK);
 	assert_int_equal(r.next_attempt_at, 77);
 	assert_int_equal(r.attempts, 2);
@@ -352,7 +387,7 @@ request_round_trip(void **state)
 	assert_string_equal(out.id, in.id);
 	assert_string_equal(out.profile, "prod-readonly");
 	assert_string_equal(out.requester, "alice");
-	assert_string_equal(out.state, "pending");
+	assert_string_equal(lifecycle_state_name(out.state), "pending");
 	assert_int_equal(out.duration, 900);
 	assert_string_equal(out.reason, in.reason);
 	assert_string_equal(out.ticket, "INC-42");
@@ -414,7 +449,8 @@ request_list_filters(void **state)
 		store_request_free(&v[i]);
 	free(v);
 
-	flt.state = "pending";
+	flt.by_state = true;
+	flt.state = RS_PENDING;
 	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
 	assert_int_equal(n, 3);
 	assert_string_equal(v[0].id, "r5");
@@ -472,20 +508,20 @@ request_set_state_conditional(void **state)
 	struct store_request r;
 
 	insert(f->s, "req_s", "pending", "alice", "prod", 100);
-	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "active", 200), EL_OK);
+	assert_int_equal(set_state(f->s, "req_s", "pending", "active", 200), EL_OK);
 	/* A second approver racing the first finds the state already moved. */
-	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "active", 201),
+	assert_int_equal(set_state(f->s, "req_s", "pending", "active", 201),
 	    EL_ESTATE);
-	assert_int_equal(store_request_set_state(f->s, "req_s", "pending", "denied", 202),
+	assert_int_equal(set_state(f->s, "req_s", "pending", "denied", 202),
 	    EL_ESTATE);
 	assert_int_equal(store_request_get(f->s, "req_s", &r), EL_OK);
-	assert_string_equal(r.state, "active");
+	assert_string_equal(lifecycle_state_name(r.state), "active");
 	store_request_free(&r);
-	assert_int_equal(store_request_set_state(f->s, "req_s", "active", "ending", 300), EL_OK);
+	assert_int_equal(set_state(f->s, "req_s", "active", "ending", 300), EL_OK);
 	assert_int_equal(store_request_get(f->s, "req_s", &r), EL_OK);
-	assert_string_equal(r.state, "ending");
+	assert_string_equal(lifecycle_state_name(r.state), "ending");
 	store_request_free(&r);
-	assert_int_not_equal(store_request_set_state(f->s, "req_nope", "pending", "active", 1),
+	assert_int_not_equal(set_state(f->s, "req_nope", "pending", "active", 1),
 	    EL_OK);
 	assert_false(exists(f->s, "req_nope"));
 }
@@ -498,7 +534,7 @@ request_update(void **state)
 
 	insert(f->s, "req_u", "pending", "alice", "prod", 100);
 	assert_int_equal(store_request_get(f->s, "req_u", &r), EL_OK);
-	el_strlcpy(r.state, "failed", sizeof(r.state));
+	r.state = RS_FAILED;
 	r.decided_at = 150;
 	r.window_start = 160;
 	r.window_end = 1060;
@@ -510,9 +546,11 @@ request_update(void **state)
 	free(r.failure_message);
 	r.failure_code = strdup("AccessDenied");
 	r.failure_message = strdup("User is not authorized to perform sts:AssumeRole");
-	assert_int_equal(store_request_update(f->s, &r), EL_OK);
+	assert_int_equal(store_request_cas(f->s, &r, RS_PENDING), EL_OK);
+	/* Written once: the row is no longer pending. */
+	assert_int_equal(store_request_cas(f->s, &r, RS_PENDING), EL_ESTATE);
 	assert_int_equal(store_request_get(f->s, "req_u", &g), EL_OK);
-	assert_string_equal(g.state, "failed");
+	assert_string_equal(lifecycle_state_name(g.state), "failed");
 	assert_int_equal(g.decided_at, 150);
 	assert_int_equal(g.window_start, 160);
 	assert_int_equal(g.window_end, 1060);
@@ -531,7 +569,7 @@ request_update(void **state)
 	free(r.failure_code);
 	r.failure_code = NULL;
 	r.next_attempt_at = 0;
-	assert_int_equal(store_request_update(f->s, &r), EL_OK);
+	assert_int_equal(store_request_cas(f->s, &r, RS_FAILED), EL_OK);
 	assert_int_equal(store_request_get(f->s, "req_u", &g), EL_OK);
 	assert_null(g.failure_code);
 	assert_int_equal(g.next_attempt_at, 0);
@@ -652,12 +690,12 @@ deadlines(void **state)
 	char **ids = NULL;
 	size_t n = 0, i;
 
-	assert_true(store_next_deadline(f->s, 0) == INT64_MAX);
+	assert_true(deadline(f->s) == INT64_MAX);
 
 	mkreq(&r, "p1", "pending", "alice", "p", 1);
 	r.pending_until = 500;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	assert_int_equal(store_next_deadline(f->s, 0), 500);
+	assert_int_equal(deadline(f->s), 500);
 
 	mkreq(&r, "a1", "active", "alice", "p", 1);
 	r.pending_until = 10;         /* no longer relevant once active */
@@ -683,18 +721,18 @@ deadlines(void **state)
 	r.next_attempt_at = 2;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
 
-	assert_int_equal(store_next_deadline(f->s, 0), 300);
-	assert_int_equal(store_request_set_state(f->s, "a1", "active", "ended", 300), EL_OK);
-	assert_int_equal(store_next_deadline(f->s, 0), 350);
-	assert_int_equal(store_request_set_state(f->s, "a2", "active", "ended", 350), EL_OK);
-	assert_int_equal(store_next_deadline(f->s, 0), 400);
-	assert_int_equal(store_request_set_state(f->s, "e1", "ending", "ended", 400), EL_OK);
-	assert_int_equal(store_next_deadline(f->s, 0), 500);
+	assert_int_equal(deadline(f->s), 300);
+	assert_int_equal(set_state(f->s, "a1", "active", "ended", 300), EL_OK);
+	assert_int_equal(deadline(f->s), 350);
+	assert_int_equal(set_state(f->s, "a2", "active", "ended", 350), EL_OK);
+	assert_int_equal(deadline(f->s), 400);
+	assert_int_equal(set_state(f->s, "e1", "ending", "ended", 400), EL_OK);
+	assert_int_equal(deadline(f->s), 500);
 	/* An ending grant without a retry time is due now. */
 	mkreq(&r, "e2", "ending", "alice", "p", 1);
 	r.window_end = 600;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	assert_int_equal(store_next_deadline(f->s, 0), 0);
+	assert_int_equal(deadline(f->s), 0);
 
 	/* Due lists: in deadline order, up to `until`, within a limit. */
 	mkreq(&r, "a3", "active", "alice", "p", 1);
@@ -706,37 +744,37 @@ deadlines(void **state)
 	mkreq(&r, "a5", "active", "alice", "p", 1);
 	r.window_end = 800;
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	assert_int_equal(store_request_due(f->s, "active", "window_end", 850, 10, &ids, &n), EL_OK);
+	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "window_end", 850, 10, &ids, &n), EL_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(ids[0], "a4");
 	assert_string_equal(ids[1], "a5");
 	for (i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
-	assert_int_equal(store_request_due(f->s, "active", "window_end", 10000, 1, &ids, &n), EL_OK);
+	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "window_end", 10000, 1, &ids, &n), EL_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(ids[0], "a4");
 	free(ids[0]);
 	free(ids);
-	assert_int_equal(store_request_due(f->s, "active", "window_end", 699, 10, &ids, &n), EL_OK);
+	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "window_end", 699, 10, &ids, &n), EL_OK);
 	assert_int_equal(n, 0);
 	free(ids);
-	assert_int_equal(store_request_due(f->s, "pending", "pending_until", 500, 10, &ids, &n),
+	assert_int_equal(store_request_due(f->s, RS_PENDING, "pending_until", 500, 10, &ids, &n),
 	    EL_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(ids[0], "p1");
 	free(ids[0]);
 	free(ids);
-	assert_int_equal(store_request_due(f->s, "ending", "next_attempt_at", 0, 10, &ids, &n),
+	assert_int_equal(store_request_due(f->s, RS_ENDING, "next_attempt_at", 0, 10, &ids, &n),
 	    EL_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(ids[0], "e2");
 	free(ids[0]);
 	free(ids);
 	/* Only the three deadline columns may be named. */
-	assert_int_equal(store_request_due(f->s, "active", "id; DROP TABLE requests", 1, 1, &ids,
+	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "id; DROP TABLE requests", 1, 1, &ids,
 	    &n), EL_EINVAL);
-	assert_int_equal(store_request_due(f->s, "active", "created_at", 1, 1, &ids, &n), EL_EINVAL);
+	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "created_at", 1, 1, &ids, &n), EL_EINVAL);
 }
 
 /* ---- outbox ---- */
@@ -749,7 +787,7 @@ outbox(void **state)
 	int64_t id1 = 0, id2 = 0, id3 = 0;
 	json_t *c;
 
-	assert_true(store_mail_next_due(f->s) == INT64_MAX);
+	assert_true(mail_due(f->s) == INT64_MAX);
 	assert_int_equal(store_mail_next(f->s, 1000, &m), EL_ENOENT);
 	assert_int_equal(store_mail_enqueue(f->s, "req_1", "carol@example.com", "Approve?",
 	    "From: a\r\n\r\nbody1", "<1@t>", 100, &id1), EL_OK);
@@ -758,7 +796,7 @@ outbox(void **state)
 	assert_int_equal(store_mail_enqueue(f->s, "req_1", "erin@example.com", "FYI", "m3", "<3@t>",
 	    300, &id3), EL_OK);
 	assert_true(id1 > 0 && id2 > id1 && id3 > id2);
-	assert_int_equal(store_mail_next_due(f->s), 100);
+	assert_int_equal(mail_due(f->s), 100);
 
 	assert_int_equal(store_mail_next(f->s, 50, &m), EL_ENOENT);   /* nothing due yet */
 	assert_int_equal(store_mail_next(f->s, 150, &m), EL_OK);
@@ -787,13 +825,13 @@ outbox(void **state)
 	m.last_error = strdup("451 try again");
 	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
 	store_mail_free(&m);
-	assert_int_equal(store_mail_next_due(f->s), 300);
+	assert_int_equal(mail_due(f->s), 300);
 	assert_int_equal(store_mail_next(f->s, 400, &m), EL_OK);
 	assert_int_equal(m.id, id3);
 	el_strlcpy(m.state, "failed", sizeof(m.state));
 	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
 	store_mail_free(&m);
-	assert_int_equal(store_mail_next_due(f->s), 500);
+	assert_int_equal(mail_due(f->s), 500);
 	assert_int_equal(store_mail_next(f->s, 500, &m), EL_OK);
 	assert_int_equal(m.id, id2);
 	assert_int_equal(m.attempts, 1);
@@ -809,7 +847,7 @@ outbox(void **state)
 	m.id = id2;
 	el_strlcpy(m.state, "sent", sizeof(m.state));
 	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
-	assert_true(store_mail_next_due(f->s) == INT64_MAX);
+	assert_true(mail_due(f->s) == INT64_MAX);
 	/* id is optional. */
 	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", NULL, 1,
 	    NULL), EL_OK);
@@ -840,7 +878,7 @@ revoked(void **state)
 	r.expires_at = 100;
 	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
 
-	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n, NULL), EL_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(v[0].userid, "AROA1:elevate-b");
 	assert_string_equal(v[0].role_name, "ProdReadOnly");
@@ -854,7 +892,7 @@ revoked(void **state)
 	r.userid = "AROA1:elevate-a";
 	r.expires_at = 1000;
 	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
-	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 150, &v, &n, NULL), EL_OK);
 	assert_int_equal(n, 3);
 	assert_string_equal(v[0].userid, "AROA1:elevate-a");
 	assert_int_equal(v[0].expires_at, 1000);
@@ -862,15 +900,15 @@ revoked(void **state)
 
 	/* Prune drops entries expired on their own, of that role only. */
 	assert_int_equal(store_revoked_prune(f->s, "ProdReadOnly", 200), EL_OK);
-	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 0, &v, &n), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 0, &v, &n, NULL), EL_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(v[0].userid, "AROA1:elevate-a");
 	assert_string_equal(v[1].userid, "AROA1:elevate-c");
 	store_revoked_free(v, n);
-	assert_int_equal(store_revoked_list(f->s, "Admin", 0, &v, &n), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "Admin", 0, &v, &n, NULL), EL_OK);
 	assert_int_equal(n, 1);
 	store_revoked_free(v, n);
-	assert_int_equal(store_revoked_list(f->s, "Admin", 100, &v, &n), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "Admin", 100, &v, &n, NULL), EL_OK);
 	assert_int_equal(n, 0);
 	store_revoked_free(v, n);
 }
@@ -1068,7 +1106,7 @@ nested_rollback_poisons_outer(void **state)
 	insert(f->s, "req_b", "pending", "alice", "prod", 100);
 	store_rollback(f->s);
 	/* The outer caller has not noticed and goes on writing. */
-	(void)store_request_set_state(f->s, "req_a", "pending", "active", 101);
+	(void)set_state(f->s, "req_a", "pending", "active", 101);
 	(void)store_nonce_use(f->s, "api", "n-after", "alice", 1);
 	r = store_commit(f->s);
 	assert_int_not_equal(r, EL_OK);
@@ -1140,6 +1178,193 @@ threads_serialise(void **state)
 	json_decref(recs);
 }
 
+/* ---- schema 5: the lifecycle's states only ---- */
+
+static void
+upgrade_from_v4_checks_states(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store_request r;
+	struct store_approval a;
+	sqlite3 *db;
+	int rc;
+
+	assert_int_equal(store_open_version(f->path, 4, &f->s, &w), EL_OK);
+	insert(f->s, "req_p", "pending", "alice", "prod", 10);
+	insert(f->s, "req_a", "active", "bob", "prod", 20);
+	memset(&a, 0, sizeof(a));
+	el_strlcpy(a.approver, "carol", sizeof(a.approver));
+	el_strlcpy(a.decision, "approve", sizeof(a.decision));
+	a.at = 21;
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
+	store_close(f->s);
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), 5);
+	/* The rebuilt table kept every row and its neighbours still point at it. */
+	assert_int_equal(store_request_get(f->s, "req_a", &r), EL_OK);
+	assert_int_equal(r.state, RS_ACTIVE);
+	assert_int_equal(r.created_at, 20);
+	store_request_free(&r);
+	assert_true(exists(f->s, "req_p"));
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_EEXIST);
+	assert_int_not_equal(store_approval_insert(f->s, "req_nope", &a), EL_OK);
+	/* Every state of the table is accepted, any other name refused by the database. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, "UPDATE requests SET state = 'activating' WHERE id = 'req_p'",
+	    NULL, NULL, NULL);
+	assert_int_equal(rc, SQLITE_OK);
+	rc = sqlite3_exec(db, "UPDATE requests SET state = 'approved' WHERE id = 'req_p'",
+	    NULL, NULL, NULL);
+	assert_int_equal(rc, SQLITE_CONSTRAINT);
+	sqlite3_close(db);
+	assert_int_equal(store_request_get(f->s, "req_p", &r), EL_OK);
+	assert_int_equal(r.state, RS_ACTIVATING);
+	store_request_free(&r);
+}
+
+/* ---- readers fail closed ---- */
+
+/* Overwrites the file's pages from `from` (1-based) on with garbage, outside SQLite. */
+static void
+corrupt_pages(const char *path, long from, long page)
+{
+	FILE *fp = fopen(path, "r+b");
+	char junk[4096];
+	long size;
+
+	assert_non_null(fp);
+	memset(junk, 0xA5, sizeof(junk));
+	fseek(fp, 0, SEEK_END);
+	size = ftell(fp);
+	for (long off = (from - 1) * page; off + page <= size; off += page) {
+		fseek(fp, off, SEEK_SET);
+		assert_int_equal(fwrite(junk, 1, (size_t)page, fp), (size_t)page);
+	}
+	fclose(fp);
+}
+
+static void
+readers_fail_closed(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store_filter flt;
+	struct store_request *v = NULL;
+	char **ids = NULL, id[32];
+	size_t n = 0, i;
+	sqlite3 *db;
+	long pages, page;
+	enum el_err e1, e2;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	for (i = 0; i < 2000; i++) {
+		snprintf(id, sizeof(id), "req_%05zu", i);
+		insert(f->s, id, "active", "alice", "prod", (int64_t)i + 1);
+	}
+	assert_int_equal(store_commit(f->s), EL_OK);
+	store_close(f->s);
+	f->s = NULL;
+	/* Fold the WAL into the file, then learn its size in pages. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL),
+		    SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		pages = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL),
+		    SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		page = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	assert_true(pages > 40);
+	/* The table's later leaves are gone: a scan reads some rows, then hits them. */
+	corrupt_pages(f->path, pages / 2, page);
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	memset(&flt, 0, sizeof(flt));
+	flt.limit = 5000;
+	e1 = store_request_list(f->s, &flt, &v, &n);
+	/* Never a shorter list: an error, or (had the damage missed the table) all of it. */
+	assert_true(e1 == EL_EDB || (e1 == EL_OK && n == 2000));
+	if (e1 == EL_OK) {
+		for (i = 0; i < n; i++)
+			store_request_free(&v[i]);
+		free(v);
+	}
+	e2 = store_request_due(f->s, RS_ACTIVE, "window_end", INT64_MAX - 1, 5000, &ids, &n);
+	assert_true(e2 == EL_EDB || (e2 == EL_OK && n == 2000));
+	if (e2 == EL_OK) {
+		for (i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+	}
+	/* The damage did reach what these readers read. */
+	assert_true(e1 == EL_EDB || e2 == EL_EDB);
+	assert_string_not_equal(store_errmsg(), "");
+}
+
+/* ---- revocation entries and their sync to IAM ---- */
+
+static void
+revoked_sync(void **state)
+{
+	struct fx *f = *state;
+	struct store_revoked r, *v = NULL;
+	char **roles = NULL;
+	size_t n = 0;
+	int64_t mark = 0;
+
+	r.role_name = "R";
+	r.request_id = "req_1";
+	r.userid = "AROA1:s1";
+	r.expires_at = 500;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	assert_int_equal(store_revoked_unsynced_roles(f->s, 100, &roles, &n), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(roles[0], "R");
+	free(roles[0]);
+	free(roles);
+	assert_int_equal(store_revoked_list(f->s, "R", 100, &v, &n, &mark), EL_OK);
+	assert_int_equal(n, 1);
+	store_revoked_free(v, n);
+	/* Added after the listing: not covered by its mark. */
+	r.userid = "AROA1:s2";
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	assert_int_equal(store_revoked_synced(f->s, "R", mark, 150), EL_OK);
+	assert_int_equal(store_revoked_unsynced_roles(f->s, 100, &roles, &n), EL_OK);
+	assert_int_equal(n, 1);
+	free(roles[0]);
+	free(roles);
+	assert_int_equal(store_revoked_list(f->s, "R", 100, &v, &n, &mark), EL_OK);
+	store_revoked_free(v, n);
+	assert_int_equal(store_revoked_synced(f->s, "R", mark, 160), EL_OK);
+	assert_int_equal(store_revoked_unsynced_roles(f->s, 100, &roles, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(roles);
+	/* An entry is never shortened by a later, shorter one. */
+	r.userid = "AROA1:s1";
+	r.expires_at = 200;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "R", 300, &v, &n, NULL), EL_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].expires_at, 500);
+	store_revoked_free(v, n);
+	/* Expired entries need no sync. */
+	r.userid = "AROA1:s3";
+	r.expires_at = 120;
+	assert_int_equal(store_revoked_add(f->s, &r), EL_OK);
+	assert_int_equal(store_revoked_unsynced_roles(f->s, 130, &roles, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(roles);
+}
+
 int
 main(void)
 {
@@ -1164,6 +1389,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(nested_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(nested_rollback_poisons_outer, setup, teardown),
 		cmocka_unit_test_setup_teardown(threads_serialise, setup, teardown),
+		cmocka_unit_test_setup_teardown(upgrade_from_v4_checks_states, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(readers_fail_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(revoked_sync, setup, teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);   /* the migrations' info lines are expected */
