@@ -19,6 +19,8 @@
 #   - runs no tests (all skipped counts as none),
 #   - or, for a unit binary, was not built.
 # Logs: tests/out/NAME.log for the python suites and the self-test, tests/out/unit/NAME.log.
+# Sanitizer reports (TSan, ASan, UBSan: log_path is set unless the caller set one) go to
+# tests/out/sanitizer/; a report from any process fails the run.
 #
 # Overrides, so that tests/runner-selftest/run.sh can point the runner at fake suites.
 # Setting RUNALL_UNIT or RUNALL_PY turns the self-test step off (no recursion).
@@ -41,6 +43,17 @@ fi
 out="${RUNALL_OUT:-tests/out}"
 mkdir -p "$out/unit" || exit 1
 pass=0; fail=0; skip=0
+
+# Sanitizer reports of every process the suites start (the daemon under ThreadSanitizer
+# goes on running after a report) land in files here; any report fails the run.
+san="$out/sanitizer"
+rm -rf "$san" && mkdir -p "$san" || exit 1
+for v in TSAN_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS; do
+  case "${!v:-}" in
+    *log_path=*) ;;
+    *) export "$v=${!v:+${!v}:}log_path=$PWD/$san/${v%%_*}" ;;
+  esac
+done
 
 # judge NAME RC LOG PASSED FAILED SKIPPED MISSING SHOW: prints the suite's line and adds it
 # to the totals. RC is "" for a suite that could not be run; MISSING is "" if the suite
@@ -148,6 +161,16 @@ if [ "$only" = all ] || [ "$only" = integration ]; then
     echo "== python suite ${suite%%=*}: ${suite#*=}"
     run_summary "${suite%%=*}" /usr/bin/python3 "${suite#*=}"
   done
+fi
+
+reports=$(find "$san" -type f 2>/dev/null | sort)
+if [ -n "$reports" ]; then
+  echo "== sanitizer reports"
+  printf '  sanitizer: %d report(s) FAILED the run\n' "$(printf '%s\n' "$reports" | wc -l)"
+  for r in $reports; do
+    echo "    $r:"; grep -m 12 -E 'WARNING|ERROR|SUMMARY|#[0-9] ' "$r" | sed 's/^/    | /'
+  done
+  fail=$((fail + 1))
 fi
 
 echo "skipped: $skip"
