@@ -758,17 +758,22 @@ insert_request(struct engine *e, const char *user, const struct store_request *r
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
 	if (data == NULL)
 		return EL_ENOMEM;
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
+	}
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
 	    (rc = engine_notify_approvers(e, r)) != EL_OK) {
 		engine_tx_rollback(e);
-		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
+		    el_strerror(rc));
 		goto out;
 	}
-	if ((rc = engine_tx_commit(e)) != EL_OK)
+	if ((rc = engine_tx_commit(e)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
+	}
 	log_info("request %s created by %s for %s (%llds)%s%s", r->id, user, r->profile,
 	    (long long)r->duration, r->parent_id ? ", extending " : "",
 	    r->parent_id ? r->parent_id : "");
@@ -1147,7 +1152,8 @@ out:
 
 /* ---- revoke ---- */
 
-/* Polls until request id leaves `state` or timeout_ms passes. */
+/* Polls until request id leaves `state` or timeout_ms passes; at once while AWS is still
+ * minting for it (a revoked activation ends only after AWS answers). */
 static void
 wait_not_state(struct engine *e, const char *id, enum req_state state, int timeout_ms)
 {
@@ -1156,7 +1162,7 @@ wait_not_state(struct engine *e, const char *id, enum req_state state, int timeo
 	int waited;
 
 	for (waited = 0; waited < timeout_ms; waited += 20) {
-		if (store_request_get(e->store, id, &r) != EL_OK)
+		if (engine_in_flight(e, id) || store_request_get(e->store, id, &r) != EL_OK)
 			return;
 		if (r.state != state) {
 			store_request_free(&r);
@@ -1529,7 +1535,7 @@ engine_audit_query(struct engine *e, const char *user, json_t *query, json_t **o
 	f.request_id = jspec_str(query, "request");
 	f.profile = jspec_str(query, "profile");
 	if ((rc = store_audit_list(e->store, &f, &recs)) != EL_OK) {
-		el_fail(w, rc, "cannot read the audit trail");
+		el_fail(w, rc, "cannot read the audit trail: %s", store_errmsg());
 		goto out;
 	}
 	*out = json_pack("{s:o}", "records", recs);

@@ -755,7 +755,16 @@ activate_claimed(struct engine *e, const char *id, bool wait)
 		/* Mints the grant's session: one at a time with its re-minting and other
 		 * extensions. */
 		if (!claim(e, r.parent_id, wait)) {
-			rc = EL_OK;   /* the reaper tries again when the lease runs out */
+			/* The grant is busy minting: look again in a second, not a lease. */
+			if ((rc = engine_tx_begin(e)) == EL_OK) {
+				store_request_free(&r);
+				if (store_request_get(e->store, id, &r) == EL_OK &&
+				    r.state == RS_ACTIVATING) {
+					r.next_attempt_at = el_now() + 1;
+					engine_request_save(e, &r);
+				}
+				rc = engine_tx_commit(e);
+			}
 			goto out;
 		}
 		rc = apply_extension(e, id, r.parent_id);
