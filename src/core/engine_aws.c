@@ -584,6 +584,10 @@ activation_done(struct engine *e, const char *id, const struct store_grant *g,
 			rc = engine_audit(e, "system", "grant.minted_after_revoke", r.id, data);
 		log_info("request %s: revoked while minting; the reaper takes back what was "
 		    "minted", r.id);
+	} else if (r.state == RS_ACTIVE) {
+		/* Another minter won (the claim is per process): these credentials share the
+		 * live grant's session, so denying them would end it. Never handed out. */
+		log_warn("request %s: minted twice; the second credentials are dropped", r.id);
 	} else
 		rc = deny_minted(e, &r, g, end);
 	json_decref(data);
