@@ -34,7 +34,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration demo bench bench-revoke fuzz clean check-deps
+.PHONY: all deps test unit integration soak demo bench bench-revoke fuzz clean check-deps
 all: bin/elevated bin/elevate
 
 build/%.o: %.c build/.flags
@@ -76,6 +76,11 @@ unit: all $(UNIT_BIN)
 
 integration: all
 	@tests/run-all.sh integration
+
+# make soak: 200 grants, the daemon killed with SIGKILL at least 10 times, SMTP outages,
+# AWS throttling and 5xx bursts (at most 6 minutes); make test runs its short form.
+soak: deps all
+	@/usr/bin/python3 tests/soak/soak.py
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -3,11 +3,13 @@
 # "N passed, N failed":
 #     skipped: N
 #     N passed, N failed
-# Usage: tests/run-all.sh [all|unit|integration|selftest]
-#   all          runner self-test, unit, AWS emulator self-test, integration (the default;
-#                the browser checks run inside the integration suite, tests/browser/browse.mjs)
+# Usage: tests/run-all.sh [all|unit|integration|soak|selftest]
+#   all          runner self-test, unit, AWS emulator self-test, integration, the short
+#                kill -9 soak (the default; the browser checks run inside the integration
+#                suite, tests/browser/browse.mjs)
 #   unit         the cmocka binaries build/tests/test_*, one per tests/unit/test_*.c
 #   integration  the python suites
+#   soak         the short kill -9 soak (tests/soak/soak.py --short; `make soak`: the full one)
 #   selftest     only tests/runner-selftest/run.sh, which checks this script
 # Exits non-zero if anything failed.
 #
@@ -33,8 +35,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 only="${1:-all}"
 case "$only" in
-  all|unit|integration|selftest) ;;
-  *) echo "usage: $0 [all|unit|integration|selftest]" >&2; exit 2 ;;
+  all|unit|integration|soak|selftest) ;;
+  *) echo "usage: $0 [all|unit|integration|soak|selftest]" >&2; exit 2 ;;
 esac
 overridden=${RUNALL_UNIT+x}${RUNALL_PY+x}
 if [ "$only" = selftest ] && [ -n "$overridden" ]; then
@@ -161,6 +163,11 @@ if [ "$only" = all ] || [ "$only" = integration ]; then
     echo "== python suite ${suite%%=*}: ${suite#*=}"
     run_summary "${suite%%=*}" /usr/bin/python3 "${suite#*=}"
   done
+fi
+
+if { [ "$only" = all ] && [ -z "$overridden" ]; } || [ "$only" = soak ]; then
+  echo "== kill -9 soak (short form; make soak runs the full one)"
+  run_summary soak /usr/bin/python3 tests/soak/soak.py --short
 fi
 
 reports=$(find "$san" -type f 2>/dev/null | sort)

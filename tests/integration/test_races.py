@@ -1,0 +1,909 @@
+"""Races, forced: every pair of {quorum-completing approval (Q), cancel (C), deny (D),
+revoke (R), extension approval (X), lapse (L), window end (W)}, in both orders, plus two
+extensions of one grant and a re-mint racing a revoke (docs/lifecycle.md, "Races, and who
+wins").
+
+Nothing here hopes that a sleep lands in a window. The emulator holds an AWS call open
+(AssumeRole for a mint, DescribeSessions or PutRolePolicy for the reaper, which is one
+thread, so holding its call also holds back every lapse and window end of that broker)
+while the test acts; the only sleeps wait for a known deadline (pending_until, window_end)
+to have passed by 1.5 s, which the reaper meets to the second.
+
+Where two events cannot meet on one request (cancel, deny and lapse take pending requests;
+revoke and window end take grants), the test pairs the grant's event with its pending
+extension, or asserts the refusal; each docstring says which.
+
+    pair      test (both orders in each)
+    Q-C Q-D   test_quorum_vs_cancel, test_quorum_vs_deny
+    Q-R Q-X   test_quorum_vs_revoke, test_quorum_vs_extension
+    Q-L Q-W   test_quorum_vs_lapse, test_quorum_vs_window_end
+    C-D       test_cancel_vs_deny
+    C-R D-R   test_cancel_vs_revoke, test_deny_vs_revoke
+    C-X D-X   test_cancel_vs_extension, test_deny_vs_extension
+    C-L D-L   test_cancel_vs_lapse, test_deny_vs_lapse
+    C-W D-W   test_cancel_vs_window_end, test_deny_vs_window_end
+    R-X R-L   test_revoke_vs_extension, test_revoke_vs_lapse
+    R-W       test_revoke_vs_window_end
+    X-L X-W   test_extension_vs_lapse, test_extension_vs_window_end
+    X-X       test_two_extensions_never_outgrow_max_duration (the 80-minute window bug)
+    L-W       test_lapse_vs_window_end
+    re-mint   test_remint_vs_revoke
+
+Every test ends by checking that the audit history of every request it touched is a path
+through docs/lifecycle.md's transition table that ends in the request's current state."""
+import copy
+import json
+import os
+import threading
+import time
+
+import harness
+from harness import parse_iso, wait_for
+
+ROOT = harness.ROOT
+LIFECYCLE_MD = os.path.join(ROOT, 'docs', 'lifecycle.md')
+REVOKE_POLICY = 'elevate-revoked-sessions'      # config revoke.policy_name's default
+DEV_ROLE = 'Dev'
+MARGIN = 1.5                                     # past a deadline before we look
+
+
+# ---- the transition table and the audit path check ----
+
+def load_table(path=LIFECYCLE_MD):
+    """{(from, event): (to, audit event)} from the `## Transitions` table of the doc."""
+    table, inside = {}, False
+    with open(path) as f:
+        for line in f:
+            if line.startswith('## '):
+                inside = line.strip() == '## Transitions'
+                continue
+            if not inside or not line.startswith('|'):
+                continue
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if len(cells) != 4 or cells[0] == 'from' or set(cells[0]) <= set('-: '):
+                continue
+            table[(cells[0], cells[1])] = (cells[2], cells[3])
+    assert len(table) >= 10, 'docs/lifecycle.md: no transition table found (%r)' % table
+    return table
+
+
+def check_history(table, records):
+    """The transition records (data.from/to) of one request, in seq order, are a path
+    through the table from pending, each transition at most once. Returns the last state."""
+    triples = {(f, to, ev) for (f, _e), (to, ev) in table.items()}
+    recs = sorted(records, key=lambda r: r['seq'])
+    for r in recs:                  # a transition's record always says from where to where
+        if r['event'] in {ev for (_f, _t, ev) in triples}:
+            assert isinstance(r['data'], dict) and 'from' in r['data'] and 'to' in r['data'], \
+                ('a transition record without data.from/to', r)
+    steps = [r for r in recs if isinstance(r['data'], dict) and 'from' in r['data']]
+    state, seen = 'pending', set()
+    for r in steps:
+        d = r['data']
+        assert 'to' in d, ('a transition record without data.to', r)
+        t = (d['from'], d['to'], r['event'])
+        assert d['from'] == state, ('transition from %s while the request was %s' %
+                                    (d['from'], state), [(s['event'], s['data'].get('from'),
+                                                          s['data'].get('to')) for s in steps])
+        assert t in triples, ('not in docs/lifecycle.md\'s table', t)
+        assert t not in seen, ('transition twice', t)
+        seen.add(t)
+        state = d['to']
+    return state
+
+
+try:   # the shared checker, when someone has written it
+    import lifecycle_check as _shared_lc
+except ImportError:
+    _shared_lc = None
+
+
+def check_paths(b, ids=None):
+    """Every request the broker's audit names (or ids): its history is a table path that
+    ends where GET says the request is now."""
+    recs = b.audit()
+    ids = ids or sorted({r['request_id'] for r in recs if r['request_id']})
+    if _shared_lc is not None:
+        table = _shared_lc.load_table()
+    else:
+        table = load_table()
+    for rid in ids:
+        mine = [r for r in recs if r['request_id'] == rid]
+        if _shared_lc is not None:
+            last = _shared_lc.check_history(table, mine)
+        else:
+            last = check_history(table, mine)
+        now = b.get(rid, 'frank')['state']            # an admin sees every request
+        if isinstance(last, str):
+            assert last == now, (rid, 'audit path ends in %s but the request is %s' %
+                                 (last, now), [(r['event'], r['data']) for r in mine])
+    assert ids, 'no request was audited'
+
+
+# ---- small helpers ----
+
+class Bg(threading.Thread):
+    """A call on its own thread (an API call that blocks while AWS is held)."""
+
+    def __init__(self, fn, *a, **kw):
+        super().__init__(daemon=True)
+        self.fn, self.a, self.kw = fn, a, kw
+        self.result = self.exc = None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.a, **self.kw)
+        except BaseException as e:   # noqa: BLE001 - re-raised by get()
+            self.exc = e
+
+    def get(self, timeout=30):
+        self.join(timeout)
+        assert not self.is_alive(), 'the background call %s is still blocked' % self.fn.__name__
+        if self.exc is not None:
+            raise self.exc
+        return self.result
+
+
+def profiles(ttl=None):
+    p = copy.deepcopy(harness.DEFAULT_PROFILES)
+    if ttl:
+        p['dev']['pending_ttl'] = ttl
+    # the same role, a long pending_ttl: extensions that wait until the window's end
+    p['devlong'] = dict(copy.deepcopy(p['dev']), pending_ttl='30m')
+    # the reported bug's shape: a 1-hour profile
+    p['dev1h'] = dict(copy.deepcopy(p['dev']), max_duration='1h', pending_ttl='30m')
+    return p
+
+
+def broker(ctx, ttl=None):
+    return ctx.broker(profiles=profiles(ttl)).start()
+
+
+def pending(b, user='alice', profile='dev', duration='15m'):
+    return b.request(user=user, profile=profile, duration=duration, ticket=None)
+
+
+def active(b, user='alice', profile='dev', duration='15m'):
+    j = pending(b, user, profile, duration)
+    st, d = b.approve(j['id'], 'carol')
+    assert st == 200 and d['state'] == 'active', (st, d)
+    return d
+
+
+def extend(b, rid, by, user='alice'):
+    st, d = b.api(user, 'POST', '/v1/requests/%s/extend' % rid, {'by': by})
+    assert st == 201 and d['state'] == 'pending' and d['extends'] == rid, (st, d)
+    return d
+
+
+def act(b, what, rid, user):
+    """cancel, deny, approve, revoke, extend: the raw (status, answer)."""
+    if what == 'extend':
+        return b.api(user, 'POST', '/v1/requests/%s/extend' % rid, {'by': '5m'})
+    return b.api(user, 'POST', '/v1/requests/%s/%s' % (rid, what), {})
+
+
+def creds(b, rid, user='alice'):
+    return b.api(user, 'GET', '/v1/requests/%s/credentials' % rid)
+
+
+def state(b, rid):
+    return b.get(rid, 'frank')['state']
+
+
+def wait_state(b, rid, want, timeout=15):
+    wait_for(lambda: state(b, rid) == want, timeout, 0.05, what='%s %s' % (rid, want))
+
+
+def conflict(ans, *words, soft=None):
+    """A 409 `conflict` whose message names each of words. With soft (a list), a missing
+    word is noted there for the test to fail on at its end, so the rest still runs."""
+    st, d = ans
+    assert st == 409 and isinstance(d, dict) and d['error']['code'] == 'conflict', ans
+    msg = d['error']['message']
+    for w in words:
+        if w in msg:
+            continue
+        if soft is None:
+            raise AssertionError('409 message lacks %r: %s' % (w, msg))
+        soft.append('409 message lacks %r: %s' % (w, msg))
+    return msg
+
+
+def no_soft_failures(soft):
+    assert not soft, '\n'.join(soft)
+
+
+def sleep_until(t):
+    time.sleep(max(0.0, t - time.time()))
+
+
+def held(emu, action, n=1, timeout=10.0):
+    """Waits until n calls of `action` are held; returns them."""
+    deadline = time.time() + timeout
+    while True:
+        st = emu.hold_status()
+        got = [c for c in st['calls'] if c['action'] == action]
+        if len(got) >= n:
+            return got
+        assert time.time() < deadline, ('expected %d held %s within %.1fs' % (n, action, timeout),
+                                        st)
+        time.sleep(0.02)
+
+
+def calls(emu, since, action):
+    return [e for e in emu.log_entries(since) if e['action'] == action]
+
+
+def issued_key(emu, seq):
+    """The access key an AssumeRole (log seq) issued, once it answered."""
+    def got():
+        e = [x for x in emu.log_entries(seq - 1) if x['seq'] == seq]
+        return e and e[0].get('status') is not None and e[0]
+    e = wait_for(got, 10, what='AssumeRole %d answered' % seq)
+    assert e['status'] == 200 and e.get('issued_access_key_id'), e
+    return e['issued_access_key_id']
+
+
+def decision(emu, akid):
+    return emu.control('POST', 'check', {'access_key_id': akid,
+                                         'action': 'ec2:DescribeInstances',
+                                         'resource': '*', 'region': 'ap-northeast-1'})['decision']
+
+
+def denied_userids(emu, role=DEV_ROLE):
+    """aws:userid values the role's revocation policy denies."""
+    doc = emu.state()['roles'][role]['policies'].get(REVOKE_POLICY)
+    if doc is None:
+        return []
+    if isinstance(doc, str):
+        import urllib.parse
+        doc = json.loads(doc if doc.lstrip().startswith('{') else urllib.parse.unquote(doc))
+    out = []
+    for s in doc['Statement']:
+        if s.get('Effect') == 'Deny':
+            v = s.get('Condition', {}).get('StringEquals', {}).get('aws:userid', [])
+            out += [v] if isinstance(v, str) else v
+    return out
+
+
+def wait_denied(emu, userid, role=DEV_ROLE, timeout=10):
+    wait_for(lambda: userid in denied_userids(emu, role), timeout, 0.1,
+             what='%s in role %s\'s revocation policy' % (userid, role))
+
+
+def events(b, rid):
+    return b.events(rid)
+
+
+def window(b, rid):
+    g = b.get(rid, 'frank')
+    return parse_iso(g['window_start']), parse_iso(g['window_end'])
+
+
+# ---- Q: the quorum-completing approval, minting (AssumeRole held) ----
+
+def _quorum_held(b, emu, rid, approver='carol'):
+    """Arms a hold on AssumeRole, approves on a thread, returns (thread, held call)."""
+    emu.hold('AssumeRole')
+    t = Bg(b.approve, rid, approver)
+    (call,) = held(emu, 'AssumeRole')
+    assert t.is_alive(), 'the approval answered while its AssumeRole was held'
+    assert state(b, rid) == 'activating'
+    return t, call
+
+
+def _cancel_or_deny_vs_quorum(ctx, what, user):
+    """Q then C/D: 409 (activating; revoke suggested), the minting finishes into active.
+    C/D then Q: the approval gets 409 and nothing is minted."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    # Q first: the cancel/deny arrives while the quorum's AssumeRole is held
+    soft = []
+    r = pending(b)
+    t, call = _quorum_held(b, emu, r['id'])
+    conflict(act(b, what, r['id'], user), 'activating', 'revoke', soft=soft)
+    conflict(b.approve(r['id'], 'dave'))          # a further approval: already decided
+    conflict(creds(b, r['id']))                   # nothing handed out while activating
+    assert state(b, r['id']) == 'activating'
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] == 'active', (st, d)
+    st, c = creds(b, r['id'])
+    assert st == 200 and c['AccessKeyId'] == issued_key(emu, call['seq']), (st, c)
+    ev = events(b, r['id'])
+    assert 'request.cancelled' not in ev and 'request.denied' not in ev, ev
+    # C/D first: the approval loses and nothing is minted
+    r2 = pending(b)
+    st, d = act(b, what, r2['id'], user)
+    want = 'cancelled' if what == 'cancel' else 'denied'
+    assert st == 200 and d['state'] == want, (st, d)
+    since = emu.last_seq()
+    conflict(b.approve(r2['id'], 'carol'), want)
+    assert state(b, r2['id']) == want and not calls(emu, since, 'AssumeRole')
+    check_paths(b)
+    no_soft_failures(soft)
+
+
+def test_quorum_vs_cancel(ctx):
+    _cancel_or_deny_vs_quorum(ctx, 'cancel', 'alice')
+
+
+def test_quorum_vs_deny(ctx):
+    _cancel_or_deny_vs_quorum(ctx, 'deny', 'dave')
+
+
+def test_quorum_vs_revoke(ctx):
+    """Q then R: the revoke is accepted while minting and wins: the minting finishes into
+    ending, what was minted is denied, the request ends, nothing is handed out.
+    R then Q: revoking a pending request is refused; the approval then activates."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    r = pending(b)
+    t, call = _quorum_held(b, emu, r['id'])
+    # accepted at once although AWS is still minting for it: ending
+    st, d = Bg(act, b, 'revoke', r['id'], 'alice').get(timeout=5)
+    assert st == 200 and d['state'] == 'ending', (st, d)
+    conflict(creds(b, r['id']))
+    conflict(act(b, 'cancel', r['id'], 'alice'))
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] in ('ending', 'ended'), (st, d)
+    wait_state(b, r['id'], 'ended')
+    g = b.get(r['id'])
+    assert g['grant'] and g['grant']['assumed_role_id'], g
+    wait_denied(emu, g['grant']['assumed_role_id'])
+    assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+    conflict(creds(b, r['id']))
+    ev = events(b, r['id'])
+    assert 'grant.activated' not in ev and 'grant.credentials_fetched' not in ev, ev
+    assert 'grant.minted_after_revoke' in ev, ev
+    # R first: a pending request cannot be revoked; it stays decidable
+    r2 = pending(b)
+    conflict(act(b, 'revoke', r2['id'], 'alice'), 'pending')
+    st, d = b.approve(r2['id'], 'carol')
+    assert st == 200 and d['state'] == 'active', (st, d)
+    assert 'grant.revoke_requested' not in events(b, r2['id'])
+    check_paths(b)
+
+
+def test_quorum_vs_extension(ctx):
+    """Q then X: a grant still being minted cannot be extended (409); once active it can.
+    X then Q: while an extension's AssumeRole is held, a further approval of it gets 409
+    and the quorum of a second extension of the same grant (counting the first as in
+    flight) goes through; both apply, one after the other."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g = pending(b, profile='dev1h', duration='20m')
+    t, _ = _quorum_held(b, emu, g['id'])
+    conflict(act(b, 'extend', g['id'], 'alice'), 'activating')
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] == 'active', (st, d)
+    start, end0 = window(b, g['id'])
+    x1 = extend(b, g['id'], '15m')
+    x2 = extend(b, g['id'], '15m')
+    t1, _ = _quorum_held(b, emu, x1['id'])
+    conflict(b.approve(x1['id'], 'dave'))               # already decided
+    t2 = Bg(b.approve, x2['id'], 'dave')               # fits: 20 + 15 (in flight) + 15
+    wait_state(b, x2['id'], 'activating')
+    assert state(b, g['id']) == 'active' and window(b, g['id'])[1] == end0
+    emu.release()
+    for t in (t1, t2):
+        st, d = t.get()
+        assert st == 200 and d['state'] == 'ended', (st, d)
+    s, e = window(b, g['id'])
+    assert s == start and e - end0 == 1800 and e - s == 50 * 60, (s, e, end0)
+    assert events(b, g['id']).count('grant.extended') == 2
+    check_paths(b)
+
+
+def test_quorum_vs_lapse(ctx):
+    """Q then L: a request whose AssumeRole is held past its pending_until does not lapse
+    (only pending requests lapse); the minting finishes into active. L then Q: a request
+    that lapsed cannot be approved. Both around the same deadline, and the lapsing one
+    proves the reaper did sweep while the other was activating."""
+    emu = ctx.emulator
+    b = broker(ctx, ttl='2s')
+    r = pending(b)
+    other = pending(b)
+    t, _ = _quorum_held(b, emu, r['id'])
+    sleep_until(max(parse_iso(r['pending_until']), parse_iso(other['pending_until'])) + MARGIN)
+    wait_state(b, other['id'], 'lapsed', 5)
+    assert state(b, r['id']) == 'activating'
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] == 'active', (st, d)
+    assert 'request.lapsed' not in events(b, r['id'])
+    since = emu.last_seq()
+    conflict(b.approve(other['id'], 'carol'), 'lapsed')
+    assert not calls(emu, since, 'AssumeRole')
+    check_paths(b)
+
+
+def test_quorum_vs_window_end(ctx):
+    """Q then W: a grant's own window passes while its AssumeRole is held (the window
+    starts before minting): it becomes active only to end at once; its credentials are
+    never handed out and die by their session policy.
+    W then Q: the grant's window has ended (the reaper still at work on it, its
+    DescribeSessions held) when the quorum of its pending extension arrives: the extension
+    fails GrantNotActive in the approval's own transaction and nothing is minted."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    # W then Q, set up first: grant g with a pending extension x (pending until g's end)
+    g = active(b, duration='4s')
+    x = extend(b, g['id'], '5m')
+    assert x['pending_until'] == g['window_end'], (x, g)
+    # Q then W: r's AssumeRole held across its window
+    r = pending(b, duration='3s')
+    t, call = _quorum_held(b, emu, r['id'])
+    emu.hold('DescribeSessions')
+    held(emu, 'DescribeSessions', timeout=parse_iso(g['window_end']) - time.time() + 5)
+    assert state(b, g['id']) == 'ending' and state(b, x['id']) == 'pending'
+    since = emu.last_seq()
+    st, d = b.approve(x['id'], 'carol')
+    assert st in (200, 409) and isinstance(d, dict), (st, d)
+    xs = b.get(x['id'])
+    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    assert not calls(emu, since, 'AssumeRole')
+    sleep_until(int(call['since']) + 3 + MARGIN)      # r's window: start <= the hold + 3 s
+    assert state(b, r['id']) == 'activating'
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] in ('active', 'ending', 'ended'), (st, d)
+    conflict(creds(b, r['id']))
+    wait_state(b, r['id'], 'ended')
+    wait_state(b, g['id'], 'ended')
+    assert parse_iso(b.get(g['id'])['window_end']) == parse_iso(g['window_end'])
+    assert decision(emu, issued_key(emu, call['seq'])) in ('implicit_deny', 'explicit_deny',
+                                                           'expired')
+    ev = events(b, r['id'])
+    assert 'grant.credentials_fetched' not in ev and 'grant.window_ended' in ev, ev
+    assert 'request.lapsed' not in events(b, x['id'])
+    check_paths(b)
+
+
+# ---- C and D: cancel and deny of pending requests (no AWS call of their own) ----
+
+def test_cancel_vs_deny(ctx):
+    """C then D, D then C: whichever commits first wins, the other gets 409. Neither calls
+    AWS, so the order is the order of the calls."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    since = emu.last_seq()
+    r1, r2 = pending(b), pending(b)
+    st, d = act(b, 'cancel', r1['id'], 'alice')
+    assert st == 200 and d['state'] == 'cancelled', (st, d)
+    conflict(act(b, 'deny', r1['id'], 'dave'), 'cancelled')
+    st, d = act(b, 'deny', r2['id'], 'dave')
+    assert st == 200 and d['state'] == 'denied', (st, d)
+    conflict(act(b, 'cancel', r2['id'], 'alice'), 'denied')
+    assert state(b, r1['id']) == 'cancelled' and state(b, r2['id']) == 'denied'
+    assert 'request.denied' not in events(b, r1['id'])
+    assert 'request.cancelled' not in events(b, r2['id'])
+    assert not calls(emu, since, 'AssumeRole')
+    check_paths(b)
+
+
+def _cancel_or_deny_vs_revoke(ctx, what, user):
+    """R then C/D: a cancel or deny cannot overlap a revoke on one request (cancel and deny
+    take pending requests, revoke active ones), so: while a grant's revocation is in flight
+    (its PutRolePolicy held) the grant refuses cancel/deny (409) while its pending
+    extension takes it. C/D then R: a cancelled/denied request cannot be revoked."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g = active(b)
+    x = extend(b, g['id'], '5m')
+    emu.hold('PutRolePolicy')
+    rv = Bg(act, b, 'revoke', g['id'], 'alice')
+    held(emu, 'PutRolePolicy')
+    assert state(b, g['id']) == 'ending'
+    conflict(act(b, what, g['id'], user))
+    want = 'cancelled' if what == 'cancel' else 'denied'
+    st, d = act(b, what, x['id'], user)
+    assert st == 200 and d['state'] == want, (st, d)
+    emu.release()
+    st, d = rv.get()
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    assert g['grant']['assumed_role_id'] in denied_userids(emu)
+    assert window(b, g['id'])[1] == parse_iso(g['window_end'])
+    conflict(b.approve(x['id'], 'carol'))
+    # C/D first
+    r = pending(b)
+    st, d = act(b, what, r['id'], user)
+    assert st == 200 and d['state'] == want, (st, d)
+    conflict(act(b, 'revoke', r['id'], 'alice'), want)
+    assert 'grant.revoke_requested' not in events(b, r['id'])
+    check_paths(b)
+
+
+def test_cancel_vs_revoke(ctx):
+    _cancel_or_deny_vs_revoke(ctx, 'cancel', 'alice')
+
+
+def test_deny_vs_revoke(ctx):
+    _cancel_or_deny_vs_revoke(ctx, 'deny', 'dave')
+
+
+def _cancel_or_deny_vs_extension(ctx, what, user):
+    """X then C/D: an extension whose AssumeRole is held is activating: cancel/deny get 409
+    and it is applied. C/D then X: the extension's approval gets 409 and the window stays."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g = active(b)
+    end0 = parse_iso(g['window_end'])
+    want = 'cancelled' if what == 'cancel' else 'denied'
+    # C/D first
+    x2 = extend(b, g['id'], '5m')
+    st, d = act(b, what, x2['id'], user)
+    assert st == 200 and d['state'] == want, (st, d)
+    since = emu.last_seq()
+    conflict(b.approve(x2['id'], 'carol'), want)
+    assert not calls(emu, since, 'AssumeRole') and window(b, g['id'])[1] == end0
+    # X first
+    x = extend(b, g['id'], '5m')
+    soft = []
+    t, _ = _quorum_held(b, emu, x['id'])
+    conflict(act(b, what, x['id'], user), 'activating', 'revoke', soft=soft)
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    assert window(b, g['id'])[1] == end0 + 300
+    assert state(b, g['id']) == 'active'
+    check_paths(b)
+    no_soft_failures(soft)
+
+
+def test_cancel_vs_extension(ctx):
+    _cancel_or_deny_vs_extension(ctx, 'cancel', 'alice')
+
+
+def test_deny_vs_extension(ctx):
+    _cancel_or_deny_vs_extension(ctx, 'deny', 'dave')
+
+
+def _cancel_or_deny_vs_lapse(ctx, what, user):
+    """C/D then L: the reaper is held (a grant's revocation, DescribeSessions held) past a
+    pending request's pending_until; the cancel/deny commits first and wins: the request
+    never lapses. L then C/D: once the reaper lapsed a request, cancel/deny get 409."""
+    emu = ctx.emulator
+    b = broker(ctx, ttl='2s')
+    blocker = active(b)
+    emu.hold('DescribeSessions')
+    rv = Bg(act, b, 'revoke', blocker['id'], 'alice')
+    held(emu, 'DescribeSessions')
+    r, r2 = pending(b), pending(b)                 # due only once the reaper is held
+    sleep_until(max(parse_iso(r['pending_until']), parse_iso(r2['pending_until'])) + MARGIN)
+    assert state(b, r['id']) == 'pending' and state(b, r2['id']) == 'pending'
+    want = 'cancelled' if what == 'cancel' else 'denied'
+    st, d = act(b, what, r['id'], user)            # due to lapse, not lapsed: C/D wins
+    assert st == 200 and d['state'] == want, (st, d)
+    emu.release()
+    st, d = rv.get()
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    wait_state(b, r2['id'], 'lapsed', 5)             # the reaper does lapse what is left
+    conflict(act(b, what, r2['id'], user), 'lapsed')
+    assert state(b, r['id']) == want and 'request.lapsed' not in events(b, r['id'])
+    check_paths(b)
+
+
+def test_cancel_vs_lapse(ctx):
+    _cancel_or_deny_vs_lapse(ctx, 'cancel', 'alice')
+
+
+def test_deny_vs_lapse(ctx):
+    _cancel_or_deny_vs_lapse(ctx, 'deny', 'dave')
+
+
+def _cancel_or_deny_vs_window_end(ctx, what, user):
+    """Cancel/deny take pending requests, a window ends for active ones: the nearest pair is
+    a grant's pending extension against the grant's window end.
+    W then C/D: the window has ended (reaper held in DescribeSessions, grant ending): the
+    grant refuses cancel/deny (409), its pending extension (due to lapse at the window's
+    end, not yet lapsed) takes it. C/D then W: an extension cancelled/denied before the
+    window ends stays so; the grant ends, its window unmoved."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    want = 'cancelled' if what == 'cancel' else 'denied'
+    g2 = active(b, duration='3s')                   # ends first: its sweep is held
+    x2 = extend(b, g2['id'], '5m')
+    g1 = active(b, duration='5s')
+    x1 = extend(b, g1['id'], '5m')
+    st, d = act(b, what, x1['id'], user)             # C/D first
+    assert st == 200 and d['state'] == want, (st, d)
+    emu.hold('DescribeSessions')
+    held(emu, 'DescribeSessions', timeout=parse_iso(g2['window_end']) - time.time() + 5)
+    wait_state(b, g2['id'], 'ending', 3)
+    assert state(b, x2['id']) == 'pending'
+    conflict(act(b, what, g2['id'], user))
+    st, d = act(b, what, x2['id'], user)
+    assert st == 200 and d['state'] == want, (st, d)
+    emu.release()
+    for g, x in ((g1, x1), (g2, x2)):
+        wait_state(b, g['id'], 'ended')
+        assert window(b, g['id'])[1] == parse_iso(g['window_end'])
+        assert state(b, x['id']) == want and 'request.lapsed' not in events(b, x['id'])
+        assert 'grant.window_ended' in events(b, g['id'])
+    check_paths(b)
+
+
+def test_cancel_vs_window_end(ctx):
+    _cancel_or_deny_vs_window_end(ctx, 'cancel', 'alice')
+
+
+def test_deny_vs_window_end(ctx):
+    _cancel_or_deny_vs_window_end(ctx, 'deny', 'dave')
+
+
+# ---- R: revoke ----
+
+def test_revoke_vs_extension(ctx):
+    """X then R: the grant is revoked while its extension's AssumeRole is held: the revoke
+    wins, the extension fails GrantNotActive, the window does not move, and the credentials
+    minted for the extension are denied. An extension itself cannot be revoked.
+    R then X: the quorum of a pending extension of a revoked grant fails it GrantNotActive in
+    the approval's own transaction, nothing minted."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g = active(b)
+    end0 = parse_iso(g['window_end'])
+    x = extend(b, g['id'], '5m')
+    t, call = _quorum_held(b, emu, x['id'])
+    conflict(act(b, 'revoke', x['id'], 'alice'), 'extension', 'revoke')
+    # accepted at once although AWS is still minting for it: ending
+    st, d = Bg(act, b, 'revoke', g['id'], 'alice').get(timeout=5)
+    assert st == 200 and d['state'] == 'ending', (st, d)
+    conflict(act(b, 'extend', g['id'], 'alice'))
+    emu.release()
+    st, d = t.get()
+    assert isinstance(d, dict) and d.get('state', state(b, x['id'])) == 'failed', (st, d)
+    xs = b.get(x['id'])
+    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    wait_state(b, g['id'], 'ended')
+    assert window(b, g['id'])[1] == end0
+    assert 'grant.extended' not in events(b, g['id'])
+    wait_denied(emu, g['grant']['assumed_role_id'])
+    assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+    # R then X
+    g2 = active(b)
+    x2 = extend(b, g2['id'], '5m')
+    st, d = act(b, 'revoke', g2['id'], 'alice')
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    since = emu.last_seq()
+    st, d = b.approve(x2['id'], 'carol')
+    assert st in (200, 409), (st, d)
+    xs = b.get(x2['id'])
+    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    assert not calls(emu, since, 'AssumeRole')
+    assert window(b, g2['id'])[1] == parse_iso(g2['window_end'])
+    check_paths(b)
+
+
+def test_revoke_vs_lapse(ctx):
+    """Revoke takes active/activating grants, a lapse pending requests. R before L: a
+    pending request refuses the revoke (409) and then lapses; a lapsed one refuses it too.
+    L due during R: a request whose AssumeRole is held past its pending_until does not lapse
+    and a revoke of it is accepted and wins (it ends, what was minted is denied)."""
+    emu = ctx.emulator
+    b = broker(ctx, ttl='2s')
+    p = pending(b)
+    r = pending(b)
+    conflict(act(b, 'revoke', p['id'], 'alice'), 'pending')
+    t, call = _quorum_held(b, emu, r['id'])
+    sleep_until(max(parse_iso(p['pending_until']), parse_iso(r['pending_until'])) + MARGIN)
+    wait_state(b, p['id'], 'lapsed', 5)
+    assert state(b, r['id']) == 'activating'
+    conflict(act(b, 'revoke', p['id'], 'alice'), 'lapsed')
+    # accepted at once although AWS is still minting for it: ending
+    st, d = Bg(act, b, 'revoke', r['id'], 'alice').get(timeout=5)
+    assert st == 200 and d['state'] == 'ending', (st, d)
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] in ('ending', 'ended'), (st, d)
+    wait_state(b, r['id'], 'ended')
+    assert 'request.lapsed' not in events(b, r['id'])
+    wait_denied(emu, b.get(r['id'])['grant']['assumed_role_id'])
+    assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+    conflict(creds(b, r['id']))
+    check_paths(b)
+
+
+def test_revoke_vs_window_end(ctx):
+    """R then W: a revocation in flight (PutRolePolicy held) past the grant's window end:
+    the grant is already ending, so the window end does not happen; the revoke finishes
+    and the session is denied. W then R: a grant whose window ended (reaper held in
+    DescribeSessions) refuses the revoke (409) and ends by its window."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g1 = active(b, duration='3s')       # W then R
+    g2 = active(b, duration='3s')       # R then W
+    emu.hold('PutRolePolicy')
+    rv = Bg(act, b, 'revoke', g2['id'], 'alice')
+    held(emu, 'PutRolePolicy')
+    sleep_until(max(parse_iso(g1['window_end']), parse_iso(g2['window_end'])) + MARGIN)
+    # the reaper is busy with g2's revocation: g1 is due to end, g2 stays ending
+    assert state(b, g2['id']) == 'ending' and state(b, g1['id']) == 'active'
+    emu.hold('DescribeSessions')
+    emu.release(1)
+    st, d = rv.get()
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    assert g2['grant']['assumed_role_id'] in denied_userids(emu)
+    held(emu, 'DescribeSessions')
+    assert state(b, g1['id']) == 'ending'
+    conflict(act(b, 'revoke', g1['id'], 'alice'), 'ending')
+    emu.release()
+    wait_state(b, g1['id'], 'ended')
+    e1, e2 = events(b, g1['id']), events(b, g2['id'])
+    assert 'grant.window_ended' in e1 and 'grant.revoke_requested' not in e1, e1
+    assert 'grant.revoke_requested' in e2 and 'grant.window_ended' not in e2, e2
+    check_paths(b)
+
+
+# ---- X: extension approval ----
+
+def test_extension_vs_lapse(ctx):
+    """X then L: an extension whose AssumeRole is held past its pending_until does not lapse;
+    it is applied. L then X: a lapsed extension's approval gets 409, the window stays."""
+    emu = ctx.emulator
+    b = broker(ctx, ttl='2s')
+    g = active(b)
+    end0 = parse_iso(g['window_end'])
+    x1 = extend(b, g['id'], '5m')
+    x2 = extend(b, g['id'], '5m')
+    t, _ = _quorum_held(b, emu, x1['id'])
+    sleep_until(max(parse_iso(x1['pending_until']), parse_iso(x2['pending_until'])) + MARGIN)
+    wait_state(b, x2['id'], 'lapsed', 5)
+    assert state(b, x1['id']) == 'activating'
+    emu.release()
+    st, d = t.get()
+    assert st == 200 and d['state'] == 'ended', (st, d)
+    assert 'request.lapsed' not in events(b, x1['id'])
+    assert window(b, g['id'])[1] == end0 + 300
+    since = emu.last_seq()
+    conflict(b.approve(x2['id'], 'carol'), 'lapsed')
+    assert not calls(emu, since, 'AssumeRole') and window(b, g['id'])[1] == end0 + 300
+    check_paths(b)
+
+
+def test_extension_vs_window_end(ctx):
+    """X then W: the grant's window ends while its extension's AssumeRole is held: the
+    extension fails GrantNotActive, the window does not move, the grant ends, and the
+    credentials minted for the extension are denied. W then X: an ended grant cannot be
+    extended, and its pending extension lapsed with it (pending_until is the window's
+    end), so approving it gets 409."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    g1 = active(b, duration='3s')
+    x1 = extend(b, g1['id'], '5m')
+    g2 = active(b, duration='3s')
+    x2 = extend(b, g2['id'], '5m')
+    t, call = _quorum_held(b, emu, x1['id'])
+    sleep_until(max(parse_iso(g1['window_end']), parse_iso(g2['window_end'])) + MARGIN)
+    assert state(b, g1['id']) == 'ending' and state(b, x1['id']) == 'activating'
+    wait_state(b, g2['id'], 'ended', 5)
+    wait_state(b, x2['id'], 'lapsed', 5)
+    conflict(act(b, 'extend', g2['id'], 'alice'))
+    conflict(b.approve(x2['id'], 'carol'), 'lapsed')
+    emu.release()
+    st, d = t.get()
+    assert isinstance(d, dict) and d.get('state') == 'failed', (st, d)
+    xs = b.get(x1['id'])
+    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    wait_state(b, g1['id'], 'ended')
+    assert window(b, g1['id'])[1] == parse_iso(g1['window_end'])
+    assert window(b, g2['id'])[1] == parse_iso(g2['window_end'])
+    wait_denied(emu, g1['grant']['assumed_role_id'])
+    assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+    check_paths(b)
+
+
+def test_two_extensions_never_outgrow_max_duration(ctx):
+    """The reported bug: two 25-minute extensions of a 30-minute grant on a 1-hour profile
+    made an 80-minute window. Both pending, both approved: exactly one applies, the other
+    fails WindowExceeded. In flight (the first's AssumeRole held while the second's quorum
+    arrives) and one after the other."""
+    emu = ctx.emulator
+    b = broker(ctx)
+    for overlap in (True, False):
+        g = active(b, profile='dev1h', duration='30m')
+        start, end0 = window(b, g['id'])
+        x1 = extend(b, g['id'], '25m')
+        x2 = extend(b, g['id'], '25m')
+        if overlap:
+            t, _ = _quorum_held(b, emu, x1['id'])
+        else:
+            st1, d1 = b.approve(x1['id'], 'carol')
+            assert st1 == 200 and d1['state'] == 'ended', (overlap, st1, d1)
+        since = emu.last_seq()
+        st, d = b.approve(x2['id'], 'dave')
+        assert st in (200, 409), (overlap, st, d)
+        assert not calls(emu, since, 'AssumeRole'), 'the refused extension minted'
+        if overlap:
+            emu.release()
+            st1, d1 = t.get()
+            assert st1 == 200 and d1['state'] == 'ended', (overlap, st1, d1)
+        xs = b.get(x2['id'])
+        assert xs['state'] == 'failed' and xs['failure']['code'] == 'WindowExceeded', \
+            (overlap, xs)
+        s, e = window(b, g['id'])
+        assert s == start and e - s <= 3600, (overlap, (e - s) / 60)
+        assert e - end0 == 25 * 60, (overlap, (e - end0) / 60)
+        assert events(b, g['id']).count('grant.extended') == 1
+    check_paths(b)
+
+
+# ---- L and W ----
+
+def test_lapse_vs_window_end(ctx):
+    """A lapse takes pending requests, a window end active ones: the nearest pair is a
+    grant's pending extension against the grant's window end.
+    W then L: an extension pending until the window's end: the window ends first (reaper
+    held in DescribeSessions: the grant is ending, the extension still pending), then it
+    lapses. L then W: an extension whose pending_ttl is shorter lapses, then the window
+    ends unmoved."""
+    emu = ctx.emulator
+    b = broker(ctx, ttl='2s')
+    g1 = active(b, profile='dev', duration='5s')       # L then W
+    x1 = extend(b, g1['id'], '5m')
+    g2 = active(b, profile='devlong', duration='3s')   # W then L
+    x2 = extend(b, g2['id'], '5m')
+    assert parse_iso(x1['pending_until']) < parse_iso(g1['window_end'])
+    assert x2['pending_until'] == g2['window_end']
+    wait_state(b, x1['id'], 'lapsed', 5)
+    assert state(b, g1['id']) == 'active'
+    emu.hold('DescribeSessions')
+    held(emu, 'DescribeSessions', timeout=parse_iso(g2['window_end']) - time.time() + 5)
+    assert state(b, g2['id']) == 'ending' and state(b, x2['id']) == 'pending'
+    emu.release()
+    wait_state(b, x2['id'], 'lapsed', 5)
+    for g in (g1, g2):
+        wait_state(b, g['id'], 'ended', 10)
+        assert window(b, g['id'])[1] == parse_iso(g['window_end'])
+
+    def seq(rid, ev):
+        return [r['seq'] for r in b.audit(rid) if r['event'] == ev][0]
+    assert seq(x1['id'], 'request.lapsed') < seq(g1['id'], 'grant.window_ended')
+    assert seq(g2['id'], 'grant.window_ended') < seq(x2['id'], 'request.lapsed')
+    check_paths(b)
+
+
+# ---- minting again while a revoke commits ----
+
+def test_remint_vs_revoke(ctx):
+    """Credentials minted again (GET credentials near their expiry, AssumeRole held) while a
+    revoke commits: the credentials answer is 409, never credentials; the grant ends and
+    what was minted is denied. Revoke first: the credentials answer is 409, nothing mints."""
+    emu = ctx.emulator
+    # AWS's clock 3,400 s behind ours: the 1-hour credentials it issues expire in ~200 s,
+    # so every credentials call mints again (test_aws: ..._is_minted_again)
+    emu.control('POST', 'clock', {'offset': -3400, 'skew_tolerance': None})
+    try:
+        b = broker(ctx)
+        g = active(b, duration='2h')
+        assert parse_iso(g['grant']['credentials_expire_at']) - time.time() < 300
+        emu.hold('AssumeRole')
+        c = Bg(creds, b, g['id'])
+        (call,) = held(emu, 'AssumeRole')
+        assert call and c.is_alive()
+        # accepted at once although AWS is still minting for it: ending
+        st, d = Bg(act, b, 'revoke', g['id'], 'alice').get(timeout=5)
+        assert st == 200 and d['state'] == 'ending', (st, d)
+        emu.release()
+        conflict(c.get())
+        wait_state(b, g['id'], 'ended')
+        wait_denied(emu, g['grant']['assumed_role_id'])
+        assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+        ev = events(b, g['id'])
+        assert 'grant.credentials_fetched' not in ev and 'grant.reminted' not in ev, ev
+        conflict(creds(b, g['id']))
+        # revoke first
+        g2 = active(b, duration='2h')
+        st, d = act(b, 'revoke', g2['id'], 'alice')
+        assert st == 200 and d['state'] == 'ended', (st, d)
+        since = emu.last_seq()
+        conflict(creds(b, g2['id']))
+        assert not calls(emu, since, 'AssumeRole')
+        check_paths(b)
+    finally:
+        emu.control('POST', 'clock', {'offset': 0, 'skew_tolerance': 300})
