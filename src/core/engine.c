@@ -900,10 +900,14 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	bool met;
 
 	*activate = false;
+	if (r->state == RS_ACTIVATING)
+		return el_fail(w, EL_ESTATE, "request %s is activating: it was approved and its "
+		    "credentials are being minted, so it can no longer be %s; %s", r->id,
+		    approve ? "approved again" : "denied", r->parent_id != NULL ?
+		    "revoke its grant if access must end" : "end it with elevate revoke");
 	if (r->state != RS_PENDING)
 		return el_fail(w, EL_ESTATE, "request %s is %s, not pending: it was already "
-		    "decided%s", r->id, lifecycle_state_name(r->state), r->state == RS_ACTIVATING ?
-		    " (approved; its credentials are being minted)" : "");
+		    "decided", r->id, lifecycle_state_name(r->state));
 	if ((rc = policy_check_approver(p, r->profile, r->requester, user, w)) != EL_OK)
 		return rc;
 	memset(&a, 0, sizeof(a));
