@@ -12,9 +12,11 @@ import collections
 import json
 import os
 import random
+import re
 import threading
 import time
 
+import lifecycle_check
 from harness import ROOT, ACCOUNT, parse_iso
 
 RUN_SECONDS = 60
@@ -60,25 +62,7 @@ ADMIN = 'frank'
 LIVE = ('pending', 'activating', 'active', 'ending')
 
 
-# ---- the transition table (docs/lifecycle.md, "## Transitions") ----
-
-def load_table(root=ROOT):
-    """[(from, event, to, audit_event)] from docs/lifecycle.md's `## Transitions` table."""
-    path = os.path.join(root, 'docs', 'lifecycle.md')
-    rows, on = [], False
-    for line in open(path, encoding='utf-8'):
-        if line.startswith('## '):
-            on = line.strip() == '## Transitions'
-            continue
-        if not on or not line.lstrip().startswith('|'):
-            continue
-        cells = [c.strip().strip('`') for c in line.strip().strip('|').split('|')]
-        if len(cells) != 4 or cells[0] == 'from' or set(cells[0]) <= set('-: '):
-            continue
-        rows.append(tuple(cells))
-    assert rows, '%s has no "## Transitions" table' % path
-    return rows
-
+# ---- the transition table (docs/lifecycle.md, "## Transitions", via lifecycle_check) ----
 
 def reachable(table):
     """{state: every state reachable from it, itself included}."""
@@ -192,45 +176,35 @@ def check_credentials(answers, final):
 
 
 def history_problems(records, table, final_state=None):
-    """A request's audit history must be a path through the table from `pending`, each
-    transition once, nothing after a terminal state. Transition records name "from"/"to";
-    records that do not are matched by event from the current state. [(kind, text)]"""
+    """A request's audit history: lifecycle_check's path through the table from `pending`
+    (from/to on every transition record, each transition once, ending in final_state), and
+    besides: it starts with request.created and no transition follows a terminal state.
+    [(kind, text)]"""
+    probs = []
+    for p in lifecycle_check.check_history(records, table, final_state):
+        probs.append((re.sub(r' \(seq \d+\)', '', p), p))
+    if not records or records[0]['event'] != 'request.created':
+        probs.append(('history does not start with request.created',
+                      str([r['event'] for r in records[:3]])))
+    # the state after each transition record: its "to", or (a record without from/to)
+    # the table's row for its event from the current state
     by_event = collections.defaultdict(list)
     for f, _, t, ev in table:
         by_event[ev].append((f, t))
     terminal = terminal_states(table)
-    probs, seen, state = [], set(), 'pending'
-    if not records or records[0]['event'] != 'request.created':
-        probs.append(('history does not start with request.created',
-                      str([r['event'] for r in records[:3]])))
+    state = 'pending'
     for r in records:
-        ev, d = r['event'], r.get('data') or {}
-        named = isinstance(d, dict) and 'from' in d and 'to' in d
-        if ev not in by_event and not named:
+        d = r.get('data') if isinstance(r.get('data'), dict) else {}
+        if 'from' in d and 'to' in d:
+            to = d['to']
+        elif r['event'] in by_event:
+            fits = [x for x in by_event[r['event']] if x[0] == state] or by_event[r['event']]
+            to = fits[0][1]
+        else:
             continue                       # a record that changes no state
         if state in terminal:
-            probs.append(('%s after terminal %s' % (ev, state), '#%s' % r['seq']))
-        if named:
-            step = (d['from'], d['to'])
-            if step not in by_event.get(ev, []):
-                probs.append(('%s %s->%s not in the table' % (ev, step[0], step[1]),
-                              '#%s' % r['seq']))
-            elif d['from'] != state:
-                probs.append(('%s from %s while %s' % (ev, d['from'], state), '#%s' % r['seq']))
-        else:
-            fits = [x for x in by_event[ev] if x[0] == state]
-            if not fits:
-                if state not in terminal:
-                    probs.append(('%s from %s not in the table' % (ev, state),
-                                  '#%s' % r['seq']))
-                fits = by_event[ev]
-            step = fits[0]
-        if step in seen:
-            probs.append(('%s->%s twice' % step, '#%s %s' % (r['seq'], ev)))
-        seen.add(step)
-        state = step[1]
-    if final_state is not None and state != final_state:
-        probs.append(('history ends %s, request is %s' % (state, final_state), ''))
+            probs.append(('%s after terminal %s' % (r['event'], state), '#%s' % r['seq']))
+        state = to
     return probs
 
 
@@ -367,21 +341,30 @@ def _selftest(table):
     assert check_credentials([ans('revoke', 'r1', 'ended'),
                               ans('credentials', 'r1', t0=2, t1=3)], fin), 'check 2 misses'
 
+    steps = {'request.approved': ('pending', 'activating'),
+             'grant.activated': ('activating', 'active'),
+             'grant.window_ended': ('active', 'ending'), 'grant.ended': ('ending', 'ended'),
+             'request.cancelled': ('pending', 'cancelled')}
+
     def recs(*evs):
-        return [{'seq': i, 'event': e, 'data': {}} for i, e in enumerate(evs)]
+        return [{'seq': i, 'event': e,
+                 'data': dict(zip(('from', 'to'), steps[e])) if e in steps else {}}
+                for i, e in enumerate(evs)]
     good = recs('request.created', 'request.approval', 'request.approved', 'grant.activated',
                 'grant.credentials_fetched', 'grant.window_ended', 'grant.ended')
     assert history_problems(good, table, 'ended') == [], history_problems(good, table, 'ended')
+    no_from_to = recs('request.created', 'request.approved')
+    no_from_to[1]['data'] = {}
     for bad, fs in ((recs('request.created', 'request.cancelled', 'request.approved',
                           'grant.activated'), 'active'),
                     (recs('request.created', 'request.approval', 'grant.activated'), 'active'),
                     (good + recs('grant.ended'), 'ended'),
-                    (good, 'cancelled')):
+                    (good, 'cancelled'), (no_from_to, 'activating'),
+                    (recs('request.approved', 'grant.activated'), 'active')):
         assert history_problems(bad, table, fs), ('check 3 misses', [r['event'] for r in bad])
-    named = [{'seq': 1, 'event': 'request.created', 'data': {}},
-             {'seq': 2, 'event': 'request.cancelled', 'data': {'from': 'active',
-                                                                'to': 'cancelled'}}]
-    assert history_problems(named, table, 'cancelled'), 'check 3 misses a wrong "from"'
+    assert any('after terminal' in k for k, _ in history_problems(
+        recs('request.created', 'request.cancelled', 'request.approved'), table)), \
+        'check 3 misses a transition after a terminal state'
     w = {'r1': {'profile': 'solo', 'window_start': '2026-01-01T00:00:00Z',
                 'window_end': '2026-01-01T00:01:00Z'}}
     t = parse_iso('2026-01-01T00:00:00Z')
@@ -749,7 +732,7 @@ def faulter(emu, seed, deadline, stop):
 
 def test_randomized_schedule(ctx):
     t_begin = time.time()
-    table = load_table()
+    table = lifecycle_check.load_table(ROOT)
     _selftest(table)
     seed = int(os.environ.get('ELEVATE_SCHEDULE_SEED') or time.time() * 1000 % 1000000)
     print('     seed %d (ELEVATE_SCHEDULE_SEED=%d replays the clients\' choices)' % (seed, seed),
