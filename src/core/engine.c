@@ -426,6 +426,33 @@ engine_request_save(struct engine *e, const struct store_request *r)
 	return store_request_cas(e->store, r, r->state);
 }
 
+enum el_err
+engine_tx_read(struct engine *e, const char *id, struct store_request *r)
+{
+	enum el_err rc;
+
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		return rc;
+	if ((rc = store_request_get(e->store, id, r)) != EL_OK)
+		engine_tx_rollback(e);
+	return rc;
+}
+
+void
+engine_retry_at(struct engine *e, const char *id, enum req_state state, int64_t at)
+{
+	struct store_request r;
+
+	if (engine_tx_read(e, id, &r) != EL_OK)
+		return;
+	r.next_attempt_at = at;
+	if (r.state != state || engine_request_save(e, &r) != EL_OK)
+		engine_tx_rollback(e);
+	else
+		engine_tx_commit(e);
+	store_request_free(&r);
+}
+
 void
 engine_wake_reaper(struct engine *e)
 {

@@ -493,12 +493,8 @@ activation_failed(struct engine *e, const char *id, const struct aws_error *err)
 	json_t *data = NULL;
 	enum el_err rc;
 
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_read(e, id, &r)) != EL_OK)
 		return rc;
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
-		engine_tx_rollback(e);
-		return rc;
-	}
 	who[0] = r.requester;
 	if (r.state == RS_ENDING) {
 		/* Revoked while AWS refused: nothing was minted; the reaper ends it now. */
@@ -553,12 +549,8 @@ activation_done(struct engine *e, const char *id, const struct store_grant *g,
 	json_t *data;
 	enum el_err rc;
 
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_read(e, id, &r)) != EL_OK)
 		return rc;
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
-		engine_tx_rollback(e);
-		return rc;
-	}
 	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "role_arn", r.role_arn,
 	    "role_session_name", g->role_session_name, "assumed_role_id",
 	    g->assumed_role_id ? g->assumed_role_id : "", "access_key_id",
@@ -760,15 +752,8 @@ activate_claimed(struct engine *e, const char *id, bool wait)
 		 * extensions. */
 		if (!claim(e, r.parent_id, wait)) {
 			/* The grant is busy minting: look again in a second, not a lease. */
-			if ((rc = engine_tx_begin(e)) == EL_OK) {
-				store_request_free(&r);
-				if (store_request_get(e->store, id, &r) == EL_OK &&
-				    r.state == RS_ACTIVATING) {
-					r.next_attempt_at = el_now() + 1;
-					engine_request_save(e, &r);
-				}
-				rc = engine_tx_commit(e);
-			}
+			engine_retry_at(e, id, RS_ACTIVATING, el_now() + 1);
+			rc = EL_OK;
 			goto out;
 		}
 		rc = apply_extension(e, id, r.parent_id);
@@ -895,12 +880,8 @@ engine_remint(struct engine *e, const char *id)
 		goto out;
 	}
 	store_request_free(&r);
-	if ((rc = engine_tx_begin(e)) != EL_OK)
+	if ((rc = engine_tx_read(e, id, &r)) != EL_OK)
 		goto out;
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK) {
-		engine_tx_rollback(e);
-		goto out;
-	}
 	if (r.state == RS_ACTIVE) {
 		data = json_pack("{s:s, s:s, s:I, s:s}", "role_session_name", g.role_session_name,
 		    "access_key_id", g.access_key_id ? g.access_key_id : "",
@@ -1419,12 +1400,8 @@ reschedule(struct engine *e, const char *id, const char *why)
 	int64_t delay = 0;
 	json_t *data;
 
-	if (engine_tx_begin(e) != EL_OK)
+	if (engine_tx_read(e, id, &r) != EL_OK)
 		return;
-	if (store_request_get(e->store, id, &r) != EL_OK) {
-		engine_tx_rollback(e);
-		return;
-	}
 	if (r.state != RS_ENDING) {
 		engine_tx_rollback(e);
 		store_request_free(&r);
@@ -1447,25 +1424,6 @@ reschedule(struct engine *e, const char *id, const char *why)
 	log_warn("request %s: revocation step failed (%s); attempt %d, retrying in %llds",
 	    r.id, why, r.attempts, (long long)delay);
 	store_request_free(&r);
-}
-
-/* A grant still being minted is left to its minter, who wakes the reaper when done; a
- * second later at the latest it is looked at again. */
-static void
-defer(struct engine *e, const char *id)
-{
-	struct store_request r;
-
-	if (engine_tx_begin(e) != EL_OK)
-		return;
-	if (store_request_get(e->store, id, &r) == EL_OK) {
-		if (r.state == RS_ENDING) {
-			r.next_attempt_at = el_now() + 1;
-			engine_request_save(e, &r);
-		}
-		store_request_free(&r);
-	}
-	engine_tx_commit(e);
 }
 
 /* Revocation entries that IAM does not hold yet, outside any grant's sweep (credentials
@@ -1529,8 +1487,10 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			continue;
 		}
 		if (engine_in_flight(e, ids[i])) {
+			/* Left to its minter, who wakes the reaper when done; looked at again in
+			 * a second at the latest. */
 			st[i] = EL_ESTATE;
-			defer(e, ids[i]);
+			engine_retry_at(e, ids[i], RS_ENDING, el_now() + 1);
 			continue;
 		}
 		steps[i] = json_pack("{s:[], s:b}", "terminated_sessions", "early",

@@ -126,6 +126,11 @@ enum el_err engine_transition(struct engine *e, struct store_request *r, enum re
     const char *actor, json_t *data);
 /* Writes r's fields other than its state, only while the row is still in r->state. */
 enum el_err engine_request_save(struct engine *e, const struct store_request *r);
+/* Begins a transaction and reads request id afresh in it (what was read before an AWS
+ * call or a wait is stale). On failure nothing is left open. Caller frees r. */
+enum el_err engine_tx_read(struct engine *e, const char *id, struct store_request *r);
+/* Moves the next attempt of request id to `at`, if it is still in `state`. */
+void engine_retry_at(struct engine *e, const char *id, enum req_state state, int64_t at);
 /* The vote that completes r's quorum (inside the caller's transaction, r read in it):
  * pending -> activating, or for an extension that no longer fits, pending -> failed.
  * *activate tells whether minting should follow. */

@@ -38,12 +38,8 @@ lapse_due(struct engine *e, int64_t now)
 		struct store_request r;
 		const char *who[1];
 
-		if (engine_tx_begin(e) != EL_OK)
-			break;
-		if (store_request_get(e->store, ids[i], &r) != EL_OK) {
-			engine_tx_rollback(e);
+		if (engine_tx_read(e, ids[i], &r) != EL_OK)
 			continue;
-		}
 		r.decided_at = now;
 		who[0] = r.requester;
 		if (r.pending_until > now ||
@@ -157,22 +153,9 @@ activate_due(struct engine *e, int64_t now)
 	if (store_request_due(e->store, RS_ACTIVATING, "next_attempt_at", now, SWEEP_BATCH, &ids,
 	    &n) != EL_OK)
 		return;
-	for (i = 0; i < n; i++) {
-		struct store_request r;
-
-		if (engine_activate_async(e, ids[i]))
-			continue;
-		if (engine_tx_begin(e) != EL_OK)
-			break;
-		if (store_request_get(e->store, ids[i], &r) == EL_OK) {
-			if (r.state == RS_ACTIVATING) {
-				r.next_attempt_at = now + ACTIVATION_LEASE;
-				engine_request_save(e, &r);
-			}
-			store_request_free(&r);
-		}
-		engine_tx_commit(e);
-	}
+	for (i = 0; i < n; i++)
+		if (!engine_activate_async(e, ids[i]))
+			engine_retry_at(e, ids[i], RS_ACTIVATING, now + ACTIVATION_LEASE);
 	free_ids(ids, n);
 }
 
@@ -192,12 +175,8 @@ warn_due(struct engine *e, int64_t now)
 		char left[32];
 		json_t *extra;
 
-		if (engine_tx_begin(e) != EL_OK)
-			break;
-		if (store_request_get(e->store, ids[i], &r) != EL_OK) {
-			engine_tx_rollback(e);
+		if (engine_tx_read(e, ids[i], &r) != EL_OK)
 			continue;
-		}
 		who[0] = r.requester;
 		el_format_duration(r.window_end - now, left, sizeof(left));
 		extra = json_pack("{s:s}", "remaining", left);
