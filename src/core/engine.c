@@ -374,9 +374,9 @@ engine_tx_commit(struct engine *e)
 	}
 	pthread_mutex_unlock(&e->ckpt_mu);
 	export_audit(e);
-	/* Any transaction may have queued mail (the outbox is written with the event). */
-	if (e->threads_started)
-		engine_wake_mailer(e);
+	/* Any transaction may have queued mail (the outbox is written with the event). A
+	 * wake before the mailer runs is harmless: it looks at the outbox when it starts. */
+	engine_wake_mailer(e);
 	return EL_OK;
 }
 
@@ -505,7 +505,6 @@ engine_start(struct engine *e)
 		return EL_ENOMEM;
 	}
 	e->mailer_started = 1;
-	e->threads_started = 1;
 	return EL_OK;
 }
 
@@ -523,7 +522,7 @@ engine_stop(struct engine *e)
 		pthread_join(e->reaper, NULL);
 	if (e->mailer_started)
 		pthread_join(e->mailer, NULL);
-	e->reaper_started = e->mailer_started = e->threads_started = 0;
+	e->reaper_started = e->mailer_started = 0;
 	engine_workers_wait(e);
 	if (was_running && engine_tx_begin(e) == EL_OK) {
 		engine_audit(e, "system", "daemon.stopped", NULL, NULL);

@@ -64,8 +64,7 @@ struct engine {
 	pthread_cond_t wake_cv;
 	int wake;
 	int stopping;
-	int threads_started;              /* both threads run; engine_stop joins them */
-	int reaper_started, mailer_started;
+	int reaper_started, mailer_started;   /* engine_stop joins what was started */
 	/* mailer */
 	pthread_t mailer;
 	pthread_cond_t mail_cv;
