@@ -10,6 +10,12 @@
  *                       reason cannot reorder what an approver reads.
  *   {{{name}}} {{&name}} raw value: only for values the broker itself built (the approval
  *                       link, public_url). The loader refuses it for any other variable.
+ *   {{>name}}           a quoted block, text bodies only, alone on its line: each line of
+ *                       the value (empty ones too) becomes the tag's indentation, "> " and
+ *                       the line, so nothing in it can pass for the template's own text.
+ *                       Text a user typed (reason, ticket, comments) may appear in a text
+ *                       body only this way; the loader refuses {{reason}} there. Subjects
+ *                       are one line and take it as {{reason}}.
  *   {{#name}}..{{/name}} a list: once per item, names resolve in the item first, then
  *                       outward; any other true value (true, non-empty string, non-zero
  *                       number, object): once, with the value as the innermost scope.
@@ -88,7 +94,8 @@ void template_mail_free(struct template_mail *m);
 /*
  * Lower level, for tests and tools: compiles one template from memory.
  * file names it in diagnostics. allowed lists the permitted variables, space separated:
- * "name" may be used escaped, "name!" also raw, "list.field" is a field of list's items;
+ * "name" may be used escaped, "name!" also raw, "name>" is text a user typed (quoted in
+ * a text body), "list.field" is a field of list's items;
  * NULL allows every name, raw included. EL_ECONFIG with d filled on a problem.
  * *out is owned by the caller: template_free().
  */

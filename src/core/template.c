@@ -18,6 +18,8 @@
  * Every template elevate loads, one row per template, with the variables it may use
  * (the engine and the HTTP pages fill exactly these; `elevated check` rejects others).
  * "x!" may also be used raw ({{{x}}}): only values the broker builds itself.
+ * "x>" is text a user typed: the body of a text template shows it only as a quoted
+ * block ({{>x}}), so none of its lines can pass for the broker's own words.
  * "list.field" is a field of each item of the list "list".
  * A mail row is two files, base.txt (first line "Subject: ...") and base.html; a page
  * row is base.html; a static row is the file named base, served as is.
@@ -60,12 +62,12 @@ static const struct tdef {
 };
 #define NTDEFS (sizeof(tdefs) / sizeof(tdefs[0]))
 
-enum node_type { NODE_TEXT, NODE_VAR, NODE_RAW, NODE_SECTION, NODE_INVERTED };
+enum node_type { NODE_TEXT, NODE_VAR, NODE_RAW, NODE_QUOTE, NODE_SECTION, NODE_INVERTED };
 
 struct node {
 	enum node_type type;
 	size_t off;     /* text: first byte in src; tags: where the tag starts */
-	size_t len;     /* text only */
+	size_t len;     /* text: its length; quote: the indentation just before off */
 	size_t end;     /* sections: index of the first node after the section */
 	char name[TEMPLATE_NAME_MAX + 1];
 };
@@ -196,17 +198,17 @@ add_node(struct parser *p, enum node_type type, size_t off)
 }
 
 /*
- * Is name (len bytes) in the allowed list? *raw says whether it carries "!".
- * NULL allows everything.
+ * Is name (len bytes) in the allowed list? *mark is the mark it carries: '!', '>' or 0.
+ * NULL allows everything, raw included.
  */
 static int
-allowed_has(const char *allowed, const char *name, size_t len, int *raw)
+allowed_has(const char *allowed, const char *name, size_t len, char *mark)
 {
 	const char *s = allowed, *e;
 	size_t tl;
 
 	if (allowed == NULL) {
-		*raw = 1;
+		*mark = '!';
 		return 1;
 	}
 	while (*s != '\0') {
@@ -216,13 +218,13 @@ allowed_has(const char *allowed, const char *name, size_t len, int *raw)
 		while (*e != '\0' && *e != ' ')
 			e++;
 		tl = (size_t)(e - s);
-		if (tl > 0 && s[tl - 1] == '!') {
+		if (tl > 0 && (s[tl - 1] == '!' || s[tl - 1] == '>')) {
 			if (tl - 1 == len && memcmp(s, name, len) == 0) {
-				*raw = 1;
+				*mark = s[tl - 1];
 				return 1;
 			}
 		} else if (tl == len && tl > 0 && memcmp(s, name, len) == 0) {
-			*raw = 0;
+			*mark = '\0';
 			return 1;
 		}
 		s = e;
@@ -235,7 +237,7 @@ allowed_has(const char *allowed, const char *name, size_t len, int *raw)
  * Writes the resolved path (for a section's children) into path.
  */
 static int
-resolve_name(struct parser *p, const char *name, char *path, size_t pathlen, int *raw)
+resolve_name(struct parser *p, const char *name, char *path, size_t pathlen, char *mark)
 {
 	size_t i;
 	char cand[PATH_LEN + TEMPLATE_NAME_MAX + 2];
@@ -245,12 +247,12 @@ resolve_name(struct parser *p, const char *name, char *path, size_t pathlen, int
 		n = snprintf(cand, sizeof(cand), "%s.%s", p->path[i - 1], name);
 		if (n < 0 || (size_t)n >= sizeof(cand))
 			continue;
-		if (allowed_has(p->allowed, cand, (size_t)n, raw)) {
+		if (allowed_has(p->allowed, cand, (size_t)n, mark)) {
 			el_strlcpy(path, cand, pathlen);
 			return 1;
 		}
 	}
-	if (allowed_has(p->allowed, name, strlen(name), raw)) {
+	if (allowed_has(p->allowed, name, strlen(name), mark)) {
 		el_strlcpy(path, name, pathlen);
 		return 1;
 	}
@@ -313,23 +315,28 @@ add_text(struct parser *p, size_t from, size_t to)
 	return EL_OK;
 }
 
+/*
+ * One tag: sigil is 0 for a value, else the character after "{{". standalone says the tag
+ * is alone on its line, after indent bytes of blanks.
+ */
 static enum el_err
-handle_tag(struct parser *p, char sigil, size_t tag, size_t s, size_t e)
+handle_tag(struct parser *p, char sigil, size_t tag, size_t s, size_t e, int standalone,
+    size_t indent)
 {
 	char name[TEMPLATE_NAME_MAX + 1];
 	char path[PATH_LEN];
 	struct node *nd;
 	size_t top;
-	int raw = 0, ln, col;
+	char mark = '\0';
+	int known = 1, ln, col;
+	/* Where a line break in a value starts a line of its own. */
+	int body_text = p->t->kind == TEMPLATE_TEXT && !p->t->oneline;
 
 	switch (sigil) {
 	case '!':
 		return EL_OK;
 	case '=':
 		perr(p, tag, "changing delimiters ({{=...=}}) is not supported");
-		return EL_OK;
-	case '>':
-		perr(p, tag, "partials ({{>...}}) are not supported");
 		return EL_OK;
 	}
 	if (!tag_name(p, tag, s, e, name))
@@ -354,13 +361,29 @@ handle_tag(struct parser *p, char sigil, size_t tag, size_t s, size_t e)
 		if (p->depth == 0 || sigil == '#' || sigil == '^')
 			perr(p, tag, "{{.}} is only allowed as a value inside a section");
 		path[0] = '\0';
-		raw = p->allowed == NULL;
-	} else if (!resolve_name(p, name, path, sizeof(path), &raw)) {
-		perr(p, tag, "unknown variable '%s' in this template", name);
+		/* Raw only when everything is; text a user typed stays that inside its section. */
+		if (p->allowed == NULL)
+			mark = '!';
+		else if (p->depth == 0 || !allowed_has(p->allowed, p->path[p->depth - 1],
+		    strlen(p->path[p->depth - 1]), &mark) || mark != '>')
+			mark = '\0';
+	} else if (!resolve_name(p, name, path, sizeof(path), &mark)) {
+		perr(p, tag, "unknown variable '%s' in this template%s", name, sigil == '>' ?
+		    " ({{>...}} quotes a value; partials are not supported)" : "");
 		path[0] = '\0';
-	} else if ((sigil == '{' || sigil == '&') && !raw) {
+		known = 0;
+	} else if ((sigil == '{' || sigil == '&') && mark != '!') {
 		perr(p, tag, "'%s' may not be inserted raw: use {{%s}}", name, name);
 	}
+	if (known && sigil == '>' && !body_text)
+		perr(p, tag, "{{>%s}} quotes lines: only in the body of a text template, "
+		    "elsewhere use {{%s}}", name, name);
+	else if (known && sigil == '>' && !standalone)
+		perr(p, tag, "{{>%s}} must stand alone on its line: each line of the value "
+		    "becomes a quoted line", name);
+	else if (mark == '>' && body_text && sigil == '\0')
+		perr(p, tag, "'%s' is text a user typed: quote it with {{>%s}} alone on a line",
+		    name, name);
 	if (sigil == '#' || sigil == '^') {
 		if (p->depth == TEMPLATE_DEPTH_MAX) {
 			perr(p, tag, "sections nested deeper than %d", TEMPLATE_DEPTH_MAX);
@@ -374,9 +397,12 @@ handle_tag(struct parser *p, char sigil, size_t tag, size_t s, size_t e)
 		p->depth++;
 		return EL_OK;
 	}
-	if ((nd = add_node(p, sigil == '{' || sigil == '&' ? NODE_RAW : NODE_VAR, tag)) == NULL)
+	if ((nd = add_node(p, sigil == '>' ? NODE_QUOTE : sigil == '{' || sigil == '&' ?
+	    NODE_RAW : NODE_VAR, tag)) == NULL)
 		return EL_ENOMEM;
 	memcpy(nd->name, name, sizeof(name));
+	if (sigil == '>')
+		nd->len = indent;
 	return EL_OK;
 }
 
@@ -388,6 +414,7 @@ parse_range(struct parser *p, size_t start, size_t end)
 	const char *hit;
 	size_t pos = start, tag, s, e, after, text_end, next, ls, x;
 	char sigil;
+	int standalone;
 	enum el_err r;
 
 	while (pos < end) {
@@ -422,9 +449,13 @@ parse_range(struct parser *p, size_t start, size_t end)
 		}
 		text_end = tag;
 		next = after;
-		/* A block tag alone on its line takes the line with it (mustache "standalone"). */
-		if (sigil == '#' || sigil == '^' || sigil == '/' || sigil == '!') {
-			ls = tag;
+		ls = tag;
+		standalone = 0;
+		/*
+		 * A block tag alone on its line takes the line with it (mustache "standalone");
+		 * a quoted block must be alone, and writes whole lines itself.
+		 */
+		if (sigil == '#' || sigil == '^' || sigil == '/' || sigil == '!' || sigil == '>') {
 			while (ls > pos && (src[ls - 1] == ' ' || src[ls - 1] == '\t'))
 				ls--;
 			if (ls == start || src[ls - 1] == '\n') {
@@ -433,6 +464,7 @@ parse_range(struct parser *p, size_t start, size_t end)
 					x++;
 				if (x == end || src[x] == '\n' ||
 				    (src[x] == '\r' && x + 1 < end && src[x + 1] == '\n')) {
+					standalone = 1;
 					text_end = ls;
 					next = x == end ? x : (src[x] == '\n' ? x + 1 : x + 2);
 				}
@@ -440,7 +472,7 @@ parse_range(struct parser *p, size_t start, size_t end)
 		}
 		if ((r = add_text(p, pos, text_end)) != EL_OK)
 			return r;
-		if ((r = handle_tag(p, sigil, tag, s, e)) != EL_OK)
+		if ((r = handle_tag(p, sigil, tag, s, e, standalone, tag - ls)) != EL_OK)
 			return r;
 		pos = next;
 	}
@@ -471,7 +503,8 @@ base_name(const char *file)
 /* Compiles src[start, end) (positions count from the start of the whole file). */
 static enum el_err
 compile_range(const char *file, const char *src, size_t len, size_t start, size_t end,
-    enum template_kind kind, const char *allowed, struct template **out, struct diags *d)
+    enum template_kind kind, int oneline, const char *allowed, struct template **out,
+    struct diags *d)
 {
 	struct parser p;
 	struct template *t;
@@ -489,6 +522,7 @@ compile_range(const char *file, const char *src, size_t len, size_t start, size_
 		return EL_ENOMEM;
 	p.t = t;
 	t->kind = kind;
+	t->oneline = oneline;
 	if ((t->name = strdup(base_name(file))) == NULL || (t->file = strdup(file)) == NULL ||
 	    (t->src = malloc(len + 1)) == NULL) {
 		r = EL_ENOMEM;
@@ -535,7 +569,7 @@ template_compile(const char *file, const char *src, size_t len, enum template_ki
 		*out = NULL;
 		return EL_ECONFIG;
 	}
-	return compile_range(file, src, len, 0, len, kind, allowed, out, d);
+	return compile_range(file, src, len, 0, len, kind, 0, allowed, out, d);
 }
 
 /*
@@ -581,8 +615,8 @@ compile_mail_text(const char *file, const char *src, size_t len, const char *all
 			diags_add(d, file, NULL, 1, 1, "empty Subject");
 		return EL_ECONFIG;
 	}
-	r = compile_range(file, src, len, s, e, TEMPLATE_TEXT, allowed, &subj, d);
-	r2 = compile_range(file, src, len, b, len, TEMPLATE_TEXT, allowed, &body, d);
+	r = compile_range(file, src, len, s, e, TEMPLATE_TEXT, 1, allowed, &subj, d);
+	r2 = compile_range(file, src, len, b, len, TEMPLATE_TEXT, 0, allowed, &body, d);
 	if (r == EL_OK)
 		r = r2;
 	if (r != EL_OK) {
@@ -590,7 +624,6 @@ compile_mail_text(const char *file, const char *src, size_t len, const char *all
 		template_free(body);
 		return r;
 	}
-	subj->oneline = 1;
 	body->subject = subj;
 	*out = body;
 	return EL_OK;
@@ -669,7 +702,7 @@ load_one(struct template_set *ts, const char *dir, const char *fname, const stru
 	if (mail_text)
 		r = compile_mail_text(path, src, len, td->vars, &t, d);
 	else
-		r = compile_range(path, src, len, 0, len, kind, td->vars, &t, d);
+		r = compile_range(path, src, len, 0, len, kind, 0, td->vars, &t, d);
 	free(src);
 	if (r == EL_ECONFIG) {
 		(*bad)++;
@@ -920,6 +953,54 @@ render_var(struct render *r, const struct node *nd)
 	    r->t->name, nd->name);
 }
 
+/* A quoted line starts with the tag's indentation and ">", then " " unless it is empty. */
+static enum el_err
+quote_start(struct render *r, const struct node *nd, int empty)
+{
+	enum el_err e;
+
+	if ((e = emit(r, r->t->src + nd->off - nd->len, nd->len)) != EL_OK)
+		return e;
+	return emit(r, empty ? ">" : "> ", empty ? 1 : 2);
+}
+
+/*
+ * {{>name}}: every line of the value, empty ones included, becomes a quoted line, so
+ * nothing a user typed (a blank line, then a fake link) reads as the broker's own text.
+ * A CR before a line break goes with it; other control characters go as in any value.
+ */
+static enum el_err
+render_quote(struct render *r, const struct node *nd)
+{
+	json_t *v = lookup(r, nd->name);
+	const char *s, *end, *nl;
+	size_t len;
+	enum el_err e;
+
+	if (v == NULL || json_is_null(v))
+		return EL_OK;
+	if (!json_is_string(v)) {
+		/* A number or a boolean: one line. */
+		if ((e = quote_start(r, nd, 0)) != EL_OK || (e = render_var(r, nd)) != EL_OK)
+			return e;
+		return emit(r, "\n", 1);
+	}
+	s = json_string_value(v);
+	end = s + json_string_length(v);
+	while (s < end) {
+		nl = memchr(s, '\n', (size_t)(end - s));
+		len = (size_t)((nl != NULL ? nl : end) - s);
+		if (len > 0 && s[len - 1] == '\r')
+			len--;
+		if ((e = quote_start(r, nd, len == 0)) != EL_OK ||
+		    (len > 0 && (e = emit_value(r, s, len, 0)) != EL_OK) ||
+		    (e = emit(r, "\n", 1)) != EL_OK)
+			return e;
+		s = nl != NULL ? nl + 1 : end;
+	}
+	return EL_OK;
+}
+
 static enum el_err
 render_range(struct render *r, size_t from, size_t to)
 {
@@ -940,6 +1021,11 @@ render_range(struct render *r, size_t from, size_t to)
 		case NODE_VAR:
 		case NODE_RAW:
 			if ((e = render_var(r, nd)) != EL_OK)
+				return e;
+			i++;
+			continue;
+		case NODE_QUOTE:
+			if ((e = render_quote(r, nd)) != EL_OK)
 				return e;
 			i++;
 			continue;

@@ -328,6 +328,37 @@ test_mustache_semantics(void **state)
 }
 
 static void
+test_quoted_block(void **state)
+{
+	(void)state;
+	/* Every line quoted with the tag's indentation, blank ones too: none ends the block. */
+	expect("a\n  {{>v}}\nb\n", TEMPLATE_TEXT, "{\"v\":\"one\\n\\n\\ntwo\"}",
+	    "a\n  > one\n  >\n  >\n  > two\nb\n");
+	expect("a\n\t{{> v }}  \r\nb", TEMPLATE_TEXT, "{\"v\":\"x\"}", "a\n\t> x\nb");
+	/* CR LF is a line break; a lone CR and other controls go; U+2028 is a space. */
+	expect("{{>v}}\n", TEMPLATE_TEXT,
+	    "{\"v\":\"x\\r\\n\\r\\ny\\rz\\u0085\\u2028w\\u202e\\r\\n\"}",
+	    "> x\n>\n> yz w\n");
+	/* A final line break ends the last line; it adds no empty one. */
+	expect("{{>v}}\n.", TEMPLATE_TEXT, "{\"v\":\"x\\n\"}", "> x\n.");
+	expect("{{>v}}\n.", TEMPLATE_TEXT, "{\"v\":\"\\n\"}", ">\n.");
+	/* Nothing for nothing; a number is one line. */
+	expect("a\n{{>v}}\nb", TEMPLATE_TEXT, "{}", "a\nb");
+	expect("a\n{{>v}}\nb", TEMPLATE_TEXT, "{\"v\":\"\"}", "a\nb");
+	expect("a\n{{>v}}\nb", TEMPLATE_TEXT, "{\"v\":null}", "a\nb");
+	expect("{{>v}}", TEMPLATE_TEXT, "{\"v\":7}", "> 7\n");
+	/* In a list, with the item's own field. */
+	expect("{{#l}}\n- {{n}}\n{{#c}}\n    {{>c}}\n{{/c}}\n{{/l}}\n", TEMPLATE_TEXT,
+	    "{\"l\":[{\"n\":\"a\",\"c\":\"1\\n\\n2\"},{\"n\":\"b\"}]}",
+	    "- a\n    > 1\n    >\n    > 2\n- b\n");
+	/* The fake link of issue 9 stays inside the quote. */
+	expect("Reason:\n  {{>r}}\n\nTo approve, open:\n{{{l}}}\n", TEMPLATE_TEXT,
+	    "{\"r\":\"x\\n\\nTo approve, open:\\nhttp://evil\",\"l\":\"https://real\"}",
+	    "Reason:\n  > x\n  >\n  > To approve, open:\n  > http://evil\n\n"
+	    "To approve, open:\nhttps://real\n");
+}
+
+static void
 test_render_errors(void **state)
 {
 	struct template *t = NULL;
@@ -362,15 +393,22 @@ test_render_errors(void **state)
 
 /* Compiles src with an allowed list; returns the diags (caller frees) and asserts failure. */
 static void
-compile_bad(const char *src, const char *allowed, struct diags *d)
+compile_bad_as(enum template_kind kind, const char *src, const char *allowed,
+    struct diags *d)
 {
 	struct template *t = NULL;
 
 	diags_init(d);
-	assert_int_equal(template_compile("bad.html", src, strlen(src), TEMPLATE_HTML, allowed,
-	    &t, d), EL_ECONFIG);
+	assert_int_equal(template_compile(kind == TEMPLATE_HTML ? "bad.html" : "bad.txt", src,
+	    strlen(src), kind, allowed, &t, d), EL_ECONFIG);
 	assert_null(t);
 	assert_true(d->n >= 1);
+}
+
+static void
+compile_bad(const char *src, const char *allowed, struct diags *d)
+{
+	compile_bad_as(TEMPLATE_HTML, src, allowed, d);
 }
 
 static void
@@ -380,7 +418,7 @@ assert_diag(const struct diags *d, size_t i, int line, int col, const char *need
 	if (d->v[i].line != line || d->v[i].column != col || strstr(d->v[i].msg, needle) == NULL)
 		fail_msg("diag %zu: got %d:%d '%s', want %d:%d '%s'", i, d->v[i].line,
 		    d->v[i].column, d->v[i].msg, line, col, needle);
-	assert_string_equal(d->v[i].file, "bad.html");
+	assert_true(strcmp(d->v[i].file, "bad.html") == 0 || strcmp(d->v[i].file, "bad.txt") == 0);
 }
 
 static void
@@ -429,6 +467,24 @@ test_compile_diagnostics(void **state)
 	assert_diag(&d, 1, 1, 9, "empty tag name");
 	assert_diag(&d, 2, 1, 14, "partials");
 	assert_diag(&d, 3, 1, 21, "delimiters");
+	diags_free(&d);
+
+	/* Text a user typed ("r>"): only quoted, alone on its line, in a text body. */
+	compile_bad_as(TEMPLATE_TEXT, "a {{r}}\n{{#r}}\n{{.}}\n{{/r}}\nb {{>r}}\n{{{r}}}\n",
+	    "r> l l.c>", &d);
+	assert_int_equal(d.n, 4);
+	assert_diag(&d, 0, 1, 3, "'r' is text a user typed: quote it with {{>r}}");
+	assert_diag(&d, 1, 3, 1, "'.' is text a user typed");
+	assert_diag(&d, 2, 5, 3, "{{>r}} must stand alone on its line");
+	assert_diag(&d, 3, 6, 1, "'r' may not be inserted raw");
+	diags_free(&d);
+	compile_bad_as(TEMPLATE_TEXT, "{{#l}}\n{{c}}\n{{/l}}\n", "r> l l.c>", &d);
+	assert_int_equal(d.n, 1);
+	assert_diag(&d, 0, 2, 1, "'c' is text a user typed");
+	diags_free(&d);
+	compile_bad("<p>{{r}}</p>\n  {{>r}}\n", "r> l l.c>", &d);
+	assert_int_equal(d.n, 1);
+	assert_diag(&d, 0, 2, 3, "{{>r}} quotes lines: only in the body of a text template");
 	diags_free(&d);
 
 	compile_bad("ok\nbad \xff byte", allowed, &d);
@@ -584,6 +640,7 @@ main(void)
 		cmocka_unit_test(test_approve_page),
 		cmocka_unit_test(test_result_page),
 		cmocka_unit_test(test_mustache_semantics),
+		cmocka_unit_test(test_quoted_block),
 		cmocka_unit_test(test_render_errors),
 		cmocka_unit_test(test_compile_diagnostics),
 		cmocka_unit_test(test_set_load_reports_every_problem),
