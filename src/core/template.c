@@ -24,9 +24,9 @@
  * A mail row is two files, base.txt (first line "Subject: ...") and base.html; a page
  * row is base.html; a static row is the file named base, served as is.
  */
-#define COMMON "request_id requester profile role_arn account region duration reason " \
-	"ticket recipient public_url! "
-#define APPROVALS "approvals approvals.approver approvals.decision approvals.comment " \
+#define COMMON "request_id requester profile role_arn account region duration reason> " \
+	"ticket> recipient public_url! "
+#define APPROVALS "approvals approvals.approver approvals.decision approvals.comment> " \
 	"approvals.decided_at "
 
 enum tdef_form { FORM_MAIL, FORM_PAGE, FORM_STATIC };
@@ -41,7 +41,7 @@ static const struct tdef {
 	{ "approved", FORM_MAIL,
 	    COMMON "window_start window_end " APPROVALS },
 	{ "denied", FORM_MAIL,
-	    COMMON "denied_by comment decided_at" },
+	    COMMON "denied_by comment> decided_at" },
 	{ "lapsed", FORM_MAIL,
 	    COMMON "expires approvals_count approvals_required" },
 	{ "failed", FORM_MAIL,
@@ -57,7 +57,7 @@ static const struct tdef {
 	{ "approve_page", FORM_PAGE,
 	    COMMON "approver window expires approvals_required approvals_count " APPROVALS },
 	{ "result_page", FORM_PAGE,
-	    COMMON "title message comment approved denied refused" },
+	    COMMON "title message comment> approved denied refused" },
 	{ "elevate.css", FORM_STATIC, "" },
 };
 #define NTDEFS (sizeof(tdefs) / sizeof(tdefs[0]))

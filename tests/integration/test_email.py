@@ -318,7 +318,8 @@ def test_mail_link_page_and_approve(ctx):
     m = wait_mail(smtp, 1, pred=lambda m: m['rcpt'] == ['alice@example.com'])[0]
     assert str(m['msg']['Subject']).startswith('Approved: prod-readonly'), m['msg']['Subject']
     text = mail_parts(m['msg'])['text/plain']
-    assert re.search(r'- carol at \d{4}-\d\d-\d\dT[\d:]+Z: %s' % re.escape(comment), text), text
+    assert re.search(r'\n  - carol at \d{4}-\d\d-\d\dT[\d:]+Z\r?\n    > %s\r?\n' %
+                     re.escape(comment), text), text
     # the approval mails went out once each: nobody got a second approval mail
     assert len(approval_mails(smtp, rid)) == 2
 
@@ -521,7 +522,7 @@ def test_hostile_and_unicode_input(ctx):
         parts = mail_parts(m['msg'])
         text, html = parts['text/plain'], parts['text/html']
         assert HOSTILE in text and UNICODE in text, text
-        assert '\n%s\n' % injected in text.replace('\r\n', '\n'), text   # a body line
+        assert '\n  > %s\n' % injected in text.replace('\r\n', '\n'), text   # a quoted line
         assert '<script' not in html.lower() and '<img' not in html.lower(), html
         assert '&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;' \
             in html.replace('&#39;', "'").replace('&quot;', '"'), html
@@ -585,6 +586,42 @@ def test_hostile_and_unicode_input(ctx):
         assert want in subject, (want, subject)
     text = mail_parts(m['msg'])['text/plain']
     assert UNICODE in text and HOSTILE in text, text
+
+    # Issue 9: a reason of blank lines and a fake "open this link" (and a ticket with the
+    # fake link) cannot pass for the mail's own words: in the plain-text part the real link
+    # comes first and every line the requester typed is quoted, the blank ones too
+    fake = 'http://evil.example/approve/AAAAAAAAAAAA'
+    attack = 'need the logs\n\n\n\nTo approve or deny, open this link:\n\n%s\n\n' % fake
+    st, j = b.api('alice', 'POST', '/v1/requests', {'profile': 'dev', 'duration': '15m',
+                                                     'reason': attack,
+                                                     'ticket': 'INC-9 ' + fake})
+    assert st == 201, (st, j)
+    rid = j['id']
+    msgs = wait_mail(smtp, 2, pred=lambda m: str(m['msg']['Subject']).startswith(
+        'Approve dev for alice? (%s) ' % rid))
+    assert sorted(m['rcpt'][0] for m in msgs) == ['carol@example.com', 'dave@example.com']
+    for m in msgs:
+        parts = mail_parts(m['msg'])
+        text, html = parts['text/plain'].replace('\r\n', '\n'), parts['text/html']
+        in_text, in_html = mail_links(m['msg'])
+        real = in_text[0]
+        assert real.startswith(b.url + '/approve/') and in_text[1:] == [fake, fake], in_text
+        assert in_html == [real], in_html
+        lines = text.split('\n')
+        assert real in lines, text                        # the real link, a line of its own
+        assert text.index(real) < text.index('evil.example'), text
+        assert [x for x in lines if x.startswith('To approve or deny')] == \
+            ['To approve or deny, open this link:'], text  # the mail's own sentence, once
+        for i, line in enumerate(lines):
+            if 'evil.example' in line:
+                assert line.startswith('  > '), (line, text)
+            if i == 0 or lines[i - 1] == '':              # a paragraph starts here
+                assert 'evil.example' not in line and not line.startswith(fake), (line, text)
+        quoted = ''.join('  >%s\n' % (' ' + x if x else '') for x in attack[:-1].split('\n'))
+        assert '\nReason given by alice:\n' + quoted + '\n' in text, text
+        assert '\n  > INC-9 %s\n' % fake in text, text
+        # the HTML part shows the real link before the requester's words too
+        assert html.index('href="%s"' % real) < html.index('evil.example'), html
 
 
 def test_outbox_survives_smtp_outage_and_restart(ctx):

@@ -160,22 +160,124 @@ test_approval_request_escaping(void **state)
 	/* The link keeps working in HTML: & becomes &amp; inside the attribute. */
 	assert_non_null(strstr(m.html, "href=\"https://elevate.example.com/approve/tok?a=1&amp;b=2\""));
 	/* Text: the value as typed, the link untouched. */
-	assert_non_null(strstr(m.text, "<script>alert('x')</script> & \"q\""));
+	assert_non_null(strstr(m.text, "  > <script>alert('x')</script> & \"q\"\n"));
 	assert_non_null(strstr(m.text, "https://elevate.example.com/approve/tok?a=1&b=2\n"));
 	/* Subject: one line whatever the values hold; the CR is dropped, the LF a space. */
 	assert_null(strchr(m.subject, '\r'));
 	assert_null(strchr(m.subject, '\n'));
 	assert_non_null(strstr(m.subject, "bob Bcc: evil@example.net"));
-	/* Optional sections: ticket shown when set, its line gone when not. */
-	assert_non_null(strstr(m.text, "  Ticket:     INC-42\n"));
+	/* Optional sections: ticket shown when set, its lines gone when not. */
+	assert_non_null(strstr(m.text, ":\n  > INC-42\n\n"));
 	template_mail_free(&m);
 	json_object_del(c, "ticket");
 	assert_int_equal(template_render_mail(ts, "approval_request", c, TEMPLATE_OUT_MAX, &m, &w),
 	    EL_OK);
 	assert_null(strstr(m.text, "Ticket"));
-	assert_non_null(strstr(m.text, "  Reason:     "));
+	assert_non_null(strstr(m.text, ":\n  > <script>"));
 	assert_null(strstr(m.text, "\n\n\n"));      /* standalone section lines vanish whole */
 	template_mail_free(&m);
+	json_decref(c);
+	template_set_free(ts);
+}
+
+/* Is every line of text that holds needle a quoted line ("> " after the indentation)? */
+static void
+assert_quoted_wherever(const char *text, const char *needle, const char *what)
+{
+	const char *hit = text, *ls;
+
+	while ((hit = strstr(hit, needle)) != NULL) {
+		for (ls = hit; ls > text && ls[-1] != '\n'; ls--)
+			;
+		while (*ls == ' ')
+			ls++;
+		if (strncmp(ls, "> ", 2) != 0)
+			fail_msg("%s: '%s' on a line that is not quoted:\n%s", what, needle, text);
+		hit++;
+	}
+}
+
+/*
+ * Issue 9: a reason of blank lines and a fake "open this link" line. In every mail each
+ * line a user typed (reason, ticket, comments) is quoted, CR LF or not, and the mail's
+ * own link or action comes before the first of them, in the text and the HTML part.
+ */
+static void
+test_user_text_quoted_in_every_mail(void **state)
+{
+	static const struct {
+		const char *mail;
+		const char *action;   /* the mail's own link or action, if it has one */
+		int reason, ticket, comment, approvals;
+	} mails[] = {
+		{ "approval_request", "https://elevate.example.com/approve/tok", 1, 1, 0, 0 },
+		{ "approved", "elevate creds req_7xk2m9", 1, 1, 0, 1 },
+		{ "denied", NULL, 1, 1, 1, 0 },
+		{ "lapsed", NULL, 1, 1, 0, 0 },
+		{ "decided_by_others", NULL, 1, 0, 0, 0 },
+		{ "failed", NULL, 0, 0, 0, 0 },
+		{ "ending_soon", NULL, 0, 0, 0, 0 },
+		{ "ended", NULL, 0, 0, 0, 0 },
+		{ "revocation_failed", NULL, 0, 0, 0, 0 },
+	};
+	static const char fake[] = "To approve or deny, open this link:";
+	struct template_set *ts = load_shipped();
+	struct template_mail m;
+	struct el_why w;
+	json_t *c = full_ctx();
+	const char *first, *p, *quoted;
+	size_t i;
+
+	(void)state;
+	json_object_set_new(c, "reason", json_string("Investigate INC-42\r\n\r\n\r\n"
+	    "To approve or deny, open this link:\r\n\r\nhttp://evil.example/approve/AAAA\n"
+	    "\n\ttabbed http://evil.example/2\r\n"));
+	json_object_set_new(c, "ticket", json_string("INC-42 http://evil.example/t"));
+	json_object_set_new(c, "comment", json_string("no\n\nGet credentials: "
+	    "http://evil.example/c"));
+	json_object_set_new(c, "approvals", json_pack("[{s:s, s:s, s:s, s:s}]", "approver",
+	    "carol", "decision", "approve", "comment", "ok\n\nhttp://evil.example/a",
+	    "decided_at", "2026-11-22T03:29:00Z"));
+	for (i = 0; i < sizeof(mails) / sizeof(mails[0]); i++) {
+		assert_int_equal(template_render_mail(ts, mails[i].mail, c, TEMPLATE_OUT_MAX,
+		    &m, &w), EL_OK);
+		assert_quoted_wherever(m.text, "evil", mails[i].mail);
+		assert_quoted_wherever(m.text, "INC-42", mails[i].mail);
+		/* Every line of the reason, the empty ones too; the CRs gone. */
+		if (mails[i].reason)
+			assert_non_null(strstr(m.text, "\n  > Investigate INC-42\n  >\n  >\n"
+			    "  > To approve or deny, open this link:\n  >\n"
+			    "  > http://evil.example/approve/AAAA\n  >\n"
+			    "  > \ttabbed http://evil.example/2\n\n"));
+		else
+			assert_null(strstr(m.text, "evil.example/approve"));
+		if (mails[i].ticket)
+			assert_non_null(strstr(m.text, "\n  > INC-42 http://evil.example/t\n"));
+		if (mails[i].comment)
+			assert_non_null(strstr(m.text, "\n  > no\n  >\n"
+			    "  > Get credentials: http://evil.example/c\n"));
+		if (mails[i].approvals)
+			assert_non_null(strstr(m.text, "\n  - carol at 2026-11-22T03:29:00Z\n"
+			    "    > ok\n    >\n    > http://evil.example/a\n"));
+		assert_null(strchr(m.text, '\r'));
+		/* The mail's own words are never quoted; its link or action comes first. */
+		p = strstr(m.text, fake);
+		quoted = strstr(m.text, "  > To approve");
+		if (strcmp(mails[i].mail, "approval_request") == 0) {
+			assert_true(p != NULL && p > m.text && p[-1] == '\n');
+			p = strstr(p + 1, fake);
+		}
+		assert_ptr_equal(p, mails[i].reason ? quoted + 4 : NULL);
+		if (mails[i].action != NULL) {
+			first = strstr(m.text, "evil");
+			p = strstr(m.text, mails[i].action);
+			assert_true(p != NULL && first != NULL && p < first);
+			first = strstr(m.html, "evil");
+			p = strstr(m.html, mails[i].action);
+			assert_true(p != NULL && first != NULL && p < first);
+		}
+		template_mail_free(&m);
+	}
 	json_decref(c);
 	template_set_free(ts);
 }
@@ -596,6 +698,10 @@ test_set_load_reports_every_problem(void **state)
 	/* 6: the stylesheet takes no variables; 7: an unbalanced section in a page. */
 	put(dir, "elevate.css", "a { color: red }\n{{x}}\n", 22);
 	put(dir, "result_page.html", "<h1>{{title}}</h1>\n{{#approved}}\nok\n", 36);
+	/* 8: a quoted block in a subject (one line), 9: a reason shown unquoted in a body;
+	 * a reason in a subject is fine. */
+	put(dir, "approved.txt", "Subject: {{>reason}}\n\nok\n", 25);
+	put(dir, "denied.txt", "Subject: {{reason}}\n\nok\n{{reason}}\n", 34);
 
 	diags_init(&d);
 	assert_int_equal(template_set_load(dir, &ts, &d), EL_ECONFIG);
@@ -603,7 +709,7 @@ test_set_load_reports_every_problem(void **state)
 	f = fopen("/dev/null", "w");
 	diags_print(&d, f);
 	fclose(f);
-	assert_int_equal(d.n, 7);
+	assert_int_equal(d.n, 9);
 	assert_true(has_diag(&d, "/approval_request.txt", 4, 7, "unknown variable 'aws_code'"));
 	assert_true(has_diag(&d, "/denied.html", 1, 4, "'comment' may not be inserted raw"));
 	assert_true(has_diag(&d, "/lapsed.txt", 1, 1, "Subject"));
@@ -611,6 +717,8 @@ test_set_load_reports_every_problem(void **state)
 	assert_true(has_diag(&d, "/ended.html", 0, 0, "missing template"));
 	assert_true(has_diag(&d, "/elevate.css", 2, 1, "unknown variable 'x'"));
 	assert_true(has_diag(&d, "/result_page.html", 2, 1, "{{#approved}} is never closed"));
+	assert_true(has_diag(&d, "/approved.txt", 1, 10, "only in the body of a text template"));
+	assert_true(has_diag(&d, "/denied.txt", 4, 1, "'reason' is text a user typed"));
 	diags_free(&d);
 	rm_dir(dir);
 }
@@ -637,6 +745,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shipped_load_and_render_all),
 		cmocka_unit_test(test_approval_request_escaping),
+		cmocka_unit_test(test_user_text_quoted_in_every_mail),
 		cmocka_unit_test(test_approve_page),
 		cmocka_unit_test(test_result_page),
 		cmocka_unit_test(test_mustache_semantics),
