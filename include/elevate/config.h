@@ -38,7 +38,10 @@ struct config {
 	char *admins;              /* principal */
 	int64_t max_body;
 	int64_t max_connections;
+	int64_t max_connections_per_address;   /* 0: no limit */
+	int64_t request_timeout;   /* seconds to deliver a whole request */
 	int64_t connection_timeout;
+	int64_t http_threads;
 	int64_t ending_soon;       /* seconds before the window end to mail the requester; 0 off */
 	char *revoke_policy_name;  /* inline policy holding early-revoked sessions */
 	char *log_level;

@@ -1,7 +1,8 @@
 /*
- * http.c — owns the listener: libmicrohttpd set-up with ceilings (connections, header
- * memory, body size, timeouts), the router over the route groups, request signature
- * checks for signed routes, and JSON/page responses with their security headers.
+ * http.c — owns the listener: libmicrohttpd set-up (epoll, a thread pool) with ceilings
+ * (connections in all and per address, header memory, body size, timeouts, the request
+ * deadline of http_guard.c), the router over the route groups, request signature checks
+ * for signed routes, and JSON/page responses with their security headers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,18 +11,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "elevate/log.h"
 #include "elevate/reqsig.h"
 #include "http.h"
+#include "http_guard.h"
 
 #define HEADER_MEMORY (32 * 1024)
+/* Descriptors besides connections: store, logs, AWS and SMTP clients, epoll, pipes. */
+#define FD_RESERVE 256
 
 struct http_server {
 	struct MHD_Daemon *d;
 	struct engine *engine;
 	const struct config *cfg;
+	struct http_guard *guard;
 	char *cert, *key;
 };
 
@@ -368,8 +374,8 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int i;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	http_guard_rearm(conn);
 	if (rq == NULL)
 		return;
 	for (i = 0; i < HTTP_MAX_CAPTURES; i++)
@@ -416,6 +422,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	http_guard_request_read(conn);
 	if (rq->too_big)
 		return (enum MHD_Result)http_error(rq, 413, "payload_too_large", "the body is "
 		    "larger than %lld bytes", (long long)rq->cfg->max_body);
@@ -456,14 +463,46 @@ parse_listen(const char *listen, struct sockaddr_in *sa, struct el_why *w)
 	return EL_OK;
 }
 
+/*
+ * Every connection is a descriptor: raise the soft open-file limit to fit max_connections
+ * (up to the hard limit) and say so; when even the hard limit is short, serve fewer.
+ */
+static unsigned
+fit_connections(unsigned want)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)want + FD_RESERVE, was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return want;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("raised the open-file limit from %llu to %llu for limits.max_connections "
+		    "%u", (unsigned long long)was, (unsigned long long)rl.rlim_cur, want);
+	else
+		rl.rlim_cur = was;
+	if (rl.rlim_cur >= need)
+		return want;
+	need = rl.rlim_cur > FD_RESERVE + 4 ? rl.rlim_cur - FD_RESERVE : 4;
+	log_warn("the open-file limit (%llu, hard limit %llu) fits only %llu of "
+	    "limits.max_connections %u: raise it (systemd: LimitNOFILE=)",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+	    (unsigned long long)need, want);
+	return (unsigned)need;
+}
+
 enum el_err
 http_start(const struct config *cfg, struct engine *e, struct http_server **out,
     struct el_why *w)
 {
 	struct http_server *s;
 	struct sockaddr_in sa;
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};   /* set with tls.cert */
+	/* epoll threads each serve many connections; ITC lets http_quiesce() stop them. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned conns;
 	enum el_err r;
 
 	if ((r = parse_listen(cfg->listen, &sa, w)) != EL_OK)
@@ -479,32 +518,37 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 			return r;
 		}
 		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert};
+		tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->key};
+		tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	}
-	if (cfg->tls_cert != NULL)
-		s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		    MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-		    MHD_OPTION_END);
-	else
-		s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		    MHD_OPTION_END);
+	conns = fit_connections((unsigned)cfg->max_connections);
+	/* Connections still waiting for their request may take three quarters of the slots;
+	 * beyond that a new one closes the oldest. */
+	if ((r = http_guard_new(cfg->request_timeout, conns - conns / 4, &s->guard, w)) != EL_OK) {
+		http_stop(s);
+		return r;
+	}
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, http_guard_notify, s->guard,
+	    MHD_OPTION_CONNECTION_LIMIT, conns,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_address,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+	    MHD_OPTION_ARRAY, tls,
+	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		http_stop(s);
 		return el_fail(w, EL_EIO, "cannot listen on %s: %s", cfg->listen, strerror(errno));
 	}
+	log_info("http: %u threads, at most %u connections (per address: %lld, 0 is no limit), "
+	    "a request must arrive within %llds", (unsigned)cfg->http_threads, conns,
+	    (long long)cfg->max_connections_per_address, (long long)cfg->request_timeout);
 	*out = s;
 	return EL_OK;
 }
@@ -523,6 +567,7 @@ http_stop(struct http_server *s)
 		return;
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d);
+	http_guard_free(s->guard);
 	if (s->key != NULL) {
 		explicit_bzero(s->key, strlen(s->key));
 		free(s->key);

@@ -130,8 +130,11 @@ defaults(void **state)
 	assert_string_equal(c->auditors, "group:security");
 	assert_string_equal(c->admins, "group:platform-admins");
 	assert_int_equal(c->max_body, 65536);
-	assert_int_equal(c->max_connections, 256);
+	assert_int_equal(c->max_connections, 4096);
+	assert_int_equal(c->max_connections_per_address, 64);
+	assert_int_equal(c->request_timeout, 10);
 	assert_int_equal(c->connection_timeout, 30);
+	assert_int_equal(c->http_threads, 8);
 	assert_int_equal(c->ending_soon, 300);
 	assert_string_equal(c->revoke_policy_name, "elevate-revoked-sessions");
 	assert_string_equal(c->log_level, "info");
@@ -185,7 +188,8 @@ values_of_every_type(void **state)
 	    "\"smtp\": {\"require_starttls\": true, \"timeout\": \"2m\", \"max_attempts\": 100},"
 	    "\"aws\": {\"timeout\": 120, \"max_attempts\": 1, \"endpoint\": \"http://127.0.0.1:4566\","
 	    " \"endpoints\": {\"ec2\": \"http://e\"}},"
-	    "\"limits\": {\"max_body\": 1024, \"connection_timeout\": \"1h\"},"
+	    "\"limits\": {\"max_body\": 1024, \"connection_timeout\": \"1h\","
+	    " \"max_connections_per_address\": 0, \"request_timeout\": \"5m\", \"http_threads\": 1},"
 	    "\"mail\": {\"ending_soon\": 0}, \"log\": {\"level\": \"debug\", \"syslog\": true}}"),
 	    EL_OK);
 	assert_string_equal(c->listen, "0.0.0.0:9000");
@@ -199,6 +203,9 @@ values_of_every_type(void **state)
 	assert_string_equal(c->aws_endpoint_ec2, "http://e");
 	assert_int_equal(c->max_body, 1024);
 	assert_int_equal(c->connection_timeout, 3600);
+	assert_int_equal(c->max_connections_per_address, 0);
+	assert_int_equal(c->request_timeout, 300);
+	assert_int_equal(c->http_threads, 1);
 	assert_int_equal(c->ending_soon, 0);
 	assert_string_equal(c->log_level, "debug");
 	assert_true(c->log_syslog);
@@ -252,7 +259,8 @@ bounds(void **state)
 	assert_int_equal(load(f, "{\"smtp\": {\"timeout\": \"601s\", \"max_attempts\": 0},"
 	    " \"aws\": {\"timeout\": \"0\", \"max_attempts\": 21},"
 	    " \"limits\": {\"max_body\": 1023, \"max_connections\": 65537,"
-	    " \"connection_timeout\": \"1h30\"},"
+	    " \"connection_timeout\": \"1h30\", \"max_connections_per_address\": -1,"
+	    " \"request_timeout\": \"301s\", \"http_threads\": 65},"
 	    " \"mail\": {\"ending_soon\": \"1d1s\"},"
 	    " \"audit\": {\"checkpoint_every\": -1}}"), EL_ECONFIG);
 	expect_diag(f, "$.smtp.timeout", "600");
@@ -262,9 +270,12 @@ bounds(void **state)
 	expect_diag(f, "$.limits.max_body", "1024");
 	expect_diag(f, "$.limits.max_connections", "65536");
 	expect_diag(f, "$.limits.connection_timeout", "duration");
+	expect_diag(f, "$.limits.max_connections_per_address", "0 to 65536");
+	expect_diag(f, "$.limits.request_timeout", "300");
+	expect_diag(f, "$.limits.http_threads", "1 to 64");
 	expect_diag(f, "$.mail.ending_soon", "86400");
 	expect_diag(f, "$.audit.checkpoint_every", NULL);
-	assert_int_equal(diags_count(&f->d), 9);
+	assert_int_equal(diags_count(&f->d), 12);
 	assert_int_equal(f->cfg.smtp_timeout, 30);
 	assert_int_equal(f->cfg.max_body, 65536);
 
