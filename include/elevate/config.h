@@ -18,6 +18,7 @@ struct config {
 	char *listen;              /* "127.0.0.1:8443" */
 	char *public_url;          /* links in mails are built from this, never from Host */
 	char *tls_cert, *tls_key;
+	char *trusted_proxy;       /* its X-Forwarded-For names the client; NULL: none */
 	char *state_dir;
 	char *policies;
 	char *templates;
@@ -34,6 +35,8 @@ struct config {
 	char *audit_file;
 	bool audit_syslog;
 	int64_t audit_checkpoint_every;
+	int64_t refusal_interval;     /* seconds: one summary per reason per interval */
+	int64_t refusals_individual;  /* anonymous refusals audited one by one per interval */
 	char *auditors;            /* principal */
 	char *admins;              /* principal */
 	int64_t max_body;
@@ -42,6 +45,9 @@ struct config {
 	int64_t request_timeout;   /* seconds to deliver a whole request */
 	int64_t connection_timeout;
 	int64_t http_threads;
+	int64_t refusal_burst;        /* per-address throttle: bucket size ... */
+	int64_t refusal_rate;         /* ... and refusals earned back per minute */
+	int64_t refusal_addresses;    /* addresses tracked */
 	int64_t ending_soon;       /* seconds before the window end to mail the requester; 0 off */
 	char *revoke_policy_name;  /* inline policy holding early-revoked sessions */
 	char *log_level;

@@ -29,12 +29,19 @@ void engine_close(struct engine *e);
 /* Loads policies again; on any problem keeps the old set and reports it in d. */
 enum el_err engine_reload_policy(struct engine *e, struct diags *d);
 
-/* Authentication of a signed API call. On failure *code is "bad_signature",
- * "clock_skew", "replayed_nonce" or "unknown_user" and the refusal is audited. */
+/* Is the source address peer (as text) throttled for its refusals? Then *retry_after
+ * gets the seconds to wait. Costs no store access: asked before any signature check. */
+bool engine_throttled(struct engine *e, const char *peer, int *retry_after);
+/* Authentication of a signed API call from source address peer. On failure *code is
+ * "bad_signature", "clock_skew", "replayed_nonce" or "unknown_user", and the refusal is
+ * counted against peer and audited (the first few of each reason per interval one by
+ * one, the rest in a summary record). */
 enum el_err engine_authenticate(struct engine *e, const struct reqsig_fields *f,
-    const char *signature, const char **code, struct el_why *w);
+    const char *signature, const char *peer, const char **code, struct el_why *w);
 
-/* API operations. `user` is authenticated. *out is a new reference on success. */
+/* API operations. `user` is authenticated. *out is a new reference on success. A refusal
+ * (EL_EPERM; or EL_ENOENT for a request the user may not see) is audited as
+ * authz.refused. */
 enum el_err engine_create_request(struct engine *e, const char *user, json_t *body,
     json_t **out, struct el_why *w);
 enum el_err engine_list_requests(struct engine *e, const char *user, const char *state,
@@ -62,11 +69,13 @@ enum el_err engine_revoke_many(struct engine *e, const char *user, json_t *body,
 enum el_err engine_audit_query(struct engine *e, const char *user, json_t *query,
     json_t **out, struct el_why *w);
 
-/* Approval pages (no signature: the token is the credential). The context is for the
- * approve_page / result_page templates; *status is the HTTP status to answer with. */
-enum el_err engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status);
+/* Approval pages (no signature: the token is the credential), from source address peer.
+ * The context is for the approve_page / result_page templates; *status is the HTTP status
+ * to answer with. A link that does not verify is refused like a bad API signature. */
+enum el_err engine_token_page(struct engine *e, const char *token, const char *peer,
+    json_t **ctx, int *status);
 enum el_err engine_token_decide(struct engine *e, const char *token, bool approve,
-    const char *comment, json_t **ctx, int *status);
+    const char *comment, const char *peer, json_t **ctx, int *status);
 /* Renders a page template (HTML) or the stylesheet. Caller frees *out. */
 enum el_err engine_render_page(struct engine *e, const char *name, json_t *ctx, char **out);
 

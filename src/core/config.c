@@ -2,6 +2,7 @@
  * config.c — owns elevated.json: the one table of configuration keys (type, default,
  * bounds, help), loading with defaults, and validation that reports every problem.
  */
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@ static const struct cfg_key keys[] = {
 	K("listen", CFG_STR, listen, "127.0.0.1:8443", 0, 0, "address:port to listen on"),
 	K("public_url", CFG_STR, public_url, NULL, 0, 0,
 	    "base URL of approval links (default http://LISTEN)"),
+	K("trusted_proxy", CFG_STR, trusted_proxy, NULL, 0, 0,
+	    "address of a reverse proxy in front: requests from it are taken to come from the "
+	    "last address its X-Forwarded-For names (refusals, throttling, audit)"),
 	K("tls.cert", CFG_STR, tls_cert, NULL, 0, 0, "PEM certificate; no tls = plain HTTP"),
 	K("tls.key", CFG_STR, tls_key, NULL, 0, 0, "PEM private key"),
 	K("state_dir", CFG_STR, state_dir, "/var/lib/elevate", 0, 0,
@@ -57,6 +61,11 @@ static const struct cfg_key keys[] = {
 	K("audit.syslog", CFG_BOOL, audit_syslog, "false", 0, 0, "also send records to syslog"),
 	K("audit.checkpoint_every", CFG_INT, audit_checkpoint_every, "100", 1, 100000,
 	    "sign the chain head every N records"),
+	K("audit.refusal_interval", CFG_DURATION, refusal_interval, "60s", 1, 3600,
+	    "anonymous refusals (bad signature, unknown user, bad link) beyond the first few "
+	    "are counted, and audited as one summary per reason per interval"),
+	K("audit.refusals_individual", CFG_INT, refusals_individual, "5", 0, 1000,
+	    "anonymous refusals of each reason audited one by one per interval"),
 	K("auditors", CFG_STR, auditors, "group:security", 0, 0, "who may read the audit API"),
 	K("admins", CFG_STR, admins, "group:platform-admins", 0, 0,
 	    "who may revoke any grant and see every request"),
@@ -71,6 +80,12 @@ static const struct cfg_key keys[] = {
 	    "idle connection timeout"),
 	K("limits.http_threads", CFG_INT, http_threads, "8", 1, 64,
 	    "threads serving connections (epoll, each serves many)"),
+	K("limits.refusal_burst", CFG_INT, refusal_burst, "30", 1, 1000000,
+	    "anonymous refusals a source address may collect before it is answered 429"),
+	K("limits.refusal_rate", CFG_INT, refusal_rate, "30", 1, 1000000,
+	    "refusals per minute an address is forgiven (earns back)"),
+	K("limits.refusal_addresses", CFG_INT, refusal_addresses, "4096", 16, 1048576,
+	    "source addresses tracked; the least recently seen is forgotten"),
 	K("mail.ending_soon", CFG_DURATION, ending_soon, "5m", 0, 86400,
 	    "warn the requester this long before the window ends (0: never)"),
 	K("revoke.policy_name", CFG_STR, revoke_policy_name, "elevate-revoked-sessions", 0, 0,
@@ -255,6 +270,12 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 		diags_add(d, path, "$.log.level", 0, 0, "must be error, warn, info or debug");
 	if (strchr(cfg->listen, ':') == NULL)
 		diags_add(d, path, "$.listen", 0, 0, "must be address:port");
+	if (cfg->trusted_proxy != NULL) {
+		unsigned char bin[16];
+		if (inet_pton(AF_INET, cfg->trusted_proxy, bin) != 1 &&
+		    inet_pton(AF_INET6, cfg->trusted_proxy, bin) != 1)
+			diags_add(d, path, "$.trusted_proxy", 0, 0, "must be an IP address");
+	}
 	return diags_count(d) == before ? EL_OK : EL_ECONFIG;
 }
 

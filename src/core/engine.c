@@ -139,6 +139,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	pthread_mutex_init(&e->ckpt_mu, NULL);
 	pthread_mutex_init(&e->role_mu, NULL);
 	pthread_mutex_init(&e->stat_mu, NULL);
+	pthread_mutex_init(&e->refuse_mu, NULL);
 	diags_init(&d);
 
 	if (el_mkdirs(cfg->state_dir, 0700) != EL_OK) {
@@ -201,6 +202,10 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	if ((r = aws_client_new(&ac, &e->aws, w)) != EL_OK)
 		goto fail;
 	aws_client_set_observer(e->aws, engine_aws_observer, e);
+	if ((r = engine_refusals_open(e)) != EL_OK) {
+		el_fail(w, r, "cannot set up the per-address refusal throttle");
+		goto fail;
+	}
 	diags_free(&d);
 	*out = e;
 	return EL_OK;
@@ -234,6 +239,7 @@ engine_close(struct engine *e)
 		pthread_mutex_unlock(&e->ckpt_mu);
 		export_audit(e);
 	}
+	engine_refusals_close(e);
 	aws_client_free(e->aws);
 	template_set_free(e->templates);
 	if (e->policy != NULL)
@@ -524,6 +530,9 @@ engine_stop(struct engine *e)
 		pthread_join(e->mailer, NULL);
 	e->reaper_started = e->mailer_started = 0;
 	engine_workers_wait(e);
+	/* What was counted and not yet summarised is not lost on a clean stop. */
+	if (was_running)
+		engine_refusals_flush(e, el_now(), true);
 	if (was_running && engine_tx_begin(e) == EL_OK) {
 		engine_audit(e, "system", "daemon.stopped", NULL, NULL);
 		engine_tx_commit(e);
@@ -534,7 +543,7 @@ engine_stop(struct engine *e)
 
 enum el_err
 engine_authenticate(struct engine *e, const struct reqsig_fields *f, const char *signature,
-    const char **code, struct el_why *w)
+    const char *peer, const char **code, struct el_why *w)
 {
 	struct policy *p = engine_policy(e);
 	const struct pol_user *u;
@@ -592,10 +601,7 @@ refuse:
 	atomic_fetch_add(&e->auth_refused_total, 1);
 	data = json_pack("{s:s, s:s?, s:s?, s:s?}", "reason", *code, "user", f->user,
 	    "method", f->method, "path", f->path_query);
-	if (engine_tx_begin(e) == EL_OK) {
-		engine_audit(e, "anonymous", "auth.refused", NULL, data);
-		engine_tx_commit(e);
-	}
+	engine_refused_anon(e, "auth.refused", *code, peer, data);
 	json_decref(data);
 	goto out;
 unavailable:
@@ -711,9 +717,8 @@ is_auditor(struct engine *e, const struct policy *p, const char *user)
 	return e->cfg->auditors != NULL && policy_principal_has(p, e->cfg->auditors, user);
 }
 
-/* May user see request r? requester, its possible approvers, auditors, admins. */
-static bool
-may_view(struct engine *e, const struct policy *p, const char *user,
+bool
+engine_may_view(struct engine *e, const struct policy *p, const char *user,
     const struct store_request *r)
 {
 	const struct pol_profile *pp;
@@ -729,9 +734,8 @@ may_view(struct engine *e, const struct policy *p, const char *user,
 	return false;
 }
 
-/* Loads request id and checks the caller may see it (404 either way, not to leak ids). */
-static enum el_err
-load_visible(struct engine *e, const struct policy *p, const char *user, const char *id,
+enum el_err
+engine_load_visible(struct engine *e, const struct policy *p, const char *user, const char *id,
     struct store_request *r, struct el_why *w)
 {
 	enum el_err rc;
@@ -742,11 +746,25 @@ load_visible(struct engine *e, const struct policy *p, const char *user, const c
 		return el_fail(w, EL_ENOENT, "no request %s", id);
 	if (rc != EL_OK)
 		return el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
-	if (!may_view(e, p, user, r)) {
+	if (!engine_may_view(e, p, user, r)) {
 		store_request_free(r);
 		return el_fail(w, EL_ENOENT, "no request %s", id);
 	}
 	return EL_OK;
+}
+
+enum el_err
+engine_load_own(struct engine *e, const struct policy *p, const char *user, const char *id,
+    const char *what, struct store_request *r, struct el_why *w)
+{
+	enum el_err rc;
+
+	if ((rc = engine_load_visible(e, p, user, id, r, w)) != EL_OK ||
+	    strcmp(r->requester, user) == 0)
+		return rc;
+	rc = el_fail(w, EL_EPERM, "only the requester (%s) may %s %s", r->requester, what, id);
+	store_request_free(r);
+	return rc;
 }
 
 /* ---- create ---- */
@@ -844,7 +862,7 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	*out = engine_request_json(e, &r);
 out:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "request.create", NULL, rc, w);
 }
 
 /* ---- read ---- */
@@ -876,7 +894,7 @@ engine_list_requests(struct engine *e, const char *user, const char *state, bool
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++) {
-		if (may_view(e, p, user, &v[i]))
+		if (engine_may_view(e, p, user, &v[i]))
 			json_array_append_new(arr, engine_request_json(e, &v[i]));
 		store_request_free(&v[i]);
 	}
@@ -894,12 +912,12 @@ engine_get_request(struct engine *e, const char *user, const char *id, json_t **
 	struct store_request r;
 	enum el_err rc;
 
-	if ((rc = load_visible(e, p, user, id, &r, w)) == EL_OK) {
+	if ((rc = engine_load_visible(e, p, user, id, &r, w)) == EL_OK) {
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
 	}
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "request.show", id, rc, w);
 }
 
 /* ---- decide ---- */
@@ -1091,7 +1109,7 @@ engine_decide_as(struct engine *e, const char *user, const char *id, bool approv
 		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
 	}
-	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK) {
+	if ((rc = engine_load_visible(e, p, user, id, &r, w)) != EL_OK) {
 		engine_tx_rollback(e);
 		goto out;
 	}
@@ -1111,7 +1129,7 @@ engine_decide_as(struct engine *e, const char *user, const char *id, bool approv
 out:
 	store_request_free(&r);
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, approve ? "request.approve" : "request.deny", id, rc, w);
 }
 
 enum el_err
@@ -1141,13 +1159,8 @@ engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
 		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
 		goto out;
 	}
-	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+	if ((rc = engine_load_own(e, p, user, id, "cancel request", &r, w)) != EL_OK)
 		goto fail;
-	if (strcmp(r.requester, user) != 0) {
-		rc = el_fail(w, EL_EPERM, "only the requester (%s) may cancel request %s",
-		    r.requester, id);
-		goto fail;
-	}
 	if (r.state == RS_ACTIVATING) {
 		rc = el_fail(w, EL_ESTATE, "request %s is activating: it was approved and its "
 		    "credentials are being minted, so it can no longer be cancelled; end it with "
@@ -1177,7 +1190,7 @@ fail:
 out:
 	store_request_free(&r);
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "request.cancel", id, rc, w);
 }
 
 /* ---- revoke ---- */
@@ -1217,7 +1230,7 @@ mark_revoked(struct engine *e, const struct policy *p, const char *user, const c
 	enum el_err rc;
 	bool allowed;
 
-	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+	if ((rc = engine_load_visible(e, p, user, id, &r, w)) != EL_OK)
 		return rc;
 	allowed = strcmp(r.requester, user) == 0 || is_admin(e, p, user) ||
 	    policy_check_approver(p, r.profile, r.requester, user, NULL) == EL_OK;
@@ -1280,7 +1293,7 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 	}
 out:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "grant.revoke", id, rc, w);
 }
 
 static const struct jspec revoke_many_spec[] = {
@@ -1294,6 +1307,7 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 {
 	struct policy *p = engine_policy(e);
 	json_t *ids, *v, *arr;
+	const char *refused = NULL;
 	size_t i;
 	enum el_err rc;
 
@@ -1309,6 +1323,7 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 		    &w1)) != EL_OK) {
 			engine_tx_rollback(e);
 			el_fail(w, rc, "%s", w1.msg);
+			refused = json_string_value(v);
 			goto out;
 		}
 	}
@@ -1327,7 +1342,7 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 	*out = json_pack("{s:o}", "requests", arr);
 out:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "grant.revoke", refused, rc, w);
 }
 
 /* ---- extend ---- */
@@ -1353,13 +1368,8 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	if ((rc = jspec_check(body, extend_spec, sizeof(extend_spec) / sizeof(extend_spec[0]),
 	    w)) != EL_OK)
 		goto out;
-	if ((rc = load_visible(e, p, user, id, &parent, w)) != EL_OK)
+	if ((rc = engine_load_own(e, p, user, id, "extend request", &parent, w)) != EL_OK)
 		goto out;
-	if (strcmp(parent.requester, user) != 0) {
-		rc = el_fail(w, EL_EPERM, "only the requester (%s) may extend request %s",
-		    parent.requester, id);
-		goto out;
-	}
 	if (parent.state != RS_ACTIVE) {
 		rc = el_fail(w, EL_ESTATE, "request %s is %s: only an active grant can be extended",
 		    id, lifecycle_state_name(parent.state));
@@ -1408,7 +1418,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 out:
 	store_request_free(&parent);
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "request.extend", id, rc, w);
 }
 
 /* ---- credentials ---- */
@@ -1424,13 +1434,8 @@ engine_credentials(struct engine *e, const char *user, const char *id, json_t **
 	enum el_err rc;
 
 	memset(&g, 0, sizeof(g));
-	if ((rc = load_visible(e, p, user, id, &r, w)) != EL_OK)
+	if ((rc = engine_load_own(e, p, user, id, "fetch the credentials of", &r, w)) != EL_OK)
 		goto out_p;
-	if (strcmp(r.requester, user) != 0) {
-		rc = el_fail(w, EL_EPERM, "only the requester (%s) may fetch the credentials of %s",
-		    r.requester, id);
-		goto out;
-	}
 	if (r.state != RS_ACTIVE || el_now() >= r.window_end)
 		goto not_active;
 	/* Credentials that expire before the window ends are minted again, same session. */
@@ -1498,7 +1503,7 @@ out:
 	store_request_free(&r);
 out_p:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "grant.credentials", id, rc, w);
 }
 
 /* ---- audit ---- */
@@ -1571,7 +1576,7 @@ engine_audit_query(struct engine *e, const char *user, json_t *query, json_t **o
 	*out = json_pack("{s:o}", "records", recs);
 out:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "audit.read", NULL, rc, w);
 }
 
 enum el_err

@@ -977,12 +977,8 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 	if ((rc = jspec_check(body, session_spec, sizeof(session_spec) / sizeof(session_spec[0]),
 	    w)) != EL_OK)
 		goto out_p;
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK ||
-	    strcmp(r.requester, user) != 0) {
-		rc = el_fail(w, rc == EL_OK ? EL_EPERM : EL_ENOENT, rc == EL_OK ?
-		    "only the requester may start sessions of %s" : "no request %s", id);
-		goto out;
-	}
+	if ((rc = engine_load_own(e, p, user, id, "start sessions of", &r, w)) != EL_OK)
+		goto out_p;
 	if (r.state != RS_ACTIVE || el_now() >= r.window_end) {
 		rc = el_fail(w, EL_ESTATE, "request %s is %s: sessions start only while active",
 		    id, lifecycle_state_name(r.state));
@@ -1081,13 +1077,14 @@ out:
 	store_request_free(&r);
 out_p:
 	policy_release(p);
-	return rc;
+	return engine_authz(e, user, "session.start", id, rc, w);
 }
 
 enum el_err
 engine_terminate_session(struct engine *e, const char *user, const char *id,
     const char *session_id, json_t **out, struct el_why *w)
 {
+	struct policy *p = engine_policy(e);
 	struct store_request r;
 	struct store_session *ss = NULL;
 	struct aws_error err;
@@ -1096,11 +1093,8 @@ engine_terminate_session(struct engine *e, const char *user, const char *id,
 	json_t *data;
 	enum el_err rc;
 
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK || strcmp(r.requester, user) != 0) {
-		if (rc == EL_OK)
-			store_request_free(&r);
-		return el_fail(w, EL_ENOENT, "no request %s", id);
-	}
+	if ((rc = engine_load_own(e, p, user, id, "terminate sessions of", &r, w)) != EL_OK)
+		goto out_p;
 	if (store_session_list(e->store, id, &ss, &n) == EL_OK) {
 		for (i = 0; i < n; i++)
 			if (strcmp(ss[i].session_id, session_id) == 0)
@@ -1108,14 +1102,14 @@ engine_terminate_session(struct engine *e, const char *user, const char *id,
 		store_sessions_free(ss, n);
 	}
 	if (!found) {
-		store_request_free(&r);
-		return el_fail(w, EL_ENOENT, "request %s has no session %s", id, session_id);
+		rc = el_fail(w, EL_ENOENT, "request %s has no session %s", id, session_id);
+		goto out;
 	}
 	memset(&err, 0, sizeof(err));
 	if (aws_ssm_terminate_session(e->aws, NULL, r.region, session_id, &err) != EL_OK) {
-		store_request_free(&r);
-		return el_fail(w, EL_EAWS, "TerminateSession %s: %s %s", session_id, err.code,
+		rc = el_fail(w, EL_EAWS, "TerminateSession %s: %s %s", session_id, err.code,
 		    err.message);
+		goto out;
 	}
 	data = json_pack("{s:s, s:s}", "session_id", session_id, "aws_request_id",
 	    err.request_id);
@@ -1126,8 +1120,11 @@ engine_terminate_session(struct engine *e, const char *user, const char *id,
 	}
 	json_decref(data);
 	*out = json_pack("{s:s, s:s}", "SessionId", session_id, "state", "terminated");
+out:
 	store_request_free(&r);
-	return rc;
+out_p:
+	policy_release(p);
+	return engine_authz(e, user, "session.terminate", id, rc, w);
 }
 
 /* ---- the end of a window ---- */

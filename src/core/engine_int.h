@@ -15,6 +15,7 @@
 #include "elevate/engine.h"
 #include "elevate/lifecycle.h"
 #include "elevate/policy.h"
+#include "elevate/ratelimit.h"
 #include "elevate/store.h"
 #include "elevate/template.h"
 #include "elevate/token.h"
@@ -36,6 +37,19 @@ struct aws_stat {
 	uint64_t count;
 	double sum;
 	uint64_t bucket[ENGINE_HIST_BUCKETS];
+};
+
+/* Anonymous refusals of one kind (event and reason) in the current interval. */
+#define REFUSAL_KINDS 8
+#define REFUSAL_PEER_MAX 48
+struct refusal_kind {
+	char event[24];                   /* "auth.refused", "token.refused"; "" unused */
+	char reason[24];
+	int64_t since;                    /* the interval began (s); 0: none open */
+	int64_t individual;               /* audited one by one in it */
+	uint64_t count;                   /* counted in it, for its summary */
+	int64_t first_at, last_at;
+	char first_peer[REFUSAL_PEER_MAX], last_peer[REFUSAL_PEER_MAX];
 };
 
 struct role_info {
@@ -89,6 +103,11 @@ struct engine {
 	int64_t checkpoint_seq;
 	_Atomic int64_t healthy_at_ms;    /* last commit /healthz saw succeed */
 
+	/* anonymous refusals (engine_refuse.c) */
+	pthread_mutex_t refuse_mu;
+	struct refusal_kind refusals[REFUSAL_KINDS];
+	struct ratelimit *throttle;       /* per source address */
+
 	/* role id / max session cache */
 	pthread_mutex_t role_mu;
 	struct role_info *roles;
@@ -101,7 +120,7 @@ struct engine {
 	struct hist revoke_lag;           /* seconds from window end to ended */
 	_Atomic uint64_t approvals_total, denials_total, auth_refused_total;
 	_Atomic uint64_t mail_sent_total, mail_failed_total, revocations_failed_total;
-	_Atomic uint64_t tokens_refused_total;
+	_Atomic uint64_t tokens_refused_total, authz_refused_total, rate_limited_total;
 };
 
 /* The current policy, retained: release with policy_release(). */
@@ -181,6 +200,43 @@ enum el_err engine_notify_approvers(struct engine *e, const struct store_request
 enum el_err engine_notify_others(struct engine *e, const struct store_request *r,
     const char *outcome, const char *decided_by);
 void *engine_mailer_main(void *arg);
+
+/* engine_refuse.c */
+/* The per-address throttle from the config (engine_open), and its end (engine_close). */
+enum el_err engine_refusals_open(struct engine *e);
+void engine_refusals_close(struct engine *e);
+/*
+ * An anonymous refusal: one before the caller is known (a bad, unknown or replayed API
+ * signature: event auth.refused; an approval link whose signature does not verify:
+ * token.refused). It is charged to peer's throttle bucket; the first
+ * audit.refusals_individual of its reason in an interval are audited one by one (data,
+ * borrowed, gets "peer"), the rest only counted into one summary record per interval
+ * (engine_refusals_flush). The caller counts it in the metrics.
+ */
+void engine_refused_anon(struct engine *e, const char *event, const char *reason,
+    const char *peer, json_t *data);
+/* Writes the summaries of intervals that are over (every one when `all`: at shutdown),
+ * each in its own transaction. Returns when the next one is due (INT64_MAX: none). */
+int64_t engine_refusals_flush(struct engine *e, int64_t now, bool all);
+/*
+ * The end of an authenticated caller's operation, with no transaction open: a refusal
+ * (EL_EPERM, answered 403; or EL_ENOENT for a request that exists but `user` may not see,
+ * answered 404 like a missing one) is audited as authz.refused (actor user, request id,
+ * data {action, why}) and logged. Returns rc.
+ */
+enum el_err engine_authz(struct engine *e, const char *user, const char *action,
+    const char *id, enum el_err rc, const struct el_why *w);
+/* May user see request r? Its requester, its possible approvers, auditors, admins. */
+bool engine_may_view(struct engine *e, const struct policy *p, const char *user,
+    const struct store_request *r);
+/* Loads request id if user may see it; EL_ENOENT alike for a missing and a hidden one
+ * (not to leak ids). Caller frees r on EL_OK. */
+enum el_err engine_load_visible(struct engine *e, const struct policy *p, const char *user,
+    const char *id, struct store_request *r, struct el_why *w);
+/* The same for what only the requester may do (`what`: "cancel request", ...): EL_EPERM
+ * "only the requester (R) may WHAT ID" for anyone else who may see it. */
+enum el_err engine_load_own(struct engine *e, const struct policy *p, const char *user,
+    const char *id, const char *what, struct store_request *r, struct el_why *w);
 
 /* engine_sched.c */
 void *engine_reaper_main(void *arg);

@@ -1,7 +1,8 @@
 /*
  * engine_sched.c — owns time in the engine: the reaper thread that sleeps until the
  * earliest deadline (a pending request's TTL, an active window's end, an ending grant's
- * next attempt), then lapses, ends and revokes; start-up recovery; and /metrics.
+ * next attempt, the end of an interval of counted refusals), then lapses, ends and
+ * revokes and writes refusal summaries; start-up recovery; and /metrics.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -247,13 +248,16 @@ engine_reaper_main(void *arg)
 
 	for (;;) {
 		struct timespec ts;
-		int64_t next;
+		int64_t next, summary;
 
 		sweep(e);
+		summary = engine_refusals_flush(e, el_now(), false);
 		if (store_next_deadline(e->store, e->cfg->ending_soon, &next) != EL_OK)
 			next = el_now() + 1;   /* the store failed: look again soon, never never */
 		if (e->sync_next_at > 0 && e->sync_next_at < next)
 			next = e->sync_next_at;
+		if (summary < next)
+			next = summary;
 		pthread_mutex_lock(&e->wake_mu);
 		while (!e->stopping && !e->wake) {
 			if (next == INT64_MAX) {
@@ -321,12 +325,19 @@ engine_metrics(struct engine *e, struct dbuf *b)
 	    "# TYPE elevate_approvals_total counter\nelevate_approvals_total %llu\n"
 	    "# HELP elevate_denials_total Denials.\n# TYPE elevate_denials_total counter\n"
 	    "elevate_denials_total %llu\n"
-	    "# HELP elevate_auth_refused_total Refused API signatures.\n"
+	    "# HELP elevate_auth_refused_total Refused API signatures (each one, whether audited "
+	    "alone or in a summary).\n"
 	    "# TYPE elevate_auth_refused_total counter\nelevate_auth_refused_total %llu\n"
-	    "# HELP elevate_tokens_refused_total Refused approval links.\n"
-	    "# TYPE elevate_tokens_refused_total counter\nelevate_tokens_refused_total %llu\n",
+	    "# HELP elevate_tokens_refused_total Refused approval links (each one).\n"
+	    "# TYPE elevate_tokens_refused_total counter\nelevate_tokens_refused_total %llu\n"
+	    "# HELP elevate_authz_refused_total Operations refused to authenticated users.\n"
+	    "# TYPE elevate_authz_refused_total counter\nelevate_authz_refused_total %llu\n"
+	    "# HELP elevate_rate_limited_total Requests answered 429: their source address had "
+	    "too many refusals.\n"
+	    "# TYPE elevate_rate_limited_total counter\nelevate_rate_limited_total %llu\n",
 	    (unsigned long long)e->approvals_total, (unsigned long long)e->denials_total,
-	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total);
+	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total,
+	    (unsigned long long)e->authz_refused_total, (unsigned long long)e->rate_limited_total);
 	/* Overdue: ending grants whose window ended more than a second ago. */
 	if (store_request_due(e->store, RS_ENDING, "next_attempt_at", INT64_MAX - 1, 100000, &ids,
 	    &n) == EL_OK) {

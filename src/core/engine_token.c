@@ -2,7 +2,9 @@
  * engine_token.c — owns the approval links: checking a token (signature, expiry, request
  * still pending, approver still an approver, not decided yet, single use), the context
  * of the approval and result pages, and the decision a POST makes. Every refusal is
- * audited with its reason; a GET never changes state.
+ * audited with its reason and source address (a link whose signature does not verify is
+ * anonymous: counted and summarised like a bad API signature, engine_refuse.c); a GET
+ * never changes state.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +45,26 @@ refusal_ctx(struct engine *e, const struct store_request *r, const struct refusa
 	return ctx;
 }
 
+/* approver NULL: the link names nobody we can believe (its signature does not verify). */
 static void
 audit_refusal(struct engine *e, const char *approver, const char *request_id,
-    const struct refusal *f, const char *method)
+    const struct refusal *f, const char *method, const char *peer)
 {
 	json_t *data = json_pack("{s:s, s:s}", "reason", f->reason, "method", method);
 
 	atomic_fetch_add(&e->tokens_refused_total, 1);
+	if (approver == NULL || *approver == '\0') {
+		engine_refused_anon(e, "token.refused", f->reason, peer, data);
+		json_decref(data);
+		return;
+	}
+	json_object_set_new(data, "peer", json_string(peer ? peer : "unknown"));
 	if (engine_tx_begin(e) == EL_OK) {
-		engine_audit(e, approver && *approver ? approver : "anonymous", "token.refused",
-		    request_id, data);
+		engine_audit(e, approver, "token.refused", request_id, data);
 		engine_tx_commit(e);
 	}
 	json_decref(data);
-	log_info("approval link refused (%s) for %s", f->reason,
+	log_info("approval link of %s refused (%s) for %s", approver, f->reason,
 	    request_id ? request_id : "unknown request");
 }
 
@@ -65,8 +73,8 @@ audit_refusal(struct engine *e, const char *approver, const char *request_id,
  * otherwise *ctx is the refusal page and *status its code (already audited).
  */
 static enum el_err
-check_token(struct engine *e, const char *token, const char *method, struct token_claims *c,
-    struct store_request *r, json_t **ctx, int *status)
+check_token(struct engine *e, const char *token, const char *method, const char *peer,
+    struct token_claims *c, struct store_request *r, json_t **ctx, int *status)
 {
 	struct policy *p;
 	struct el_why w = {{0}};
@@ -81,13 +89,13 @@ check_token(struct engine *e, const char *token, const char *method, struct toke
 		/* An expired token still names its request and approver (signature held). */
 		f = rc == EL_ESTATE ? &R_EXPIRED : &R_INVALID;
 		audit_refusal(e, rc == EL_ESTATE ? c->approver : NULL,
-		    rc == EL_ESTATE ? c->request_id : NULL, f, method);
+		    rc == EL_ESTATE ? c->request_id : NULL, f, method, peer);
 		*ctx = refusal_ctx(e, NULL, f);
 		*status = f->status;
 		return EL_EAUTH;
 	}
 	if (store_request_get(e->store, c->request_id, r) != EL_OK) {
-		audit_refusal(e, c->approver, NULL, &R_INVALID, method);
+		audit_refusal(e, c->approver, NULL, &R_INVALID, method, peer);
 		*ctx = refusal_ctx(e, NULL, &R_INVALID);
 		*status = R_INVALID.status;
 		return EL_EAUTH;
@@ -107,7 +115,7 @@ check_token(struct engine *e, const char *token, const char *method, struct toke
 		store_approvals_free(ap, nap);
 	}
 	if (f != NULL) {
-		audit_refusal(e, c->approver, r->id, f, method);
+		audit_refusal(e, c->approver, r->id, f, method, peer);
 		*ctx = refusal_ctx(e, r, f);
 		*status = f->status;
 		store_request_free(r);
@@ -117,13 +125,14 @@ check_token(struct engine *e, const char *token, const char *method, struct toke
 }
 
 enum el_err
-engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status)
+engine_token_page(struct engine *e, const char *token, const char *peer, json_t **ctx,
+    int *status)
 {
 	struct token_claims c;
 	struct store_request r;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "GET", &c, &r, ctx, status) != EL_OK)
+	if (check_token(e, token, "GET", peer, &c, &r, ctx, status) != EL_OK)
 		return EL_OK;
 	/* engine_mail_ctx carries the approvals as the templates name them */
 	*ctx = engine_mail_ctx(e, &r, c.approver);
@@ -137,7 +146,7 @@ engine_token_page(struct engine *e, const char *token, json_t **ctx, int *status
 
 enum el_err
 engine_token_decide(struct engine *e, const char *token, bool approve, const char *comment,
-    json_t **ctx, int *status)
+    const char *peer, json_t **ctx, int *status)
 {
 	struct token_claims c;
 	struct store_request r;
@@ -146,7 +155,7 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 	enum el_err rc;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "POST", &c, &r, ctx, status) != EL_OK)
+	if (check_token(e, token, "POST", peer, &c, &r, ctx, status) != EL_OK)
 		return EL_OK;
 	/* Single use, even if a later policy change made the same approver vote again. */
 	if (engine_tx_begin(e) != EL_OK) {
@@ -155,7 +164,7 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 	}
 	if (store_nonce_use(e->store, "token", c.nonce_hex, c.approver, el_now()) != EL_OK) {
 		engine_tx_rollback(e);
-		audit_refusal(e, c.approver, r.id, &R_USED, "POST");
+		audit_refusal(e, c.approver, r.id, &R_USED, "POST", peer);
 		*ctx = refusal_ctx(e, &r, &R_USED);
 		*status = R_USED.status;
 		store_request_free(&r);

@@ -1,8 +1,9 @@
 /*
  * http.c — owns the listener: libmicrohttpd set-up (epoll, a thread pool) with ceilings
  * (connections in all and per address, header memory, body size, timeouts, the request
- * deadline of http_guard.c), the router over the route groups, request signature checks
- * for signed routes, and JSON/page responses with their security headers.
+ * deadline of http_guard.c), the router over the route groups, the 429 for source
+ * addresses with too many refusals, request signature checks for signed routes, and
+ * JSON/page responses with their security headers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,11 +45,12 @@ add_common_headers(struct MHD_Response *r)
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
 }
 
-int
-http_json(struct http_req *rq, unsigned status, json_t *body)
+/* http_json with a Retry-After header when retry_after > 0. */
+static int
+queue_json(struct http_req *rq, unsigned status, json_t *body, int retry_after)
 {
 	struct MHD_Response *r;
-	char *s;
+	char *s, retry[16];
 	int ret;
 
 	s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -64,9 +66,19 @@ http_json(struct http_req *rq, unsigned status, json_t *body)
 	}
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	add_common_headers(r);
+	if (retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%d", retry_after);
+		MHD_add_response_header(r, "Retry-After", retry);
+	}
 	ret = MHD_queue_response(rq->conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+int
+http_json(struct http_req *rq, unsigned status, json_t *body)
+{
+	return queue_json(rq, status, body, 0);
 }
 
 int
@@ -293,7 +305,7 @@ authenticate(struct http_req *rq)
 	if (strlen(f.user) > 64) {
 		return http_error(rq, 401, "unknown_user", "unknown user");
 	}
-	if ((r = engine_authenticate(rq->engine, &f, sig, &code, &w)) == EL_EDB)
+	if ((r = engine_authenticate(rq->engine, &f, sig, rq->peer, &code, &w)) == EL_EDB)
 		return http_engine_error(rq, r, &w);
 	if (r != EL_OK)
 		return http_error(rq, 401, code, "%s", w.msg);
@@ -301,12 +313,51 @@ authenticate(struct http_req *rq)
 	return -1;   /* authenticated: go on */
 }
 
+/* The client's address as text into rq->peer: the connection's source ("unknown" if it
+ * has none), or behind the trusted proxy the last address of X-Forwarded-For (the one the
+ * proxy added; what a client sent before it is not believed). */
+static void
+find_peer(struct http_req *rq)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	const char *xff, *last;
+	char addr[48];
+	unsigned char bin[sizeof(struct in6_addr)];
+	size_t n;
+
+	el_strlcpy(rq->peer, "unknown", sizeof(rq->peer));
+	ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+		    rq->peer, sizeof(rq->peer));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    rq->peer, sizeof(rq->peer));
+	if (rq->cfg->trusted_proxy == NULL || strcmp(rq->peer, rq->cfg->trusted_proxy) != 0 ||
+	    (xff = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	    "X-Forwarded-For")) == NULL)
+		return;
+	last = strrchr(xff, ',') ? strrchr(xff, ',') + 1 : xff;
+	last += strspn(last, " \t");
+	n = strcspn(last, " \t");
+	if (n == 0 || n >= sizeof(addr))
+		return;
+	memcpy(addr, last, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, bin) == 1 || inet_pton(AF_INET6, addr, bin) == 1)
+		el_strlcpy(rq->peer, addr, sizeof(rq->peer));
+}
+
 static int
 dispatch(struct http_req *rq)
 {
 	size_t g, i;
-	int path_known = 0;
+	int path_known = 0, retry = 0;
 
+	find_peer(rq);
 	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
 		for (i = 0; i < groups[g]->nroutes; i++) {
 			const struct route *rt = &groups[g]->routes[i];
@@ -322,6 +373,11 @@ dispatch(struct http_req *rq)
 				}
 				continue;
 			}
+			/* Before any signature check or store access. */
+			if (rt->auth != ROUTE_PUBLIC && engine_throttled(rq->engine, rq->peer, &retry))
+				return queue_json(rq, 429, json_pack("{s:{s:s, s:s}}", "error", "code",
+				    "rate_limited", "message", "too many refused requests from this "
+				    "address: try again later (see Retry-After)"), retry);
 			if (rt->auth == ROUTE_SIGNED && (ret = authenticate(rq)) != -1)
 				return ret;
 			return rt->handler(rq);

@@ -31,9 +31,12 @@ struct http_req {
 	int uri_too_long;
 	char *captures[HTTP_MAX_CAPTURES];
 	const char *user;                /* authenticated caller (signed routes) */
+	char peer[48];                   /* the client's address, as text (see find_peer) */
 };
 
-enum route_auth { ROUTE_PUBLIC, ROUTE_SIGNED };
+/* ROUTE_TOKEN: public, but the path carries a credential (an approval link). Signed and
+ * token routes are refused with 429 to a source address that had too many refusals. */
+enum route_auth { ROUTE_PUBLIC, ROUTE_SIGNED, ROUTE_TOKEN };
 
 struct route {
 	const char *method;

@@ -26,7 +26,7 @@ page(struct http_req *rq)
 	json_t *ctx = NULL;
 	int status = 200;
 
-	if (engine_token_page(rq->engine, rq->captures[0], &ctx, &status) != EL_OK)
+	if (engine_token_page(rq->engine, rq->captures[0], rq->peer, &ctx, &status) != EL_OK)
 		return http_error(rq, 500, "internal", "cannot show the request");
 	return render(rq, status, status == 200 ? "approve_page.html" : "result_page.html",
 	    ctx);
@@ -54,7 +54,7 @@ decide(struct http_req *rq)
 		return http_error(rq, 400, "bad_request", "the comment is longer than 1000 bytes");
 	}
 	if (engine_token_decide(rq->engine, rq->captures[0], strcmp(decision, "approve") == 0,
-	    comment && *comment ? comment : NULL, &ctx, &status) != EL_OK) {
+	    comment && *comment ? comment : NULL, rq->peer, &ctx, &status) != EL_OK) {
 		json_decref(form);
 		return http_error(rq, 500, "internal", "cannot record the decision");
 	}
@@ -73,8 +73,8 @@ stylesheet(struct http_req *rq)
 }
 
 static const struct route routes[] = {
-	{"GET", "/approve/*", ROUTE_PUBLIC, page},
-	{"POST", "/approve/*", ROUTE_PUBLIC, decide},
+	{"GET", "/approve/*", ROUTE_TOKEN, page},
+	{"POST", "/approve/*", ROUTE_TOKEN, decide},
 	{"GET", "/static/elevate.css", ROUTE_PUBLIC, stylesheet},
 };
 

@@ -127,6 +127,12 @@ defaults(void **state)
 	assert_null(c->audit_file);
 	assert_false(c->audit_syslog);
 	assert_int_equal(c->audit_checkpoint_every, 100);
+	assert_int_equal(c->refusal_interval, 60);
+	assert_int_equal(c->refusals_individual, 5);
+	assert_int_equal(c->refusal_burst, 30);
+	assert_int_equal(c->refusal_rate, 30);
+	assert_int_equal(c->refusal_addresses, 4096);
+	assert_null(c->trusted_proxy);
 	assert_string_equal(c->auditors, "group:security");
 	assert_string_equal(c->admins, "group:platform-admins");
 	assert_int_equal(c->max_body, 65536);
@@ -307,6 +313,22 @@ cross_checks(void **state)
 	expect_diag(f, "$.public_url", "http");
 	expect_diag(f, "$.log.level", "debug");
 	expect_diag(f, "$.listen", "port");
+
+	/* the proxy whose X-Forwarded-For is believed: an address, never a name */
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"trusted_proxy\": \"proxy.example.com\"}"), EL_ECONFIG);
+	expect_diag(f, "$.trusted_proxy", "IP address");
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"trusted_proxy\": \"::1\", \"limits\": "
+	    "{\"refusal_burst\": 5, \"refusal_rate\": 2}, \"audit\": "
+	    "{\"refusal_interval\": \"5m\", \"refusals_individual\": 0}}"), EL_OK);
+	assert_string_equal(f->cfg.trusted_proxy, "::1");
+	assert_int_equal(f->cfg.refusal_burst, 5);
+	assert_int_equal(f->cfg.refusal_rate, 2);
+	assert_int_equal(f->cfg.refusal_interval, 300);
+	assert_int_equal(f->cfg.refusals_individual, 0);
 }
 
 /* `elevated check` shows everything wrong in one run, not one problem per run. */
