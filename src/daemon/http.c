@@ -1,7 +1,7 @@
 /*
  * http.c — owns the listener: libmicrohttpd set-up (epoll, a thread pool) with ceilings
  * (connections in all and per address, header memory, body size, timeouts, the request
- * deadline of http_guard.c), the router over the route groups, the 429 for source
+ * deadline of http_guard.c), dispatch to the route httpparse.c finds, the 429 for source
  * addresses with too many refusals, request signature checks for signed routes, and
  * JSON/page responses with their security headers.
  */
@@ -30,10 +30,6 @@ struct http_server {
 	const struct config *cfg;
 	struct http_guard *guard;
 	char *cert, *key;
-};
-
-static const struct route_group *const groups[] = {
-	&routes_requests, &routes_approve, &routes_misc,
 };
 
 static void
@@ -163,124 +159,7 @@ http_body_json(struct http_req *rq, int *result)
 	return j;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent- and '+'-decoding into a new string. NULL on a bad escape or a NUL byte. */
-static char *
-form_decode(const char *s, size_t len)
-{
-	char *out = malloc(len + 1), *o = out;
-	size_t i;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '+')
-			*o++ = ' ';
-		else if (s[i] == '%') {
-			int h, l;
-			if (i + 2 >= len) {
-				free(out);
-				return NULL;
-			}
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0)) {
-				free(out);
-				return NULL;
-			}
-			*o++ = (char)(h * 16 + l);
-			i += 2;
-		} else
-			*o++ = s[i];
-	}
-	*o = '\0';
-	return out;
-}
-
-json_t *
-http_parse_form(const char *s, size_t len)
-{
-	json_t *o = json_object();
-	size_t i = 0;
-
-	while (o != NULL && i < len) {
-		size_t j = i, eq;
-		char *k, *v;
-
-		while (j < len && s[j] != '&')
-			j++;
-		for (eq = i; eq < j && s[eq] != '='; eq++)
-			;
-		k = form_decode(s + i, eq - i);
-		v = eq < j ? form_decode(s + eq + 1, j - eq - 1) : strdup("");
-		if (k == NULL || v == NULL) {
-			free(k);
-			free(v);
-			json_decref(o);
-			return NULL;
-		}
-		if (*k != '\0') {
-			json_t *js = json_string(v);   /* NULL when not UTF-8 */
-			if (js == NULL) {
-				free(k);
-				free(v);
-				json_decref(o);
-				return NULL;
-			}
-			json_object_set_new(o, k, js);
-		}
-		free(k);
-		free(v);
-		i = j + 1;
-	}
-	return o;
-}
-
-/* ---- routing ---- */
-
-static int
-match(const char *pattern, const char *path, struct http_req *rq)
-{
-	int ncap = 0;
-
-	while (*pattern && *path) {
-		if (*pattern == '*') {
-			const char *end = strchr(path, '/');
-			size_t n = end ? (size_t)(end - path) : strlen(path);
-			if (n == 0 || ncap >= HTTP_MAX_CAPTURES)
-				return 0;
-			if ((rq->captures[ncap] = strndup(path, n)) == NULL)
-				return 0;
-			ncap++;
-			path += n;
-			pattern++;
-			continue;
-		}
-		if (*pattern != *path)
-			goto no;
-		pattern++;
-		path++;
-	}
-	if (*pattern == '\0' && *path == '\0')
-		return 1;
-no:
-	while (ncap > 0) {
-		free(rq->captures[--ncap]);
-		rq->captures[ncap] = NULL;
-	}
-	return 0;
-}
+/* ---- signed routes and dispatch ---- */
 
 static int
 authenticate(struct http_req *rq)
@@ -354,38 +233,24 @@ find_peer(struct http_req *rq)
 static int
 dispatch(struct http_req *rq)
 {
-	size_t g, i;
-	int path_known = 0, retry = 0;
+	const struct route *rt;
+	int path_known, ret, retry = 0;
 
 	find_peer(rq);
-	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
-		for (i = 0; i < groups[g]->nroutes; i++) {
-			const struct route *rt = &groups[g]->routes[i];
-			int ret;
-
-			if (!match(rt->pattern, rq->path, rq))
-				continue;
-			if (strcmp(rt->method, rq->method) != 0) {
-				path_known = 1;
-				for (ret = 0; ret < HTTP_MAX_CAPTURES; ret++) {
-					free(rq->captures[ret]);
-					rq->captures[ret] = NULL;
-				}
-				continue;
-			}
-			/* Before any signature check or store access. */
-			if (rt->auth != ROUTE_PUBLIC && engine_throttled(rq->engine, rq->peer, &retry))
-				return queue_json(rq, 429, json_pack("{s:{s:s, s:s}}", "error", "code",
-				    "rate_limited", "message", "too many refused requests from this "
-				    "address: try again later (see Retry-After)"), retry);
-			if (rt->auth == ROUTE_SIGNED && (ret = authenticate(rq)) != -1)
-				return ret;
-			return rt->handler(rq);
-		}
-	if (path_known)
-		return http_error(rq, 405, "method_not_allowed", "%s is not allowed on %s",
-		    rq->method, rq->path);
-	return http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
+	if ((rt = http_route_find(rq->method, rq->path, rq->captures, &path_known)) == NULL) {
+		if (path_known)
+			return http_error(rq, 405, "method_not_allowed", "%s is not allowed on %s",
+			    rq->method, rq->path);
+		return http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
+	}
+	/* Before any signature check or store access. */
+	if (rt->auth != ROUTE_PUBLIC && engine_throttled(rq->engine, rq->peer, &retry))
+		return queue_json(rq, 429, json_pack("{s:{s:s, s:s}}", "error", "code",
+		    "rate_limited", "message", "too many refused requests from this "
+		    "address: try again later (see Retry-After)"), retry);
+	if (rt->auth == ROUTE_SIGNED && (ret = authenticate(rq)) != -1)
+		return ret;
+	return rt->handler(rq);
 }
 
 /* ---- libmicrohttpd callbacks ---- */

@@ -63,8 +63,16 @@ int http_engine_error(struct http_req *rq, enum el_err e, const struct el_why *w
 int http_page(struct http_req *rq, unsigned status, const char *content_type, char *body);
 /* Body as a JSON object (an empty body is {}). NULL after answering 400 itself. */
 json_t *http_body_json(struct http_req *rq, int *result);
+
+/* Parsing of request text (httpparse.c). */
 /* Query string / form body as a JSON object of strings (last value wins). New ref. */
 json_t *http_parse_form(const char *s, size_t len);
+/* The first route, in table order, whose pattern matches path and whose method is method;
+ * its '*' segments go to captures (all NULL on entry; caller frees). NULL when there is
+ * none, captures all NULL again and *path_known set when a route matched the path with
+ * another method (405 rather than 404). */
+const struct route *http_route_find(const char *method, const char *path,
+    char *captures[HTTP_MAX_CAPTURES], int *path_known);
 
 /* Server lifecycle. */
 struct http_server;
