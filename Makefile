@@ -1,4 +1,5 @@
-# elevate — plain Makefile. `make`, `make test`, `make demo`, `make SANITIZER=address,undefined test`.
+# elevate — plain Makefile. `make`, `make test`, `make demo`, `make SANITIZER=address,undefined test`,
+# `make fuzz [FUZZ_SECONDS=N]`.
 PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0
 CC        ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -92,8 +93,10 @@ bench: all
 bench-revoke: all
 	@bench/revoke.sh
 
+# make fuzz: build the fuzzers; make fuzz FUZZ_SECONDS=N: then run each N seconds
+# (tests/fuzz/README.md).
 fuzz:
-	@tests/fuzz/build.sh
+	@tests/fuzz/build.sh $(if $(filter-out 0,$(FUZZ_SECONDS)),run $(FUZZ_SECONDS))
 
 clean:
 	rm -rf build bin tests/out

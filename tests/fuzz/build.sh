@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/fuzz/build.sh — builds every tests/fuzz/fuzz_*.c as a libFuzzer binary in
-# build/fuzz/ (clang, -fsanitize=fuzzer,address,undefined, linked against src/core/*.c).
+# build/fuzz/ (clang, -fsanitize=fuzzer,address,undefined, linked against src/core/*.c
+# and src/daemon/*.c but main.c).
 # Without clang it compiles each harness with cc -c under the Makefile's warnings and
 # -Werror instead: a compile check only, and it says so.
 #
@@ -8,8 +9,9 @@
 #   tests/fuzz/build.sh run SECONDS     build, then run each fuzzer SECONDS seconds with
 #                                       its dictionary, on a copy of its seed corpus
 #
+# `make fuzz` runs the first form, `make fuzz FUZZ_SECONDS=N` the second.
 # Run from anywhere; paths are relative to the repository root. Exits non-zero when a
-# build fails or a fuzzer finds something (the crash file is left in build/fuzz/).
+# build fails or a fuzzer finds something, and says where the input that did it was saved.
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -47,23 +49,26 @@ if ! command -v clang >/dev/null 2>&1; then
 	for h in $harnesses; do
 		n=$(basename "$h" .c)
 		echo "  CC      $h"
-		$CC -std=c11 -D_GNU_SOURCE $WARN -Werror -Iinclude $PKG_CFLAGS \
+		$CC -std=c11 -D_GNU_SOURCE $WARN -Werror -Iinclude -Isrc/daemon $PKG_CFLAGS \
 		    -c "$h" -o "$OUT/obj/$n.o"
 	done
 	[ "$mode" = run ] && { echo "cannot run fuzzers without clang" >&2; exit 1; }
 	exit 0
 fi
 
-FZ="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude $PKG_CFLAGS \
+FZ="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Isrc/daemon $PKG_CFLAGS \
 -fsanitize=address,undefined -fno-sanitize-recover=all"
 
-# The library once, instrumented for coverage (fuzzer-no-link), shared by every harness.
-# Its warnings are the Makefile's business; the harnesses get WARN and -Werror below.
-mkdir -p "$OUT/core"
+# The library and the daemon's HTTP layer (all but main.c) once, instrumented for
+# coverage (fuzzer-no-link), shared by every harness. Their warnings are the Makefile's
+# business; the harnesses get WARN and -Werror below.
+mkdir -p "$OUT/core" "$OUT/daemon"
 objs=
-for c in src/core/*.c; do
-	o="$OUT/core/$(basename "$c" .c).o"
-	if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find include src/core -newer "$o" -name '*.h' | head -1)" ]; then
+for c in src/core/*.c src/daemon/*.c; do
+	[ "$c" = src/daemon/main.c ] && continue
+	d=$(basename "$(dirname "$c")")
+	o="$OUT/$d/$(basename "$c" .c).o"
+	if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find include src/core src/daemon -newer "$o" -name '*.h' | head -1)" ]; then
 		echo "  CC      $c"
 		clang $FZ -fsanitize=fuzzer-no-link -c "$c" -o "$o"
 	fi
@@ -99,9 +104,22 @@ for h in $harnesses; do
 	if ! "$OUT/$n" $dict -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
 	    -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$art/" \
 	    "$work" >"$OUT/$n.log" 2>&1; then
-		echo "!! $n failed: see $OUT/$n.log and $art/" >&2
+		# The sanitizer's verdict, and where libFuzzer saved the input that did it.
+		echo "!! $n FAILED (log: $OUT/$n.log)" >&2
+		grep -E '^==[0-9]+==(ERROR|WARNING)|^SUMMARY:|runtime error:|^==[0-9]+== ERROR: libFuzzer' \
+		    "$OUT/$n.log" | head -5 | sed 's/^/!!   /' >&2
+		saved=$(sed -n 's/.*Test unit written to //p' "$OUT/$n.log")
+		if [ -n "$saved" ]; then
+			for f in $saved; do
+				echo "!!   input saved to $f; replay: $OUT/$n $f" >&2
+			done
+		else
+			echo "!!   no input was saved (see the log)" >&2
+		fi
 		status=1
 	fi
-	grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/$n.log" || true
+	# Executions, coverage (edges, features) and corpus size at the end of the run.
+	sed -n 's/^#\([0-9]*\)[[:space:]]*DONE[[:space:]]*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/   execs \1, cov \2, ft \3, corpus \4/p' \
+	    "$OUT/$n.log"
 done
 exit $status
