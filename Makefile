@@ -64,6 +64,14 @@ build/tests/%: tests/unit/%.c $(LIB) build/.flags
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
 
+# Unit tests of the daemon's HTTP layer (test_http*.c) link its objects but main.o too.
+DAEMON_LIB_OBJ := $(filter-out build/src/daemon/main.o,$(DAEMON_OBJ))
+build/tests/test_http%: tests/unit/test_http%.c $(DAEMON_LIB_OBJ) $(LIB) build/.flags
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Isrc/daemon $(LDFLAGS) -o $@ $< $(DAEMON_LIB_OBJ) $(LIB) $(LDLIBS) \
+	    $(CMOCKA_LIBS)
+
 deps:
 	@scripts/deps.sh
 

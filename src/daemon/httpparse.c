@@ -108,10 +108,11 @@ match(const char *pattern, const char *path, char *captures[HTTP_MAX_CAPTURES])
 		if (*pattern == '*') {
 			const char *end = strchr(path, '/');
 			size_t n = end ? (size_t)(end - path) : strlen(path);
+			/* Not a bare return: the captures taken so far go too. */
 			if (n == 0 || ncap >= HTTP_MAX_CAPTURES)
-				return 0;
+				goto no;
 			if ((captures[ncap] = strndup(path, n)) == NULL)
-				return 0;
+				goto no;
 			ncap++;
 			path += n;
 			pattern++;
