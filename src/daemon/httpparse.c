@@ -35,6 +35,10 @@ form_decode(const char *s, size_t len)
 	if (out == NULL)
 		return NULL;
 	for (i = 0; i < len; i++) {
+		if (s[i] == '\0') {   /* raw in a body: C would cut the value short there */
+			free(out);
+			return NULL;
+		}
 		if (s[i] == '+')
 			*o++ = ' ';
 		else if (s[i] == '%') {
@@ -81,14 +85,14 @@ http_parse_form(const char *s, size_t len)
 			return NULL;
 		}
 		if (*k != '\0') {
-			json_t *js = json_string(v);   /* NULL when not UTF-8 */
-			if (js == NULL) {
+			/* NULL and -1 when not UTF-8: a key too, not only a value. */
+			json_t *js = json_string(v);
+			if (js == NULL || json_object_set_new(o, k, js) != 0) {
 				free(k);
 				free(v);
 				json_decref(o);
 				return NULL;
 			}
-			json_object_set_new(o, k, js);
 		}
 		free(k);
 		free(v);
