@@ -473,9 +473,10 @@ canonical_headers(const struct sigv4_request *req, const struct sigv4_params *p,
 			}
 			have_date = 1;
 		} else if (strcmp(h[n - 1].name, "x-amz-security-token") == 0) {
-			/* Compared after trimming, as the value is signed. */
+			/* Compared after trimming, as the value is signed; trimmed once however
+			 * often the header comes. */
 			if (p->session_token != NULL) {
-				if ((r = canon_value(p->session_token, &tok)) != EL_OK)
+				if (tok == NULL && (r = canon_value(p->session_token, &tok)) != EL_OK)
 					goto out;
 				if (strcmp(tok, h[n - 1].value) != 0) {
 					r = EL_EINVAL;
