@@ -10,6 +10,10 @@ pkgs=(
   libsqlite3-dev libxml2-dev libcmocka-dev
   python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3 openssl curl
   chromium
+  # The fuzzers (make fuzz). libclang-rt-dev (Debian 12: libclang-rt-14-dev) ships
+  # libclang_rt.fuzzer and the sanitizer runtimes; clang only recommends it, and
+  # --no-install-recommends would leave it out.
+  clang libclang-rt-dev
 )
 # Node.js and npm may come from elsewhere than Debian (the CI image has its own):
 # only ask Debian for them when there are none.

@@ -108,6 +108,9 @@ for h in $harnesses; do
 		echo "!! $n FAILED (log: $OUT/$n.log)" >&2
 		grep -E '^==[0-9]+==(ERROR|WARNING)|^SUMMARY:|runtime error:|^==[0-9]+== ERROR: libFuzzer' \
 		    "$OUT/$n.log" | head -5 | sed 's/^/!!   /' >&2
+		# A harness check that abort()s says no more than "deadly signal": name it.
+		grep -m1 -E '^ *#[0-9]+ 0x[0-9a-f]+ in [^ ]+ .*tests/fuzz/fuzz_' "$OUT/$n.log" |
+		    sed 's/^ *#[0-9]* 0x[0-9a-f]* in /!!   first harness frame: /' >&2
 		saved=$(sed -n 's/.*Test unit written to //p' "$OUT/$n.log")
 		if [ -n "$saved" ]; then
 			for f in $saved; do
