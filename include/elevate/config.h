@@ -45,6 +45,7 @@ struct config {
 	int64_t request_timeout;   /* seconds to deliver a whole request */
 	int64_t connection_timeout;
 	int64_t http_threads;
+	int64_t http_workers;
 	int64_t refusal_burst;        /* per-address throttle: bucket size ... */
 	int64_t refusal_rate;         /* ... and refusals earned back per minute */
 	int64_t refusal_addresses;    /* addresses tracked */

@@ -80,6 +80,8 @@ static const struct cfg_key keys[] = {
 	    "idle connection timeout"),
 	K("limits.http_threads", CFG_INT, http_threads, "8", 1, 64,
 	    "threads serving connections (epoll, each serves many)"),
+	K("limits.http_workers", CFG_INT, http_workers, "32", 1, 1024,
+	    "threads running requests (one waiting on AWS holds one, never a connection thread)"),
 	K("limits.refusal_burst", CFG_INT, refusal_burst, "30", 1, 1000000,
 	    "anonymous refusals a source address may collect before it is answered 429"),
 	K("limits.refusal_rate", CFG_INT, refusal_rate, "30", 1, 1000000,

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,32 @@ struct http_server {
 	const struct config *cfg;
 	struct http_guard *guard;
 	char *cert, *key;
+	/* workers: a request that may wait (on AWS, on the store) runs here, so the epoll
+	 * thread that owns its connection goes on serving the others */
+	pthread_mutex_t mu;
+	pthread_cond_t cv, idle;
+	struct http_req *head, *tail;
+	int busy;                        /* requests queued or running */
+	int stopping;
+	pthread_t *workers;
+	size_t nworkers;
 };
+
+/* The answer goes out now, or (on a worker) once the connection is resumed. */
+static int
+answer(struct http_req *rq, unsigned status, struct MHD_Response *r)
+{
+	int ret;
+
+	if (rq->dispatched) {
+		rq->resp = r;
+		rq->resp_status = status;
+		return MHD_YES;
+	}
+	ret = MHD_queue_response(rq->conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
 
 static void
 add_common_headers(struct MHD_Response *r)
@@ -47,7 +73,6 @@ queue_json(struct http_req *rq, unsigned status, json_t *body, int retry_after)
 {
 	struct MHD_Response *r;
 	char *s, retry[16];
-	int ret;
 
 	s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
@@ -66,9 +91,7 @@ queue_json(struct http_req *rq, unsigned status, json_t *body, int retry_after)
 		snprintf(retry, sizeof(retry), "%d", retry_after);
 		MHD_add_response_header(r, "Retry-After", retry);
 	}
-	ret = MHD_queue_response(rq->conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return answer(rq, status, r);
 }
 
 int
@@ -119,7 +142,6 @@ int
 http_page(struct http_req *rq, unsigned status, const char *content_type, char *body)
 {
 	struct MHD_Response *r;
-	int ret;
 
 	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	if (r == NULL) {
@@ -132,9 +154,7 @@ http_page(struct http_req *rq, unsigned status, const char *content_type, char *
 	MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; "
 	    "style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
 	    "base-uri 'none'");
-	ret = MHD_queue_response(rq->conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return answer(rq, status, r);
 }
 
 json_t *
@@ -307,14 +327,63 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* ---- workers ---- */
+
+static void *
+worker_main(void *arg)
+{
+	struct http_server *s = arg;
+	struct http_req *rq;
+
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		while (s->head == NULL && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if ((rq = s->head) == NULL) {
+			pthread_mutex_unlock(&s->mu);
+			return NULL;
+		}
+		if ((s->head = rq->next) == NULL)
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		if (dispatch(rq) == MHD_NO && rq->resp == NULL)
+			rq->failed = 1;
+		MHD_resume_connection(rq->conn);
+		pthread_mutex_lock(&s->mu);
+		if (--s->busy == 0)
+			pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+/* Suspends the connection and hands its request to a worker. */
+static enum MHD_Result
+submit(struct http_server *s, struct http_req *rq)
+{
+	rq->dispatched = 1;
+	MHD_suspend_connection(rq->conn);
+	pthread_mutex_lock(&s->mu);
+	rq->next = NULL;
+	if (s->tail != NULL)
+		s->tail->next = rq;
+	else
+		s->head = rq;
+	s->tail = rq;
+	s->busy++;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return MHD_YES;
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
+	struct http_server *s = cls;
 	struct http_req *rq = *con_cls;
 	const char *cl;
+	enum MHD_Result ret;
 
-	(void)cls;
 	(void)url;
 	(void)version;
 	if (rq == NULL)
@@ -343,11 +412,20 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (rq->dispatched) {
+		/* Resumed: the worker's answer. */
+		if (rq->failed || rq->resp == NULL)
+			return MHD_NO;
+		ret = MHD_queue_response(conn, rq->resp_status, rq->resp);
+		MHD_destroy_response(rq->resp);
+		rq->resp = NULL;
+		return ret;
+	}
 	http_guard_request_read(conn);
 	if (rq->too_big)
 		return (enum MHD_Result)http_error(rq, 413, "payload_too_large", "the body is "
 		    "larger than %lld bytes", (long long)rq->cfg->max_body);
-	return (enum MHD_Result)dispatch(rq);
+	return submit(s, rq);
 }
 
 static void
@@ -421,8 +499,10 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 	struct http_server *s;
 	struct sockaddr_in sa;
 	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};   /* set with tls.cert */
-	/* epoll threads each serve many connections; ITC lets http_quiesce() stop them. */
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/* epoll threads each serve many connections; ITC lets http_quiesce() stop them and
+	 * a worker resume a suspended one. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_SUSPEND_RESUME;
 	unsigned conns;
 	enum el_err r;
 
@@ -432,6 +512,18 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 		return EL_ENOMEM;
 	s->engine = e;
 	s->cfg = cfg;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	if ((s->workers = calloc((size_t)cfg->http_workers, sizeof(*s->workers))) == NULL) {
+		http_stop(s);
+		return EL_ENOMEM;
+	}
+	for (; s->nworkers < (size_t)cfg->http_workers; s->nworkers++)
+		if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0) {
+			http_stop(s);
+			return el_fail(w, EL_ENOMEM, "cannot start the HTTP workers");
+		}
 	if (cfg->tls_cert != NULL) {
 		if ((r = el_read_file(cfg->tls_cert, 1 << 20, &s->cert, NULL, w)) != EL_OK ||
 		    (r = el_read_file(cfg->tls_key, 1 << 20, &s->key, NULL, w)) != EL_OK) {
@@ -467,9 +559,10 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 		http_stop(s);
 		return el_fail(w, EL_EIO, "cannot listen on %s: %s", cfg->listen, strerror(errno));
 	}
-	log_info("http: %u threads, at most %u connections (per address: %lld, 0 is no limit), "
-	    "a request must arrive within %llds", (unsigned)cfg->http_threads, conns,
-	    (long long)cfg->max_connections_per_address, (long long)cfg->request_timeout);
+	log_info("http: %u threads, %u workers, at most %u connections (per address: %lld, 0 is "
+	    "no limit), a request must arrive within %llds", (unsigned)cfg->http_threads,
+	    (unsigned)cfg->http_workers, conns, (long long)cfg->max_connections_per_address,
+	    (long long)cfg->request_timeout);
 	*out = s;
 	return EL_OK;
 }
@@ -484,10 +577,30 @@ http_quiesce(struct http_server *s)
 void
 http_stop(struct http_server *s)
 {
+	size_t i;
+
 	if (s == NULL)
 		return;
+	/* Requests in flight finish and their connections are resumed: libmicrohttpd must
+	 * not be stopped with a connection suspended. */
+	if (s->workers != NULL) {
+		pthread_mutex_lock(&s->mu);
+		while (s->busy > 0)
+			pthread_cond_wait(&s->idle, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d);
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	free(s->workers);
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	http_guard_free(s->guard);
 	if (s->key != NULL) {
 		explicit_bzero(s->key, strlen(s->key));

@@ -32,6 +32,13 @@ struct http_req {
 	char *captures[HTTP_MAX_CAPTURES];
 	const char *user;                /* authenticated caller (signed routes) */
 	char peer[48];                   /* the client's address, as text (see find_peer) */
+	/* Run by a worker while the connection is suspended: the answer waits here until
+	 * libmicrohttpd calls back for the resumed connection. */
+	int dispatched;
+	int failed;                      /* the handler answered MHD_NO */
+	struct MHD_Response *resp;
+	unsigned resp_status;
+	struct http_req *next;           /* the worker queue */
 };
 
 /* ROUTE_TOKEN: public, but the path carries a credential (an approval link). Signed and
