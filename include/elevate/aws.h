@@ -131,9 +131,6 @@ enum el_err aws_sts_get_caller_identity(struct aws_client *c,
 /* IAM, broker credentials. NoSuchEntity is EL_ENOENT (err filled) for all four. */
 enum el_err aws_iam_get_role(struct aws_client *c, const char *role_name, char *role_id,
     size_t idlen, int *max_session_duration /* nullable */, struct aws_error *err);
-/* *doc: the decoded policy JSON, caller frees; NULL with EL_ENOENT when NoSuchEntity. */
-enum el_err aws_iam_get_role_policy(struct aws_client *c, const char *role_name,
-    const char *policy_name, char **doc, struct aws_error *err);
 enum el_err aws_iam_put_role_policy(struct aws_client *c, const char *role_name,
     const char *policy_name, const char *doc, struct aws_error *err);
 enum el_err aws_iam_delete_role_policy(struct aws_client *c, const char *role_name,
@@ -148,13 +145,9 @@ enum el_err aws_ssm_start_session(struct aws_client *c, const struct aws_creds *
 /* Succeeds for a session that already ended (AWS does too). */
 enum el_err aws_ssm_terminate_session(struct aws_client *c, const struct aws_creds *as,
     const char *region, const char *session_id, struct aws_error *err);
-/* All pages: Active sessions whose Owner equals owner_arn. *ids: caller frees each and the
- * array (aws_free_ids). */
-enum el_err aws_ssm_describe_active_sessions(struct aws_client *c, const struct aws_creds *as,
-    const char *region, const char *owner_arn, char ***ids, size_t *n, struct aws_error *err);
 
 /* EC2 DescribeInstances, all pages: ids of instances carrying every tag in tags (a JSON
- * object key -> string, borrowed). *ids: caller frees (aws_free_ids). */
+ * object key -> string, borrowed). *ids: caller frees (el_strv_free). */
 /* Every Active session in the region, grouped: {"OWNER_ARN": ["SESSION_ID", ...]}. One
  * paginated DescribeSessions serves a whole reaper sweep. *out: caller decrefs. */
 enum el_err aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct aws_creds *as,
@@ -162,12 +155,8 @@ enum el_err aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct 
 
 enum el_err aws_ec2_instances_with_tags(struct aws_client *c, const struct aws_creds *as,
     const char *region, json_t *tags, char ***ids, size_t *n, struct aws_error *err);
-/* Harmless probe (one small DescribeInstances page): EL_OK when allowed. */
-enum el_err aws_ec2_describe_instances(struct aws_client *c, const struct aws_creds *as,
-    const char *region, struct aws_error *err);
 
 /* Frees an id list returned above. */
-void aws_free_ids(char **ids, size_t n);
 
 /*
  * Metrics hook: called once per API call, after its last attempt (fn may be NULL).

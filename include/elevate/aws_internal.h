@@ -100,12 +100,8 @@ enum el_err aws_http_plain(struct aws_client *c, const char *method, const char 
 int aws_name_ok(const char *s, size_t min, size_t max);
 
 /* ---- encoding ---- */
-/* RFC 3986 percent-encoding (unreserved A-Z a-z 0-9 - . _ ~ kept; %XX uppercase). */
-enum el_err aws_pct_encode(struct dbuf *b, const char *s);
 /* Appends "&key=value" (no '&' when b is empty), both encoded. */
 enum el_err aws_form_add(struct dbuf *b, const char *key, const char *value);
-/* Decodes %XX in place ('+' is kept: IAM encodes per RFC 3986). EL_EPARSE on bad %. */
-enum el_err aws_pct_decode(char *s);
 
 /* ---- XML (libxml2, no network, no DTD, no entity substitution) ---- */
 /* EL_EPARSE (w says why) when not well-formed XML or when it has a DOCTYPE. */
@@ -149,9 +145,6 @@ enum el_err aws_parse_caller_identity(const char *xml, size_t len, char *arn, si
     struct el_why *w);
 enum el_err aws_parse_get_role(const char *xml, size_t len, char *role_id, size_t idlen,
     int *max_session_duration, struct el_why *w);
-/* *doc: decoded policy JSON, caller frees. */
-enum el_err aws_parse_get_role_policy(const char *xml, size_t len, char **doc,
-    struct el_why *w);
 /* *out: caller decrefs; SessionId, TokenValue, StreamUrl checked to be strings. */
 enum el_err aws_parse_start_session(const char *json, size_t len, json_t **out,
     struct el_why *w);

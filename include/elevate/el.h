@@ -67,6 +67,10 @@ char *dbuf_take(struct dbuf *b);
 
 /* Bounded copy: always terminates, returns strlen(src) (truncated if >= dstsize). */
 size_t el_strlcpy(char *dst, const char *src, size_t dstsize);
+/* Exponential backoff: `first` for attempt 1, doubling each attempt, at most `cap`. */
+int64_t el_backoff(int attempt, int64_t first, int64_t cap);
+/* Frees n strings and the array that holds them (v may be NULL). */
+void el_strv_free(char **v, size_t n);
 /* Strict integer parse: whole string, base 10, within [min,max]. */
 enum el_err el_parse_int(const char *s, long long min, long long max, long long *out);
 
@@ -93,6 +97,8 @@ enum el_err el_b64_decode(const char *in, unsigned char *out, size_t outcap, siz
 enum el_err el_b64url_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen);
 /* Lowercase hex; out must hold 2*len+1. */
 void el_hex(const unsigned char *in, size_t len, char *out);
+/* The value of one hex digit (either case), or -1. */
+int el_hexval(int c);
 
 /* Reads a whole file up to max bytes (caller frees, NUL-terminated). */
 enum el_err el_read_file(const char *path, size_t max, char **out, size_t *outlen, struct el_why *w);

@@ -207,34 +207,3 @@ out:
 	return r;
 }
 
-enum el_err
-aws_ec2_describe_instances(struct aws_client *c, const struct aws_creds *as,
-    const char *region, struct aws_error *err)
-{
-	struct aws_resp resp;
-	struct dbuf extra;
-	struct aws_ids l;
-	struct el_why w = {{0}};
-	char *next = NULL;
-	enum el_err r;
-
-	memset(&l, 0, sizeof(l));
-	aws_resp_init(&resp);
-	dbuf_init(&extra, 64);
-	/* MaxResults 5 is EC2's minimum: the smallest call that proves the permission. */
-	if ((r = aws_form_add(&extra, "MaxResults", "5")) != EL_OK) {
-		aws_error_set(err, 0, NULL, "DescribeInstances: out of memory");
-		goto out;
-	}
-	if ((r = describe(c, as, region, &extra, &resp, err)) != EL_OK)
-		goto out;
-	if ((r = aws_parse_describe_instances(resp.body.p, resp.body.len, &l, &next, &w)) !=
-	    EL_OK)
-		aws_error_set(err, resp.status, resp.request_id, "DescribeInstances: %s", w.msg);
-out:
-	free(next);
-	aws_ids_free(&l);
-	dbuf_free(&extra);
-	aws_resp_free(&resp);
-	return r;
-}

@@ -90,77 +90,17 @@ aws_name_ok(const char *s, size_t min, size_t max)
 }
 
 enum el_err
-aws_pct_encode(struct dbuf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p;
-	char enc[3];
-	enum el_err r;
-
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (isalnum(*p) && *p < 0x80) {
-			r = dbuf_add(b, p, 1);
-		} else if (*p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			r = dbuf_add(b, p, 1);
-		} else {
-			enc[0] = '%';
-			enc[1] = hex[*p >> 4];
-			enc[2] = hex[*p & 0xf];
-			r = dbuf_add(b, enc, 3);
-		}
-		if (r != EL_OK)
-			return r;
-	}
-	return EL_OK;
-}
-
-enum el_err
 aws_form_add(struct dbuf *b, const char *key, const char *value)
 {
 	enum el_err r;
 
 	if (b->len > 0 && (r = dbuf_add(b, "&", 1)) != EL_OK)
 		return r;
-	if ((r = aws_pct_encode(b, key)) != EL_OK)
+	if ((r = sigv4_uri_encode(b, key, strlen(key), 0)) != EL_OK)
 		return r;
 	if ((r = dbuf_add(b, "=", 1)) != EL_OK)
 		return r;
-	return aws_pct_encode(b, value);
-}
-
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-enum el_err
-aws_pct_decode(char *s)
-{
-	char *in, *out;
-	int hi, lo;
-
-	for (in = out = s; *in != '\0'; in++) {
-		if (*in != '%') {
-			*out++ = *in;
-			continue;
-		}
-		if ((hi = hexval((unsigned char)in[1])) < 0 ||
-		    (lo = hexval((unsigned char)in[2])) < 0)
-			return EL_EPARSE;
-		if (hi == 0 && lo == 0)
-			return EL_EPARSE;       /* an embedded NUL would truncate silently */
-		*out++ = (char)(hi << 4 | lo);
-		in += 2;
-	}
-	*out = '\0';
-	return EL_OK;
+	return sigv4_uri_encode(b, value, strlen(value), 0);
 }
 
 /* ---------------------------------------------------------------- XML */
@@ -1027,14 +967,8 @@ sleep_ms(long ms)
 static long
 backoff_ms(int attempt)
 {
-	long cap = BACKOFF_BASE_MS;
-	int i;
-
-	for (i = 1; i < attempt && cap < BACKOFF_CAP_MS; i++)
-		cap *= 2;
-	if (cap > BACKOFF_CAP_MS)
-		cap = BACKOFF_CAP_MS;
-	return (long)randombytes_uniform((uint32_t)cap + 1);
+	return (long)randombytes_uniform((uint32_t)el_backoff(attempt, BACKOFF_BASE_MS,
+	    BACKOFF_CAP_MS) + 1);
 }
 
 static int
@@ -1325,18 +1259,6 @@ aws_ids_add(struct aws_ids *l, const char *id)
 void
 aws_ids_free(struct aws_ids *l)
 {
-	aws_free_ids(l->v, l->n);
+	el_strv_free(l->v, l->n);
 	memset(l, 0, sizeof(*l));
-}
-
-void
-aws_free_ids(char **ids, size_t n)
-{
-	size_t i;
-
-	if (ids == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
 }

@@ -52,42 +52,6 @@ out:
 	return r;
 }
 
-enum el_err
-aws_parse_get_role_policy(const char *xml, size_t len, char **doc_out, struct el_why *w)
-{
-	xmlDocPtr doc = NULL;
-	xmlNodePtr res;
-	char *t = NULL;
-	const char *p;
-	enum el_err r;
-
-	*doc_out = NULL;
-	if ((r = aws_xml_read(xml, len, &doc, w)) != EL_OK)
-		return r;
-	if ((r = aws_xml_result(doc, "GetRolePolicy", &res, w)) != EL_OK)
-		goto out;
-	if ((t = aws_xml_text(aws_xml_child(res, "PolicyDocument"))) == NULL || *t == '\0') {
-		r = el_fail(w, EL_EPARSE, "response has no PolicyDocument");
-		goto out;
-	}
-	/*
-	 * IAM returns the document percent-encoded (RFC 3986). Some emulators return it
-	 * plain: a JSON policy starts with '{', an encoded one with "%7B".
-	 */
-	for (p = t; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
-		;
-	if (*p != '{' && aws_pct_decode(t) != EL_OK) {
-		r = el_fail(w, EL_EPARSE, "PolicyDocument is not validly percent-encoded");
-		goto out;
-	}
-	*doc_out = t;
-	t = NULL;
-out:
-	free(t);
-	aws_xml_free(doc);
-	return r;
-}
-
 static enum el_err
 check_names(const char *what, const char *role, const char *policy, struct aws_error *err)
 {
@@ -162,28 +126,6 @@ aws_iam_get_role(struct aws_client *c, const char *role_name, char *role_id, siz
 	if ((r = aws_parse_get_role(resp.body.p, resp.body.len, role_id, idlen,
 	    max_session_duration, &w)) != EL_OK)
 		aws_error_set(err, resp.status, resp.request_id, "GetRole: %s", w.msg);
-out:
-	aws_resp_free(&resp);
-	return r;
-}
-
-enum el_err
-aws_iam_get_role_policy(struct aws_client *c, const char *role_name, const char *policy_name,
-    char **doc, struct aws_error *err)
-{
-	const char *params[] = {"RoleName", role_name, "PolicyName", policy_name, NULL};
-	struct aws_resp resp;
-	struct el_why w = {{0}};
-	enum el_err r;
-
-	*doc = NULL;
-	if ((r = check_names("GetRolePolicy", role_name, policy_name, err)) != EL_OK)
-		return r;
-	aws_resp_init(&resp);
-	if ((r = iam_call(c, "GetRolePolicy", &resp, err, params)) != EL_OK)
-		goto out;
-	if ((r = aws_parse_get_role_policy(resp.body.p, resp.body.len, doc, &w)) != EL_OK)
-		aws_error_set(err, resp.status, resp.request_id, "GetRolePolicy: %s", w.msg);
 out:
 	aws_resp_free(&resp);
 	return r;

@@ -185,68 +185,6 @@ aws_ssm_terminate_session(struct aws_client *c, const struct aws_creds *as, cons
 }
 
 enum el_err
-aws_ssm_describe_active_sessions(struct aws_client *c, const struct aws_creds *as,
-    const char *region, const char *owner_arn, char ***ids, size_t *n, struct aws_error *err)
-{
-	struct aws_ids l;
-	struct aws_resp resp;
-	struct el_why w = {{0}};
-	json_t *req = NULL;
-	char *next = NULL;
-	int page;
-	enum el_err r = EL_OK;
-
-	*ids = NULL;
-	*n = 0;
-	memset(&l, 0, sizeof(l));
-	aws_resp_init(&resp);
-	if (owner_arn == NULL || strncmp(owner_arn, "arn:", 4) != 0) {
-		aws_error_set(err, 0, NULL, "DescribeSessions: owner must be an ARN");
-		return EL_EINVAL;
-	}
-	for (page = 0; page < AWS_MAX_PAGES; page++) {
-		req = json_pack("{s:s, s:[{s:s, s:s}], s:i}", "State", "Active", "Filters",
-		    "key", "Owner", "value", owner_arn, "MaxResults", SSM_PAGE_SIZE);
-		if (req == NULL || (next != NULL &&
-		    json_object_set_new(req, "NextToken", json_string(next)) != 0)) {
-			aws_error_set(err, 0, NULL, "DescribeSessions: out of memory");
-			r = EL_ENOMEM;
-			goto out;
-		}
-		if ((r = ssm_call(c, as, region, "DescribeSessions", req, &resp, err)) != EL_OK)
-			goto out;
-		free(next);
-		next = NULL;
-		if ((r = aws_parse_describe_sessions(resp.body.p, resp.body.len, owner_arn, &l,
-		    &next, &w)) != EL_OK) {
-			aws_error_set(err, resp.status, resp.request_id, "DescribeSessions: %s",
-			    w.msg);
-			goto out;
-		}
-		aws_resp_free(&resp);
-		json_decref(req);
-		req = NULL;
-		if (next == NULL)
-			break;
-	}
-	if (next != NULL) {
-		aws_error_set(err, 0, NULL, "DescribeSessions: more than %d pages",
-		    AWS_MAX_PAGES);
-		r = EL_ETOOBIG;
-		goto out;
-	}
-	*ids = l.v;
-	*n = l.n;
-	memset(&l, 0, sizeof(l));
-out:
-	free(next);
-	json_decref(req);
-	aws_resp_free(&resp);
-	aws_ids_free(&l);
-	return r;
-}
-
-enum el_err
 aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct aws_creds *as,
     const char *region, json_t **out, struct aws_error *err)
 {

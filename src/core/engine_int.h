@@ -169,7 +169,7 @@ enum el_err engine_decide_as(struct engine *e, const char *user, const char *id,
 json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
     const char *recipient);
 
-/* engine_aws.c */
+/* engine_grant.c */
 /* activating -> active: mints the first credentials (or applies an approved extension).
  * wait: wait for another thread's work on the same request instead of returning at once. */
 enum el_err engine_activate(struct engine *e, const char *id, bool wait);
@@ -180,16 +180,22 @@ bool engine_activate_async(struct engine *e, const char *id);
 bool engine_in_flight(struct engine *e, const char *id);
 /* Waits for the activation workers to finish (engine_stop). */
 void engine_workers_wait(struct engine *e);
-/* Pushes every role's revocation entries that IAM does not hold yet (the reaper). */
-void engine_sync_revocations(struct engine *e, int64_t now);
 /* Mints fresh credentials for an active grant under its session name. */
 enum el_err engine_remint(struct engine *e, const char *id);
-/* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
-void engine_end_grants(struct engine *e, char **ids, size_t n);
-void engine_aws_observer(void *arg, const char *service, const char *action,
-    const char *outcome, double seconds);
+/* The stored credentials as credential_process JSON (new ref), or as aws_creds (to sign
+ * the grant's StartSession; caller clears). */
 enum el_err engine_decrypt_creds(struct engine *e, const struct store_grant *g,
     json_t **creds);
+enum el_err engine_grant_creds(struct engine *e, const struct store_grant *g,
+    struct aws_creds *c);
+
+/* engine_revoke.c */
+/* Pushes every role's revocation entries that IAM does not hold yet (the reaper). */
+void engine_sync_revocations(struct engine *e, int64_t now);
+/* The role name of a role ARN (borrowed from arn). */
+const char *engine_role_name(const char *arn);
+/* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
+void engine_end_grants(struct engine *e, char **ids, size_t n);
 
 /* engine_mail.c: renders `tmpl` for each user and queues it (inside a transaction). */
 enum el_err engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
@@ -241,6 +247,10 @@ enum el_err engine_load_own(struct engine *e, const struct policy *p, const char
 /* engine_sched.c */
 void *engine_reaper_main(void *arg);
 enum el_err engine_resume(struct engine *e);
+
+/* engine_metrics.c */
+void engine_aws_observer(void *arg, const char *service, const char *action,
+    const char *outcome, double seconds);
 void hist_observe(struct hist *h, double seconds);
 extern const double engine_hist_bounds[ENGINE_HIST_BUCKETS];
 

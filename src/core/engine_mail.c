@@ -376,8 +376,7 @@ done:
 	else if (m->attempts >= e->cfg->mail_max_attempts)
 		el_strlcpy(m->state, "failed", sizeof(m->state));
 	else {
-		int64_t delay = m->attempts < 9 ? (1LL << m->attempts) : 300;
-		m->next_attempt_at = el_now() + (delay > 300 ? 300 : delay);
+		m->next_attempt_at = el_now() + el_backoff(m->attempts, 2, 300);
 	}
 	if (engine_tx_begin(e) != EL_OK)
 		return;

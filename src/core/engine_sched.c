@@ -15,16 +15,6 @@
 
 #define SWEEP_BATCH 1000
 
-static void
-free_ids(char **ids, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
-}
-
 /* pending past pending_until -> lapsed, each read afresh in its own transaction. */
 static void
 lapse_due(struct engine *e, int64_t now)
@@ -51,7 +41,7 @@ lapse_due(struct engine *e, int64_t now)
 			log_info("request %s lapsed: no decision in time", r.id);
 		store_request_free(&r);
 	}
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 }
 
 /* active past window_end -> ending, all in one transaction. Returns how many. */
@@ -63,7 +53,7 @@ end_windows(struct engine *e, int64_t now)
 
 	if (store_request_due(e->store, RS_ACTIVE, "window_end", now, SWEEP_BATCH, &ids, &n)
 	    != EL_OK || n == 0) {
-		free_ids(ids, n);
+		el_strv_free(ids, n);
 		return 0;
 	}
 	if (engine_tx_begin(e) == EL_OK) {
@@ -82,7 +72,7 @@ end_windows(struct engine *e, int64_t now)
 		if (engine_tx_commit(e) != EL_OK)
 			done = 0;
 	}
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 	return done;
 }
 
@@ -98,7 +88,7 @@ revoke_due(struct engine *e, int64_t now)
 		return;
 	if (n > 0)
 		engine_end_grants(e, ids, n);
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 }
 
 /* Pending requests whose quorum is met but that never became activating (a database from
@@ -157,7 +147,7 @@ activate_due(struct engine *e, int64_t now)
 	for (i = 0; i < n; i++)
 		if (!engine_activate_async(e, ids[i]))
 			engine_retry_at(e, ids[i], RS_ACTIVATING, now + ACTIVATION_LEASE);
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 }
 
 /* Tells requesters their window ends soon (mail.ending_soon before), once per grant. */
@@ -189,7 +179,7 @@ warn_due(struct engine *e, int64_t now)
 		json_decref(extra);
 		store_request_free(&r);
 	}
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 }
 
 static void
@@ -214,7 +204,7 @@ expire_leases(struct engine *e)
 
 	if (store_request_due(e->store, RS_ACTIVATING, "next_attempt_at", INT64_MAX - 1,
 	    SWEEP_BATCH, &ids, &n) != EL_OK || engine_tx_begin(e) != EL_OK) {
-		free_ids(ids, n);
+		el_strv_free(ids, n);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -229,7 +219,7 @@ expire_leases(struct engine *e)
 		store_request_free(&r);
 	}
 	engine_tx_commit(e);
-	free_ids(ids, n);
+	el_strv_free(ids, n);
 }
 
 enum el_err
@@ -278,111 +268,4 @@ engine_reaper_main(void *arg)
 		pthread_mutex_unlock(&e->wake_mu);
 	}
 	return NULL;
-}
-
-/* ---- metrics ---- */
-
-static void
-metric_hist(struct dbuf *b, const char *name, const char *labels, const uint64_t *bucket,
-    uint64_t count, double sum)
-{
-	uint64_t cum = 0;
-	int i;
-
-	for (i = 0; i < ENGINE_HIST_BUCKETS; i++) {
-		cum += bucket[i];
-		if (i == ENGINE_HIST_BUCKETS - 1)
-			dbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
-			    *labels ? "," : "", (unsigned long long)cum);
-		else
-			dbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
-			    *labels ? "," : "", engine_hist_bounds[i], (unsigned long long)cum);
-	}
-	dbuf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
-	    (unsigned long long)count);
-}
-
-enum el_err
-engine_metrics(struct engine *e, struct dbuf *b)
-{
-	json_t *counts = store_request_counts(e->store), *mail = store_mail_counts(e->store);
-	char **ids = NULL;
-	size_t n = 0, i;
-	uint64_t bucket[ENGINE_HIST_BUCKETS];
-
-	if (counts == NULL || mail == NULL) {
-		/* A partial exposition would read as zeros: none at all is honest. */
-		json_decref(counts);
-		json_decref(mail);
-		return EL_EDB;
-	}
-	dbuf_adds(b, "# HELP elevate_requests Requests by state.\n# TYPE elevate_requests gauge\n");
-	for (i = 0; i < RS__COUNT; i++)
-		dbuf_printf(b, "elevate_requests{state=\"%s\"} %lld\n",
-		    lifecycle_state_name((enum req_state)i), (long long)json_integer_value(
-		    json_object_get(counts, lifecycle_state_name((enum req_state)i))));
-	dbuf_printf(b, "# HELP elevate_approvals_total Approval votes.\n"
-	    "# TYPE elevate_approvals_total counter\nelevate_approvals_total %llu\n"
-	    "# HELP elevate_denials_total Denials.\n# TYPE elevate_denials_total counter\n"
-	    "elevate_denials_total %llu\n"
-	    "# HELP elevate_auth_refused_total Refused API signatures (each one, whether audited "
-	    "alone or in a summary).\n"
-	    "# TYPE elevate_auth_refused_total counter\nelevate_auth_refused_total %llu\n"
-	    "# HELP elevate_tokens_refused_total Refused approval links (each one).\n"
-	    "# TYPE elevate_tokens_refused_total counter\nelevate_tokens_refused_total %llu\n"
-	    "# HELP elevate_authz_refused_total Operations refused to authenticated users.\n"
-	    "# TYPE elevate_authz_refused_total counter\nelevate_authz_refused_total %llu\n"
-	    "# HELP elevate_rate_limited_total Requests answered 429: their source address had "
-	    "too many refusals.\n"
-	    "# TYPE elevate_rate_limited_total counter\nelevate_rate_limited_total %llu\n",
-	    (unsigned long long)e->approvals_total, (unsigned long long)e->denials_total,
-	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total,
-	    (unsigned long long)e->authz_refused_total, (unsigned long long)e->rate_limited_total);
-	/* Overdue: ending grants whose window ended more than a second ago. */
-	if (store_request_due(e->store, RS_ENDING, "next_attempt_at", INT64_MAX - 1, 100000, &ids,
-	    &n) == EL_OK) {
-		size_t overdue = 0;
-		for (i = 0; i < n; i++) {
-			struct store_request r;
-			if (store_request_get(e->store, ids[i], &r) == EL_OK) {
-				if (el_now() > r.window_end + 1)
-					overdue++;
-				store_request_free(&r);
-			}
-		}
-		dbuf_printf(b, "# HELP elevate_revocations_overdue Grants past their window end "
-		    "whose revocation has not finished.\n# TYPE elevate_revocations_overdue gauge\n"
-		    "elevate_revocations_overdue %zu\n", overdue);
-		free_ids(ids, n);
-	}
-	dbuf_printf(b, "# HELP elevate_revocation_failures_total Failed revocation attempts "
-	    "(retried).\n# TYPE elevate_revocation_failures_total counter\n"
-	    "elevate_revocation_failures_total %llu\n",
-	    (unsigned long long)e->revocations_failed_total);
-	dbuf_adds(b, "# HELP elevate_revocation_lag_seconds From window end to revocation "
-	    "done.\n# TYPE elevate_revocation_lag_seconds histogram\n");
-	for (i = 0; i < ENGINE_HIST_BUCKETS; i++)
-		bucket[i] = e->revoke_lag.bucket[i];
-	metric_hist(b, "elevate_revocation_lag_seconds", "", bucket, e->revoke_lag.count,
-	    (double)e->revoke_lag.sum_us / 1e6);
-	dbuf_printf(b, "# HELP elevate_outbox Mails by state.\n# TYPE elevate_outbox gauge\n"
-	    "elevate_outbox{state=\"queued\"} %lld\nelevate_outbox{state=\"sent\"} %lld\n"
-	    "elevate_outbox{state=\"failed\"} %lld\n",
-	    (long long)json_integer_value(json_object_get(mail, "queued")),
-	    (long long)json_integer_value(json_object_get(mail, "sent")),
-	    (long long)json_integer_value(json_object_get(mail, "failed")));
-	dbuf_adds(b, "# HELP elevate_aws_call_duration_seconds AWS calls by service, action "
-	    "and outcome.\n# TYPE elevate_aws_call_duration_seconds histogram\n");
-	pthread_mutex_lock(&e->stat_mu);
-	for (i = 0; i < e->nstats; i++) {
-		char labels[160];
-		snprintf(labels, sizeof(labels), "service=\"%s\",action=\"%s\",outcome=\"%s\"",
-		    e->stats[i].service, e->stats[i].action, e->stats[i].outcome);
-		metric_hist(b, "elevate_aws_call_duration_seconds", labels, e->stats[i].bucket,
-		    e->stats[i].count, e->stats[i].sum);
-	}
-	pthread_mutex_unlock(&e->stat_mu);
-	json_decref(counts);
-	json_decref(mail);
-	return EL_OK;
 }

@@ -1724,18 +1724,6 @@ build_profiles(struct loader *L)
 }
 
 static void
-free_strv(char **v, size_t n)
-{
-	size_t i;
-
-	if (v == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static void
 policy_free(struct policy *p)
 {
 	size_t i, j;
@@ -1750,7 +1738,7 @@ policy_free(struct policy *p)
 	free(p->users);
 	for (i = 0; i < p->ngroups; i++) {
 		free(p->groups[i].name);
-		free_strv(p->groups[i].members, p->groups[i].nmembers);
+		el_strv_free(p->groups[i].members, p->groups[i].nmembers);
 	}
 	free(p->groups);
 	for (i = 0; i < p->nprofiles; i++) {
@@ -1762,17 +1750,17 @@ policy_free(struct policy *p)
 		free(pr->account);
 		free(pr->role_name);
 		free(pr->region);
-		free_strv(pr->requesters, pr->nrequesters);
-		free_strv(pr->approvers, pr->napprovers);
+		el_strv_free(pr->requesters, pr->nrequesters);
+		el_strv_free(pr->approvers, pr->napprovers);
 		for (j = 0; j < pr->nrules; j++)
-			free_strv(pr->rules[j].froms, pr->rules[j].nfroms);
+			el_strv_free(pr->rules[j].froms, pr->rules[j].nfroms);
 		free(pr->rules);
 		if (pr->ticket_pattern != NULL)
 			regfree(&pr->ticket_re);
 		free(pr->ticket_pattern);
-		free_strv(pr->ssm_targets, pr->nssm_targets);
+		el_strv_free(pr->ssm_targets, pr->nssm_targets);
 		json_decref(pr->ssm_target_tags);
-		free_strv(pr->ssm_documents, pr->nssm_documents);
+		el_strv_free(pr->ssm_documents, pr->nssm_documents);
 		json_decref(pr->session_policy);
 	}
 	free(p->profiles);
@@ -1826,7 +1814,7 @@ loader_finish(struct loader *L, struct policy **out, struct diags *own)
 	for (i = 0; i < L->ndocs; i++)
 		json_decref(L->docs[i]);
 	free(L->docs);
-	free_strv(L->files, L->nfiles);
+	el_strv_free(L->files, L->nfiles);
 	if (L->d == own)
 		diags_free(own);
 	return r;
@@ -1938,7 +1926,7 @@ policy_load_dir(const char *dir, struct policy **out, struct diags *d)
 done:
 	if (dp != NULL)
 		closedir(dp);
-	free_strv(names, n);
+	el_strv_free(names, n);
 	return loader_finish(&L, out, &own);
 }
 

@@ -103,18 +103,6 @@ is_amz_date(const char *s)
 	return 1;
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum el_err
 sigv4_uri_encode(struct dbuf *b, const char *s, size_t len, int keep_slash)
 {
@@ -280,8 +268,8 @@ recode_component(const char *s, size_t len, char **out)
 	for (i = 0; i < len; i++) {
 		c = s[i];
 		if (c == '%' && i + 2 < len &&
-		    (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+		    (hi = el_hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = el_hexval((unsigned char)s[i + 2])) >= 0) {
 			c = (char)(hi << 4 | lo);
 			i += 2;
 		}

@@ -178,6 +178,29 @@ dbuf_take(struct dbuf *b)
 	return p;
 }
 
+int64_t
+el_backoff(int attempt, int64_t first, int64_t cap)
+{
+	int64_t d = first;
+	int i;
+
+	for (i = 1; i < attempt && d < cap; i++)
+		d *= 2;
+	return d < cap ? d : cap;
+}
+
+void
+el_strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 size_t
 el_strlcpy(char *dst, const char *src, size_t dstsize)
 {
@@ -398,6 +421,18 @@ enum el_err
 el_b64url_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen)
 {
 	return b64_decode(in, out, outcap, outlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int
+el_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 void

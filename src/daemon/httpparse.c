@@ -13,18 +13,6 @@ static const struct route_group *const groups[] = {
 	&routes_requests, &routes_approve, &routes_misc,
 };
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent- and '+'-decoding into a new string. NULL on a bad escape or a NUL byte. */
 static char *
 form_decode(const char *s, size_t len)
@@ -47,8 +35,8 @@ form_decode(const char *s, size_t len)
 				free(out);
 				return NULL;
 			}
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
+			h = el_hexval(s[i + 1]);
+			l = el_hexval(s[i + 2]);
 			if (h < 0 || l < 0 || (h == 0 && l == 0)) {
 				free(out);
 				return NULL;

@@ -80,7 +80,7 @@ check_aws(const char *path, const struct config *cfg, const struct policy *p, st
 		memset(&err, 0, sizeof(err));
 		if (aws_iam_get_role(c, pp->role_name, id, sizeof(id), &max, &err) != EL_OK)
 			diags_add(d, NULL, NULL, 0, 0, "profile %s: iam:GetRole %s: %s %s (the broker "
-			    "needs iam:GetRole, iam:GetRolePolicy, iam:PutRolePolicy and "
+			    "needs iam:GetRole, iam:PutRolePolicy and "
 			    "iam:DeleteRolePolicy on %s)", pp->name, pp->role_name, err.code,
 			    err.message, pp->role_arn);
 		else {

@@ -26,7 +26,6 @@ enum which {
 	P_DESCRIBE_INSTANCES,   /* EC2 DescribeInstances XML */
 	P_GET_ROLE,             /* IAM GetRole XML */
 	P_CALLER_IDENTITY,      /* STS GetCallerIdentity XML */
-	P_GET_ROLE_POLICY,      /* IAM GetRolePolicy XML (URL-encoded JSON inside) */
 	P_START_SESSION,        /* SSM StartSession JSON */
 	P_JSON_CREDS,           /* container / IMDS credentials JSON */
 	P__COUNT
@@ -53,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct aws_error err;
 	struct aws_ids ids;
 	const char *body;
-	char buf[512], *next, *doc;
+	char buf[512], *next;
 	json_t *j;
 	enum el_err e;
 	size_t len;
@@ -125,14 +124,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (aws_parse_caller_identity(body, len, buf, sizeof(buf), &w) == EL_OK &&
 		    buf[0] == '\0')
 			abort();
-		break;
-	case P_GET_ROLE_POLICY:
-		doc = NULL;
-		if (aws_parse_get_role_policy(body, len, &doc, &w) == EL_OK) {
-			if (doc == NULL)
-				abort();
-			free(doc);
-		}
 		break;
 	case P_START_SESSION:
 		j = NULL;

@@ -66,25 +66,6 @@ form_encoding(void **state)
 }
 
 static void
-pct_decoding(void **state)
-{
-	char s1[] = "%7B%22Version%22%3A%222012-10-17%22%7D";
-	char s2[] = "a+b%20c";
-	char s3[] = "bad%4";
-	char s4[] = "nul%00x";
-	char s5[] = "%zz";
-
-	(void)state;
-	assert_int_equal(aws_pct_decode(s1), EL_OK);
-	assert_string_equal(s1, "{\"Version\":\"2012-10-17\"}");
-	assert_int_equal(aws_pct_decode(s2), EL_OK);
-	assert_string_equal(s2, "a+b c");
-	assert_int_equal(aws_pct_decode(s3), EL_EPARSE);
-	assert_int_equal(aws_pct_decode(s4), EL_EPARSE);
-	assert_int_equal(aws_pct_decode(s5), EL_EPARSE);
-}
-
-static void
 names(void **state)
 {
 	(void)state;
@@ -602,41 +583,6 @@ get_role(void **state)
 	assert_non_null(strstr(w.msg, "MaxSessionDuration"));
 }
 
-static void
-get_role_policy(void **state)
-{
-	static const char enc[] =
-	    "<GetRolePolicyResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">"
-	    "<GetRolePolicyResult><PolicyName>elevate-revoke</PolicyName>"
-	    "<RoleName>ProdReadOnly</RoleName><PolicyDocument>"
-	    "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A"
-	    "%22Deny%22%2C%22Action%22%3A%22%2A%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D"
-	    "</PolicyDocument></GetRolePolicyResult></GetRolePolicyResponse>";
-	static const char plain[] = "<GetRolePolicyResponse><GetRolePolicyResult>"
-	    "<PolicyDocument>{\"Version\": \"2012-10-17\", \"Statement\": []}</PolicyDocument>"
-	    "</GetRolePolicyResult></GetRolePolicyResponse>";
-	static const char none[] = "<GetRolePolicyResponse><GetRolePolicyResult>"
-	    "<PolicyName>x</PolicyName></GetRolePolicyResult></GetRolePolicyResponse>";
-	struct el_why w = {{0}};
-	json_t *j;
-	char *doc;
-
-	(void)state;
-	assert_int_equal(aws_parse_get_role_policy(enc, strlen(enc), &doc, &w), EL_OK);
-	assert_string_equal(doc, "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":"
-	    "\"Deny\",\"Action\":\"*\",\"Resource\":\"*\"}]}");
-	j = json_loads(doc, 0, NULL);
-	assert_non_null(j);
-	json_decref(j);
-	free(doc);
-	assert_int_equal(aws_parse_get_role_policy(plain, strlen(plain), &doc, &w), EL_OK);
-	assert_string_equal(doc, "{\"Version\": \"2012-10-17\", \"Statement\": []}");
-	free(doc);
-	assert_int_equal(aws_parse_get_role_policy(none, strlen(none), &doc, &w), EL_EPARSE);
-	assert_null(doc);
-	assert_non_null(strstr(w.msg, "PolicyDocument"));
-}
-
 /* ---------------------------------------------------------------- SSM */
 
 static void
@@ -975,7 +921,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(form_encoding),
-		cmocka_unit_test(pct_decoding),
 		cmocka_unit_test(names),
 		cmocka_unit_test(assume_role_ok),
 		cmocka_unit_test(assume_role_out_of_order_with_ms),
@@ -990,7 +935,6 @@ main(void)
 		cmocka_unit_test(json_errors),
 		cmocka_unit_test(retry_classes),
 		cmocka_unit_test(get_role),
-		cmocka_unit_test(get_role_policy),
 		cmocka_unit_test(start_session),
 		cmocka_unit_test(describe_sessions),
 		cmocka_unit_test(describe_instances),

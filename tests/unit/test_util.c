@@ -492,6 +492,46 @@ misc_helpers(void **state)
 	assert_int_equal(strlen(id), 4);
 }
 
+/* One backoff for every retry loop: the broker's four (activation, revocation, revocation
+ * sync, mail) and the AWS client's jitter ceiling. */
+static void
+backoff_doubles_to_its_cap(void **state)
+{
+	(void)state;
+	assert_int_equal(el_backoff(1, 1, 30), 1);
+	assert_int_equal(el_backoff(2, 1, 30), 2);
+	assert_int_equal(el_backoff(5, 1, 30), 16);
+	assert_int_equal(el_backoff(6, 1, 30), 30);
+	assert_int_equal(el_backoff(1000, 1, 30), 30);     /* no overflow */
+	assert_int_equal(el_backoff(0, 2, 300), 2);
+	assert_int_equal(el_backoff(8, 2, 300), 256);
+	assert_int_equal(el_backoff(9, 2, 300), 300);
+	assert_int_equal(el_backoff(3, 100, 5000), 400);
+}
+
+static void
+hexval_and_strv(void **state)
+{
+	char **v = calloc(2, sizeof(*v));
+	int c, n = 0;
+
+	(void)state;
+	for (c = 0; c < 256; c++)
+		if (el_hexval(c) >= 0)
+			n++;
+	assert_int_equal(n, 22);
+	assert_int_equal(el_hexval('0'), 0);
+	assert_int_equal(el_hexval('f'), 15);
+	assert_int_equal(el_hexval('F'), 15);
+	assert_int_equal(el_hexval('g'), -1);
+	assert_int_equal(el_hexval(-1), -1);
+	assert_non_null(v);
+	v[0] = strdup("a");
+	v[1] = strdup("b");
+	el_strv_free(v, 2);                     /* ASan: nothing leaks */
+	el_strv_free(NULL, 3);
+}
+
 int
 main(void)
 {
@@ -512,6 +552,8 @@ main(void)
 		cmocka_unit_test(parse_int_refuses_leading_junk),
 		cmocka_unit_test(strlcpy_truncates),
 		cmocka_unit_test(misc_helpers),
+		cmocka_unit_test(backoff_doubles_to_its_cap),
+		cmocka_unit_test(hexval_and_strv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
