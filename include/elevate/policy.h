@@ -142,18 +142,4 @@ bool policy_quorum_met(const struct policy *p, const char *profile, const char *
 enum el_err policy_approvers_for(const struct policy *p, const char *profile,
     const char *requester, const char ***out, size_t *n);
 
-#define POLICY_DEFAULT_SSM_DOCUMENT "SSM-SessionManagerRunShell"
-/*
- * May a grant of `profile` open an SSM session on `instance` with `document`?
- * The instance is in scope when listed in ssm.targets, or when target_tags is set and the
- * instance carries every one of those tags with the same value (`tags`: the instance's EC2
- * tags as a JSON object of strings, NULL when unknown). document NULL means the profile's
- * default: its first ssm.documents entry, or the default shell (POLICY_DEFAULT_SSM_DOCUMENT,
- * sent as no DocumentName) when none is listed; that shell is the only document allowed
- * when ssm.documents is empty.
- * EL_OK, EL_ENOENT (unknown profile) or EL_EPERM with a message naming what is allowed.
- */
-enum el_err policy_check_ssm(const struct policy *p, const char *profile, const char *instance,
-    const json_t *tags, const char *document, struct el_why *w);
-
 #endif

@@ -722,37 +722,6 @@ test_quorum_ex_approver(void **state)
 
 /* ------------------------------------------------------------------ SSM scope */
 
-static void
-test_ssm_scope(void **state)
-{
-	json_t *prod = json_pack("{s:s}", "env", "prod"), *dev = json_pack("{s:s}", "env", "dev");
-	struct el_why w = { "" };
-
-	(void)state;
-	assert_int_equal(policy_check_ssm(P, "prod-readonly", "i-0123456789abcdef0", NULL, NULL,
-	    &w), EL_OK);
-	assert_int_equal(policy_check_ssm(P, "prod-readonly", "i-0fffffffffffffff0", prod,
-	    "AWS-StartPortForwardingSession", &w), EL_OK);
-	assert_int_equal(policy_check_ssm(P, "prod-readonly", "i-0fffffffffffffff0", dev, NULL,
-	    &w), EL_EPERM);
-	assert_non_null(strstr(w.msg, "not among its SSM targets"));
-	assert_int_equal(policy_check_ssm(P, "prod-readonly", "i-0123456789abcdef0", NULL,
-	    "AWS-RunShellScript", &w), EL_EPERM);
-	assert_non_null(strstr(w.msg, "document AWS-RunShellScript is not allowed"));
-	/* no documents listed: only the default shell, by name or left out */
-	assert_int_equal(policy_check_ssm(P, "dev-poweruser", "i-0fffffffffffffff0", dev, NULL,
-	    &w), EL_OK);
-	assert_int_equal(policy_check_ssm(P, "dev-poweruser", "i-0fffffffffffffff0", dev,
-	    POLICY_DEFAULT_SSM_DOCUMENT, &w), EL_OK);
-	assert_int_equal(policy_check_ssm(P, "dev-poweruser", "i-0fffffffffffffff0", dev,
-	    "AWS-StartPortForwardingSession", &w), EL_EPERM);
-	/* a profile without ssm scopes nothing */
-	assert_int_equal(policy_check_ssm(P, "one", "i-0123456789abcdef0", prod, NULL, &w),
-	    EL_EPERM);
-	json_decref(prod);
-	json_decref(dev);
-}
-
 /* ------------------------------------------------------------------ diags, refcount */
 
 static void
@@ -863,7 +832,6 @@ main(void)
 		cmocka_unit_test(test_request_reason_ceiling),
 		cmocka_unit_test(test_approvers_for),
 		cmocka_unit_test(test_quorum_ex_approver),
-		cmocka_unit_test(test_ssm_scope),
 		cmocka_unit_test(test_diags_format),
 		cmocka_unit_test(test_refcount_threads),
 	};
