@@ -10,6 +10,7 @@
 #include "engine_int.h"
 
 #define IAM_INLINE_BUDGET 10240     /* IAM: all inline policies of a role, no whitespace */
+#define QUICK_RETRIES 10            /* revocations retried every second at first */
 
 /* ---- the end of a window ---- */
 
@@ -273,9 +274,14 @@ fail:
 	free(ended);
 }
 
-/* A failed step: the grant stays `ending` (read afresh) and is retried with backoff. */
+/*
+ * A failed step: the grant stays `ending` (read afresh) and is retried. AWS trouble
+ * (throttling, 5xx, the network: `quick`) is retried every second for the first ten
+ * attempts — the window is over and every second counts — then with backoff; a full
+ * revocation budget backs off from the start.
+ */
 static void
-reschedule(struct engine *e, const char *id, const char *why)
+reschedule(struct engine *e, const char *id, const char *why, bool quick)
 {
 	struct store_request r;
 	int64_t delay = 0;
@@ -289,7 +295,7 @@ reschedule(struct engine *e, const char *id, const char *why)
 		return;
 	}
 	r.attempts++;
-	delay = el_backoff(r.attempts, 1, 30);   /* 1, 2, 4, 8, 16, 30 s */
+	delay = quick && r.attempts <= QUICK_RETRIES ? 1 : el_backoff(r.attempts, 1, 30);
 	r.next_attempt_at = el_now() + delay;
 	data = json_pack("{s:s, s:i, s:I}", "error", why, "attempt", r.attempts,
 	    "next_attempt_at", (json_int_t)r.next_attempt_at);
@@ -518,7 +524,8 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 		if (steps[i] == NULL || st[i] == EL_OK)
 			continue;
 		er = json_object_get(steps[i], "error");
-		reschedule(e, rs[i].id, er ? json_string_value(er) : el_strerror(st[i]));
+		reschedule(e, rs[i].id, er ? json_string_value(er) : el_strerror(st[i]),
+		    st[i] != EL_ETOOBIG);
 	}
 out:
 	for (i = 0; rs && gs && i < n; i++) {

@@ -17,10 +17,13 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         self.n += 1
         base = os.path.join(self.outdir, '%06d-%d' % (self.n, int(time.time() * 1000)))
-        with open(base + '.eml', 'wb') as f:
-            f.write(envelope.original_content or envelope.content)
+        # The envelope first, then the message under its final name in one rename: a
+        # reader that lists *.eml never finds one without its .json, or half written.
         with open(base + '.json', 'w') as f:
             json.dump({'from': envelope.mail_from, 'rcpt': envelope.rcpt_tos}, f)
+        with open(base + '.eml.tmp', 'wb') as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(base + '.eml.tmp', base + '.eml')
         return '250 OK'
 
 
