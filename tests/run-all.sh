@@ -59,7 +59,9 @@ done
 
 # judge NAME RC LOG PASSED FAILED SKIPPED MISSING SHOW: prints the suite's line and adds it
 # to the totals. RC is "" for a suite that could not be run; MISSING is "" if the suite
-# printed its summary, else what was wrong; SHOW greps its failures out of LOG.
+# printed its summary, else what was wrong; SHOW greps its failures out of LOG, or is
+# @traceback for the python suites: each FAIL line with the last lines of its traceback
+# (CI shows the end of the output, so the reason of a failure must be printed here).
 judge() {
   local name=$1 rc=$2 log=$3 p=$4 f=$5 s=$6 missing=$7 show=$8 why=() sig status
   status="exit status $rc"
@@ -82,6 +84,12 @@ judge() {
     printf '    %s FAILED (%s): %s. Last lines of %s:\n' "$name" "$status" \
       "$(printf '%s; ' "${why[@]}" | sed 's/; $//')" "$log"
     if [ -s "$log" ]; then tail -n 15 "$log" | sed 's/^/    | /'; else echo '    | (no output)'; fi
+  elif [ "$f" -ne 0 ] && [ "$show" = @traceback ]; then
+    awk 'function flush() { if (head != "") { print head; for (i = (n > 6 ? n - 5 : 1); i <= n; i++) print t[i] } head = ""; n = 0 }
+         /^(FAIL|ERROR) / { flush(); head = $0; next }
+         head != "" && /^     / { t[++n] = $0; next }
+         { flush() }
+         END { flush() }' "$log" | head -60 | sed 's/^/    /'
   elif [ "$f" -ne 0 ]; then
     grep -E -- "$show" "$log" | head -40 | sed 's/^/    /'
   fi
@@ -132,7 +140,7 @@ run_summary() {  # run_summary NAME COMMAND...
   else
     missing='printed no "N passed, N failed" summary'
   fi
-  judge "$name" "$rc" "$log" "$p" "$f" "$s" "$missing" '^(FAIL|ERROR)'
+  judge "$name" "$rc" "$log" "$p" "$f" "$s" "$missing" @traceback
 }
 
 if { [ "$only" = all ] && [ -z "$overridden" ]; } || [ "$only" = selftest ]; then

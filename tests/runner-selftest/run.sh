@@ -34,6 +34,7 @@ expect() {
 failed_run() { [ "$rc" -ne 0 ]; }
 clean_run() { [ "$rc" -eq 0 ]; }
 says() { grep -qF -- "$1" <<<"$out"; }
+has() { [[ "$out" == *"$1"* ]]; }   # has TEXT: TEXT, lines and all, in the output
 says_not() { ! grep -qF -- "$1" <<<"$out"; }
 ends() {  # ends SKIPPED_LINE SUMMARY_LINE: the last two lines of the output, exactly
   [ "$(tail -n 2 <<<"$out")" = "$1"$'\n'"$2" ]
@@ -95,6 +96,14 @@ expect 'crashing python suite fails the run' failed_run
 expect 'crashing python suite: counted' ends 'skipped: 1' '5 passed, 1 failed'
 expect 'crashing python suite: signal named' \
   says 'abort FAILED (exit status 134): killed by SIGABRT'
+
+runall integration "" "failing=$fake/py_failing.py"
+expect 'honest python failure fails the run' failed_run
+expect 'honest python failure: counted once' ends 'skipped: 0' '2 passed, 1 failed'
+expect 'honest python failure: named, with the end of its traceback' \
+  has $'    FAIL two (0.8s)\n           File "x.py", line 7, in f7'
+expect 'honest python failure: its assertion shown' says '     AssertionError: [0, 1, 2] the reason'
+expect 'honest python failure: the start of a long traceback left out' says_not 'line 6, in f6'
 
 runall integration "" "lie=$fake/py_lie.py"
 expect 'python suite exiting 1 after "0 failed" fails the run' failed_run
