@@ -38,7 +38,7 @@ struct pol_group {
  */
 struct pol_rule {
 	char *from;                     /* "group:NAME" or "user:NAME"/"NAME"; == froms[0] */
-	int count;
+	int64_t count;
 	char **froms;                   /* every principal of the rule (nfroms >= 1) */
 	size_t nfroms;
 };
@@ -56,7 +56,7 @@ struct pol_profile {
 	size_t napprovers;
 	struct pol_rule *rules;         /* quorum rules; from "approvers"+"approvals_required" when a plain list */
 	size_t nrules;
-	int approvals_required;
+	int64_t approvals_required;
 	bool allow_self_approval;
 	int64_t default_duration;       /* seconds */
 	int64_t max_duration;
