@@ -75,7 +75,8 @@ void el_strv_free(char **v, size_t n);
 enum el_err el_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* Durations: "90s", "15m", "1h30m", "2h", "1d" (also a plain number of seconds).
- * Result in seconds, > 0, at most 366 days. */
+ * Result in seconds, > 0, at most EL_DURATION_MAX (366 days). */
+#define EL_DURATION_MAX (366LL * 86400)
 enum el_err el_parse_duration(const char *s, int64_t *secs);
 /* "1h30m", "15m", "45s": shortest form; buf of 32 bytes is enough. */
 void el_format_duration(int64_t secs, char *buf, size_t len);

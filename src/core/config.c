@@ -1,6 +1,7 @@
 /*
  * config.c — owns elevated.json: the one table of configuration keys (type, default,
- * bounds, help), loading with defaults, and validation that reports every problem.
+ * bounds, help; schema.h fields, a section per nested object), loading with defaults,
+ * and validation that reports every problem.
  */
 #include <arpa/inet.h>
 #include <stddef.h>
@@ -9,238 +10,185 @@
 #include <jansson.h>
 
 #include "elevate/config.h"
+#include "elevate/schema.h"
 
-enum cfg_type { CFG_STR, CFG_BOOL, CFG_INT, CFG_DURATION };
+#define STR_MAX 4096
+#define CO(m) offsetof(struct config, m)
 
-struct cfg_key {
-	const char *path;          /* dotted: "smtp.url" */
-	enum cfg_type type;
-	size_t off;
-	const char *def;           /* NULL: unset */
-	long long min, max;        /* ints and durations (seconds) */
-	const char *help;
+/* A string with a default (null refused), one without (null: unset), and the rest. */
+#define STR(k, m, d, h) { .key = k, .kind = SF_STR, .max = STR_MAX, .off = CO(m), .dflt = d, \
+	.help = h }
+#define OPT(k, m, h) { .key = k, .kind = SF_STR, .max = STR_MAX, .off = CO(m), .null_ok = true, \
+	.help = h }
+#define BOOL(k, m, d, h) { .key = k, .kind = SF_BOOL, .off = CO(m), .dflt = d, .help = h }
+#define INT(k, m, d, lo, hi, h) { .key = k, .kind = SF_INT, .off = CO(m), .dflt = d, \
+	.min = lo, .max = hi, .help = h }
+#define DUR(k, m, d, lo, hi, h) { .key = k, .kind = SF_DURATION, .seconds_ok = true, \
+	.off = CO(m), .dflt = d, .min = lo, .max = hi, .help = h }
+#define SECTION(k, s) { .key = k, .kind = SF_OBJECT, .sub = &(s) }
+
+static bool
+check_listen(struct schema_ctx *c, const char *path, const char *s)
+{
+	if (strchr(s, ':') != NULL)
+		return true;
+	schema_problem(c, path, "must be address:port");
+	return false;
+}
+
+static bool
+check_url(struct schema_ctx *c, const char *path, const char *s)
+{
+	if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)
+		return true;
+	schema_problem(c, path, "must start with http:// or https://");
+	return false;
+}
+
+/* The proxy whose X-Forwarded-For is believed: an address, never a name. */
+static bool
+check_ip(struct schema_ctx *c, const char *path, const char *s)
+{
+	unsigned char bin[16];
+
+	if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1)
+		return true;
+	schema_problem(c, path, "must be an IP address");
+	return false;
+}
+
+static const struct schema_field tls_fields[] = {
+	OPT("cert", tls_cert, "PEM certificate; no tls = plain HTTP"),
+	OPT("key", tls_key, "PEM private key"),
 };
+static const struct schema tls_schema = SCHEMA(tls_fields);
 
-#define K(p, t, f, d, lo, hi, h) {p, t, offsetof(struct config, f), d, lo, hi, h}
-
-static const struct cfg_key keys[] = {
-	K("listen", CFG_STR, listen, "127.0.0.1:8443", 0, 0, "address:port to listen on"),
-	K("public_url", CFG_STR, public_url, NULL, 0, 0,
-	    "base URL of approval links (default http://LISTEN)"),
-	K("trusted_proxy", CFG_STR, trusted_proxy, NULL, 0, 0,
-	    "address of a reverse proxy in front: requests from it are taken to come from the "
-	    "last address its X-Forwarded-For names (refusals, throttling, audit)"),
-	K("tls.cert", CFG_STR, tls_cert, NULL, 0, 0, "PEM certificate; no tls = plain HTTP"),
-	K("tls.key", CFG_STR, tls_key, NULL, 0, 0, "PEM private key"),
-	K("state_dir", CFG_STR, state_dir, "/var/lib/elevate", 0, 0,
-	    "database and keys (created 0700)"),
-	K("policies", CFG_STR, policies, "/etc/elevate/policies", 0, 0, "directory of *.json"),
-	K("templates", CFG_STR, templates, "/usr/share/elevate/templates", 0, 0,
-	    "mail and page templates"),
-	K("smtp.url", CFG_STR, smtp_url, NULL, 0, 0, "smtp://host:port or smtps://; unset: no mail"),
-	K("smtp.from", CFG_STR, smtp_from, "elevate@localhost", 0, 0, "sender address"),
-	K("smtp.username", CFG_STR, smtp_username, NULL, 0, 0, "SMTP AUTH user"),
-	K("smtp.password_file", CFG_STR, smtp_password_file, NULL, 0, 0,
+static const struct schema_field smtp_fields[] = {
+	OPT("url", smtp_url, "smtp://host:port or smtps://; unset: no mail"),
+	STR("from", smtp_from, "elevate@localhost", "sender address"),
+	OPT("username", smtp_username, "SMTP AUTH user"),
+	OPT("password_file", smtp_password_file,
 	    "file holding the SMTP password (not world-readable)"),
-	K("smtp.require_starttls", CFG_BOOL, smtp_require_starttls, "false", 0, 0,
-	    "refuse to send without STARTTLS"),
-	K("smtp.timeout", CFG_DURATION, smtp_timeout, "30s", 1, 600, "per-attempt timeout"),
-	K("smtp.max_attempts", CFG_INT, mail_max_attempts, "12", 1, 100,
+	BOOL("require_starttls", smtp_require_starttls, "false", "refuse to send without STARTTLS"),
+	DUR("timeout", smtp_timeout, "30s", 1, 600, "per-attempt timeout"),
+	INT("max_attempts", mail_max_attempts, "12", 1, 100,
 	    "attempts before a mail is marked failed"),
-	K("aws.region", CFG_STR, aws_region, "us-east-1", 0, 0, "default region"),
-	K("aws.endpoint", CFG_STR, aws_endpoint, NULL, 0, 0,
-	    "endpoint for every service (else AWS_ENDPOINT_URL)"),
-	K("aws.endpoints.sts", CFG_STR, aws_endpoint_sts, NULL, 0, 0, "STS endpoint override"),
-	K("aws.endpoints.iam", CFG_STR, aws_endpoint_iam, NULL, 0, 0, "IAM endpoint override"),
-	K("aws.endpoints.ssm", CFG_STR, aws_endpoint_ssm, NULL, 0, 0, "SSM endpoint override"),
-	K("aws.endpoints.ec2", CFG_STR, aws_endpoint_ec2, NULL, 0, 0, "EC2 endpoint override"),
-	K("aws.ca_file", CFG_STR, aws_ca_file, NULL, 0, 0, "CA bundle for AWS endpoints"),
-	K("aws.max_attempts", CFG_INT, aws_max_attempts, "5", 1, 20, "attempts per AWS call"),
-	K("aws.timeout", CFG_DURATION, aws_timeout, "10s", 1, 120, "per-attempt timeout"),
-	K("audit.file", CFG_STR, audit_file, NULL, 0, 0, "JSON Lines export of the audit chain"),
-	K("audit.syslog", CFG_BOOL, audit_syslog, "false", 0, 0, "also send records to syslog"),
-	K("audit.checkpoint_every", CFG_INT, audit_checkpoint_every, "100", 1, 100000,
+};
+static const struct schema smtp_schema = SCHEMA(smtp_fields);
+
+static const struct schema_field endpoints_fields[] = {
+	OPT("sts", aws_endpoint_sts, "STS endpoint override"),
+	OPT("iam", aws_endpoint_iam, "IAM endpoint override"),
+	OPT("ssm", aws_endpoint_ssm, "SSM endpoint override"),
+	OPT("ec2", aws_endpoint_ec2, "EC2 endpoint override"),
+};
+static const struct schema endpoints_schema = SCHEMA(endpoints_fields);
+
+static const struct schema_field aws_fields[] = {
+	STR("region", aws_region, "us-east-1", "default region"),
+	OPT("endpoint", aws_endpoint, "endpoint for every service (else AWS_ENDPOINT_URL)"),
+	SECTION("endpoints", endpoints_schema),
+	OPT("ca_file", aws_ca_file, "CA bundle for AWS endpoints"),
+	INT("max_attempts", aws_max_attempts, "5", 1, 20, "attempts per AWS call"),
+	DUR("timeout", aws_timeout, "10s", 1, 120, "per-attempt timeout"),
+};
+static const struct schema aws_schema = SCHEMA(aws_fields);
+
+static const struct schema_field audit_fields[] = {
+	OPT("file", audit_file, "JSON Lines export of the audit chain"),
+	BOOL("syslog", audit_syslog, "false", "also send records to syslog"),
+	INT("checkpoint_every", audit_checkpoint_every, "100", 1, 100000,
 	    "sign the chain head every N records"),
-	K("audit.refusal_interval", CFG_DURATION, refusal_interval, "60s", 1, 3600,
+	DUR("refusal_interval", refusal_interval, "60s", 1, 3600,
 	    "anonymous refusals (bad signature, unknown user, bad link) beyond the first few "
 	    "are counted, and audited as one summary per reason per interval"),
-	K("audit.refusals_individual", CFG_INT, refusals_individual, "5", 0, 1000,
+	INT("refusals_individual", refusals_individual, "5", 0, 1000,
 	    "anonymous refusals of each reason audited one by one per interval"),
-	K("auditors", CFG_STR, auditors, "group:security", 0, 0, "who may read the audit API"),
-	K("admins", CFG_STR, admins, "group:platform-admins", 0, 0,
-	    "who may revoke any grant and see every request"),
-	K("limits.max_body", CFG_INT, max_body, "65536", 1024, 1048576, "request body ceiling"),
-	K("limits.max_connections", CFG_INT, max_connections, "4096", 4, 65536,
-	    "concurrent connections (the open-file limit is raised to fit)"),
-	K("limits.max_connections_per_address", CFG_INT, max_connections_per_address, "64", 0,
-	    65536, "concurrent connections from one client address (0: no limit)"),
-	K("limits.request_timeout", CFG_DURATION, request_timeout, "10s", 1, 300,
-	    "time to send a whole request after connecting or after the previous answer"),
-	K("limits.connection_timeout", CFG_DURATION, connection_timeout, "30s", 1, 3600,
-	    "idle connection timeout"),
-	K("limits.http_threads", CFG_INT, http_threads, "8", 1, 64,
-	    "threads serving connections (epoll, each serves many)"),
-	K("limits.http_workers", CFG_INT, http_workers, "32", 1, 1024,
-	    "threads running requests (one waiting on AWS holds one, never a connection thread)"),
-	K("limits.refusal_burst", CFG_INT, refusal_burst, "30", 1, 1000000,
-	    "anonymous refusals a source address may collect before it is answered 429"),
-	K("limits.refusal_rate", CFG_INT, refusal_rate, "30", 1, 1000000,
-	    "refusals per minute an address is forgiven (earns back)"),
-	K("limits.refusal_addresses", CFG_INT, refusal_addresses, "4096", 16, 1048576,
-	    "source addresses tracked; the least recently seen is forgotten"),
-	K("mail.ending_soon", CFG_DURATION, ending_soon, "5m", 0, 86400,
-	    "warn the requester this long before the window ends (0: never)"),
-	K("revoke.policy_name", CFG_STR, revoke_policy_name, "elevate-revoked-sessions", 0, 0,
-	    "inline role policy that denies early-revoked sessions"),
-	K("log.level", CFG_STR, log_level, "info", 0, 0, "error, warn, info or debug"),
-	K("log.syslog", CFG_BOOL, log_syslog, "false", 0, 0, "log to syslog instead of stderr"),
 };
+static const struct schema audit_schema = SCHEMA(audit_fields);
 
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+static const struct schema_field limits_fields[] = {
+	INT("max_body", max_body, "65536", 1024, 1048576, "request body ceiling"),
+	INT("max_connections", max_connections, "4096", 4, 65536,
+	    "concurrent connections (the open-file limit is raised to fit)"),
+	INT("max_connections_per_address", max_connections_per_address, "64", 0, 65536,
+	    "concurrent connections from one client address (0: no limit)"),
+	DUR("request_timeout", request_timeout, "10s", 1, 300,
+	    "time to send a whole request after connecting or after the previous answer"),
+	DUR("connection_timeout", connection_timeout, "30s", 1, 3600, "idle connection timeout"),
+	INT("http_threads", http_threads, "8", 1, 64,
+	    "threads serving connections (epoll, each serves many)"),
+	INT("http_workers", http_workers, "32", 1, 1024,
+	    "threads running requests (one waiting on AWS holds one, never a connection thread)"),
+	INT("refusal_burst", refusal_burst, "30", 1, 1000000,
+	    "anonymous refusals a source address may collect before it is answered 429"),
+	INT("refusal_rate", refusal_rate, "30", 1, 1000000,
+	    "refusals per minute an address is forgiven (earns back)"),
+	INT("refusal_addresses", refusal_addresses, "4096", 16, 1048576,
+	    "source addresses tracked; the least recently seen is forgotten"),
+};
+static const struct schema limits_schema = SCHEMA(limits_fields);
 
-static const struct cfg_key *
-find_key(const char *path)
-{
-	size_t i;
+static const struct schema_field mail_fields[] = {
+	DUR("ending_soon", ending_soon, "5m", 0, 86400,
+	    "warn the requester this long before the window ends (0: never)"),
+};
+static const struct schema mail_schema = SCHEMA(mail_fields);
 
-	for (i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].path, path) == 0)
-			return &keys[i];
-	return NULL;
-}
+static const struct schema_field revoke_fields[] = {
+	STR("policy_name", revoke_policy_name, "elevate-revoked-sessions",
+	    "inline role policy that denies early-revoked sessions"),
+};
+static const struct schema revoke_schema = SCHEMA(revoke_fields);
 
-/* Is path a prefix object of some key ("smtp", "aws.endpoints")? */
-static int
-is_section(const char *path)
-{
-	size_t i, n = strlen(path);
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-	for (i = 0; i < NKEYS; i++)
-		if (strncmp(keys[i].path, path, n) == 0 && keys[i].path[n] == '.')
-			return 1;
-	return 0;
-}
+static const struct schema_field log_fields[] = {
+	{ .key = "level", .kind = SF_STR, .max = STR_MAX, .off = CO(log_level), .dflt = "info",
+	  .one_of = log_levels, .help = "error, warn, info or debug" },
+	BOOL("syslog", log_syslog, "false", "log to syslog instead of stderr"),
+};
+static const struct schema log_schema = SCHEMA(log_fields);
 
-static enum el_err
-set_value(struct config *cfg, const struct cfg_key *k, const char *text, struct el_why *w)
-{
-	char *base = (char *)cfg;
-	int64_t secs;
-	long long v;
-
-	switch (k->type) {
-	case CFG_STR: {
-		char **p = (char **)(void *)(base + k->off);
-		free(*p);
-		*p = text ? strdup(text) : NULL;
-		return EL_OK;
-	}
-	case CFG_BOOL:
-		*(bool *)(void *)(base + k->off) = strcmp(text, "true") == 0;
-		return EL_OK;
-	case CFG_INT:
-		if (el_parse_int(text, k->min, k->max, &v) != EL_OK)
-			return el_fail(w, EL_EINVAL, "must be a whole number from %lld to %lld",
-			    k->min, k->max);
-		*(int64_t *)(void *)(base + k->off) = v;
-		return EL_OK;
-	case CFG_DURATION:
-		if (strcmp(text, "0") == 0 && k->min == 0)
-			secs = 0;
-		else if (el_parse_duration(text, &secs) != EL_OK)
-			return el_fail(w, EL_EINVAL, "must be a duration like 30s, 5m or 1h");
-		if (secs < k->min || secs > k->max)
-			return el_fail(w, EL_EINVAL, "must be between %llds and %llds", k->min, k->max);
-		*(int64_t *)(void *)(base + k->off) = secs;
-		return EL_OK;
-	}
-	return EL_EINVAL;
-}
-
-static void
-walk(struct config *cfg, json_t *obj, const char *prefix, const char *file, struct diags *d)
-{
-	const char *name;
-	json_t *v;
-
-	json_object_foreach(obj, name, v) {
-		char path[256], num[32];
-		const struct cfg_key *k;
-		struct el_why w = {{0}};
-		const char *text = NULL;
-
-		char jpath[272];
-
-		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name);
-		snprintf(jpath, sizeof(jpath), "$.%s", path);
-		if (json_is_object(v) && is_section(path)) {
-			walk(cfg, v, path, file, d);
-			continue;
-		}
-		if ((k = find_key(path)) == NULL) {
-			diags_add(d, file, jpath, 0, 0, "unknown key");
-			continue;
-		}
-		if (json_is_null(v)) {
-			if (k->type == CFG_STR && k->def == NULL)
-				set_value(cfg, k, NULL, NULL);
-			else
-				diags_add(d, file, jpath, 0, 0, "may not be null");
-			continue;
-		}
-		switch (k->type) {
-		case CFG_STR:
-			if (!json_is_string(v) || json_string_length(v) > 4096) {
-				diags_add(d, file, jpath, 0, 0, "must be a string");
-				continue;
-			}
-			text = json_string_value(v);
-			break;
-		case CFG_BOOL:
-			if (!json_is_boolean(v)) {
-				diags_add(d, file, jpath, 0, 0, "must be true or false");
-				continue;
-			}
-			text = json_is_true(v) ? "true" : "false";
-			break;
-		case CFG_INT:
-			if (!json_is_integer(v)) {
-				diags_add(d, file, jpath, 0, 0, "must be a whole number");
-				continue;
-			}
-			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-			text = num;
-			break;
-		case CFG_DURATION:
-			if (json_is_integer(v)) {
-				snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-				text = num;
-			} else if (json_is_string(v))
-				text = json_string_value(v);
-			else {
-				diags_add(d, file, jpath, 0, 0, "must be a duration");
-				continue;
-			}
-			break;
-		}
-		if (set_value(cfg, k, text, &w) != EL_OK)
-			diags_add(d, file, jpath, 0, 0, "%s", w.msg);
-	}
-}
+static const struct schema_field config_fields[] = {
+	{ .key = "listen", .kind = SF_STR, .max = STR_MAX, .off = CO(listen),
+	  .dflt = "127.0.0.1:8443", .check = check_listen, .help = "address:port to listen on" },
+	{ .key = "public_url", .kind = SF_STR, .max = STR_MAX, .off = CO(public_url),
+	  .null_ok = true, .check = check_url,
+	  .help = "base URL of approval links (default http://LISTEN)" },
+	{ .key = "trusted_proxy", .kind = SF_STR, .max = STR_MAX, .off = CO(trusted_proxy),
+	  .null_ok = true, .check = check_ip,
+	  .help = "address of a reverse proxy in front: requests from it are taken to come "
+	  "from the last address its X-Forwarded-For names (refusals, throttling, audit)" },
+	SECTION("tls", tls_schema),
+	STR("state_dir", state_dir, "/var/lib/elevate", "database and keys (created 0700)"),
+	STR("policies", policies, "/etc/elevate/policies", "directory of *.json"),
+	STR("templates", templates, "/usr/share/elevate/templates", "mail and page templates"),
+	SECTION("smtp", smtp_schema),
+	SECTION("aws", aws_schema),
+	SECTION("audit", audit_schema),
+	STR("auditors", auditors, "group:security", "who may read the audit API"),
+	STR("admins", admins, "group:platform-admins",
+	    "who may revoke any grant and see every request"),
+	SECTION("limits", limits_schema),
+	SECTION("mail", mail_schema),
+	SECTION("revoke", revoke_schema),
+	SECTION("log", log_schema),
+};
+static const struct schema config_schema = SCHEMA(config_fields);
 
 enum el_err
 config_load(const char *path, struct config *cfg, struct diags *d)
 {
-	size_t before = diags_count(d), i;
+	struct schema_ctx c = { .d = d, .file = path };
+	size_t before = diags_count(d);
 	json_error_t je;
 	json_t *root;
 	char *text = NULL;
 	struct el_why w = {{0}};
 
 	memset(cfg, 0, sizeof(*cfg));
-	for (i = 0; i < NKEYS; i++)
-		if (keys[i].def != NULL)
-			set_value(cfg, &keys[i], keys[i].def, NULL);
+	schema_defaults(&c, &config_schema, cfg);
 	if (path != NULL) {
 		if (el_read_file(path, CONFIG_MAX_FILE, &text, NULL, &w) != EL_OK) {
 			diags_add(d, path, NULL, 0, 0, "%s", w.msg);
@@ -252,63 +200,55 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 			diags_add(d, path, NULL, je.line, je.column, "%s", je.text);
 			return EL_ECONFIG;
 		}
-		if (!json_is_object(root))
-			diags_add(d, path, "$", 0, 0, "must be an object");
-		else
-			walk(cfg, root, "", path, d);
+		schema_apply(&c, &config_schema, root, "$", cfg);
 		json_decref(root);
 	}
-	if (cfg->public_url == NULL) {
+	if (cfg->public_url == NULL && cfg->listen != NULL) {
 		size_t n = strlen(cfg->listen) + 16;
 		if ((cfg->public_url = malloc(n)) != NULL)
 			snprintf(cfg->public_url, n, "http://%s", cfg->listen);
 	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
 		diags_add(d, path, "$.tls", 0, 0, "needs both cert and key");
-	if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0)
-		diags_add(d, path, "$.public_url", 0, 0, "must start with http:// or https://");
-	if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
-	    strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug"))
-		diags_add(d, path, "$.log.level", 0, 0, "must be error, warn, info or debug");
-	if (strchr(cfg->listen, ':') == NULL)
-		diags_add(d, path, "$.listen", 0, 0, "must be address:port");
-	if (cfg->trusted_proxy != NULL) {
-		unsigned char bin[16];
-		if (inet_pton(AF_INET, cfg->trusted_proxy, bin) != 1 &&
-		    inet_pton(AF_INET6, cfg->trusted_proxy, bin) != 1)
-			diags_add(d, path, "$.trusted_proxy", 0, 0, "must be an IP address");
-	}
 	return diags_count(d) == before ? EL_OK : EL_ECONFIG;
 }
 
 void
 config_free(struct config *cfg)
 {
+	schema_free(&config_schema, cfg);
+}
+
+static void
+print_keys(FILE *f, const struct schema *s, const char *prefix)
+{
+	static const char *const tn[] = {
+		[SF_STR] = "string", [SF_BOOL] = "bool", [SF_INT] = "integer",
+		[SF_DURATION] = "duration",
+	};
+	const struct schema_field *k;
+	char path[128];
 	size_t i;
 
-	for (i = 0; i < NKEYS; i++)
-		if (keys[i].type == CFG_STR) {
-			char **p = (char **)(void *)((char *)cfg + keys[i].off);
-			free(*p);
-			*p = NULL;
+	for (i = 0; i < s->n; i++) {
+		k = &s->f[i];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", k->key);
+		if (k->kind == SF_OBJECT) {
+			print_keys(f, k->sub, path);
+			continue;
 		}
-	free(cfg->public_url);
-	cfg->public_url = NULL;
+		fprintf(f, "| `%s` | %s | %s | %s", path, tn[k->kind], k->dflt ? k->dflt : "—",
+		    k->help);
+		if (k->kind == SF_INT || (k->kind == SF_DURATION && k->max))
+			fprintf(f, " (%lld–%lld%s)", k->min, k->max,
+			    k->kind == SF_DURATION ? " s" : "");
+		fprintf(f, " |\n");
+	}
 }
 
 void
 config_print_reference(FILE *f)
 {
-	size_t i;
-
 	fprintf(f, "| key | type | default | meaning |\n|---|---|---|---|\n");
-	for (i = 0; i < NKEYS; i++) {
-		static const char *const tn[] = {"string", "bool", "integer", "duration"};
-		fprintf(f, "| `%s` | %s | %s | %s", keys[i].path, tn[keys[i].type],
-		    keys[i].def ? keys[i].def : "—", keys[i].help);
-		if (keys[i].type == CFG_INT || (keys[i].type == CFG_DURATION && keys[i].max))
-			fprintf(f, " (%lld–%lld%s)", keys[i].min, keys[i].max,
-			    keys[i].type == CFG_DURATION ? " s" : "");
-		fprintf(f, " |\n");
-	}
+	print_keys(f, &config_schema, "");
 }

@@ -769,13 +769,17 @@ engine_load_own(struct engine *e, const struct policy *p, const char *user, cons
 
 /* ---- create ---- */
 
-static const struct jspec create_spec[] = {
-	{"profile", JS_STRING, true, POLICY_NAME_MAX, 0, 0},
-	{"duration", JS_DURATION, false, 0, 0, 0},
-	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
-	{"ticket", JS_STRING, false, TICKET_MAX, 0, 0},
-	{"targets", JS_STRING_ARRAY, false, 64, 0, 50},
+/* In every request body, null is the same as leaving the field out. */
+static const struct schema_field create_fields[] = {
+	{ .key = "profile", .kind = SF_STR, .required = true, .null_ok = true,
+	  .max = POLICY_NAME_MAX },
+	{ .key = "duration", .kind = SF_DURATION, .null_ok = true, .seconds_ok = true, .min = 1,
+	  .max = EL_DURATION_MAX },
+	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
+	{ .key = "ticket", .kind = SF_TEXT, .null_ok = true, .max = TICKET_MAX },
+	{ .key = "targets", .kind = SF_STRLIST, .null_ok = true, .max = 50, .item_max = 64 },
 };
+static const struct schema create_spec = SCHEMA(create_fields);
 
 static void
 make_id(char *buf, size_t len)
@@ -838,8 +842,7 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	enum el_err rc;
 
 	memset(&r, 0, sizeof(r));
-	if ((rc = jspec_check(body, create_spec, sizeof(create_spec) / sizeof(create_spec[0]),
-	    w)) != EL_OK)
+	if ((rc = jspec_check(body, &create_spec, w)) != EL_OK)
 		goto out;
 	duration = jspec_duration(body, "duration");
 	if ((rc = policy_check_request(p, user, jspec_str(body, "profile"), &duration,
@@ -922,9 +925,10 @@ engine_get_request(struct engine *e, const char *user, const char *id, json_t **
 
 /* ---- decide ---- */
 
-static const struct jspec decide_spec[] = {
-	{"comment", JS_STRING, false, COMMENT_MAX, 0, 0},
+static const struct schema_field decide_fields[] = {
+	{ .key = "comment", .kind = SF_TEXT, .null_ok = true, .max = COMMENT_MAX },
 };
+static const struct schema decide_spec = SCHEMA(decide_fields);
 
 /*
  * Records one decision inside a transaction the caller owns (r read in it). *activate is
@@ -1138,7 +1142,7 @@ engine_decide(struct engine *e, const char *user, const char *id, bool approve,
 {
 	enum el_err rc;
 
-	if (body != NULL && (rc = jspec_check(body, decide_spec, 1, w)) != EL_OK)
+	if (body != NULL && (rc = jspec_check(body, &decide_spec, w)) != EL_OK)
 		return rc;
 	return engine_decide_as(e, user, id, approve, body ? jspec_str(body, "comment") : NULL,
 	    "cli", out, w);
@@ -1216,9 +1220,10 @@ wait_not_state(struct engine *e, const char *id, enum req_state state, int timeo
 	}
 }
 
-static const struct jspec revoke_spec[] = {
-	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+static const struct schema_field revoke_fields[] = {
+	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
 };
+static const struct schema revoke_spec = SCHEMA(revoke_fields);
 
 /* active or activating -> ending for one grant, inside the caller's transaction. */
 static enum el_err
@@ -1268,7 +1273,7 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 	struct store_request r;
 	enum el_err rc;
 
-	if (body != NULL && (rc = jspec_check(body, revoke_spec, 1, w)) != EL_OK)
+	if (body != NULL && (rc = jspec_check(body, &revoke_spec, w)) != EL_OK)
 		goto out;
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
 		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
@@ -1296,10 +1301,12 @@ out:
 	return engine_authz(e, user, "grant.revoke", id, rc, w);
 }
 
-static const struct jspec revoke_many_spec[] = {
-	{"ids", JS_STRING_ARRAY, true, 31, 0, 1000},
-	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
+static const struct schema_field revoke_many_fields[] = {
+	{ .key = "ids", .kind = SF_STRLIST, .required = true, .null_ok = true, .max = 1000,
+	  .item_max = 31 },
+	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
 };
+static const struct schema revoke_many_spec = SCHEMA(revoke_many_fields);
 
 enum el_err
 engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **out,
@@ -1311,7 +1318,7 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 	size_t i;
 	enum el_err rc;
 
-	if ((rc = jspec_check(body, revoke_many_spec, 2, w)) != EL_OK)
+	if ((rc = jspec_check(body, &revoke_many_spec, w)) != EL_OK)
 		goto out;
 	ids = json_object_get(body, "ids");
 	if ((rc = engine_tx_begin(e)) != EL_OK)
@@ -1347,11 +1354,13 @@ out:
 
 /* ---- extend ---- */
 
-static const struct jspec extend_spec[] = {
-	{"by", JS_DURATION, true, 0, 0, 0},
-	{"reason", JS_STRING, false, REASON_MAX, 0, 0},
-	{"ticket", JS_STRING, false, TICKET_MAX, 0, 0},
+static const struct schema_field extend_fields[] = {
+	{ .key = "by", .kind = SF_DURATION, .required = true, .null_ok = true, .seconds_ok = true,
+	  .min = 1, .max = EL_DURATION_MAX },
+	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
+	{ .key = "ticket", .kind = SF_TEXT, .null_ok = true, .max = TICKET_MAX },
 };
+static const struct schema extend_spec = SCHEMA(extend_fields);
 
 enum el_err
 engine_extend(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
@@ -1365,8 +1374,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 
 	memset(&parent, 0, sizeof(parent));
 	memset(&r, 0, sizeof(r));
-	if ((rc = jspec_check(body, extend_spec, sizeof(extend_spec) / sizeof(extend_spec[0]),
-	    w)) != EL_OK)
+	if ((rc = jspec_check(body, &extend_spec, w)) != EL_OK)
 		goto out;
 	if ((rc = engine_load_own(e, p, user, id, "extend request", &parent, w)) != EL_OK)
 		goto out;
@@ -1508,15 +1516,16 @@ out_p:
 
 /* ---- audit ---- */
 
-static const struct jspec audit_query_spec[] = {
-	{"since_seq", JS_STRING, false, 20, 0, 0},
-	{"limit", JS_STRING, false, 6, 0, 0},
-	{"user", JS_STRING, false, POLICY_NAME_MAX, 0, 0},
-	{"event", JS_STRING, false, 64, 0, 0},
-	{"request", JS_STRING, false, 32, 0, 0},
-	{"profile", JS_STRING, false, POLICY_NAME_MAX, 0, 0},
-	{"since", JS_STRING, false, 32, 0, 0},
+static const struct schema_field audit_query_fields[] = {
+	{ .key = "since_seq", .kind = SF_STR, .null_ok = true, .max = 20 },
+	{ .key = "limit", .kind = SF_STR, .null_ok = true, .max = 6 },
+	{ .key = "user", .kind = SF_STR, .null_ok = true, .max = POLICY_NAME_MAX },
+	{ .key = "event", .kind = SF_STR, .null_ok = true, .max = 64 },
+	{ .key = "request", .kind = SF_STR, .null_ok = true, .max = 32 },
+	{ .key = "profile", .kind = SF_STR, .null_ok = true, .max = POLICY_NAME_MAX },
+	{ .key = "since", .kind = SF_STR, .null_ok = true, .max = 32 },
 };
+static const struct schema audit_query_spec = SCHEMA(audit_query_fields);
 
 enum el_err
 engine_audit_query(struct engine *e, const char *user, json_t *query, json_t **out,
@@ -1536,8 +1545,7 @@ engine_audit_query(struct engine *e, const char *user, json_t *query, json_t **o
 		    e->cfg->auditors ? e->cfg->auditors : "none configured");
 		goto out;
 	}
-	if ((rc = jspec_check(query, audit_query_spec,
-	    sizeof(audit_query_spec) / sizeof(audit_query_spec[0]), w)) != EL_OK)
+	if ((rc = jspec_check(query, &audit_query_spec, w)) != EL_OK)
 		goto out;
 	if ((s = jspec_str(query, "since_seq")) != NULL) {
 		if (el_parse_int(s, 0, INT64_MAX, &v) != EL_OK) {

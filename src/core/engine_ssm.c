@@ -12,12 +12,14 @@
 
 /* ---- SSM sessions ---- */
 
-static const struct jspec session_spec[] = {
-	{"target", JS_STRING, true, 64, 0, 0},
-	{"document", JS_STRING, false, 128, 0, 0},
-	{"parameters", JS_OBJECT, false, 20, 0, 0},
-	{"reason", JS_STRING, false, 256, 0, 0},
+/* In a request body, null is the same as leaving the field out. */
+static const struct schema_field session_fields[] = {
+	{ .key = "target", .kind = SF_STR, .required = true, .null_ok = true, .max = 64 },
+	{ .key = "document", .kind = SF_STR, .null_ok = true, .max = 128 },
+	{ .key = "parameters", .kind = SF_JSON, .null_ok = true, .max = 20 },
+	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = 256 },
 };
+static const struct schema session_spec = SCHEMA(session_fields);
 
 static bool
 in_list(char *const *v, size_t n, const char *s)
@@ -77,8 +79,7 @@ engine_start_session(struct engine *e, const char *user, const char *id, json_t 
 	memset(&g, 0, sizeof(g));
 	memset(&c, 0, sizeof(c));
 	memset(&err, 0, sizeof(err));
-	if ((rc = jspec_check(body, session_spec, sizeof(session_spec) / sizeof(session_spec[0]),
-	    w)) != EL_OK)
+	if ((rc = jspec_check(body, &session_spec, w)) != EL_OK)
 		goto out_p;
 	if ((rc = engine_load_own(e, p, user, id, "start sessions of", &r, w)) != EL_OK)
 		goto out_p;

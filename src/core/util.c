@@ -230,8 +230,6 @@ el_parse_int(const char *s, long long min, long long max, long long *out)
 	return EL_OK;
 }
 
-#define DURATION_MAX (366LL * 86400)
-
 enum el_err
 el_parse_duration(const char *s, int64_t *secs)
 {
@@ -247,7 +245,7 @@ el_parse_duration(const char *s, int64_t *secs)
 
 		while (*p >= '0' && *p <= '9') {
 			v = v * 10 + (*p - '0');
-			if (v > DURATION_MAX)
+			if (v > EL_DURATION_MAX)
 				return EL_EINVAL;
 			p++;
 			digits++;
@@ -270,7 +268,7 @@ el_parse_duration(const char *s, int64_t *secs)
 			return EL_EINVAL;
 		last_rank = rank;
 		total += v * mult;
-		if (total > DURATION_MAX)
+		if (total > EL_DURATION_MAX)
 			return EL_EINVAL;
 		seen = 1;
 	}
