@@ -1,6 +1,6 @@
 # elevate — plain Makefile. `make`, `make test`, `make demo`, `make SANITIZER=address,undefined test`,
 # `make fuzz [FUZZ_SECONDS=N]`.
-PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0
+PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0 libseccomp
 CC        ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(
   build-essential pkg-config
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libsodium-dev
-  libsqlite3-dev libxml2-dev libcmocka-dev
+  libsqlite3-dev libxml2-dev libcmocka-dev libseccomp-dev
   python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3 openssl curl
   chromium
   # The fuzzers (make fuzz). libclang-rt-dev (Debian 12: libclang-rt-14-dev) ships

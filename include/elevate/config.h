@@ -19,6 +19,7 @@ struct config {
 	char *public_url;          /* links in mails are built from this, never from Host */
 	char *tls_cert, *tls_key;
 	char *trusted_proxy;       /* its X-Forwarded-For names the client; NULL: none */
+	char *run_as;              /* started as root: the front's user; NULL: none */
 	char *state_dir;
 	char *policies;
 	char *templates;

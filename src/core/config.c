@@ -160,6 +160,8 @@ static const struct schema_field config_fields[] = {
 	  .null_ok = true, .check = check_ip,
 	  .help = "address of a reverse proxy in front: requests from it are taken to come "
 	  "from the last address its X-Forwarded-For names (refusals, throttling, audit)" },
+	OPT("run_as", run_as, "started as root: the user the front (the process that serves "
+	    "HTTP) switches to; it also chroots to an empty directory"),
 	SECTION("tls", tls_schema),
 	STR("state_dir", state_dir, "/var/lib/elevate", "database and keys (created 0700)"),
 	STR("policies", policies, "/etc/elevate/policies", "directory of *.json"),

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "elevate/log.h"
 #include "elevate/reqsig.h"
@@ -27,7 +28,8 @@
 
 struct http_server {
 	struct MHD_Daemon *d;
-	struct engine *engine;
+	http_forward_fn forward;
+	void *forward_cls;
 	const struct config *cfg;
 	struct http_guard *guard;
 	char *cert, *key;
@@ -42,22 +44,6 @@ struct http_server {
 	size_t nworkers;
 };
 
-/* The answer goes out now, or (on a worker) once the connection is resumed. */
-static int
-answer(struct http_req *rq, unsigned status, struct MHD_Response *r)
-{
-	int ret;
-
-	if (rq->dispatched) {
-		rq->resp = r;
-		rq->resp_status = status;
-		return MHD_YES;
-	}
-	ret = MHD_queue_response(rq->conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
 static void
 add_common_headers(struct MHD_Response *r)
 {
@@ -67,149 +53,44 @@ add_common_headers(struct MHD_Response *r)
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
 }
 
-/* http_json with a Retry-After header when retry_after > 0. */
-static int
-queue_json(struct http_req *rq, unsigned status, json_t *body, int retry_after)
+/* Queues rq->reply (taking its body) with the headers every answer carries. */
+static enum MHD_Result
+queue_reply(struct http_req *rq)
 {
+	struct http_reply *rp = &rq->reply;
 	struct MHD_Response *r;
-	char *s, retry[16];
+	char retry[16];
+	enum MHD_Result ret;
 
-	s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	if (s == NULL)
-		s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
-	if (s == NULL)
+	if (!rq->answered || rp->body == NULL)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	if (r == NULL) {
-		free(s);
+	r = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL)
 		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	add_common_headers(r);
-	if (retry_after > 0) {
-		snprintf(retry, sizeof(retry), "%d", retry_after);
-		MHD_add_response_header(r, "Retry-After", retry);
-	}
-	return answer(rq, status, r);
-}
-
-int
-http_json(struct http_req *rq, unsigned status, json_t *body)
-{
-	return queue_json(rq, status, body, 0);
-}
-
-int
-http_error(struct http_req *rq, unsigned status, const char *code, const char *fmt, ...)
-{
-	char msg[EL_WHYLEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return http_json(rq, status, json_pack("{s:{s:s, s:s}}", "error", "code", code,
-	    "message", msg));
-}
-
-int
-http_engine_error(struct http_req *rq, enum el_err e, const struct el_why *w)
-{
-	unsigned status;
-	const char *code;
-
-	switch (e) {
-	case EL_EINVAL: status = 400; code = "bad_request"; break;
-	case EL_EPARSE: status = 400; code = "invalid_json"; break;
-	case EL_EAUTH: status = 401; code = "unauthorized"; break;
-	case EL_EPERM: status = 403; code = "forbidden"; break;
-	case EL_ENOENT: status = 404; code = "not_found"; break;
-	case EL_EEXIST: status = 409; code = "conflict"; break;
-	case EL_ESTATE: status = 409; code = "conflict"; break;
-	case EL_ETOOBIG: status = 413; code = "payload_too_large"; break;
-	case EL_EAWS: status = 502; code = "aws_error"; break;
-	case EL_ETIMEOUT: status = 504; code = "timeout"; break;
-	/* Storage failures (locked, disk full, corrupt) are the broker's, and passing:
-	 * never a client error, never a signature problem. */
-	case EL_EDB: status = 503; code = "unavailable"; break;
-	default: status = 500; code = "internal"; break;
-	}
-	return http_error(rq, status, code, "%s", w && w->msg[0] ? w->msg : el_strerror(e));
-}
-
-int
-http_page(struct http_req *rq, unsigned status, const char *content_type, char *body)
-{
-	struct MHD_Response *r;
-
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (r == NULL) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", content_type);
+	rp->body = NULL;
+	MHD_add_response_header(r, "Content-Type", rp->type ? rp->type : "application/json");
 	add_common_headers(r);
 	/* Pages need no script at all; forms post back to us only. */
-	MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; "
-	    "style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-	    "base-uri 'none'");
-	return answer(rq, status, r);
+	if (rp->type != NULL)
+		MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; "
+		    "style-src 'self'; img-src 'self'; form-action 'self'; "
+		    "frame-ancestors 'none'; base-uri 'none'");
+	if (rp->retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%d", rp->retry_after);
+		MHD_add_response_header(r, "Retry-After", retry);
+	}
+	ret = MHD_queue_response(rq->conn, rp->status, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
-json_t *
-http_body_json(struct http_req *rq, int *result)
+/* A header's value as a new string (NULL when absent). */
+static char *
+header(struct http_req *rq, const char *name)
 {
-	json_error_t je;
-	json_t *j;
+	const char *v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 
-	if (rq->body.len == 0)
-		return json_object();
-	j = json_loadb(rq->body.p, rq->body.len, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL) {
-		*result = http_error(rq, 400, "invalid_json", "malformed JSON at line %d column %d: "
-		    "%.200s", je.line, je.column, je.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		*result = http_error(rq, 400, "invalid_json", "the body must be a JSON object");
-		return NULL;
-	}
-	return j;
-}
-
-/* ---- signed routes and dispatch ---- */
-
-static int
-authenticate(struct http_req *rq)
-{
-	struct reqsig_fields f;
-	struct el_why w = {{0}};
-	const char *code = "bad_signature", *sig;
-	enum el_err r;
-
-	memset(&f, 0, sizeof(f));
-	f.method = rq->method;
-	f.path_query = rq->uri;
-	f.user = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-User");
-	f.date = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Date");
-	f.nonce = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Nonce");
-	sig = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Elevate-Signature");
-	f.body = rq->body.p;
-	f.body_len = rq->body.len;
-	if (f.user == NULL || sig == NULL)
-		return http_error(rq, 401, "unauthorized", "this call must be signed: use the "
-		    "elevate CLI (elevate init) or see docs/API.md");
-	if (strlen(f.user) > 64) {
-		return http_error(rq, 401, "unknown_user", "unknown user");
-	}
-	if ((r = engine_authenticate(rq->engine, &f, sig, rq->peer, &code, &w)) == EL_EDB)
-		return http_engine_error(rq, r, &w);
-	if (r != EL_OK)
-		return http_error(rq, 401, code, "%s", w.msg);
-	rq->user = f.user;
-	return -1;   /* authenticated: go on */
+	return v != NULL ? strdup(v) : NULL;
 }
 
 /* The client's address as text into rq->peer: the connection's source ("unknown" if it
@@ -250,27 +131,28 @@ find_peer(struct http_req *rq)
 		el_strlcpy(rq->peer, addr, sizeof(rq->peer));
 }
 
-static int
-dispatch(struct http_req *rq)
+/* On a worker: routes the request, answers what the front can answer itself (no such
+ * endpoint, wrong method) and forwards the rest to the engine, which authenticates it. */
+static void
+dispatch(struct http_server *s, struct http_req *rq)
 {
-	const struct route *rt;
-	int path_known, ret, retry = 0;
+	int path_known;
 
 	find_peer(rq);
-	if ((rt = http_route_find(rq->method, rq->path, rq->captures, &path_known)) == NULL) {
+	if ((rq->route = http_route_find(rq->method, rq->path, rq->captures,
+	    &path_known)) == NULL) {
 		if (path_known)
-			return http_error(rq, 405, "method_not_allowed", "%s is not allowed on %s",
+			http_error(rq, 405, "method_not_allowed", "%s is not allowed on %s",
 			    rq->method, rq->path);
-		return http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
+		else
+			http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
+		return;
 	}
-	/* Before any signature check or store access. */
-	if (rt->auth != ROUTE_PUBLIC && engine_throttled(rq->engine, rq->peer, &retry))
-		return queue_json(rq, 429, json_pack("{s:{s:s, s:s}}", "error", "code",
-		    "rate_limited", "message", "too many refused requests from this "
-		    "address: try again later (see Retry-After)"), retry);
-	if (rt->auth == ROUTE_SIGNED && (ret = authenticate(rq)) != -1)
-		return ret;
-	return rt->handler(rq);
+	rq->sig_user = header(rq, "X-Elevate-User");
+	rq->sig_date = header(rq, "X-Elevate-Date");
+	rq->sig_nonce = header(rq, "X-Elevate-Nonce");
+	rq->sig_signature = header(rq, "X-Elevate-Signature");
+	s->forward(s->forward_cls, rq);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -280,30 +162,20 @@ uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct http_server *s = cls;
 	struct http_req *rq = calloc(1, sizeof(*rq));
-	char *q;
+	enum el_err r;
 
 	(void)conn;
 	if (rq == NULL)
 		return NULL;
-	rq->engine = s->engine;
-	rq->cfg = s->cfg;
-	dbuf_init(&rq->body, (size_t)s->cfg->max_body);
 	if (strlen(uri) > HTTP_MAX_URI) {
 		rq->uri_too_long = 1;
 		uri = "/";
 	}
-	el_strlcpy(rq->uri, uri, sizeof(rq->uri));
-	rq->pathbuf = strdup(rq->uri);
-	if (rq->pathbuf == NULL) {
+	if ((r = http_req_init(rq, s->cfg, "", uri)) != EL_OK) {
+		http_req_free(rq);
 		free(rq);
 		return NULL;
 	}
-	rq->path = rq->pathbuf;
-	if ((q = strchr(rq->pathbuf, '?')) != NULL) {
-		*q = '\0';
-		rq->query = q + 1;
-	} else
-		rq->query = "";
 	return rq;
 }
 
@@ -312,17 +184,13 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
 	struct http_req *rq = *con_cls;
-	int i;
 
 	(void)cls;
 	(void)toe;
 	http_guard_rearm(conn);
 	if (rq == NULL)
 		return;
-	for (i = 0; i < HTTP_MAX_CAPTURES; i++)
-		free(rq->captures[i]);
-	dbuf_free_secret(&rq->body);
-	free(rq->pathbuf);
+	http_req_free(rq);
 	free(rq);
 	*con_cls = NULL;
 }
@@ -346,8 +214,7 @@ worker_main(void *arg)
 		if ((s->head = rq->next) == NULL)
 			s->tail = NULL;
 		pthread_mutex_unlock(&s->mu);
-		if (dispatch(rq) == MHD_NO && rq->resp == NULL)
-			rq->failed = 1;
+		dispatch(s, rq);
 		MHD_resume_connection(rq->conn);
 		pthread_mutex_lock(&s->mu);
 		if (--s->busy == 0)
@@ -382,27 +249,34 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 	struct http_server *s = cls;
 	struct http_req *rq = *con_cls;
 	const char *cl;
-	enum MHD_Result ret;
 
 	(void)url;
 	(void)version;
 	if (rq == NULL)
 		return MHD_NO;
 	rq->conn = conn;
-	rq->method = method;
-	if (rq->uri_too_long)
-		return (enum MHD_Result)http_error(rq, 414, "uri_too_long", "the URL is longer "
-		    "than %d bytes", HTTP_MAX_URI);
 	if (!rq->started) {
 		/* First call: headers only. Refuse early when the declared length is too big. */
 		rq->started = 1;
+		if (rq->uri_too_long) {
+			http_error(rq, 414, "uri_too_long", "the URL is longer than %d bytes",
+			    HTTP_MAX_URI);
+			return queue_reply(rq);
+		}
+		if (strlen(method) >= sizeof(rq->method)) {
+			http_error(rq, 501, "not_implemented", "no such method");
+			return queue_reply(rq);
+		}
+		el_strlcpy(rq->method, method, sizeof(rq->method));
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL) {
 			long long n;
-			if (el_parse_int(cl, 0, INT64_MAX, &n) == EL_OK && n > rq->cfg->max_body)
-				return (enum MHD_Result)http_error(rq, 413, "payload_too_large",
-				    "the body is larger than %lld bytes", (long long)rq->cfg->max_body);
+			if (el_parse_int(cl, 0, INT64_MAX, &n) == EL_OK && n > rq->cfg->max_body) {
+				http_error(rq, 413, "payload_too_large", "the body is larger than "
+				    "%lld bytes", (long long)rq->cfg->max_body);
+				return queue_reply(rq);
+			}
 		}
 		return MHD_YES;
 	}
@@ -412,19 +286,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (rq->dispatched) {
-		/* Resumed: the worker's answer. */
-		if (rq->failed || rq->resp == NULL)
-			return MHD_NO;
-		ret = MHD_queue_response(conn, rq->resp_status, rq->resp);
-		MHD_destroy_response(rq->resp);
-		rq->resp = NULL;
-		return ret;
-	}
+	if (rq->dispatched)   /* resumed: the worker's answer */
+		return queue_reply(rq);
 	http_guard_request_read(conn);
-	if (rq->too_big)
-		return (enum MHD_Result)http_error(rq, 413, "payload_too_large", "the body is "
-		    "larger than %lld bytes", (long long)rq->cfg->max_body);
+	if (rq->too_big) {
+		http_error(rq, 413, "payload_too_large", "the body is larger than %lld bytes",
+		    (long long)rq->cfg->max_body);
+		return queue_reply(rq);
+	}
 	return submit(s, rq);
 }
 
@@ -462,6 +331,36 @@ parse_listen(const char *listen, struct sockaddr_in *sa, struct el_why *w)
 	return EL_OK;
 }
 
+enum el_err
+http_listen_socket(const char *addr, int *out, struct el_why *w)
+{
+	struct sockaddr_in sa;
+	int fd, one = 1, tries;
+	enum el_err r;
+
+	if ((r = parse_listen(addr, &sa, w)) != EL_OK)
+		return r;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return el_fail(w, EL_EIO, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A front of the elevated just killed may hold the port for a moment more. */
+	for (tries = 0; bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0; tries++) {
+		if (errno != EADDRINUSE || tries >= 50) {
+			r = el_fail(w, EL_EIO, "cannot listen on %s: %s", addr, strerror(errno));
+			close(fd);
+			return r;
+		}
+		usleep(100 * 1000);
+	}
+	if (listen(fd, SOMAXCONN) != 0) {
+		r = el_fail(w, EL_EIO, "cannot listen on %s: %s", addr, strerror(errno));
+		close(fd);
+		return r;
+	}
+	*out = fd;
+	return EL_OK;
+}
+
 /*
  * Every connection is a descriptor: raise the soft open-file limit to fit max_connections
  * (up to the hard limit) and say so; when even the hard limit is short, serve fewer.
@@ -493,11 +392,10 @@ fit_connections(unsigned want)
 }
 
 enum el_err
-http_start(const struct config *cfg, struct engine *e, struct http_server **out,
-    struct el_why *w)
+http_start(const struct config *cfg, int listen_fd, const char *cert, const char *key,
+    http_forward_fn forward, void *cls, struct http_server **out, struct el_why *w)
 {
 	struct http_server *s;
-	struct sockaddr_in sa;
 	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};   /* set with tls.cert */
 	/* epoll threads each serve many connections; ITC lets http_quiesce() stop them and
 	 * a worker resume a suspended one. */
@@ -506,11 +404,10 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 	unsigned conns;
 	enum el_err r;
 
-	if ((r = parse_listen(cfg->listen, &sa, w)) != EL_OK)
-		return r;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return EL_ENOMEM;
-	s->engine = e;
+	s->forward = forward;
+	s->forward_cls = cls;
 	s->cfg = cfg;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -524,11 +421,10 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 			http_stop(s);
 			return el_fail(w, EL_ENOMEM, "cannot start the HTTP workers");
 		}
-	if (cfg->tls_cert != NULL) {
-		if ((r = el_read_file(cfg->tls_cert, 1 << 20, &s->cert, NULL, w)) != EL_OK ||
-		    (r = el_read_file(cfg->tls_key, 1 << 20, &s->key, NULL, w)) != EL_OK) {
+	if (cert != NULL && key != NULL) {
+		if ((s->cert = strdup(cert)) == NULL || (s->key = strdup(key)) == NULL) {
 			http_stop(s);
-			return r;
+			return EL_ENOMEM;
 		}
 		flags |= MHD_USE_TLS;
 		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert};
@@ -543,7 +439,7 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 		return r;
 	}
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_LISTEN_SOCKET, listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
@@ -557,7 +453,7 @@ http_start(const struct config *cfg, struct engine *e, struct http_server **out,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		http_stop(s);
-		return el_fail(w, EL_EIO, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+		return el_fail(w, EL_EIO, "cannot serve on %s: %s", cfg->listen, strerror(errno));
 	}
 	log_info("http: %u threads, %u workers, at most %u connections (per address: %lld, 0 is "
 	    "no limit), a request must arrive within %llds", (unsigned)cfg->http_threads,

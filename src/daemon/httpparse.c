@@ -4,6 +4,7 @@
  * route groups (method + path -> route and its '*' captures). No libmicrohttpd and no
  * engine here, so tests/fuzz/ and tests/unit/ can call it directly.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,4 +149,40 @@ http_route_find(const char *method, const char *path, char *captures[HTTP_MAX_CA
 			}
 		}
 	return NULL;
+}
+
+size_t
+http_route_count(void)
+{
+	size_t g, n = 0;
+
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		n += groups[g]->nroutes;
+	return n;
+}
+
+const struct route *
+http_route_at(size_t i)
+{
+	size_t g;
+
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		if (i < groups[g]->nroutes)
+			return &groups[g]->routes[i];
+		i -= groups[g]->nroutes;
+	}
+	return NULL;
+}
+
+size_t
+http_route_index(const struct route *rt)
+{
+	size_t g, n = 0;
+
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		if (rt >= groups[g]->routes && rt < groups[g]->routes + groups[g]->nroutes)
+			return n + (size_t)(rt - groups[g]->routes);
+		n += groups[g]->nroutes;
+	}
+	return SIZE_MAX;
 }

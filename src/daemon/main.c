@@ -19,8 +19,8 @@
 #include "elevate/policy.h"
 #include "elevate/template.h"
 #include "http.h"
+#include "proc.h"
 
-#define VERSION "0.1.0"
 
 static const char usage_text[] =
     "usage: elevated [--config FILE] [--log-level LEVEL]     serve\n"
@@ -134,93 +134,6 @@ run_check(const char *path, int aws)
 	return bad ? 1 : 0;
 }
 
-static enum log_level
-level_of(const char *s)
-{
-	if (strcmp(s, "error") == 0)
-		return LOG_LVL_ERR;
-	if (strcmp(s, "warn") == 0)
-		return LOG_LVL_WARN;
-	if (strcmp(s, "debug") == 0)
-		return LOG_LVL_DEBUG;
-	return LOG_LVL_INFO;
-}
-
-static int
-serve(const char *path, const char *level)
-{
-	struct config cfg;
-	struct diags d;
-	struct engine *e = NULL;
-	struct http_server *srv = NULL;
-	struct el_why w = {{0}};
-	sigset_t set;
-	int sig, rc = 1;
-
-	diags_init(&d);
-	if (config_load(path, &cfg, &d) != EL_OK) {
-		diags_print(&d, stderr);
-		diags_free(&d);
-		config_free(&cfg);
-		return 1;
-	}
-	diags_free(&d);
-	log_init("elevated", cfg.log_syslog, level_of(level ? level : cfg.log_level));
-	/* Block the signals in every thread; this one waits for them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (engine_open(&cfg, &e, &w) != EL_OK) {
-		log_err("cannot start: %s", w.msg);
-		goto out;
-	}
-	/* Overdue revocations are resumed before the listener opens. */
-	if (engine_start(e) != EL_OK) {
-		log_err("cannot start the engine threads");
-		goto out;
-	}
-	if (http_start(&cfg, e, &srv, &w) != EL_OK) {
-		log_err("%s", w.msg);
-		goto out;
-	}
-	log_info("elevated %s listening on %s (public URL %s)", VERSION, cfg.listen,
-	    cfg.public_url);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			struct diags pd;
-			diags_init(&pd);
-			if (engine_reload_policy(e, &pd) == EL_OK)
-				log_info("policies reloaded from %s", cfg.policies);
-			else {
-				size_t i;
-				for (i = 0; i < pd.n; i++)
-					log_err("policy reload: %s: %s: %s", pd.v[i].file ? pd.v[i].file : "",
-					    pd.v[i].path ? pd.v[i].path : "", pd.v[i].msg);
-				log_err("policy reload failed: keeping the previous policies");
-			}
-			diags_free(&pd);
-			continue;
-		}
-		log_info("signal %d: draining", sig);
-		break;
-	}
-	http_quiesce(srv);
-	rc = 0;
-out:
-	http_stop(srv);   /* waits for requests in flight */
-	engine_close(e);
-	config_free(&cfg);
-	if (rc == 0)
-		log_info("stopped");
-	return rc;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -230,10 +143,16 @@ main(int argc, char **argv)
 		{"aws", no_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		/* how the parent starts its children (proc.h) */
+		{"engine", no_argument, NULL, 'E'},
+		{"front", no_argument, NULL, 'F'},
+		{"ctl-fd", required_argument, NULL, 'C'},
+		{"listen-fd", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config = getenv("ELEVATED_CONFIG"), *level = NULL, *cmd = NULL;
-	int c, aws = 0, rc;
+	int c, aws = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
+	long long n;
 
 	if (config == NULL)
 		config = "/etc/elevate/elevated.json";
@@ -254,6 +173,12 @@ main(int argc, char **argv)
 		case 'a': aws = 1; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("elevated %s\n", VERSION); return 0;
+		case 'E': case 'F': role = c; break;
+		case 'C': case 'L':
+			if (el_parse_int(optarg, 3, 1 << 20, &n) != EL_OK)
+				fatalx("--ctl-fd and --listen-fd take a descriptor number");
+			*(c == 'C' ? &ctl_fd : &listen_fd) = (int)n;
+			break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
@@ -261,8 +186,14 @@ main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return 2;
 	}
-	if (cmd == NULL)
-		rc = serve(config, level);
+	if (role != 0 && (cmd != NULL || ctl_fd < 0 || (role == 'F' && listen_fd < 0)))
+		fatalx("--engine and --front are for elevated's own parent process");
+	if (role == 'E')
+		rc = engine_main(config, level, ctl_fd);
+	else if (role == 'F')
+		rc = front_main(config, level, ctl_fd, listen_fd);
+	else if (cmd == NULL)
+		rc = parent_main(config, level);
 	else if (strcmp(cmd, "check") == 0)
 		rc = run_check(config, aws);
 	else if (strcmp(cmd, "config-reference") == 0) {
