@@ -63,7 +63,8 @@ cat >"$T/policies/demo.json" <<JSON
       "approvals_required": 1,
       "default_duration": "15m", "max_duration": "1h", "pending_ttl": "30m",
       "reason_required": true, "ticket_pattern": "^(INC|CHG)-[0-9]+\$",
-      "ssm": {"targets": ["i-0123456789abcdef0"], "documents": ["SSM-SessionManagerRunShell"]}
+      "ssm": {"targets": ["i-0123456789abcdef0"], "documents": ["SSM-SessionManagerRunShell"]},
+      "revocation_probe": "ec2:DescribeRegions"
     }
   }
 }
@@ -190,6 +191,22 @@ rm -rf "$T/cache/alice"
 run as alice bin/elevate status "$ID" | grep -E "state|ended|session|i-0" || true
 say "the SSM session as AWS sees it now:"
 curl -s "$EMU/_emulator/state" | python3 -c 'import json,sys; [print("     %s  %s" % (s["SessionId"], s["Status"])) for s in json.load(sys.stdin)["sessions"]]'
+
+step "The revocation receipt: the broker tried the grant's own credentials until AWS refused"
+for _ in $(seq 1 60); do
+  as carol bin/elevate --json audit show --event grant.revocation_verified >"$T/receipt.json" 2>/dev/null || true
+  grep -q "$ID" "$T/receipt.json" && break
+  sleep 0.5
+done
+python3 - "$T/receipt.json" "$ID" <<'PY' || { echo "   no revocation receipt for the grant" >&2; exit 1; }
+import json, sys
+recs = [r for r in json.load(open(sys.argv[1]))["records"] if r["request_id"] == sys.argv[2]]
+d = recs[-1]["data"]
+print("     grant.revocation_verified: %s refused (%s) %.3f s after the %s, attempt %d"
+      % (d["action"], d["code"], d["seconds"], d["from"].replace("_", " "), d["attempts"]))
+PY
+step "The access review an auditor runs (elevate report --since 1h)"
+run as carol bin/elevate report --since 1h
 
 step "The audit trail verifies (hash chain + signed checkpoint)"
 kill "${PIDS[2]}"; wait "${PIDS[2]}" 2>/dev/null || true

@@ -155,6 +155,11 @@ enum el_err aws_ssm_active_sessions_by_owner(struct aws_client *c, const struct 
 
 enum el_err aws_ec2_instances_with_tags(struct aws_client *c, const struct aws_creds *as,
     const char *region, json_t *tags, char ***ids, size_t *n, struct aws_error *err);
+/* A read-only EC2 call ("DescribeRegions", or one page of five "DescribeInstances")
+ * whose answer is thrown away: EL_OK when AWS allowed it, else err says why (a refusal
+ * has code AccessDenied, UnauthorizedOperation, ExpiredToken ...). */
+enum el_err aws_ec2_probe(struct aws_client *c, const struct aws_creds *as,
+    const char *region, const char *action, struct aws_error *err);
 
 /* Frees an id list returned above. */
 

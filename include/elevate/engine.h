@@ -56,8 +56,10 @@ enum el_err engine_revoke(struct engine *e, const char *user, const char *id, js
     json_t **out, struct el_why *w);
 enum el_err engine_extend(struct engine *e, const char *user, const char *id, json_t *body,
     json_t **out, struct el_why *w);
+/* The hand-out is audited as grant.credentials_fetched with the caller's source address
+ * (peer, as text) and the access key id: never a secret. */
 enum el_err engine_credentials(struct engine *e, const char *user, const char *id,
-    json_t **out, struct el_why *w);
+    const char *peer, json_t **out, struct el_why *w);
 enum el_err engine_start_session(struct engine *e, const char *user, const char *id,
     json_t *body, json_t **out, struct el_why *w);
 enum el_err engine_terminate_session(struct engine *e, const char *user, const char *id,
@@ -68,6 +70,13 @@ enum el_err engine_revoke_many(struct engine *e, const char *user, json_t *body,
     json_t **out, struct el_why *w);
 enum el_err engine_audit_query(struct engine *e, const char *user, json_t *query,
     json_t **out, struct el_why *w);
+/* The access review (auditors only; engine_report.c): every grant since query's "since"
+ * (a duration or a time, at most REPORT_SINCE_MAX ago) with its approvals, window, end,
+ * SSM sessions, credential fetches and revocation receipt; overdue revocations flagged.
+ * query: {"since", "limit"?} as strings (a query string). More grants than the limit is
+ * a refusal that says so, never a shorter report. */
+enum el_err engine_report(struct engine *e, const char *user, json_t *query, json_t **out,
+    struct el_why *w);
 
 /* Approval pages (no signature: the token is the credential), from source address peer.
  * The context is for the approve_page / result_page templates; *status is the HTTP status

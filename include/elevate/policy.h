@@ -72,6 +72,8 @@ struct pol_profile {
 	size_t nssm_documents;
 	json_t *session_policy;         /* object or NULL */
 	int64_t max_credential_duration;/* DurationSeconds ceiling for AssumeRole (default 3600) */
+	char *revocation_probe;         /* read-only action tried with an ended grant's own
+	                                 * credentials until AWS refuses it, or NULL */
 };
 
 struct policy {

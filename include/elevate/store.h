@@ -72,6 +72,8 @@ struct store_filter {
 	enum req_state state;
 	const char *requester;   /* NULL: any */
 	const char *profile;
+	int64_t since;           /* > 0: only requests created, or with a window ending, at or
+	                          * after it, and grants not ended yet (the access review) */
 	int limit;               /* 0: 500 */
 };
 /* Newest first. *out: caller frees each with store_request_free and the array. */

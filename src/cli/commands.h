@@ -26,6 +26,7 @@ extern const struct cli_cmd cmd_audit;
 extern const struct cli_cmd cmd_debug;
 extern const struct cli_cmd cmd_ssm;
 extern const struct cli_cmd cmd_extend;
+extern const struct cli_cmd cmd_report;
 
 /*
  * One or two lines on req's state and what happens next ("waiting for 1 approval from

@@ -25,6 +25,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_ssm,
 	&cmd_extend,
 	&cmd_audit,
+	&cmd_report,
 	&cmd_debug,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,7 +1,8 @@
 /*
  * aws_ec2.c — owns the EC2 calls: DescribeInstances by tag filters (to resolve a
- * profile's SSM target tags into instance ids, all pages) and a one-page probe for
- * `elevated check`. Query protocol with EC2's own XML shapes.
+ * profile's SSM target tags into instance ids, all pages) and the read-only revocation
+ * probes (DescribeRegions, one small page of DescribeInstances) that tell whether a
+ * grant's credentials still work. Query protocol with EC2's own XML shapes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,17 +82,18 @@ out:
 	return r;
 }
 
-/* Sends DescribeInstances with the given extra form (already encoded, may be empty). */
+/* Sends `action` with the given extra form (already encoded, may be empty). */
 static enum el_err
-describe(struct aws_client *c, const struct aws_creds *as, const char *region,
-    const struct dbuf *extra, struct aws_resp *resp, struct aws_error *err)
+call_action(struct aws_client *c, const struct aws_creds *as, const char *region,
+    const char *action, const struct dbuf *extra, struct aws_resp *resp,
+    struct aws_error *err)
 {
 	struct aws_call call;
 	struct dbuf body;
 	enum el_err r;
 
 	dbuf_init(&body, AWS_MAX_REQUEST);
-	r = aws_form_add(&body, "Action", "DescribeInstances");
+	r = aws_form_add(&body, "Action", action);
 	if (r == EL_OK)
 		r = aws_form_add(&body, "Version", EC2_VERSION);
 	if (r == EL_OK && extra->len > 0) {
@@ -99,12 +101,12 @@ describe(struct aws_client *c, const struct aws_creds *as, const char *region,
 			r = dbuf_add(&body, extra->p, extra->len);
 	}
 	if (r != EL_OK) {
-		aws_error_set(err, 0, NULL, "DescribeInstances: request too large");
+		aws_error_set(err, 0, NULL, "%s: request too large", action);
 		goto out;
 	}
 	memset(&call, 0, sizeof(call));
 	call.svc = AWS_SVC_EC2;
-	call.action = "DescribeInstances";
+	call.action = action;
 	call.region = region;
 	call.as = as;
 	call.proto = AWS_PROTO_QUERY;
@@ -175,7 +177,8 @@ aws_ec2_instances_with_tags(struct aws_client *c, const struct aws_creds *as,
 			aws_error_set(err, 0, NULL, "DescribeInstances: request too large");
 			goto out;
 		}
-		if ((r = describe(c, as, region, &extra, &resp, err)) != EL_OK)
+		if ((r = call_action(c, as, region, "DescribeInstances", &extra, &resp, err))
+		    != EL_OK)
 			goto out;
 		free(next);
 		next = NULL;
@@ -207,3 +210,30 @@ out:
 	return r;
 }
 
+
+enum el_err
+aws_ec2_probe(struct aws_client *c, const struct aws_creds *as, const char *region,
+    const char *action, struct aws_error *err)
+{
+	struct aws_resp resp;
+	struct dbuf extra;
+	enum el_err r;
+
+	aws_resp_init(&resp);
+	dbuf_init(&extra, 256);
+	if (strcmp(action, "DescribeInstances") == 0)
+		r = aws_form_add(&extra, "MaxResults", "5");
+	else if (strcmp(action, "DescribeRegions") == 0)
+		r = EL_OK;
+	else {
+		aws_error_set(err, 0, NULL, "%s is not an EC2 revocation probe", action);
+		r = EL_EINVAL;
+		goto out;
+	}
+	if (r == EL_OK)
+		r = call_action(c, as, region, action, &extra, &resp, err);
+out:
+	dbuf_free(&extra);
+	aws_resp_free(&resp);
+	return r;
+}

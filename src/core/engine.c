@@ -1432,8 +1432,8 @@ out:
 /* ---- credentials ---- */
 
 enum el_err
-engine_credentials(struct engine *e, const char *user, const char *id, json_t **out,
-    struct el_why *w)
+engine_credentials(struct engine *e, const char *user, const char *id, const char *peer,
+    json_t **out, struct el_why *w)
 {
 	struct policy *p = engine_policy(e);
 	struct store_request r;
@@ -1483,7 +1483,8 @@ reread:
 		el_fail(w, rc, "cannot read the stored credentials");
 		goto out;
 	}
-	data = json_pack("{s:s?}", "access_key_id", g.access_key_id);
+	data = json_pack("{s:s?, s:s?}", "access_key_id", g.access_key_id, "peer",
+	    peer && *peer ? peer : NULL);
 	rc = engine_audit(e, user, "grant.credentials_fetched", id, data);
 	json_decref(data);
 	if (rc != EL_OK || (rc = engine_tx_commit(e)) != EL_OK) {

@@ -197,6 +197,15 @@ const char *engine_role_name(const char *arn);
 /* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
 void engine_end_grants(struct engine *e, char **ids, size_t n);
 
+/* engine_probe.c: after grant id ended, proves it with its profile's revocation_probe on
+ * a worker thread (counted in e->workers; quits when the engine stops). */
+void engine_probe_start(struct engine *e, const char *id);
+
+/* engine_report.c: the time (ms since the epoch) of the last audit record `event` of
+ * request id; EL_ENOENT when there is none. */
+enum el_err engine_event_time_ms(struct engine *e, const char *id, const char *event,
+    int64_t *ms);
+
 /* engine_mail.c: renders `tmpl` for each user and queues it (inside a transaction). */
 enum el_err engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
     const char *const *users, size_t nusers, json_t *extra);

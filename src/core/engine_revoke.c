@@ -267,6 +267,9 @@ mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enu
 	for (i = 0; i < n; i++)
 		if (ended[i] && rs[i].window_end > 0 && done >= (double)rs[i].window_end)
 			hist_observe(&e->revoke_lag, done - (double)rs[i].window_end);
+	for (i = 0; i < n; i++)
+		if (ended[i])
+			engine_probe_start(e, rs[i].id);
 	free(ended);
 	return;
 fail:

@@ -68,6 +68,7 @@ policy_free(struct policy *p)
 		free(pr->account);
 		free(pr->role_name);
 		free(pr->region);
+		free(pr->revocation_probe);
 		el_strv_free(pr->requesters, pr->nrequesters);
 		el_strv_free(pr->approvers, pr->napprovers);
 		for (j = 0; j < pr->nrules; j++)

@@ -162,6 +162,27 @@ check_region(struct schema_ctx *c, const char *path, const char *s)
 	return false;
 }
 
+/* The actions the engine can call as a revocation probe (engine_probe.c): read-only, and
+ * subject to the session policy and the role's deny policy. */
+static bool
+check_probe(struct schema_ctx *c, const char *path, const char *s)
+{
+	char q[SCHEMA_SHOW_LEN];
+
+	if (strcmp(s, "ec2:DescribeRegions") == 0 || strcmp(s, "ec2:DescribeInstances") == 0)
+		return true;
+	if (strcasecmp(s, "sts:GetCallerIdentity") == 0) {
+		schema_problem(c, path, "sts:GetCallerIdentity is never denied by IAM policies, so "
+		    "it cannot show that a grant was revoked; use \"ec2:DescribeRegions\" or "
+		    "\"ec2:DescribeInstances\"");
+		return false;
+	}
+	schema_problem(c, path, "\"%s\" is not a supported revocation probe; use "
+	    "\"ec2:DescribeRegions\" or \"ec2:DescribeInstances\" (read-only actions the role "
+	    "allows)", schema_show(q, sizeof(q), s));
+	return false;
+}
+
 static bool
 check_ticket_pattern(struct schema_ctx *c, const char *path, const char *s)
 {
@@ -611,6 +632,8 @@ static const struct schema_field profile_fields[] = {
 	{ .key = "session_policy", .kind = SF_CUSTOM, .custom = set_session_policy },
 	{ .key = "max_credential_duration", .kind = SF_DURATION, .min = 900, .max = WINDOW_MAX,
 	  .dflt = "1h", .off = PO(max_credential_duration) },
+	{ .key = "revocation_probe", .kind = SF_STR, .null_ok = true, .min = 1, .max = 64,
+	  .off = PO(revocation_probe), .check = check_probe },
 	{ .key = "auto_approve", .kind = SF_REJECT,
 	  .why = "auto-approval is not supported yet; remove auto_approve (every request "
 	  "needs its approvals)" },

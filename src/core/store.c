@@ -629,9 +629,11 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 	lock(s);
 	r = prepare(s, &st, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
 	    " AND (?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR profile = ?3)"
-	    " ORDER BY created_at DESC, rowid DESC LIMIT ?4", "ttti",
+	    " AND (?5 = 0 OR created_at >= ?5 OR window_end >= ?5"
+	    "  OR (window_start IS NOT NULL AND ended_at IS NULL))"
+	    " ORDER BY created_at DESC, rowid DESC LIMIT ?4", "tttii",
 	    f->by_state ? lifecycle_state_name(f->state) : NULL, f->requester,
-	    f->profile, (int64_t)(f->limit > 0 ? f->limit : 500));
+	    f->profile, (int64_t)(f->limit > 0 ? f->limit : 500), f->since);
 	if (r == EL_OK) {
 		r = each_row(s, st, "request list", request_row, &a);
 		sqlite3_finalize(st);

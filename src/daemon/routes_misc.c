@@ -1,5 +1,6 @@
 /*
- * routes_misc.c — /healthz, /metrics (anyone on the listener) and the signed /v1/audit.
+ * routes_misc.c — /healthz, /metrics (anyone on the listener), the signed /v1/audit and
+ * /v1/report (auditors).
  */
 #include <string.h>
 
@@ -46,10 +47,27 @@ audit(struct http_req *rq)
 	return http_json(rq, 200, out);
 }
 
+static int
+report(struct http_req *rq)
+{
+	struct el_why w = {{0}};
+	json_t *q, *out = NULL;
+	enum el_err e;
+
+	if ((q = http_parse_form(rq->query, strlen(rq->query))) == NULL)
+		return http_error(rq, 400, "bad_request", "malformed query string");
+	e = engine_report(rq->engine, rq->user, q, &out, &w);
+	json_decref(q);
+	if (e != EL_OK)
+		return http_engine_error(rq, e, &w);
+	return http_json(rq, 200, out);
+}
+
 static const struct route routes[] = {
 	{"GET", "/healthz", ROUTE_PUBLIC, healthz},
 	{"GET", "/metrics", ROUTE_PUBLIC, metrics},
 	{"GET", "/v1/audit", ROUTE_SIGNED, audit},
+	{"GET", "/v1/report", ROUTE_SIGNED, report},	/* appended: the order numbers messages */
 };
 
 const struct route_group routes_misc = {routes, sizeof(routes) / sizeof(routes[0])};

@@ -111,7 +111,8 @@ credentials(struct http_req *rq)
 	json_t *out = NULL;
 	enum el_err e;
 
-	if ((e = engine_credentials(rq->engine, rq->user, rq->captures[0], &out, &w)) != EL_OK)
+	if ((e = engine_credentials(rq->engine, rq->user, rq->captures[0], rq->peer, &out,
+	    &w)) != EL_OK)
 		return http_engine_error(rq, e, &w);
 	return http_json(rq, 200, out);
 }

@@ -1797,6 +1797,19 @@ def ec2_describe_instances(req):
             % (EC2_NS, x('requestId', req.rid), rs))
 
 
+def ec2_describe_regions(req):
+    ok, reason, res, _ = evaluate(req.principal, 'ec2:DescribeRegions', ['*'], None, req.region)
+    if req.params.get('DryRun') and ok:
+        raise AwsError(None, 'Request would have succeeded, but DryRun flag is set.', code='DryRunOperation', status=412)
+    if not ok:
+        raise AwsError('access_denied', denied_message(req.principal, 'ec2:DescribeRegions', res, reason, 'ec2'))
+    regions = ['ap-northeast-1', 'eu-west-1', 'us-east-1', 'us-west-2']
+    items = ''.join('<item>%s%s%s</item>' % (x('regionName', r), x('regionEndpoint', 'ec2.%s.amazonaws.com' % r),
+                                             x('optInStatus', 'opt-in-not-required')) for r in regions)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<DescribeRegionsResponse xmlns="%s">%s<regionInfo>%s</regionInfo></DescribeRegionsResponse>'
+            % (EC2_NS, x('requestId', req.rid), items))
+
+
 HANDLERS = {
     ('sts', 'AssumeRole'): sts_assume_role,
     ('sts', 'GetCallerIdentity'): sts_get_caller_identity,
@@ -1810,6 +1823,7 @@ HANDLERS = {
     ('ssm', 'DescribeSessions'): ssm_describe_sessions,
     ('ssm', 'ResumeSession'): ssm_resume_session,
     ('ec2', 'DescribeInstances'): ec2_describe_instances,
+    ('ec2', 'DescribeRegions'): ec2_describe_regions,
 }
 
 
