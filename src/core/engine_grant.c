@@ -735,20 +735,45 @@ activation_worker(void *arg)
 	activate_claimed(e, j->id, false);
 	release(e, j->id);
 	free(j);
+	engine_worker_done(e);
+	return NULL;
+}
+
+/* Workers (activations, revocation probes) are counted so that engine_workers_wait()
+ * can wait for them at stop. */
+bool
+engine_worker_spawn(struct engine *e, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int ok;
+
+	pthread_mutex_lock(&e->act_mu);
+	e->workers++;
+	pthread_mutex_unlock(&e->act_mu);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&th, &attr, fn, arg) == 0;
+	pthread_attr_destroy(&attr);
+	if (!ok)
+		engine_worker_done(e);
+	return ok;
+}
+
+void
+engine_worker_done(struct engine *e)
+{
 	pthread_mutex_lock(&e->act_mu);
 	e->workers--;
 	pthread_cond_broadcast(&e->act_cv);
 	pthread_mutex_unlock(&e->act_mu);
-	return NULL;
 }
 
 bool
 engine_activate_async(struct engine *e, const char *id)
 {
 	struct act_job *j;
-	pthread_attr_t attr;
-	pthread_t th;
-	int ok;
+	bool ok;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return false;
@@ -758,17 +783,7 @@ engine_activate_async(struct engine *e, const char *id)
 		free(j);
 		return false;
 	}
-	pthread_mutex_lock(&e->act_mu);
-	e->workers++;
-	pthread_mutex_unlock(&e->act_mu);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ok = pthread_create(&th, &attr, activation_worker, j) == 0;
-	pthread_attr_destroy(&attr);
-	if (!ok) {
-		pthread_mutex_lock(&e->act_mu);
-		e->workers--;
-		pthread_mutex_unlock(&e->act_mu);
+	if (!(ok = engine_worker_spawn(e, activation_worker, j))) {
 		release(e, id);
 		free(j);
 	}

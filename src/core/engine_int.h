@@ -197,9 +197,15 @@ const char *engine_role_name(const char *arn);
 /* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
 void engine_end_grants(struct engine *e, char **ids, size_t n);
 
+/* Counted worker threads (engine_workers_wait waits for them): spawn runs fn(arg)
+ * detached, false when it cannot; the worker calls engine_worker_done as it ends. */
+bool engine_worker_spawn(struct engine *e, void *(*fn)(void *), void *arg);
+void engine_worker_done(struct engine *e);
 /* engine_probe.c: after grant id ended, proves it with its profile's revocation_probe on
  * a worker thread (counted in e->workers; quits when the engine stops). */
 void engine_probe_start(struct engine *e, const char *id);
+/* At start: probes of grants that ended in the last hour without a receipt. */
+void engine_probe_resume(struct engine *e);
 
 /* engine_report.c: the time (ms since the epoch) of the last audit record `event` of
  * request id; EL_ENOENT when there is none. */

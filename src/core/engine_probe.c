@@ -4,7 +4,8 @@
  * with the grant's own credentials until AWS refuses it, and audits the first refusal as
  * grant.revocation_verified with the seconds from the end of access (the window's end, or
  * the revoke request of an early revocation) to that refusal; after PROBE_ATTEMPTS it gives
- * up as grant.revocation_unverified, saying why. The reaper never waits for it.
+ * up as grant.revocation_unverified, saying why. The reaper never waits for it; a probe
+ * the broker's stop or death interrupts starts again at the next start.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #define PROBE_ATTEMPTS 12           /* backoff 1, 2, 4 ... 30 s: about 3.5 minutes in all */
 #define PROBE_BACKOFF_CAP 30
+#define PROBE_RESUME_WINDOW 3600    /* s: grants that ended this recently are proved at start */
 
 struct probe_job {
 	struct engine *e;
@@ -160,11 +162,10 @@ probe_run(struct engine *e, const char *id)
 			    err.code[0] ? err.code : "no answer", err.message);
 		if (attempt < PROBE_ATTEMPTS &&
 		    !probe_sleep(e, el_backoff(attempt, 1, PROBE_BACKOFF_CAP))) {
-			snprintf(why, sizeof(why), "the broker stopped before AWS refused %s "
-			    "(last: %s)", action, allowed ? "allowed" : err.code[0] ? err.code :
-			    "no answer");
-			attempt++;
-			break;
+			/* no receipt: the next start proves it again */
+			log_info("request %s: revocation probe interrupted by the stop; it resumes "
+			    "at the next start", id);
+			goto out;
 		}
 	}
 	data = json_pack("{s:s, s:s, s:i, s:i, s:f}", "action", action, "why", why,
@@ -187,10 +188,7 @@ probe_worker(void *arg)
 
 	probe_run(e, j->id);
 	free(j);
-	pthread_mutex_lock(&e->act_mu);
-	e->workers--;
-	pthread_cond_broadcast(&e->act_cv);
-	pthread_mutex_unlock(&e->act_mu);
+	engine_worker_done(e);
 	return NULL;
 }
 
@@ -201,8 +199,6 @@ engine_probe_start(struct engine *e, const char *id)
 	struct store_request r;
 	const struct pol_profile *pp;
 	struct probe_job *j;
-	pthread_attr_t attr;
-	pthread_t th;
 	bool want = false;
 
 	if (store_request_get(e->store, id, &r) == EL_OK) {
@@ -215,18 +211,43 @@ engine_probe_start(struct engine *e, const char *id)
 		return;
 	j->e = e;
 	el_strlcpy(j->id, id, sizeof(j->id));
-	pthread_mutex_lock(&e->act_mu);
-	e->workers++;
-	pthread_mutex_unlock(&e->act_mu);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, probe_worker, j) != 0) {
-		pthread_mutex_lock(&e->act_mu);
-		e->workers--;
-		pthread_cond_broadcast(&e->act_cv);
-		pthread_mutex_unlock(&e->act_mu);
+	if (!engine_worker_spawn(e, probe_worker, j)) {
 		free(j);
 		log_err("request %s: cannot start the revocation probe", id);
 	}
-	pthread_attr_destroy(&attr);
+}
+
+/*
+ * At start: grants that ended within the last hour with a probe and no receipt yet (the
+ * broker stopped or died while proving them) are proved now; the seconds measured then
+ * include the time the broker was away.
+ */
+void
+engine_probe_resume(struct engine *e)
+{
+	struct store_filter f;
+	struct store_request *v = NULL;
+	size_t n = 0, i;
+	int64_t ms;
+
+	memset(&f, 0, sizeof(f));
+	f.by_state = true;
+	f.state = RS_ENDED;
+	f.since = el_now() - PROBE_RESUME_WINDOW;
+	f.limit = 500;
+	if (store_request_list(e->store, &f, &v, &n) != EL_OK) {
+		log_err("revocation probes: cannot list ended grants: %s", store_errmsg());
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (v[i].window_start == 0 || v[i].ended_at < f.since ||
+		    engine_event_time_ms(e, v[i].id, "grant.revocation_verified", &ms) == EL_OK ||
+		    engine_event_time_ms(e, v[i].id, "grant.revocation_unverified", &ms) == EL_OK)
+			continue;
+		log_info("request %s: resuming its revocation probe", v[i].id);
+		engine_probe_start(e, v[i].id);
+	}
+	for (i = 0; i < n; i++)
+		store_request_free(&v[i]);
+	free(v);
 }

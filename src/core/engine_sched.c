@@ -227,6 +227,7 @@ engine_resume(struct engine *e)
 {
 	claim_stranded(e);
 	expire_leases(e);
+	engine_probe_resume(e);   /* before sweep: what it ends starts its own probe */
 	sweep(e);
 	return EL_OK;
 }

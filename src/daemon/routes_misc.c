@@ -31,8 +31,10 @@ metrics(struct http_req *rq)
 	return http_page(rq, 200, "text/plain; version=0.0.4", dbuf_take(&b));
 }
 
+/* A signed GET whose query string is the engine call's JSON argument. */
 static int
-audit(struct http_req *rq)
+query_call(struct http_req *rq, enum el_err (*call)(struct engine *, const char *, json_t *,
+    json_t **, struct el_why *))
 {
 	struct el_why w = {{0}};
 	json_t *q, *out = NULL;
@@ -40,7 +42,7 @@ audit(struct http_req *rq)
 
 	if ((q = http_parse_form(rq->query, strlen(rq->query))) == NULL)
 		return http_error(rq, 400, "bad_request", "malformed query string");
-	e = engine_audit_query(rq->engine, rq->user, q, &out, &w);
+	e = call(rq->engine, rq->user, q, &out, &w);
 	json_decref(q);
 	if (e != EL_OK)
 		return http_engine_error(rq, e, &w);
@@ -48,19 +50,15 @@ audit(struct http_req *rq)
 }
 
 static int
+audit(struct http_req *rq)
+{
+	return query_call(rq, engine_audit_query);
+}
+
+static int
 report(struct http_req *rq)
 {
-	struct el_why w = {{0}};
-	json_t *q, *out = NULL;
-	enum el_err e;
-
-	if ((q = http_parse_form(rq->query, strlen(rq->query))) == NULL)
-		return http_error(rq, 400, "bad_request", "malformed query string");
-	e = engine_report(rq->engine, rq->user, q, &out, &w);
-	json_decref(q);
-	if (e != EL_OK)
-		return http_engine_error(rq, e, &w);
-	return http_json(rq, 200, out);
+	return query_call(rq, engine_report);
 }
 
 static const struct route routes[] = {

@@ -160,3 +160,26 @@ def test_unsupported_probe_refused_at_policy_load(ctx):
         out = r.stdout + r.stderr
         assert r.returncode == 1, out
         assert '$.profiles.prod-readonly.revocation_probe' in out and words in out, out
+
+
+def test_probe_interrupted_by_a_crash_resumes_at_start(ctx):
+    """The broker dies (SIGKILL) while its revocation probe is in flight (the emulator
+    holds the call): the next start proves the grant again, and it gets one receipt."""
+    emu = ctx.emulator
+    b = ctx.broker(profiles=_profiles()).start()
+    emu.hold('DescribeRegions', service='ec2')
+    g = b.request(duration='3s')
+    st, d = b.approve(g['id'])
+    assert st == 200 and d['state'] == 'active', (st, d)
+    emu.wait_held(1, timeout=20)       # the window ended; the probe waits on AWS
+    assert _event(b, g['id'], 'grant.revocation_verified') is None
+    b.kill9()
+    emu.release()
+    b.start()
+    wait_for(lambda: _event(b, g['id'], 'grant.revocation_verified') is not None, 30,
+             what='the receipt after the restart')
+    receipts = [r for r in b.audit(g['id'])
+                if r['event'] in ('grant.revocation_verified', 'grant.revocation_unverified')]
+    assert len(receipts) == 1, receipts
+    assert receipts[0]['data']['from'] == 'window_end'
+    assert 'resuming its revocation probe' in b.logtext()
