@@ -35,7 +35,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration soak demo bench bench-revoke fuzz clean check-deps
+.PHONY: all deps test unit integration soak demo bench bench-revoke bench-audit fuzz clean check-deps
 all: bin/elevated bin/elevate
 
 build/%.o: %.c build/.flags
@@ -100,6 +100,15 @@ bench: all
 
 bench-revoke: all
 	@bench/revoke.sh
+
+# make bench-audit [BENCH_AUDIT_RECORDS=N]: verify speed against a bare jansson parse.
+bench-audit: all build/bench/audit_bench
+	@bench/audit.sh
+
+build/bench/audit_bench: bench/audit_bench.c $(LIB) build/.flags
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # make fuzz: build the fuzzers; make fuzz FUZZ_SECONDS=N: then run each N seconds
 # (tests/fuzz/README.md).

@@ -26,6 +26,18 @@ enum el_err engine_start(struct engine *e);
 /* Stops the threads (finishing the step in progress). */
 void engine_stop(struct engine *e);
 void engine_close(struct engine *e);
+/*
+ * Offline audit commands (engine_audit.c), with the broker stopped or not running on
+ * cfg->state_dir. engine_audit_check: `elevated check --audit`, the store's whole chain
+ * from seq 1 with the first public key (audit.pub.first, else audit.pub), ending with the
+ * key in audit.pub. engine_audit_rotate_key: `elevated audit-rotate-key`, refused while
+ * an engine holds state_dir; newpub gets the new public key, *at_seq the chain's head.
+ */
+struct audit_check_report;
+enum el_err engine_audit_check(const struct config *cfg, struct audit_check_report *rep,
+    struct el_why *w);
+enum el_err engine_audit_rotate_key(const struct config *cfg, char *newpub, size_t len,
+    int64_t *at_seq, struct el_why *w);
 /* Loads policies again; on any problem keeps the old set and reports it in d. */
 enum el_err engine_reload_policy(struct engine *e, struct diags *d);
 

@@ -207,5 +207,9 @@ struct store_audit_filter {
 };
 /* Ascending seq. Each element a JSON record as exported (audit_rec_json). New ref. */
 enum el_err store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out);
+/* The highest seq of a record with this event (0 when none), and how many records the
+ * audit table holds. */
+enum el_err store_audit_last_event(struct store *s, const char *event, int64_t *seq);
+enum el_err store_audit_count(struct store *s, int64_t *n);
 
 #endif

@@ -27,6 +27,7 @@ static int audit_run(int, char **);
 const struct cli_cmd cmd_audit = {
 	.name = "audit",
 	.usage = "elevate audit verify FILE [--pubkey ed25519:KEY|--pubkey-file F] [--partial]"
+	    " [--allow-unsigned-tail]"
 	    " | elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
 	    "[--limit N]",
 	.summary = "verify an exported audit trail, or show audit records (auditors)",
@@ -34,7 +35,8 @@ const struct cli_cmd cmd_audit = {
 };
 
 static const char verify_usage[] =
-    "elevate audit verify FILE [--pubkey ed25519:KEY|--pubkey-file F] [--partial]";
+    "elevate audit verify FILE [--pubkey ed25519:KEY|--pubkey-file F] [--partial]"
+	    " [--allow-unsigned-tail]";
 static const char show_usage[] =
     "elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
     "[--limit N]";
@@ -52,12 +54,15 @@ audit_help(void)
 	printf("usage: %s\n       %s\n\n"
 	    "verify: checks an audit export (JSON Lines; FILE - reads stdin) offline: every\n"
 	    "record's hash and link to the previous one, contiguous sequence numbers from 1,\n"
-	    "and with the broker's audit public key every signed checkpoint. Any edited,\n"
+	    "and with the broker's audit public key every signed checkpoint and key rotation\n"
+    "(give the FIRST public key: each rotation names the next). Any edited,\n"
 	    "dropped, reordered or truncated record is reported with its line. Exit 0 when\n"
 	    "intact, 1 otherwise; with a key, a trail no checkpoint signs is not intact.\n\n"
 	    "  --pubkey ed25519:KEY   the broker's audit checkpoint public key\n"
 	    "  --pubkey-file F        the same, read from a file\n"
-	    "  --partial              the export need not start at seq 1 (a rotated file)\n\n"
+	    "  --partial              the export need not start at seq 1 (a rotated file)\n"
+    "  --allow-unsigned-tail  accept records after the last checkpoint (their hashes are\n"
+    "                         unkeyed: without it they fail the check)\n\n"
 	    "show: audit records from the broker, filtered (auditors only).\n\n"
 	    "  --user U      records by or about user U\n"
 	    "  --profile P   records about requests for profile P\n"
@@ -119,6 +124,7 @@ audit_verify(int argc, char **argv)
 		{"pubkey", required_argument, NULL, 'k'},
 		{"pubkey-file", required_argument, NULL, 'K'},
 		{"partial", no_argument, NULL, 'P'},
+		{"allow-unsigned-tail", no_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -128,13 +134,15 @@ audit_verify(int argc, char **argv)
 	struct audit_verify_report rep;
 	enum el_err r;
 	FILE *f;
-	int ch, partial = 0, rc, ok;
+	int ch, partial = 0, allow_tail = 0, rc, ok;
+	int64_t tail;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'k': keytext = optarg; break;
 		case 'K': keyfile = optarg; break;
 		case 'P': partial = 1; break;
+		case 'T': allow_tail = 1; break;
 		case 'J': output_set_json(1); break;
 		case 'h': audit_help(); return CLI_OK;
 		default: return output_usage(&cmd_verify, NULL);
@@ -160,6 +168,14 @@ audit_verify(int argc, char **argv)
 		fclose(f);
 	ok = r == EL_OK && rep.records > 0 &&
 	    (!(keytext || keyfile) || rep.last_signed_seq > 0);
+	tail = rep.last_is_checkpoint || rep.last_signed_seq == 0 ? 0 :
+	    rep.last_seq - rep.last_signed_seq - 1;
+	if (ok && (keytext || keyfile) && tail > 0 && !allow_tail) {
+		ok = 0;
+		snprintf(rep.problem, sizeof(rep.problem), "%lld records after seq %lld are not "
+		    "covered by a signed checkpoint", (long long)tail,
+		    (long long)rep.last_signed_seq + 1);
+	}
 	if (r == EL_OK && !ok && rep.problem[0] == '\0')
 		snprintf(rep.problem, sizeof(rep.problem), "%s", rep.records == 0 ?
 		    "no audit records" : "no signed checkpoint covers these records");
@@ -196,16 +212,29 @@ audit_verify(int argc, char **argv)
 		    (long long)rep.records, (long long)rep.first_seq, (long long)rep.last_seq);
 		return CLI_ERR;
 	}
+	/* Records after the last checkpoint carry only unkeyed hashes: anyone can edit them
+	 * and compute the hashes again. The last record being the checkpoint itself (as after
+	 * a clean shutdown) leaves nothing unsigned. */
+	if (tail > 0 && !allow_tail) {
+		printf("audit FAILED: %lld record%s after seq %lld %s not covered by a signed "
+		    "checkpoint: their hashes are unkeyed and could have been rewritten "
+		    "(--allow-unsigned-tail accepts them, e.g. for an export taken while the "
+		    "broker runs)\n", (long long)tail, tail == 1 ? "" : "s",
+		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
+		return CLI_ERR;
+	}
 	printf("audit OK: %lld records (seq %lld..%lld), %lld checkpoint%s, signed through "
-	    "seq %lld\n", (long long)rep.records, (long long)rep.first_seq,
+	    "seq %lld", (long long)rep.records, (long long)rep.first_seq,
 	    (long long)rep.last_seq, (long long)rep.checkpoints, rep.checkpoints == 1 ? "" : "s",
 	    (long long)rep.last_signed_seq);
-	/* The last record being the checkpoint itself (as after a clean shutdown) leaves
-	 * nothing unsigned: its own signature covers it. */
-	if (rep.last_signed_seq < rep.last_seq - 1 ||
-	    (rep.last_signed_seq == rep.last_seq - 1 && !rep.last_is_checkpoint))
-		printf("note: records after seq %lld are not yet covered by a signed "
-		    "checkpoint\n", (long long)rep.last_signed_seq);
+	if (rep.rotations > 0)
+		printf(", %lld key rotation%s", (long long)rep.rotations,
+		    rep.rotations == 1 ? "" : "s");
+	printf("\n");
+	if (tail > 0)
+		printf("note: %lld record%s after seq %lld %s not yet covered by a signed "
+		    "checkpoint\n", (long long)tail, tail == 1 ? "" : "s",
+		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
 	return CLI_OK;
 }
 

@@ -195,9 +195,9 @@ audit_rec_free(struct audit_rec *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Checks a checkpoint record: it must sign the head just before it, with this key. */
-static int
-checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signed_seq)
+int
+audit_checkpoint_verify(const struct audit_rec *r, const unsigned char *pk,
+    int64_t *signed_seq)
 {
 	json_int_t seq;
 	const char *hex, *sig;
@@ -222,19 +222,53 @@ checkpoint_ok(const struct audit_rec *r, const unsigned char *pk, int64_t *signe
 	return 1;
 }
 
+/*
+ * An exported line is the canonical form with "hash" and "prev_hash" put in, in key
+ * order, just before "request_id": the canonical form is the line without them, and
+ * needs no second serialisation. The last `,"hash":"` of a line is the top-level one
+ * (only request_id, seq and time follow it, which hold no unescaped quote). Whatever
+ * this finds is only a hint: audit_walk_next() accepts it only if it hashes right.
+ */
+#define HASH_FIELDS_LEN (8 + 2 * AUDIT_HASH_BYTES + 15 + 2 * AUDIT_HASH_BYTES + 2)
+static int
+line_hint(const char *line, size_t len, struct audit_canon_hint *h)
+{
+	static const char pat[] = ",\"hash\":\"";
+	const char *p = line, *q, *last = NULL, *f;
+
+	while (len > 0 && line[len - 1] == '\n')
+		len--;
+	while ((q = memmem(p, len - (size_t)(p - line), pat, sizeof(pat) - 1)) != NULL) {
+		last = q;
+		p = q + 1;
+	}
+	if (last == NULL || (size_t)(last - line) + 1 + HASH_FIELDS_LEN >= len)
+		return 0;
+	f = last + 1;
+	if (memcmp(f + 8 + 2 * AUDIT_HASH_BYTES, "\",\"prev_hash\":\"", 15) != 0 ||
+	    memcmp(f + HASH_FIELDS_LEN - 2, "\",", 2) != 0)
+		return 0;
+	h->a = line;
+	h->alen = (size_t)(f - line);
+	h->b = f + HASH_FIELDS_LEN;
+	h->blen = len - (size_t)(h->b - line);
+	return 1;
+}
+
 enum el_err
 audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
     struct audit_verify_report *rep)
 {
-	unsigned char prev[AUDIT_HASH_BYTES], calc[AUDIT_HASH_BYTES];
-	char *line = NULL, *canon;
+	struct audit_walk v;
+	struct audit_canon_hint hint;
+	char *line = NULL, problem[EL_WHYLEN - 64];
 	size_t linecap = 0;
 	ssize_t len;
-	int64_t lineno = 0, expect_seq = 0;
+	int64_t lineno = 0;
 	enum el_err e = EL_OK;
 
 	memset(rep, 0, sizeof(*rep));
-	memset(prev, 0, sizeof(prev));
+	audit_walk_init(&v, pk, require_start);
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		struct audit_rec r;
 		struct el_why w = {{0}};
@@ -250,7 +284,7 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 			e = EL_EPARSE;
 			break;
 		}
-		if ((j = json_loads(line, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		if ((j = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
 			snprintf(rep->problem, sizeof(rep->problem), "line %lld: not JSON: %.200s",
 			    (long long)lineno, je.text);
 			e = EL_EPARSE;
@@ -263,67 +297,16 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 			    (long long)lineno, w.msg);
 			break;
 		}
-		if (rep->records == 0) {
-			rep->first_seq = r.seq;
-			if (require_start && (r.seq != 1 ||
-			    !sodium_is_zero(r.prev_hash, AUDIT_HASH_BYTES))) {
-				snprintf(rep->problem, sizeof(rep->problem), "line %lld: chain does "
-				    "not start at seq 1 (starts at %lld): records were dropped",
-				    (long long)lineno, (long long)r.seq);
-				e = EL_ECRYPTO;
-			} else
-				memcpy(prev, r.prev_hash, sizeof(prev));
-			expect_seq = r.seq;
-		}
-		if (e == EL_OK && r.seq != expect_seq) {
-			snprintf(rep->problem, sizeof(rep->problem), "line %lld: seq %lld where %lld "
-			    "was expected: records dropped or reordered", (long long)lineno,
-			    (long long)r.seq, (long long)expect_seq);
-			e = EL_ECRYPTO;
-		}
-		if (e == EL_OK && sodium_memcmp(prev, r.prev_hash, AUDIT_HASH_BYTES) != 0) {
-			snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld): prev_hash "
-			    "does not match the previous record", (long long)lineno, (long long)r.seq);
-			e = EL_ECRYPTO;
-		}
-		if (e == EL_OK) {
-			if ((canon = audit_canonical(&r)) == NULL)
-				e = EL_ENOMEM;
-			else {
-				audit_chain_hash(prev, canon, calc);
-				free(canon);
-				if (sodium_memcmp(calc, r.hash, AUDIT_HASH_BYTES) != 0) {
-					snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld):"
-					    " hash mismatch: the record was edited", (long long)lineno,
-					    (long long)r.seq);
-					e = EL_ECRYPTO;
-				}
-			}
-		}
-		if (e == EL_OK) {
-			rep->last_is_checkpoint = 0;
-			if (pk != NULL && strcmp(r.event, AUDIT_CHECKPOINT_EVENT) == 0) {
-				if (!checkpoint_ok(&r, pk, &rep->last_signed_seq)) {
-					snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld):"
-					    " checkpoint signature does not verify with this key",
-					    (long long)lineno, (long long)r.seq);
-					e = EL_ECRYPTO;
-				} else {
-					rep->checkpoints++;
-					rep->last_is_checkpoint = 1;
-				}
-			}
-		}
-		if (e != EL_OK) {
-			audit_rec_free(&r);
-			break;
-		}
-		memcpy(prev, r.hash, sizeof(prev));
-		rep->last_seq = r.seq;
-		rep->records++;
-		expect_seq = r.seq + 1;
+		e = audit_walk_next(&v, &r, line_hint(line, (size_t)len, &hint) ? &hint : NULL,
+		    problem, sizeof(problem));
+		if (e != EL_OK)
+			snprintf(rep->problem, sizeof(rep->problem), "line %lld (seq %lld): %s",
+			    (long long)lineno, (long long)r.seq, problem);
 		audit_rec_free(&r);
+		if (e != EL_OK)
+			break;
 	}
+	audit_walk_report(&v, rep);
 	if (e != EL_OK)
 		rep->bad_line = lineno;
 	else if (rep->records == 0) {

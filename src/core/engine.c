@@ -19,15 +19,24 @@
 #include "engine_int.h"
 
 #define REASON_MAX 1024
+#define ENGINE_LOCK_WAIT_MS 10000
 #define COMMENT_MAX 1000
 #define TICKET_MAX 128
 
 /* ---- keys ---- */
 
+static void
+gen_sign_sk(unsigned char *sk)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+
+	crypto_sign_keypair(pk, sk);
+}
+
 /* Loads a raw key file of exactly len bytes, or creates it (0600) with random bytes or
- * with what gen() makes. The key lives in sodium_malloc memory. */
-static enum el_err
-load_key(const char *dir, const char *name, size_t len, void (*gen)(unsigned char *),
+ * an Ed25519 secret key, as mode says. The key lives in sodium_malloc memory. */
+enum el_err
+engine_load_key(const char *dir, const char *name, size_t len, enum key_mode mode,
     unsigned char **out, struct el_why *w)
 {
 	char path[PATH_MAX];
@@ -58,9 +67,12 @@ load_key(const char *dir, const char *name, size_t len, void (*gen)(unsigned cha
 		memcpy(k, text, len);
 		sodium_memzero(text, n);
 		free(text);
+	} else if (r == EL_ENOENT && mode == KEY_MUST_EXIST) {
+		sodium_free(k);
+		return el_fail(w, r, "%s is missing", path);
 	} else if (r == EL_ENOENT) {
-		if (gen != NULL)
-			gen(k);
+		if (mode == KEY_NEW_SIGN)
+			gen_sign_sk(k);
 		else
 			randombytes_buf(k, len);
 		if ((r = el_write_file(path, k, len, 0600, w)) != EL_OK) {
@@ -74,14 +86,6 @@ load_key(const char *dir, const char *name, size_t len, void (*gen)(unsigned cha
 	}
 	*out = k;
 	return EL_OK;
-}
-
-static void
-gen_sign_sk(unsigned char *sk)
-{
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-
-	crypto_sign_keypair(pk, sk);
 }
 
 static void export_audit(struct engine *e);
@@ -129,6 +133,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return EL_ENOMEM;
 	e->cfg = cfg;
+	e->lock_fd = -1;
 	pthread_mutex_init(&e->policy_mu, NULL);
 	pthread_mutex_init(&e->wake_mu, NULL);
 	pthread_cond_init(&e->wake_cv, NULL);
@@ -151,27 +156,13 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	snprintf(path, sizeof(path), "%s/elevate.db", cfg->state_dir);
 	if ((r = store_open(path, &e->store, w)) != EL_OK)
 		goto fail;
-	if ((r = load_key(cfg->state_dir, "audit.key", crypto_sign_SECRETKEYBYTES, gen_sign_sk,
-	    &e->audit_sk, w)) != EL_OK)
+	if ((r = engine_lock_state(cfg->state_dir, ENGINE_LOCK_WAIT_MS, &e->lock_fd,
+	    w)) != EL_OK)
 		goto fail;
-	if ((e->audit_pk = sodium_malloc(crypto_sign_PUBLICKEYBYTES)) == NULL) {
-		r = EL_ENOMEM;
+	if ((r = engine_audit_key_open(e, w)) != EL_OK)
 		goto fail;
-	}
-	crypto_sign_ed25519_sk_to_pk(e->audit_pk, e->audit_sk);
-	{
-		char *pk = reqsig_pubkey_format(e->audit_pk);
-		char pkpath[PATH_MAX];
-
-		/* Auditors need the public key to verify checkpoints; it is no secret. */
-		snprintf(pkpath, sizeof(pkpath), "%s/audit.pub", cfg->state_dir);
-		if (pk != NULL) {
-			el_write_file(pkpath, pk, strlen(pk), 0644, NULL);
-			free(pk);
-		}
-	}
-	if ((r = load_key(cfg->state_dir, "secret.key", crypto_secretbox_KEYBYTES, NULL,
-	    &e->box_key, w)) != EL_OK)
+	if ((r = engine_load_key(cfg->state_dir, "secret.key", crypto_secretbox_KEYBYTES,
+	    KEY_NEW_RANDOM, &e->box_key, w)) != EL_OK)
 		goto fail;
 	if ((r = token_key_load_or_create(cfg->state_dir, &e->token_key, w)) != EL_OK)
 		goto fail;
@@ -252,6 +243,8 @@ engine_close(struct engine *e)
 	if (e->box_key)
 		sodium_free(e->box_key);
 	store_close(e->store);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
 	for (i = 0; i < e->nclaimed; i++)
 		free(e->claimed[i]);
 	free(e->claimed);

@@ -70,6 +70,7 @@ struct engine {
 	unsigned char *audit_sk;          /* 64 bytes, sodium_malloc */
 	unsigned char *audit_pk;          /* 32 bytes */
 	unsigned char *box_key;           /* 32 bytes, sodium_malloc */
+	int lock_fd;                      /* state_dir/engine.lock, held while open */
 	int broker_chained;               /* the broker's own creds are a role session */
 
 	/* reaper */
@@ -124,6 +125,17 @@ struct engine {
 };
 
 /* The current policy, retained: release with policy_release(). */
+/* Keys in state_dir (engine.c). */
+enum key_mode { KEY_MUST_EXIST, KEY_NEW_RANDOM, KEY_NEW_SIGN };
+enum el_err engine_load_key(const char *dir, const char *name, size_t len,
+    enum key_mode mode, unsigned char **out, struct el_why *w);
+/* engine_audit.c: the audit key, an interrupted rotation and the chain's check at start
+ * (fills e->audit_sk, e->audit_pk). */
+enum el_err engine_audit_key_open(struct engine *e, struct el_why *w);
+/* flock on state_dir/engine.lock: one engine (or key rotation) per state_dir, waiting
+ * up to wait_ms for a holder to go. *fd is the held descriptor. */
+enum el_err engine_lock_state(const char *dir, int wait_ms, int *fd, struct el_why *w);
+
 struct policy *engine_policy(struct engine *e);
 
 /* Transactions that also export the audit trail and wake the threads after commit. */

@@ -1358,6 +1358,42 @@ audit_row(sqlite3_stmt *st, void *arg)
 	return json_array_append_new(arg, j) == 0 ? EL_OK : EL_ENOMEM;
 }
 
+/* One integer from a one-row query with at most one text parameter. */
+static enum el_err
+audit_scalar(struct store *s, const char *sql, const char *arg, const char *what,
+    int64_t *out)
+{
+	sqlite3_stmt *st;
+	enum el_err r;
+	int rc;
+
+	lock(s);
+	if ((r = prepare(s, &st, sql, arg != NULL ? "t" : NULL, arg)) != EL_OK) {
+		unlock(s);
+		return r;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		r = dberr(s, what);
+	sqlite3_finalize(st);
+	unlock(s);
+	return r;
+}
+
+enum el_err
+store_audit_last_event(struct store *s, const char *event, int64_t *seq)
+{
+	return audit_scalar(s, "SELECT coalesce(max(seq), 0) FROM audit WHERE event = ?",
+	    event, "audit last event", seq);
+}
+
+enum el_err
+store_audit_count(struct store *s, int64_t *n)
+{
+	return audit_scalar(s, "SELECT count(*) FROM audit", NULL, "audit count", n);
+}
+
 enum el_err
 store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <curl/curl.h>
 
+#include "elevate/audit.h"
 #include "elevate/aws.h"
 #include "elevate/config.h"
 #include "elevate/engine.h"
@@ -24,11 +25,17 @@
 
 static const char usage_text[] =
     "usage: elevated [--config FILE] [--log-level LEVEL]     serve\n"
-    "       elevated check [--config FILE] [--aws]           validate config, policies, templates\n"
+    "       elevated check [--config FILE] [--aws] [--audit] validate config, policies, templates\n"
+    "       elevated audit-rotate-key [--config FILE]        new audit key, handed over in the chain\n"
     "       elevated config-reference                        print every config key\n"
     "\n"
     "  --config FILE   default /etc/elevate/elevated.json (ELEVATED_CONFIG overrides)\n"
     "  --aws           with check: also find the broker's AWS credentials and say where from\n"
+    "  --audit         with check: verify the store's whole audit chain, name the first bad seq\n"
+    "\n"
+    "audit-rotate-key runs with the broker stopped (it refuses while one runs on state_dir):\n"
+    "the old key signs a record naming the new one, the new key signs from then on; keep\n"
+    "the first audit.pub: it verifies every rotation after it (docs/audit.md).\n"
     "\n"
     "Signals: SIGHUP reloads policies (a bad set keeps the old one), SIGTERM drains and exits.\n";
 
@@ -103,8 +110,62 @@ check_aws(const char *path, const struct config *cfg, const struct policy *p, st
 	aws_client_free(c);
 }
 
+/* `elevated check --audit`: the store's chain, all of it. */
 static int
-run_check(const char *path, int aws)
+check_audit(const struct config *cfg)
+{
+	struct audit_check_report rep;
+	struct el_why w = {{0}};
+	enum el_err r;
+
+	r = engine_audit_check(cfg, &rep, &w);
+	if (r == EL_OK) {
+		printf("audit chain OK: %lld records (seq %lld..%lld), %lld checkpoint%s, %lld key "
+		    "rotation%s, signed through seq %lld\n", (long long)rep.v.records,
+		    (long long)rep.v.first_seq, (long long)rep.v.last_seq, (long long)rep.v.checkpoints,
+		    rep.v.checkpoints == 1 ? "" : "s", (long long)rep.v.rotations,
+		    rep.v.rotations == 1 ? "" : "s", (long long)rep.v.last_signed_seq);
+		return 0;
+	}
+	if (rep.bad_seq > 0)
+		fprintf(stderr, "audit chain BROKEN at seq %lld: %s\n", (long long)rep.bad_seq,
+		    rep.v.problem);
+	else
+		fprintf(stderr, "audit chain cannot be checked: %s\n",
+		    rep.v.problem[0] ? rep.v.problem : w.msg[0] ? w.msg : el_strerror(r));
+	return 1;
+}
+
+static int
+run_rotate_key(const char *path)
+{
+	struct config cfg;
+	struct diags d;
+	struct el_why w = {{0}};
+	char pub[128];
+	int64_t seq = 0;
+	int rc = 1;
+
+	diags_init(&d);
+	if (config_load(path, &cfg, &d) != EL_OK || d.n > 0) {
+		diags_print(&d, stderr);
+		goto out;
+	}
+	if (engine_audit_rotate_key(&cfg, pub, sizeof(pub), &seq, &w) != EL_OK) {
+		fprintf(stderr, "elevated: audit-rotate-key: %s\n", w.msg);
+		goto out;
+	}
+	printf("audit key rotated at seq %lld: the new public key is %s (in %s/audit.pub)\n",
+	    (long long)seq, pub, cfg.state_dir);
+	rc = 0;
+out:
+	diags_free(&d);
+	config_free(&cfg);
+	return rc;
+}
+
+static int
+run_check(const char *path, int aws, int audit)
 {
 	struct config cfg;
 	struct diags d;
@@ -126,6 +187,8 @@ run_check(const char *path, int aws)
 		printf("configuration OK\n");
 	else
 		fprintf(stderr, "%zu problem%s found\n", d.n, d.n == 1 ? "" : "s");
+	if (!bad && audit)
+		bad = check_audit(&cfg);
 	if (p != NULL)
 		policy_release(p);
 	template_set_free(ts);
@@ -141,6 +204,7 @@ main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"aws", no_argument, NULL, 'a'},
+		{"audit", no_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		/* how the parent starts its children (proc.h) */
@@ -151,7 +215,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *config = getenv("ELEVATED_CONFIG"), *level = NULL, *cmd = NULL;
-	int c, aws = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
+	int c, aws = 0, audit = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
 	long long n;
 
 	if (config == NULL)
@@ -171,6 +235,7 @@ main(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'l': level = optarg; break;
 		case 'a': aws = 1; break;
+		case 'U': audit = 1; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("elevated %s\n", VERSION); return 0;
 		case 'E': case 'F': role = c; break;
@@ -195,7 +260,9 @@ main(int argc, char **argv)
 	else if (cmd == NULL)
 		rc = parent_main(config, level);
 	else if (strcmp(cmd, "check") == 0)
-		rc = run_check(config, aws);
+		rc = run_check(config, aws, audit);
+	else if (strcmp(cmd, "audit-rotate-key") == 0)
+		rc = run_rotate_key(config);
 	else if (strcmp(cmd, "config-reference") == 0) {
 		config_print_reference(stdout);
 		rc = 0;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "elevate/audit.h"
 #include "elevate/el.h"
@@ -1018,6 +1019,174 @@ list_filters(void **state)
 #undef SEQ
 }
 
+/* ---- key rotation, the store's own check, the line shortcut ---- */
+
+static void
+rotate(struct fx *f, const unsigned char *old_sk, const unsigned char *new_sk)
+{
+	struct el_why w = {{0}};
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	if (audit_rotate(f->s, old_sk, new_sk, &w) != EL_OK)
+		fail_msg("audit_rotate: %s", w.msg);
+	assert_int_equal(store_commit(f->s), EL_OK);
+}
+
+static void
+checkpoint_with(struct fx *f, const unsigned char *sk)
+{
+	struct el_why w = {{0}};
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	assert_int_equal(audit_checkpoint(f->s, sk, &w), EL_OK);
+	assert_int_equal(store_commit(f->s), EL_OK);
+}
+
+static void
+rotation_verifies_with_first_key(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	struct lines l;
+
+	append_n(f, 3);
+	checkpoint(f);                       /* seq 4, key 1 */
+	append_n(f, 2);
+	rotate(f, f->sk, f->sk2);            /* seq 7 rotation, seq 8 checkpoint by key 2 */
+	append_n(f, 3);
+	checkpoint_with(f, f->sk2);          /* seq 12 */
+	export(f, &l);
+	assert_int_equal(l.n, 12);
+	assert_non_null(strstr(l.v[6], "\"event\":\"audit.key_rotated\""));
+	assert_int_equal(verify(&l, f->pk, 1, &rep), EL_OK);
+	assert_int_equal(rep.rotations, 1);
+	assert_int_equal(rep.checkpoints, 3);
+	assert_int_equal(rep.last_signed_seq, 11);
+	/* the second key alone cannot verify what the first signed */
+	expect_bad(verify(&l, f->pk2, 1, &rep), EL_ECRYPTO, &rep, 4, "checkpoint");
+	/* a chain read from after the rotation on needs the key it names */
+	while (l.n > 5)
+		drop(&l, 0);
+	assert_int_equal(verify(&l, f->pk2, 0, &rep), EL_OK);
+	expect_bad(verify(&l, f->pk, 0, &rep), EL_ECRYPTO, &rep, 1, "checkpoint");
+	lines_free(&l);
+}
+
+static void
+forged_rotation_refused(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	struct lines l;
+
+	append_n(f, 2);
+	checkpoint(f);
+	/* an attacker's key hands over to itself: not signed by the current key */
+	rotate(f, f->sk2, f->sk2);
+	append_n(f, 1);
+	export(f, &l);
+	expect_bad(verify(&l, f->pk, 1, &rep), EL_ECRYPTO, &rep, 4, "key rotation");
+	lines_free(&l);
+}
+
+static void
+exec_sql(struct fx *f, const char *sql)
+{
+	sqlite3 *db;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
+}
+
+static void
+store_check_names_bad_seq(void **state)
+{
+	struct fx *f = *state;
+	struct audit_check_report rep;
+
+	append_n(f, 5);
+	checkpoint(f);                       /* seq 6 signs 5 */
+	append_n(f, 4);                      /* 7..10 unsigned */
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(rep.v.first_seq, 5);
+	assert_int_equal(rep.v.last_seq, 10);
+	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_OK);
+	assert_int_equal(rep.v.records, 10);
+	/* another key: the checkpoint does not verify */
+	assert_int_equal(audit_check_store(f->s, f->pk2, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(rep.bad_seq, 6);
+	/* a tail record edited in the database */
+	exec_sql(f, "UPDATE audit SET actor = 'mallory' WHERE seq = 8");
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(rep.bad_seq, 8);
+	assert_non_null(strstr(rep.v.problem, "seq 8: hash mismatch"));
+	exec_sql(f, "UPDATE audit SET actor = 'alice' WHERE seq = 8");
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	/* an old record: only the whole check sees it */
+	exec_sql(f, "UPDATE audit SET event = 'request.forged' WHERE seq = 2");
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_ECRYPTO);
+	assert_int_equal(rep.bad_seq, 2);
+	exec_sql(f, "UPDATE audit SET event = 'request.created' WHERE seq = 2");
+	/* a row deleted, a row whose data is not JSON */
+	exec_sql(f, "DELETE FROM audit WHERE seq = 9");
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(rep.bad_seq, 9);
+	exec_sql(f, "UPDATE audit SET data = '{no' WHERE seq = 7");
+	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(rep.bad_seq, 7);
+}
+
+/* The verifier takes the canonical form from a broker-written line, but only when it
+ * hashes right: reformatted lines and data that mimics the hash fields verify the same. */
+static void
+line_shortcut_is_only_a_hint(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	struct el_why w = {{0}};
+	struct lines l;
+	char fake[400], *spaced;
+	json_t *d, *j;
+	size_t i, n;
+
+	snprintf(fake, sizeof(fake), "x\",\"hash\":\"%064d\",\"prev_hash\":\"%064d\",\"y", 0, 0);
+	d = json_pack("{s:s, s:s, s:s, s:i}", "a", fake, "hash", ZERO_HEX, "prev_hash",
+	    ZERO_HEX, "q", 1);
+	assert_int_equal(store_begin(f->s), EL_OK);
+	assert_int_equal(audit_append(f->s, "alice", "request.created", "req_1", d, &w), EL_OK);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	json_decref(d);
+	append_n(f, 2);
+	checkpoint(f);
+	export(f, &l);
+	assert_non_null(strstr(l.v[0], ",\"hash\":\"" ZERO_HEX "\",\"prev_hash\":\""
+	    ZERO_HEX "\",\"q\":1}"));
+	assert_int_equal(verify(&l, f->pk, 1, &rep), EL_OK);
+	/* the same records written with spaces: no shortcut, same verdict */
+	for (i = 0; i < l.n; i++) {
+		j = json_loads(l.v[i], 0, NULL);
+		assert_non_null(j);
+		free(l.v[i]);
+		spaced = json_dumps(j, JSON_SORT_KEYS);
+		json_decref(j);
+		assert_non_null(spaced);
+		assert_non_null(strstr(spaced, "\": "));
+		n = strlen(spaced) + 2;
+		assert_non_null(l.v[i] = malloc(n));
+		snprintf(l.v[i], n, "%s\n", spaced);
+		free(spaced);
+	}
+	assert_int_equal(verify(&l, f->pk, 1, &rep), EL_OK);
+	edit(&l, 1, "actor", json_string("mallory"));
+	expect_bad(verify(&l, f->pk, 1, &rep), EL_ECRYPTO, &rep, 2, "hash mismatch");
+	lines_free(&l);
+}
+
 int
 main(void)
 {
@@ -1036,6 +1205,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(checkpoint_moved_earlier, setup, teardown),
 		cmocka_unit_test(seq_overflow_refused),
 		cmocka_unit_test_setup_teardown(list_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(rotation_verifies_with_first_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(forged_rotation_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_check_names_bad_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(line_shortcut_is_only_a_hint, setup, teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);
