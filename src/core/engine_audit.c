@@ -255,28 +255,36 @@ engine_audit_health(struct engine *e, struct el_why *w)
 
 /* ---- checkpoints and the signed head ---- */
 
-/* Publishes a head: head_file, syslog, and the anchor thread's queue. */
+/* Publishes the head of seq: head_file, syslog, and the anchor thread's queue. Heads of
+ * two checkpoints may get here out of order: an older one never replaces a newer one. */
 static void
-publish_head(struct engine *e, const char *doc)
+publish_head(struct engine *e, const char *doc, int64_t seq)
 {
 	struct el_why w = {{0}};
 
+	pthread_mutex_lock(&e->export_mu);
+	if (seq <= e->published_seq) {
+		pthread_mutex_unlock(&e->export_mu);
+		return;
+	}
+	e->published_seq = seq;
 	e->audit_heads_total++;
 	if (e->cfg->audit_head_file != NULL &&
 	    el_write_file(e->cfg->audit_head_file, doc, strlen(doc), 0644, &w) != EL_OK)
 		log_err("audit head: %s", w.msg);
-	if (e->cfg->audit_syslog) {
-		pthread_mutex_lock(&e->export_mu);
+	if (e->cfg->audit_syslog)
 		syslog_put(e, "audit-head ", doc);
-		pthread_mutex_unlock(&e->export_mu);
-	}
+	pthread_mutex_unlock(&e->export_mu);
 	if (e->cfg->audit_anchor != NULL) {
 		pthread_mutex_lock(&e->wake_mu);
-		free(e->anchor_doc);
-		e->anchor_doc = strdup(doc);
-		e->anchor_seq = e->head_seq;
-		e->anchor_attempts = 0;
-		pthread_cond_broadcast(&e->anchor_cv);
+		if (seq > e->anchor_seq || e->anchor_doc == NULL) {
+			free(e->anchor_doc);
+			e->anchor_doc = strdup(doc);
+			e->anchor_seq = seq;
+			e->anchor_attempts = 0;
+			e->anchor_retry_at_ms = 0;
+			pthread_cond_broadcast(&e->anchor_cv);
+		}
 		pthread_mutex_unlock(&e->wake_mu);
 	}
 }
@@ -286,7 +294,7 @@ publish_head(struct engine *e, const char *doc)
  * Returns the signed head to publish (caller frees) or NULL.
  */
 static char *
-checkpoint(struct engine *e, int force)
+checkpoint(struct engine *e, int force, int64_t *head_seq)
 {
 	struct audit_head h;
 	unsigned char hash[AUDIT_HASH_BYTES];
@@ -318,7 +326,7 @@ checkpoint(struct engine *e, int force)
 	el_hex(hash, sizeof(hash), h.hash);
 	now_iso_ms(h.time, sizeof(h.time));
 	if ((doc = audit_head_sign(&h, e->audit_sk)) != NULL)
-		e->head_seq = h.seq;
+		*head_seq = h.seq;
 out:
 	pthread_mutex_unlock(&e->ckpt_mu);
 	return doc;
@@ -327,13 +335,14 @@ out:
 void
 engine_audit_committed(struct engine *e)
 {
-	char *head = checkpoint(e, 0);
+	int64_t seq = 0;
+	char *head = checkpoint(e, 0, &seq);
 
 	engine_audit_export(e);
 	if (head != NULL) {
 		/* After the export, so a head never names a record the file does not hold
 		 * unless the export is failing (which /healthz says). */
-		publish_head(e, head);
+		publish_head(e, head, seq);
 		free(head);
 	}
 }
@@ -362,7 +371,7 @@ auditor_main(void *arg)
 	struct engine *e = arg;
 
 	for (;;) {
-		int64_t now = el_now_ms(), next = INT64_MAX, due;
+		int64_t now = el_now_ms(), next = INT64_MAX, due, seq = 0;
 		struct timespec ts;
 		char *head = NULL;
 
@@ -370,19 +379,23 @@ auditor_main(void *arg)
 		due = e->unsigned_since_ms ? e->unsigned_since_ms + AUDIT_SIGN_DELAY_MS : 0;
 		pthread_mutex_unlock(&e->ckpt_mu);
 		if (due != 0 && now >= due)
-			head = checkpoint(e, 1);
+			head = checkpoint(e, 1, &seq);
 		else if (due != 0)
 			next = due;
 		pthread_mutex_lock(&e->export_mu);
-		due = e->export_failing ? e->export_retry_at_ms : 0;
-		if (e->aout.rotate_age > 0 && e->aout.first_seq > 0 && e->aout.first_time > 0 &&
-		    (e->aout.first_time + e->aout.rotate_age) * 1000 < (due ? due : INT64_MAX))
+		/* a failing export waits for its retry, a rotation included */
+		if (e->export_failing)
+			due = e->export_retry_at_ms;
+		else if (e->aout.fd >= 0 && e->aout.rotate_age > 0 && e->aout.first_seq > 0 &&
+		    e->aout.first_time > 0)
 			due = (e->aout.first_time + e->aout.rotate_age) * 1000;
+		else
+			due = 0;
 		pthread_mutex_unlock(&e->export_mu);
 		if (head != NULL || (due != 0 && now >= due)) {
 			engine_audit_export(e);
 			if (head != NULL)
-				publish_head(e, head);
+				publish_head(e, head, seq);
 			free(head);
 			continue;   /* the deadlines moved */
 		}
@@ -554,14 +567,14 @@ engine_audit_close(struct engine *e)
 {
 	struct el_why w = {{0}};
 	char *head, *doc;
-	int64_t seq;
+	int64_t seq = 0;
 
 	engine_audit_stop(e);
 	/* Sign the head on the way out so a verifier can tell nothing was cut. */
-	head = checkpoint(e, 1);
+	head = checkpoint(e, 1, &seq);
 	engine_audit_export(e);
 	if (head != NULL)
-		publish_head(e, head);
+		publish_head(e, head, seq);
 	free(head);
 	/* The last head (or one a failing anchor still holds) is tried once more. */
 	pthread_mutex_lock(&e->wake_mu);

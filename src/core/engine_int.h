@@ -107,11 +107,11 @@ struct engine {
 	int export_failing, export_attempts, export_mailed;
 	int64_t export_retry_at_ms, export_failed_since;
 	char export_problem[EL_WHYLEN];
+	int64_t published_seq;            /* the newest head published */
 	/* checkpoints; under ckpt_mu */
 	pthread_mutex_t ckpt_mu;          /* committing threads race for the checkpoint */
 	int64_t checkpoint_seq;           /* seq of the newest checkpoint (or tail at start) */
 	int64_t unsigned_since_ms;        /* first record no checkpoint covers yet; 0: none */
-	int64_t head_seq;                 /* the newest signed head */
 	/* the auditor and anchor threads; under wake_mu */
 	pthread_t auditor, anchorer;
 	int auditor_started, anchorer_started;
