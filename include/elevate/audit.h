@@ -117,6 +117,8 @@ struct audit_verify_report {
 	int64_t first_seq, last_seq;
 	int64_t checkpoints;           /* valid checkpoints seen */
 	int64_t rotations;             /* valid key rotations seen */
+	unsigned char key[32];         /* keyed: the public key current at the end (the
+	                                * first, or the one the last rotation named) */
 	int64_t last_signed_seq;       /* highest seq covered by a valid checkpoint, 0 if none */
 	int last_is_checkpoint;        /* the last record read is a valid checkpoint */
 	int64_t bad_line;              /* line of the first problem, 0 if none */

@@ -61,7 +61,7 @@ struct aws_config {
 	 * endpoint_all, env AWS_ENDPOINT_URL, then the real AWS endpoint.
 	 */
 	const char *endpoint_all;
-	const char *endpoint_sts, *endpoint_iam, *endpoint_ssm, *endpoint_ec2;
+	const char *endpoint_sts, *endpoint_iam, *endpoint_ssm, *endpoint_ec2, *endpoint_s3;
 	long timeout_ms;                /* per attempt; 0 = 10000 */
 	int max_attempts;               /* 0 = 5 */
 	long max_retry_ms;              /* total retry budget; 0 = 20000 */
@@ -160,6 +160,19 @@ enum el_err aws_ec2_instances_with_tags(struct aws_client *c, const struct aws_c
  * has code AccessDenied, UnauthorizedOperation, ExpiredToken ...). */
 enum el_err aws_ec2_probe(struct aws_client *c, const struct aws_creds *as,
     const char *region, const char *action, struct aws_error *err);
+
+/*
+ * S3, broker credentials, path-style (https://s3.REGION.amazonaws.com/BUCKET/KEY).
+ * PutObject with Content-MD5 and, when lock_mode is set, Object Lock headers
+ * (x-amz-object-lock-mode, x-amz-object-lock-retain-until-date = retain_until, ISO 8601).
+ * GetObject appends the object to out (its ceiling bounds it; EL_ETOOBIG beyond);
+ * NoSuchKey is EL_ENOENT.
+ */
+enum el_err aws_s3_put_object(struct aws_client *c, const char *bucket, const char *key,
+    const void *body, size_t len, const char *content_type, const char *lock_mode,
+    const char *retain_until, struct aws_error *err);
+enum el_err aws_s3_get_object(struct aws_client *c, const char *bucket, const char *key,
+    struct dbuf *out, struct aws_error *err);
 
 /* Frees an id list returned above. */
 

@@ -14,15 +14,18 @@
 
 #include "elevate/aws.h"
 #include "elevate/el.h"
+#include "elevate/sigv4.h"
 
 #define AWS_MAX_RESPONSE   (1024 * 1024)   /* any response body above this is EL_ETOOBIG */
 #define AWS_MAX_REQUEST    (1024 * 1024)   /* request bodies we build */
+#define AWS_MAX_REST_HEADERS 8              /* extra headers of a REST call */
 #define AWS_MAX_IDS        10000           /* ids collected over all pages */
 #define AWS_MAX_PAGES      200
 #define AWS_POOL_MAX       8               /* idle curl handles kept for connection reuse */
 #define AWS_REFRESH_MARGIN 300             /* refresh broker credentials this early (s) */
 
-enum aws_svc { AWS_SVC_STS = 0, AWS_SVC_IAM, AWS_SVC_SSM, AWS_SVC_EC2, AWS_SVC__MAX };
+enum aws_svc { AWS_SVC_STS = 0, AWS_SVC_IAM, AWS_SVC_SSM, AWS_SVC_EC2, AWS_SVC_S3,
+	AWS_SVC__MAX };
 
 struct aws_client {
 	char *region;                           /* default region or NULL */
@@ -49,7 +52,8 @@ struct aws_client {
 const char *aws_svc_name(enum aws_svc svc);
 
 /* ---- the signed call (aws_http.c) ---- */
-enum aws_proto { AWS_PROTO_QUERY, AWS_PROTO_JSON };
+/* REST: S3's style (method and path name the operation, errors are <Error> XML). */
+enum aws_proto { AWS_PROTO_QUERY, AWS_PROTO_JSON, AWS_PROTO_REST };
 
 struct aws_call {
 	enum aws_svc svc;
@@ -60,6 +64,12 @@ struct aws_call {
 	const char *body;               /* form or JSON, borrowed */
 	size_t body_len;
 	const char *quiet_code;         /* an expected error code (NoSuchEntity): logged at debug */
+	/* AWS_PROTO_REST only */
+	const char *method;             /* "PUT", "GET" */
+	const char *path;               /* "/bucket/key", encoded, after the endpoint's path */
+	const char *content_type;       /* NULL: none */
+	const struct sigv4_header *headers;   /* more headers, signed and sent */
+	size_t nheaders;
 };
 
 struct aws_resp {

@@ -29,12 +29,19 @@ struct config {
 	int64_t mail_max_attempts;
 	char *aws_region;
 	char *aws_endpoint, *aws_endpoint_sts, *aws_endpoint_iam, *aws_endpoint_ssm,
-	    *aws_endpoint_ec2;
+	    *aws_endpoint_ec2, *aws_endpoint_s3;
 	char *aws_ca_file;
 	int64_t aws_max_attempts;
 	int64_t aws_timeout;       /* seconds per attempt */
 	char *audit_file;
+	int64_t audit_rotate_bytes;   /* 0: never */
+	int64_t audit_rotate_age;     /* seconds; 0: never */
 	bool audit_syslog;
+	char *audit_syslog_facility;  /* "authpriv" ... */
+	char *audit_syslog_socket;    /* "/dev/log" */
+	char *audit_head_file;        /* NULL: none */
+	char *audit_anchor;           /* "s3://bucket/prefix" or NULL */
+	int64_t audit_anchor_retain;  /* seconds */
 	int64_t audit_checkpoint_every;
 	int64_t refusal_interval;     /* seconds: one summary per reason per interval */
 	int64_t refusals_individual;  /* anonymous refusals audited one by one per interval */

@@ -1,6 +1,7 @@
 /*
- * cmd_audit.c — `elevate audit verify FILE`: checks an exported audit trail (hash chain,
- * sequence, signed checkpoints) offline with audit_verify_stream(); `elevate audit show`:
+ * cmd_audit.c — `elevate audit verify FILE...`: checks an exported audit trail (hash chain
+ * across rotated files, sequence, signed checkpoints, and against a signed head: a cut
+ * export) offline with audit_verify_stream(); `elevate audit show`:
  * reads filtered audit records from the broker (GET /v1/audit, auditors only).
  */
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <sodium.h>
 
 #include "elevate/audit.h"
+#include "elevate/audit_export.h"
+#include "elevate/aws.h"
 #include "elevate/el.h"
 #include "elevate/reqsig.h"
 #include "api.h"
@@ -19,6 +22,7 @@
 #include "output.h"
 
 #define PUBKEY_FILE_MAX 4096
+#define HEAD_FILE_MAX 4096
 #define DATA_COL_MAX 60
 #define LIMIT_MAX 10000
 
@@ -26,8 +30,8 @@ static int audit_run(int, char **);
 
 const struct cli_cmd cmd_audit = {
 	.name = "audit",
-	.usage = "elevate audit verify FILE [--pubkey ed25519:KEY|--pubkey-file F] [--partial]"
-	    " [--allow-unsigned-tail]"
+	.usage = "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F] "
+	    "[--head HEADFILE|s3://BUCKET/KEY] [--partial] [--allow-unsigned-tail]"
 	    " | elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
 	    "[--limit N]",
 	.summary = "verify an exported audit trail, or show audit records (auditors)",
@@ -35,8 +39,8 @@ const struct cli_cmd cmd_audit = {
 };
 
 static const char verify_usage[] =
-    "elevate audit verify FILE [--pubkey ed25519:KEY|--pubkey-file F] [--partial]"
-	    " [--allow-unsigned-tail]";
+    "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F] "
+    "[--head HEADFILE|s3://BUCKET/KEY] [--partial] [--allow-unsigned-tail]";
 static const char show_usage[] =
     "elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
     "[--limit N]";
@@ -55,14 +59,20 @@ audit_help(void)
 	    "verify: checks an audit export (JSON Lines; FILE - reads stdin) offline: every\n"
 	    "record's hash and link to the previous one, contiguous sequence numbers from 1,\n"
 	    "and with the broker's audit public key every signed checkpoint and key rotation\n"
-    "(give the FIRST public key: each rotation names the next). Any edited,\n"
-	    "dropped, reordered or truncated record is reported with its line. Exit 0 when\n"
-	    "intact, 1 otherwise; with a key, a trail no checkpoint signs is not intact.\n\n"
+	    "(give the FIRST public key: each rotation names the next). Any edited,\n"
+	    "dropped, reordered or truncated record is reported with its line. Several FILEs\n"
+	    "(the live file and its rotated ones, in any order) are one chain: sorted by first\n"
+	    "seq, a gap between two files names both. Exit 0 when intact, 1 otherwise; with a\n"
+	    "key, a trail no checkpoint signs is not intact.\n\n"
 	    "  --pubkey ed25519:KEY   the broker's audit checkpoint public key\n"
 	    "  --pubkey-file F        the same, read from a file\n"
+	    "  --head H               the broker's signed head (audit.head_file, or the\n"
+	    "                         s3://BUCKET/KEY of audit.anchor, read with the usual AWS\n"
+	    "                         credentials and AWS_ENDPOINT_URL_S3): an export that ends\n"
+	    "                         before the head's seq, or differs from it there, was cut\n"
 	    "  --partial              the export need not start at seq 1 (a rotated file)\n"
-    "  --allow-unsigned-tail  accept records after the last checkpoint (their hashes are\n"
-    "                         unkeyed: without it they fail the check)\n\n"
+	    "  --allow-unsigned-tail  accept records after the last checkpoint (their hashes are\n"
+	    "                         unkeyed: without it they fail the check)\n\n"
 	    "show: audit records from the broker, filtered (auditors only).\n\n"
 	    "  --user U      records by or about user U\n"
 	    "  --profile P   records about requests for profile P\n"
@@ -117,12 +127,91 @@ verify_json(const struct audit_verify_report *rep, int ok, int keyed)
 	return rc;
 }
 
+/* Reads the head document: a file, or an S3 object with the usual AWS credential chain. */
+static int
+read_head(const char *src, struct dbuf *out)
+{
+	struct el_why w = {{0}};
+	char *text = NULL;
+	size_t n = 0;
+
+	if (strncmp(src, "s3://", 5) == 0) {
+		struct aws_config ac;
+		struct aws_client *c = NULL;
+		struct aws_error err;
+		char bucket[64];
+		const char *slash = strchr(src + 5, '/');
+		enum el_err r;
+
+		if (slash == NULL || slash[1] == '\0' || slash - (src + 5) >= (long)sizeof(bucket)) {
+			output_err("--head %s: write s3://BUCKET/KEY", src);
+			return CLI_USAGE;
+		}
+		snprintf(bucket, sizeof(bucket), "%.*s", (int)(slash - (src + 5)), src + 5);
+		memset(&ac, 0, sizeof(ac));
+		ac.max_attempts = 3;
+		memset(&err, 0, sizeof(err));
+		if (aws_client_new(&ac, &c, &w) != EL_OK) {
+			output_err("--head %s: %s", src, w.msg);
+			return CLI_ERR;
+		}
+		r = aws_s3_get_object(c, bucket, slash + 1, out, &err);
+		aws_client_free(c);
+		if (r != EL_OK) {
+			output_err("--head %s: %s%s%s", src, err.code, err.code[0] ? ": " : "",
+			    err.message[0] ? err.message : el_strerror(r));
+			return CLI_ERR;
+		}
+		return CLI_OK;
+	}
+	if (el_read_file(src, HEAD_FILE_MAX, &text, &n, &w) != EL_OK) {
+		output_err("--head: %s", w.msg);
+		return CLI_ERR;
+	}
+	dbuf_add(out, text, n);
+	free(text);
+	return CLI_OK;
+}
+
+/*
+ * Compares a verified export with the signed head: the export must reach the head's seq
+ * and hold the head's hash there. Fills problem and returns 0 when it was cut.
+ */
+static int
+head_covers(FILE *f, const struct audit_verify_report *rep, const struct audit_head *h,
+    char *problem, size_t len)
+{
+	char hex[2 * AUDIT_HASH_BYTES + 1];
+
+	if (rep->last_seq < h->seq) {
+		snprintf(problem, len, "the export ends at seq %lld but the broker signed a head "
+		    "at seq %lld (%s): records %lld..%lld were cut", (long long)rep->last_seq,
+		    (long long)h->seq, h->time, (long long)rep->last_seq + 1, (long long)h->seq);
+		return 0;
+	}
+	if (h->seq < rep->first_seq) {
+		snprintf(problem, len, "the signed head is at seq %lld, before this export's "
+		    "first record (seq %lld): give the files that hold it", (long long)h->seq,
+		    (long long)rep->first_seq);
+		return 0;
+	}
+	if (audit_files_hash_at(f, h->seq, hex) != EL_OK ||
+	    strcmp(hex, h->hash) != 0) {
+		snprintf(problem, len, "the record at seq %lld is not the one the broker signed "
+		    "in its head (%s): the export was rewritten from there", (long long)h->seq,
+		    h->time);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"pubkey", required_argument, NULL, 'k'},
 		{"pubkey-file", required_argument, NULL, 'K'},
+		{"head", required_argument, NULL, 'H'},
 		{"partial", no_argument, NULL, 'P'},
 		{"allow-unsigned-tail", no_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'J'},
@@ -130,17 +219,24 @@ audit_verify(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-	const char *keytext = NULL, *keyfile = NULL, *file;
+	const char *keytext = NULL, *keyfile = NULL, *headsrc = NULL, *file;
 	struct audit_verify_report rep;
+	struct audit_file_info *info = NULL;
+	struct audit_head head;
+	struct el_why w = {{0}};
+	struct dbuf hb;
+	char *hb_text = NULL;
+	size_t nfiles, hb_len = 0;
 	enum el_err r;
 	FILE *f;
-	int ch, partial = 0, allow_tail = 0, rc, ok;
+	int ch, partial = 0, allow_tail = 0, rc, ok, cut = 0;
 	int64_t tail;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'k': keytext = optarg; break;
 		case 'K': keyfile = optarg; break;
+		case 'H': headsrc = optarg; break;
 		case 'P': partial = 1; break;
 		case 'T': allow_tail = 1; break;
 		case 'J': output_set_json(1); break;
@@ -148,40 +244,117 @@ audit_verify(int argc, char **argv)
 		default: return output_usage(&cmd_verify, NULL);
 		}
 	}
-	if (argc - optind != 1)
-		return output_usage(&cmd_verify, "one FILE expected (- for stdin)");
+	if (argc - optind < 1)
+		return output_usage(&cmd_verify, "FILE expected (- for stdin)");
 	if (keytext != NULL && keyfile != NULL)
 		return output_usage(&cmd_verify, "--pubkey or --pubkey-file, not both");
+	if (headsrc != NULL && keytext == NULL && keyfile == NULL)
+		return output_usage(&cmd_verify, "--head needs --pubkey: an unverified head "
+		    "proves nothing");
 	if ((keytext != NULL || keyfile != NULL) &&
 	    (rc = load_pubkey(keytext, keyfile, pk)) != CLI_OK)
 		return rc == CLI_USAGE ? output_usage(&cmd_verify, NULL) : rc;
+	memset(&head, 0, sizeof(head));
+	if (headsrc != NULL) {
+		dbuf_init(&hb, HEAD_FILE_MAX);
+		rc = read_head(headsrc, &hb);
+		/* its signature is checked after the walk, with the key current at the end
+		 * of the chain (the first, or the one the last rotation named) */
+		if (rc == CLI_OK && audit_head_parse(hb.p ? hb.p : "", hb.len, NULL, &head, &w)
+		    != EL_OK) {
+			output_err("--head %s: %s", headsrc, w.msg);
+			rc = CLI_ERR;
+		}
+		if (rc == CLI_OK) {
+			hb_len = hb.len;
+			hb_text = dbuf_take(&hb);
+		}
+		dbuf_free(&hb);
+		if (rc != CLI_OK)
+			return rc == CLI_USAGE ? output_usage(&cmd_verify, NULL) : rc;
+	}
 	file = argv[optind];
-	if (strcmp(file, "-") == 0)
+	nfiles = (size_t)(argc - optind);
+	if (nfiles == 1 && strcmp(file, "-") == 0) {
+		if (headsrc != NULL) {
+			free(hb_text);
+			return output_usage(&cmd_verify, "--head needs files, not stdin");
+		}
 		f = stdin;
-	else if ((f = fopen(file, "re")) == NULL) {
-		output_err("%s: %s", file, strerror(errno));
+	} else if (audit_files_open(argv + optind, nfiles, &f, &info, &w) != EL_OK) {
+		free(hb_text);
+		if (output_json()) {
+			memset(&rep, 0, sizeof(rep));
+			el_strlcpy(rep.problem, w.msg, sizeof(rep.problem));
+			rc = verify_json(&rep, 0, keytext || keyfile);
+			return rc != CLI_OK ? rc : CLI_ERR;
+		}
+		printf("audit FAILED: %s\n", w.msg);
 		return CLI_ERR;
 	}
 	memset(&rep, 0, sizeof(rep));
 	r = audit_verify_stream(f, keytext || keyfile ? pk : NULL, !partial, &rep);
-	if (f != stdin)
-		fclose(f);
 	ok = r == EL_OK && rep.records > 0 &&
 	    (!(keytext || keyfile) || rep.last_signed_seq > 0);
+	if (ok && headsrc != NULL && (audit_head_parse(hb_text, hb_len, rep.key, &head, &w)
+	    != EL_OK)) {
+		ok = 0;
+		cut = 1;
+		snprintf(rep.problem, sizeof(rep.problem), "--head: %.400s", w.msg);
+	} else if (ok && headsrc != NULL && !head_covers(f, &rep, &head, rep.problem,
+	    sizeof(rep.problem))) {
+		ok = 0;
+		cut = 1;
+	}
+	/* Records after the last checkpoint carry only unkeyed hashes: anyone can edit them
+	 * and compute the hashes again. The last record being the checkpoint itself (as after
+	 * a clean shutdown) leaves nothing unsigned. */
 	tail = rep.last_is_checkpoint || rep.last_signed_seq == 0 ? 0 :
 	    rep.last_seq - rep.last_signed_seq - 1;
 	if (ok && (keytext || keyfile) && tail > 0 && !allow_tail) {
 		ok = 0;
-		snprintf(rep.problem, sizeof(rep.problem), "%lld records after seq %lld are not "
-		    "covered by a signed checkpoint", (long long)tail,
-		    (long long)rep.last_signed_seq + 1);
+		cut = 1;
+		snprintf(rep.problem, sizeof(rep.problem), "%lld record%s after seq %lld %s not "
+		    "covered by a signed checkpoint: their hashes are unkeyed and could have been "
+		    "rewritten (--allow-unsigned-tail accepts them, e.g. for an export taken while "
+		    "the broker runs)", (long long)tail, tail == 1 ? "" : "s",
+		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
 	}
+	free(hb_text);
+	if (f != stdin)
+		fclose(f);
+	if (r != EL_OK && info != NULL && nfiles > 1 && rep.bad_line > 0) {
+		/* name the file: the stream's line numbers run across all of them */
+		int64_t in_file = 0;
+		const struct audit_file_info *where = audit_files_where(info, nfiles,
+		    rep.bad_line, &in_file);
+		struct dbuf tmp;
+
+		if (where != NULL) {
+			dbuf_init(&tmp, 2 * EL_WHYLEN);
+			const char *rest = rep.problem;
+
+			/* audit.c's "line N" counts across the files: say the file's own */
+			if (strncmp(rest, "line ", 5) == 0)
+				rest += 5 + strspn(rest + 5, "0123456789");
+			dbuf_printf(&tmp, "%s line %lld%s%s", where->path, (long long)in_file,
+			    *rest == ':' || *rest == ' ' ? "" : ": ", rest);
+			el_strlcpy(rep.problem, tmp.p ? tmp.p : "", sizeof(rep.problem));
+			dbuf_free(&tmp);
+			rep.bad_line = 0;
+		}
+	}
+	free(info);
 	if (r == EL_OK && !ok && rep.problem[0] == '\0')
 		snprintf(rep.problem, sizeof(rep.problem), "%s", rep.records == 0 ?
 		    "no audit records" : "no signed checkpoint covers these records");
 	if (output_json()) {
 		rc = verify_json(&rep, ok, keytext || keyfile);
 		return rc != CLI_OK ? rc : ok ? CLI_OK : CLI_ERR;
+	}
+	if (cut) {
+		printf("audit FAILED: %s\n", rep.problem);
+		return CLI_ERR;
 	}
 	if (r != EL_OK) {
 		/* audit.c's problem text names the line already ("line 7 (seq 7): ...") */
@@ -212,17 +385,6 @@ audit_verify(int argc, char **argv)
 		    (long long)rep.records, (long long)rep.first_seq, (long long)rep.last_seq);
 		return CLI_ERR;
 	}
-	/* Records after the last checkpoint carry only unkeyed hashes: anyone can edit them
-	 * and compute the hashes again. The last record being the checkpoint itself (as after
-	 * a clean shutdown) leaves nothing unsigned. */
-	if (tail > 0 && !allow_tail) {
-		printf("audit FAILED: %lld record%s after seq %lld %s not covered by a signed "
-		    "checkpoint: their hashes are unkeyed and could have been rewritten "
-		    "(--allow-unsigned-tail accepts them, e.g. for an export taken while the "
-		    "broker runs)\n", (long long)tail, tail == 1 ? "" : "s",
-		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
-		return CLI_ERR;
-	}
 	printf("audit OK: %lld records (seq %lld..%lld), %lld checkpoint%s, signed through "
 	    "seq %lld", (long long)rep.records, (long long)rep.first_seq,
 	    (long long)rep.last_seq, (long long)rep.checkpoints, rep.checkpoints == 1 ? "" : "s",
@@ -231,6 +393,9 @@ audit_verify(int argc, char **argv)
 		printf(", %lld key rotation%s", (long long)rep.rotations,
 		    rep.rotations == 1 ? "" : "s");
 	printf("\n");
+	if (headsrc != NULL)
+		printf("the export holds the broker's signed head (seq %lld, %s): not cut\n",
+		    (long long)head.seq, head.time);
 	if (tail > 0)
 		printf("note: %lld record%s after seq %lld %s not yet covered by a signed "
 		    "checkpoint\n", (long long)tail, tail == 1 ? "" : "s",

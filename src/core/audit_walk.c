@@ -140,6 +140,7 @@ audit_walk_report(const struct audit_walk *v, struct audit_verify_report *rep)
 	rep->last_seq = v->last_seq;
 	rep->checkpoints = v->checkpoints;
 	rep->rotations = v->rotations;
+	memcpy(rep->key, v->key, sizeof(rep->key));
 	rep->last_signed_seq = v->last_signed_seq;
 	rep->last_is_checkpoint = v->last_is_checkpoint;
 }

@@ -31,10 +31,10 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS  5000
 
-static const char *const svc_names[AWS_SVC__MAX] = {"sts", "iam", "ssm", "ec2"};
+static const char *const svc_names[AWS_SVC__MAX] = {"sts", "iam", "ssm", "ec2", "s3"};
 static const char *const svc_env[AWS_SVC__MAX] = {
 	"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_SSM",
-	"AWS_ENDPOINT_URL_EC2",
+	"AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_S3",
 };
 
 static pthread_once_t aws_once = PTHREAD_ONCE_INIT;
@@ -574,6 +574,7 @@ aws_client_new(const struct aws_config *cfg, struct aws_client **out, struct el_
 	cfg_ep[AWS_SVC_IAM] = cfg->endpoint_iam;
 	cfg_ep[AWS_SVC_SSM] = cfg->endpoint_ssm;
 	cfg_ep[AWS_SVC_EC2] = cfg->endpoint_ec2;
+	cfg_ep[AWS_SVC_S3] = cfg->endpoint_s3;
 	for (i = 0; i < AWS_SVC__MAX; i++) {
 		c->endpoint[i] = first_set(cfg_ep[i], getenv(svc_env[i]), cfg->endpoint_all,
 		    getenv("AWS_ENDPOINT_URL"));
@@ -980,6 +981,15 @@ header_safe(const char *s)
 	return 1;
 }
 
+/* Appends src to dst (size len); EL_ETOOBIG when it does not fit. */
+static enum el_err
+strlcat_ok(char *dst, const char *src, size_t len)
+{
+	size_t n = strlen(dst);
+
+	return el_strlcpy(dst + n, src, len - n) >= len - n ? EL_ETOOBIG : EL_OK;
+}
+
 struct attempt {
 	int status;
 	int retry;
@@ -991,15 +1001,17 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
     const struct aws_creds *cr, struct aws_resp *resp, struct attempt *at,
     struct aws_error *err)
 {
-	struct sigv4_header sh[5];
+	struct sigv4_header sh[5 + AWS_MAX_REST_HEADERS];
 	struct sigv4_request sreq;
 	struct sigv4_params sp;
 	struct sigv4_result sig;
 	struct xfer x;
 	struct curl_slist *hl = NULL;
 	struct el_why w = {{0}};
-	char amz_date[32], target[160], errbuf[CURL_ERROR_SIZE] = "";
-	const char *ctype;
+	char amz_date[32], target[160], errbuf[CURL_ERROR_SIZE] = "", payload[65];
+	char path[1024], url[2048];
+	const char *ctype, *method = "POST";
+	int rest = call->proto == AWS_PROTO_REST;
 	struct tm tm;
 	time_t now;
 	size_t nh = 0;
@@ -1022,12 +1034,43 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 
 	ctype = call->proto == AWS_PROTO_JSON ? "application/x-amz-json-1.1" :
 	    "application/x-www-form-urlencoded; charset=utf-8";
+	el_strlcpy(path, ep->path, sizeof(path));
+	el_strlcpy(url, ep->url, sizeof(url));
+	if (rest) {
+		/* S3: the method and the object's path name the operation. */
+		ctype = call->content_type;
+		method = call->method;
+		if (call->nheaders > AWS_MAX_REST_HEADERS ||
+		    sigv4_sha256_hex(call->body, call->body_len, payload) != EL_OK) {
+			aws_error_set(err, 0, NULL, "cannot build the request");
+			r = EL_EINVAL;
+			goto out;
+		}
+		while (path[0] != '\0' && path[strlen(path) - 1] == '/')
+			path[strlen(path) - 1] = '\0';
+		while (url[0] != '\0' && url[strlen(url) - 1] == '/')
+			url[strlen(url) - 1] = '\0';
+		if (strlcat_ok(path, call->path, sizeof(path)) != EL_OK ||
+		    strlcat_ok(url, call->path, sizeof(url)) != EL_OK) {
+			aws_error_set(err, 0, NULL, "object path too long");
+			r = EL_EINVAL;
+			goto out;
+		}
+	}
 	/* signed at each attempt with the clock of that attempt */
 	now = time(NULL);
 	gmtime_r(&now, &tm);
 	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-	sh[nh++] = (struct sigv4_header){"content-type", ctype};
+	if (ctype != NULL)
+		sh[nh++] = (struct sigv4_header){"content-type", ctype};
 	sh[nh++] = (struct sigv4_header){"host", ep->host};
+	if (rest) {
+		size_t i;
+
+		sh[nh++] = (struct sigv4_header){"x-amz-content-sha256", payload};
+		for (i = 0; i < call->nheaders; i++)
+			sh[nh++] = call->headers[i];
+	}
 	sh[nh++] = (struct sigv4_header){"x-amz-date", amz_date};
 	if (cr->session_token != NULL)
 		sh[nh++] = (struct sigv4_header){"x-amz-security-token", cr->session_token};
@@ -1036,8 +1079,8 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 		sh[nh++] = (struct sigv4_header){"x-amz-target", target};
 	}
 	memset(&sreq, 0, sizeof(sreq));
-	sreq.method = "POST";
-	sreq.path = ep->path;
+	sreq.method = method;
+	sreq.path = path;
 	sreq.query = NULL;
 	sreq.headers = sh;
 	sreq.nheaders = nh;
@@ -1050,15 +1093,17 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 	sp.region = ep->sign_region;
 	sp.service = svc_names[call->svc];
 	sp.amz_date = amz_date;
-	sp.normalize_path = 1;
-	sp.double_encode_path = 1;
+	sp.normalize_path = !rest;
+	sp.double_encode_path = !rest;
 	if ((r = sigv4_sign(&sreq, &sp, &sig)) != EL_OK) {
 		aws_error_set(err, 0, NULL, "signing failed: %s", el_strerror(r));
 		goto out;
 	}
 
 	if ((r = slist_add(&hl, "Host: %s", ep->host)) != EL_OK ||
-	    (r = slist_add(&hl, "Content-Type: %s", ctype)) != EL_OK ||
+	    (r = ctype ? slist_add(&hl, "Content-Type: %s", ctype) :
+	    slist_add(&hl, "Content-Type:")) != EL_OK ||
+	    (rest && (r = slist_add(&hl, "X-Amz-Content-SHA256: %s", payload)) != EL_OK) ||
 	    (r = slist_add(&hl, "X-Amz-Date: %s", amz_date)) != EL_OK ||
 	    (r = slist_add(&hl, "Authorization: %s", sig.authorization)) != EL_OK ||
 	    (r = slist_add(&hl, "Expect:")) != EL_OK ||
@@ -1075,10 +1120,22 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 		goto out;
 	}
 	common_opts(h, c->ca_file, c->timeout_ms, errbuf, &x);
-	curl_easy_setopt(h, CURLOPT_URL, ep->url);
+	for (nh = 0; rest && nh < call->nheaders; nh++)
+		if ((r = slist_add(&hl, "%s: %s", call->headers[nh].name,
+		    call->headers[nh].value)) != EL_OK) {
+			aws_error_set(err, 0, NULL, "out of memory");
+			goto out;
+		}
+	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+	if (strcmp(method, "GET") == 0)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	else {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body ? call->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 
 	cc = curl_easy_perform(h);

@@ -81,6 +81,7 @@ static const struct schema_field endpoints_fields[] = {
 	OPT("iam", aws_endpoint_iam, "IAM endpoint override"),
 	OPT("ssm", aws_endpoint_ssm, "SSM endpoint override"),
 	OPT("ec2", aws_endpoint_ec2, "EC2 endpoint override"),
+	OPT("s3", aws_endpoint_s3, "S3 endpoint override (audit.anchor; path-style requests)"),
 };
 static const struct schema endpoints_schema = SCHEMA(endpoints_fields);
 
@@ -94,9 +95,52 @@ static const struct schema_field aws_fields[] = {
 };
 static const struct schema aws_schema = SCHEMA(aws_fields);
 
+static const char *const syslog_facilities[] = {"auth", "authpriv", "daemon", "user",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7", NULL};
+
+/* audit.anchor: s3://BUCKET/PREFIX, a bucket name S3 would accept. */
+static bool
+check_anchor(struct schema_ctx *c, const char *path, const char *s)
+{
+	const char *b = s + 5, *slash;
+	size_t n;
+
+	if (strncmp(s, "s3://", 5) != 0) {
+		schema_problem(c, path, "must be s3://BUCKET/PREFIX");
+		return false;
+	}
+	slash = strchr(b, '/');
+	n = slash != NULL ? (size_t)(slash - b) : strlen(b);
+	if (n < 3 || n > 63 || strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") < n) {
+		schema_problem(c, path, "the bucket must be 3 to 63 of a-z 0-9 . -");
+		return false;
+	}
+	return true;
+}
+
 static const struct schema_field audit_fields[] = {
-	OPT("file", audit_file, "JSON Lines export of the audit chain"),
-	BOOL("syslog", audit_syslog, "false", "also send records to syslog"),
+	{ .key = "file", .kind = SF_STR, .max = STR_MAX, .off = CO(audit_file), .null_ok = true,
+	  .help = "JSON Lines export of the audit chain (created 0600); rotated files sit next "
+	  "to it, named by their first seq: audit.jsonl -> audit-000000000123.jsonl" },
+	INT("rotate_bytes", audit_rotate_bytes, "0", 0, 1LL << 40,
+	    "rotate audit.file before it grows past this many bytes (0: never)"),
+	DUR("rotate_age", audit_rotate_age, NULL, 0, EL_DURATION_MAX,
+	    "rotate audit.file once its first record is this old (unset or 0: never)"),
+	BOOL("syslog", audit_syslog, "false", "also send every record to syslog (RFC 3164 "
+	    "datagrams to audit.syslog_socket at audit.syslog_facility, whatever log.* say)"),
+	{ .key = "syslog_facility", .kind = SF_STR, .max = STR_MAX,
+	  .off = CO(audit_syslog_facility), .dflt = "authpriv", .one_of = syslog_facilities,
+	  .help = "facility of audit records and heads sent to syslog" },
+	STR("syslog_socket", audit_syslog_socket, "/dev/log",
+	    "Unix datagram socket of the syslog daemon"),
+	OPT("head_file", audit_head_file, "where the newest signed head (seq, hash, time, "
+	    "signature) is written, atomically, 0644 (it holds no secret)"),
+	{ .key = "anchor", .kind = SF_STR, .max = STR_MAX, .off = CO(audit_anchor),
+	  .null_ok = true, .check = check_anchor,
+	  .help = "s3://BUCKET/PREFIX: each signed head is also put there with S3 Object Lock "
+	  "(COMPLIANCE, audit.anchor_retain); the bucket needs Object Lock enabled" },
+	DUR("anchor_retain", audit_anchor_retain, "365d", 86400, EL_DURATION_MAX,
+	    "how long S3 keeps each anchored head (retain-until date)"),
 	INT("checkpoint_every", audit_checkpoint_every, "100", 1, 100000,
 	    "sign the chain head every N records"),
 	DUR("refusal_interval", refusal_interval, "60s", 1, 3600,

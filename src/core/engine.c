@@ -88,7 +88,6 @@ engine_load_key(const char *dir, const char *name, size_t len, enum key_mode mod
 	return EL_OK;
 }
 
-static void export_audit(struct engine *e);
 
 /* ---- open / close ---- */
 
@@ -142,6 +141,11 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	pthread_cond_init(&e->act_cv, NULL);
 	pthread_mutex_init(&e->export_mu, NULL);
 	pthread_mutex_init(&e->ckpt_mu, NULL);
+	pthread_cond_init(&e->audit_cv, NULL);
+	pthread_cond_init(&e->anchor_cv, NULL);
+	e->aout.fd = -1;
+	e->syslog_fd = -1;
+	e->syslog_ok = 1;
 	pthread_mutex_init(&e->role_mu, NULL);
 	pthread_mutex_init(&e->stat_mu, NULL);
 	pthread_mutex_init(&e->refuse_mu, NULL);
@@ -187,6 +191,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	ac.endpoint_iam = cfg->aws_endpoint_iam;
 	ac.endpoint_ssm = cfg->aws_endpoint_ssm;
 	ac.endpoint_ec2 = cfg->aws_endpoint_ec2;
+	ac.endpoint_s3 = cfg->aws_endpoint_s3;
 	ac.ca_file = cfg->aws_ca_file;
 	ac.max_attempts = (int)cfg->aws_max_attempts;
 	ac.timeout_ms = (long)cfg->aws_timeout * 1000;
@@ -214,22 +219,11 @@ engine_close(struct engine *e)
 	if (e == NULL)
 		return;
 	engine_stop(e);
-	if (e->store != NULL && e->audit_sk != NULL) {
-		/* Sign the head on the way out so a verifier can tell nothing was cut. */
-		pthread_mutex_lock(&e->ckpt_mu);
-		if (store_begin(e->store) == EL_OK) {
-			int64_t seq;
-			unsigned char h[AUDIT_HASH_BYTES];
-			if (store_audit_tail(e->store, &seq, h) == EL_OK && seq > e->checkpoint_seq &&
-			    audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK &&
-			    store_commit(e->store) == EL_OK)
-				e->checkpoint_seq = seq + 1;
-			else
-				store_rollback(e->store);
-		}
-		pthread_mutex_unlock(&e->ckpt_mu);
-		export_audit(e);
-	}
+	if (e->store != NULL && e->audit_sk != NULL)
+		engine_audit_close(e);
+	else
+		engine_audit_stop(e);
+	free(e->anchor_doc);
 	engine_refusals_close(e);
 	aws_client_free(e->aws);
 	template_set_free(e->templates);
@@ -267,112 +261,14 @@ engine_tx_rollback(struct engine *e)
 	store_rollback(e->store);
 }
 
-/* Appends records not yet exported to audit.file (JSON Lines, fsync'd), and syslog. */
-static void
-export_audit(struct engine *e)
-{
-	struct store_audit_filter f;
-	json_t *recs = NULL, *rec;
-	FILE *fp = NULL;
-	size_t i;
-
-	if (e->cfg->audit_file == NULL && !e->cfg->audit_syslog)
-		return;
-	pthread_mutex_lock(&e->export_mu);
-	for (;;) {
-		memset(&f, 0, sizeof(f));
-		f.since_seq = e->exported_seq;
-		f.limit = 1000;
-		if (store_audit_list(e->store, &f, &recs) != EL_OK)
-			break;
-		if (json_array_size(recs) == 0)
-			break;
-		if (e->cfg->audit_file != NULL && fp == NULL &&
-		    (fp = fopen(e->cfg->audit_file, "a")) == NULL) {
-			log_err("audit export: %s: %s", e->cfg->audit_file, strerror(errno));
-			break;
-		}
-		json_array_foreach(recs, i, rec) {
-			char *line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-			if (line == NULL)
-				break;
-			if (fp != NULL)
-				fprintf(fp, "%s\n", line);
-			if (e->cfg->audit_syslog)
-				log_msg(LOG_LVL_INFO, "audit %s", line);
-			free(line);
-			e->exported_seq = json_integer_value(json_object_get(rec, "seq"));
-		}
-		json_decref(recs);
-		recs = NULL;
-	}
-	json_decref(recs);
-	if (fp != NULL) {
-		fflush(fp);
-		fsync(fileno(fp));
-		fclose(fp);
-	}
-	pthread_mutex_unlock(&e->export_mu);
-}
-
-/* The seq of the last record already in audit.file (0 when none). */
-static int64_t
-exported_tail(const char *path)
-{
-	FILE *fp;
-	char buf[AUDIT_MAX_RECORD + 2048];
-	long size, from;
-	size_t n;
-	char *last, *p;
-	json_t *j;
-	int64_t seq = 0;
-
-	if (path == NULL || (fp = fopen(path, "r")) == NULL)
-		return 0;
-	fseek(fp, 0, SEEK_END);
-	size = ftell(fp);
-	from = size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0;
-	fseek(fp, from, SEEK_SET);
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	last = buf;
-	for (p = buf; *p; p++)
-		if (*p == '\n')
-			last = p + 1;
-	if ((j = json_loads(last, 0, NULL)) != NULL) {
-		seq = json_integer_value(json_object_get(j, "seq"));
-		json_decref(j);
-	}
-	return seq;
-}
-
 enum el_err
 engine_tx_commit(struct engine *e)
 {
 	enum el_err r;
-	int64_t seq = 0;
-	unsigned char h[AUDIT_HASH_BYTES];
-	int checkpoint = 0;
 
 	if ((r = store_commit(e->store)) != EL_OK)
 		return r;
-	/* Committing threads race here: one decides and writes each checkpoint. */
-	pthread_mutex_lock(&e->ckpt_mu);
-	if (store_audit_tail(e->store, &seq, h) == EL_OK &&
-	    seq - e->checkpoint_seq >= e->cfg->audit_checkpoint_every)
-		checkpoint = 1;
-	if (checkpoint && store_begin(e->store) == EL_OK) {
-		if (audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK &&
-		    store_commit(e->store) == EL_OK)
-			e->checkpoint_seq = seq + 1;
-		else
-			store_rollback(e->store);
-	}
-	pthread_mutex_unlock(&e->ckpt_mu);
-	export_audit(e);
+	engine_audit_committed(e);
 	/* Any transaction may have queued mail (the outbox is written with the event). A
 	 * wake before the mailer runs is harmless: it looks at the outbox when it starts. */
 	engine_wake_mailer(e);
@@ -476,20 +372,9 @@ enum el_err
 engine_start(struct engine *e)
 {
 	enum el_err r;
-	int64_t seq = 0;
-	unsigned char h[AUDIT_HASH_BYTES];
 
-	e->exported_seq = exported_tail(e->cfg->audit_file);
-	if ((r = store_audit_tail(e->store, &seq, h)) != EL_OK) {
-		log_err("cannot read the audit chain's head: %s", store_errmsg());
+	if ((r = engine_audit_start(e)) != EL_OK)
 		return r;
-	}
-	if (e->exported_seq > seq) {
-		log_warn("audit file %s is ahead of the store (seq %lld > %lld): starting a new "
-		    "export after it", e->cfg->audit_file, (long long)e->exported_seq,
-		    (long long)seq);
-	}
-	e->checkpoint_seq = seq;
 	if (engine_tx_begin(e) == EL_OK) {
 		engine_audit(e, "system", "daemon.started", NULL, NULL);
 		engine_tx_commit(e);
@@ -530,6 +415,7 @@ engine_stop(struct engine *e)
 		engine_audit(e, "system", "daemon.stopped", NULL, NULL);
 		engine_tx_commit(e);
 	}
+	engine_audit_stop(e);
 }
 
 /* ---- authentication ---- */
@@ -1588,6 +1474,9 @@ engine_health(struct engine *e, json_t **out, struct el_why *w)
 	enum el_err rc;
 	int v;
 
+	/* An export that does not advance is an outage of the audit trail. */
+	if ((rc = engine_audit_health(e, w)) != EL_OK)
+		return rc;
 	/* Healthy means a transaction commits (a locked or full database does not), checked
 	 * at most once a second: a monitor's polling costs no fsync each. */
 	if (now - atomic_load(&e->healthy_at_ms) >= 1000) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "elevate/audit.h"
+#include "elevate/audit_export.h"
 #include "elevate/aws.h"
 #include "elevate/config.h"
 #include "elevate/engine.h"
@@ -97,11 +98,32 @@ struct engine {
 	size_t nclaimed;
 	int workers;                      /* detached activation workers still running */
 
-	/* audit export */
+	/* audit export (engine_audit.c); under export_mu */
 	pthread_mutex_t export_mu;
 	int64_t exported_seq;
+	struct audit_out aout;            /* audit.file */
+	int syslog_fd;                    /* -1: not connected */
+	int syslog_ok;                    /* the last send worked (log once per outage) */
+	char hostname[64];
+	int export_failing, export_attempts, export_mailed;
+	int64_t export_retry_at_ms, export_failed_since;
+	char export_problem[EL_WHYLEN];
+	int64_t published_seq;            /* the newest head published */
+	/* checkpoints; under ckpt_mu */
 	pthread_mutex_t ckpt_mu;          /* committing threads race for the checkpoint */
-	int64_t checkpoint_seq;
+	int64_t checkpoint_seq;           /* seq of the newest checkpoint (or tail at start) */
+	int64_t unsigned_since_ms;        /* first record no checkpoint covers yet; 0: none */
+	/* the auditor and anchor threads; under wake_mu */
+	pthread_t auditor, anchorer;
+	int auditor_started, anchorer_started;
+	pthread_cond_t audit_cv, anchor_cv;
+	int audit_wake;
+	char *anchor_doc;                 /* head waiting for audit.anchor; NULL: none */
+	int64_t anchor_seq, anchor_retry_at_ms;
+	int anchor_attempts;
+	_Atomic int64_t audit_anchored_seq;
+	_Atomic uint64_t audit_export_failed_total, audit_syslog_failed_total;
+	_Atomic uint64_t audit_heads_total, audit_anchor_failed_total;
 	_Atomic int64_t healthy_at_ms;    /* last commit /healthz saw succeed */
 
 	/* anonymous refusals (engine_refuse.c) */
@@ -274,6 +296,23 @@ enum el_err engine_load_own(struct engine *e, const struct policy *p, const char
 /* engine_sched.c */
 void *engine_reaper_main(void *arg);
 enum el_err engine_resume(struct engine *e);
+
+/* engine_audit.c */
+/* After every commit: a checkpoint when checkpoint_every says so (else the auditor's
+ * timer signs within 1 s), the export, and the publication of a new head. */
+void engine_audit_committed(struct engine *e);
+/* Exports what is not exported yet (no lock held); while failing only on retry. */
+void engine_audit_export(struct engine *e);
+void engine_wake_auditor(struct engine *e);
+/* Opens audit.file (cutting a torn line), starts the auditor and anchor threads. */
+enum el_err engine_audit_start(struct engine *e);
+/* Joins the threads (engine_stop); engine_audit_close also signs, exports, publishes
+ * the last head and closes the file and syslog. */
+void engine_audit_stop(struct engine *e);
+void engine_audit_close(struct engine *e);
+/* EL_EIO with the reason while the export fails (/healthz). */
+enum el_err engine_audit_health(struct engine *e, struct el_why *w);
+void engine_audit_metrics(struct engine *e, struct dbuf *b);
 
 /* engine_metrics.c */
 void engine_aws_observer(void *arg, const char *service, const char *action,

@@ -171,6 +171,7 @@ engine_metrics(struct engine *e, struct dbuf *b)
 		    e->stats[i].count, e->stats[i].sum);
 	}
 	pthread_mutex_unlock(&e->stat_mu);
+	engine_audit_metrics(e, b);
 	json_decref(counts);
 	json_decref(mail);
 	return EL_OK;

@@ -54,6 +54,8 @@ static const struct tdef {
 	    COMMON "outcome decided_by" },
 	{ "revocation_failed", FORM_MAIL,
 	    COMMON "window_end error attempts next_retry" },
+	{ "audit_export_failed", FORM_MAIL,
+	    COMMON "file error since" },
 	{ "approve_page", FORM_PAGE,
 	    COMMON "approver window expires approvals_required approvals_count " APPROVALS },
 	{ "result_page", FORM_PAGE,

@@ -13,11 +13,13 @@
 #include <curl/curl.h>
 
 #include "elevate/audit.h"
+#include "elevate/audit_export.h"
 #include "elevate/aws.h"
 #include "elevate/config.h"
 #include "elevate/engine.h"
 #include "elevate/log.h"
 #include "elevate/policy.h"
+#include "elevate/store.h"
 #include "elevate/template.h"
 #include "http.h"
 #include "proc.h"
@@ -28,6 +30,8 @@ static const char usage_text[] =
     "       elevated check [--config FILE] [--aws] [--audit] validate config, policies, templates\n"
     "       elevated audit-rotate-key [--config FILE]        new audit key, handed over in the chain\n"
     "       elevated config-reference                        print every config key\n"
+    "       elevated audit-export --from SEQ --to FILE       export the audit chain again\n"
+    "                                                        from the store (offline)\n"
     "\n"
     "  --config FILE   default /etc/elevate/elevated.json (ELEVATED_CONFIG overrides)\n"
     "  --aws           with check: also find the broker's AWS credentials and say where from\n"
@@ -61,6 +65,7 @@ check_aws(const char *path, const struct config *cfg, const struct policy *p, st
 	ac.endpoint_iam = cfg->aws_endpoint_iam;
 	ac.endpoint_ssm = cfg->aws_endpoint_ssm;
 	ac.endpoint_ec2 = cfg->aws_endpoint_ec2;
+	ac.endpoint_s3 = cfg->aws_endpoint_s3;
 	ac.max_attempts = 2;
 	if (aws_client_new(&ac, &c, &w) != EL_OK ||
 	    aws_broker_creds_source(c, src, sizeof(src), &w) != EL_OK) {
@@ -197,6 +202,55 @@ run_check(const char *path, int aws, int audit)
 	return bad ? 1 : 0;
 }
 
+/*
+ * `elevated audit-export --from SEQ --to FILE`: writes the store's records from SEQ on
+ * to a new file (never overwriting one), e.g. to replace an export that was lost or
+ * damaged. Reads the database only; the broker may be running.
+ */
+static int
+run_audit_export(const char *path, const char *from, const char *to)
+{
+	struct config cfg;
+	struct diags d;
+	struct store *s = NULL;
+	struct el_why w = {{0}};
+	char db[4096];
+	long long seq;
+	int64_t n = 0;
+	int rc = 1;
+
+	if (from == NULL || to == NULL || el_parse_int(from, 1, INT64_MAX - 1, &seq) != EL_OK) {
+		fprintf(stderr, "elevated audit-export: --from SEQ (1 or more) and --to FILE are "
+		    "required\n");
+		return 2;
+	}
+	diags_init(&d);
+	if (config_load(path, &cfg, &d) != EL_OK) {
+		diags_print(&d, stderr);
+		goto out;
+	}
+	snprintf(db, sizeof(db), "%s/elevate.db", cfg.state_dir);
+	if (store_open(db, &s, &w) != EL_OK) {
+		fprintf(stderr, "elevated audit-export: %s\n", w.msg);
+		goto out;
+	}
+	if (audit_export_to(s, seq, to, &n, &w) != EL_OK) {
+		fprintf(stderr, "elevated audit-export: %s\n", w.msg);
+		goto out;
+	}
+	printf("exported %lld record%s from seq %lld to %s\n", (long long)n, n == 1 ? "" : "s",
+	    seq, to);
+	rc = n > 0 ? 0 : 1;
+	if (n == 0)
+		fprintf(stderr, "elevated audit-export: the store has no record from seq %lld\n",
+		    seq);
+out:
+	store_close(s);
+	diags_free(&d);
+	config_free(&cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -205,6 +259,8 @@ main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"aws", no_argument, NULL, 'a'},
 		{"audit", no_argument, NULL, 'U'},
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		/* how the parent starts its children (proc.h) */
@@ -215,6 +271,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *config = getenv("ELEVATED_CONFIG"), *level = NULL, *cmd = NULL;
+	const char *from = NULL, *to = NULL;
 	int c, aws = 0, audit = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
 	long long n;
 
@@ -236,6 +293,8 @@ main(int argc, char **argv)
 		case 'l': level = optarg; break;
 		case 'a': aws = 1; break;
 		case 'U': audit = 1; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("elevated %s\n", VERSION); return 0;
 		case 'E': case 'F': role = c; break;
@@ -263,6 +322,8 @@ main(int argc, char **argv)
 		rc = run_check(config, aws, audit);
 	else if (strcmp(cmd, "audit-rotate-key") == 0)
 		rc = run_rotate_key(config);
+	else if (strcmp(cmd, "audit-export") == 0)
+		rc = run_audit_export(config, from, to);
 	else if (strcmp(cmd, "config-reference") == 0) {
 		config_print_reference(stdout);
 		rc = 0;

@@ -116,6 +116,23 @@ KINDS = {
         'unavailable': (503, 'ServiceUnavailable', 'Service is unable to handle request.'),
         'too_large': (413, 'RequestEntityTooLarge', 'Request body must be at most 1048576 bytes'),
     },
+    's3': {
+        'missing_auth': (403, 'AccessDenied', 'Access Denied'),
+        'incomplete_sig': (400, 'AuthorizationHeaderMalformed', 'The authorization header is malformed'),
+        'unknown_key': (403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.'),
+        'sig_mismatch': (403, 'SignatureDoesNotMatch', SIG_MISMATCH_MSG),
+        'sig_expired': (403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.'),
+        'expired_token': (400, 'ExpiredToken', 'The provided token has expired.'),
+        'access_denied': (403, 'AccessDenied', 'Access Denied'),
+        'validation': (400, 'InvalidArgument', 'Invalid Argument'),
+        'invalid_action': (405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.'),
+        'missing_action': (405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.'),
+        'malformed': (400, 'InvalidRequest', 'Invalid Request'),
+        'throttle': (503, 'SlowDown', 'Please reduce your request rate.'),
+        'internal': (500, 'InternalError', 'We encountered an internal error. Please try again.'),
+        'unavailable': (503, 'ServiceUnavailable', 'Please reduce your request rate.'),
+        'too_large': (400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size'),
+    },
 }
 
 
@@ -385,6 +402,7 @@ class State:
             self.documents = list(docs)
             self.creds = {}
             self.sessions = {}
+            self.s3 = {}   # (bucket, key) -> [versions], newest last
             self.clock_offset = float(cfg.get('clock_offset', 0) or 0)
             if 'skew_tolerance' in cfg:
                 self.skew_tolerance = float(cfg['skew_tolerance'])
@@ -2000,6 +2018,10 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps({'__type': 'com.amazonaws.ssm#' + code, key: msg})
             hdrs = [('x-amzn-ErrorType', '%s:http://internal.amazon.com/coral/com.amazonaws.ssm/' % code)]
             return status, code, body, 'application/x-amz-json-1.1', hdrs
+        if fam == 's3':
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>%s%s%s</Error>'
+                    % (x('Code', code), x('Message', msg), x('RequestId', req.rid)))
+            return status, code, body, 'application/xml', [('x-amz-request-id', req.rid)]
         if fam == 'ec2':
             body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>%s%s</Error></Errors>%s</Response>'
                     % (x('Code', code), x('Message', msg), x('RequestID', req.rid)))
@@ -2032,6 +2054,9 @@ class Handler(BaseHTTPRequestHandler):
             auth = parse_authorization(self.headers.get('Authorization'))
         except AwsError as e:
             auth_exc = e
+
+        if auth and auth['service'] == 's3':
+            return self._s3(req, auth, body)
 
         # 3. parameters --------------------------------------------------------------
         raw_path = self.path
@@ -2166,6 +2191,79 @@ class Handler(BaseHTTPRequestHandler):
         out += '  <ResponseMetadata>\n    %s\n  </ResponseMetadata>\n</%sResponse>\n' % (x('RequestId', req.rid), a)
         return 200, out, 'text/xml', []
 
+    def _s3(self, req, auth, body):
+        """S3 path-style PutObject (Object Lock headers) and GetObject, SigV4 verified."""
+        req.service, req.family, req.region = 's3', 's3', auth['region']
+        path = self.path.partition('?')[0]
+        bucket, _, key = path.lstrip('/').partition('/')
+        bucket, key = unquote(bucket), unquote(key)
+        req.action = {'PUT': 'PutObject', 'GET': 'GetObject'}.get(self.command)
+        h = self.headers
+        with S.lock:
+            req.entry.update(service='s3', action=req.action, region=req.region or None,
+                             access_key_id=auth['access_key_id'],
+                             params={'Bucket': bucket, 'Key': key,
+                                     'ObjectLockMode': h.get('x-amz-object-lock-mode'),
+                                     'ObjectLockRetainUntilDate': h.get('x-amz-object-lock-retain-until-date'),
+                                     'ContentMD5': h.get('Content-MD5')})
+        lat, fault = S.fault_for('s3', req.action)
+        if lat > 0:
+            time.sleep(lat)
+        if fault:
+            raise AwsError(fault)
+        pr = self._authenticate(req, auth, body, self.path)
+        req.principal = pr
+        with S.lock:
+            req.entry['principal'] = pr.label
+        if req.action is None:
+            raise svc_error('MethodNotAllowed', 'The specified method is not allowed against this resource.', 405)
+        if not re.fullmatch(r'[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]', bucket) or not key:
+            raise svc_error('InvalidRequest', 'path-style /BUCKET/KEY expected')
+        sha = h.get('x-amz-content-sha256')
+        if sha is None:
+            raise svc_error('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256')
+        if sha != hashlib.sha256(body).hexdigest():
+            raise svc_error('XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.")
+        req.authorize('s3:' + req.action, ['arn:aws:s3:::%s/%s' % (bucket, key)])
+        if req.action == 'GetObject':
+            with S.lock:
+                versions = S.s3.get((bucket, key))
+            if not versions:
+                raise svc_error('NoSuchKey', 'The specified key does not exist.', 404)
+            v = versions[-1]
+            return 200, v['body'], v['content_type'] or 'binary/octet-stream', [
+                ('ETag', '"%s"' % v['etag']), ('x-amz-version-id', v['version_id']),
+                ('x-amz-request-id', req.rid)]
+        mode = h.get('x-amz-object-lock-mode')
+        until = h.get('x-amz-object-lock-retain-until-date')
+        md5 = h.get('Content-MD5')
+        if (mode is None) != (until is None):
+            raise svc_error('InvalidArgument', 'x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied')
+        if mode is not None:
+            if mode not in ('GOVERNANCE', 'COMPLIANCE'):
+                raise svc_error('InvalidArgument', 'Unknown wormMode directive.')
+            try:
+                ts = parse_date(until)
+            except Exception:
+                ts = None
+            if ts is None:
+                raise svc_error('InvalidArgument', 'The retain until date must be in ISO 8601 format')
+            if ts <= S.now():
+                raise svc_error('InvalidArgument', 'The retain until date must be in the future!')
+            if md5 is None:
+                raise svc_error('InvalidRequest', 'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters')
+        digest = hashlib.md5(body).digest()
+        if md5 is not None and md5.strip() != base64.b64encode(digest).decode():
+            raise svc_error('BadDigest', 'The Content-MD5 you specified did not match what we received.')
+        v = {'body': bytes(body), 'content_type': h.get('Content-Type'), 'etag': digest.hex(),
+             'version_id': uuid.uuid4().hex, 'lock_mode': mode, 'retain_until': until,
+             'stored': S.now()}
+        with S.lock:
+            S.s3.setdefault((bucket, key), []).append(v)
+        return 200, b'', 'application/xml', [('ETag', '"%s"' % v['etag']),
+                                             ('x-amz-version-id', v['version_id']),
+                                             ('x-amz-request-id', req.rid)]
+
     def _authenticate(self, req, auth, body, raw_path):
         amz_date = self.headers.get('X-Amz-Date')
         if amz_date is None:
@@ -2254,6 +2352,13 @@ class Handler(BaseHTTPRequestHandler):
                 with S.lock:
                     S.log = []
                 return 200, {'cleared': True}
+        if what == 's3' and method == 'GET':
+            with S.lock:
+                return 200, [{'bucket': b, 'key': k, 'versions': [
+                    {'body': v['body'].decode('utf-8', 'replace'), 'content_type': v['content_type'],
+                     'lock_mode': v['lock_mode'], 'retain_until': v['retain_until'],
+                     'version_id': v['version_id']} for v in vs]}
+                    for (b, k), vs in sorted(S.s3.items())]
         if what == 'faults':
             if method == 'GET':
                 return 200, S.faults_public()

@@ -234,7 +234,11 @@ def test_mail_link_page_and_approve(ctx):
     link = links['carol']
 
     # a mail scanner prefetching the link (twice, as they do) decides nothing
-    audit_before = b.audit()
+    # the broker signs the chain's tail within a second on its own (audit.checkpoint):
+    # what counts is that the page itself records nothing
+    def decisions():
+        return [r for r in b.audit() if r['event'] != 'audit.checkpoint']
+    audit_before = decisions()
     for _ in range(2):
         st, h, body = fetch(link)
         assert st == 200, (st, body[:500])
@@ -245,7 +249,7 @@ def test_mail_link_page_and_approve(ctx):
     assert st in (200, 404, 405), st          # whatever it answers, it decides nothing
     r = b.get(rid)
     assert r['state'] == 'pending' and r['approvals'] == [], r
-    assert b.audit() == audit_before, 'a GET on the link wrote to the audit log'
+    assert decisions() == audit_before, 'a GET on the link wrote to the audit log'
 
     # the approver opens it in Chromium: the page, screenshots (desktop and phone)
     res = browse([{'goto': link},
@@ -273,7 +277,7 @@ def test_mail_link_page_and_approve(ctx):
         assert os.path.getsize(out_path(p)) > 5000, p
     r = b.get(rid)
     assert r['state'] == 'pending' and r['approvals'] == [], r
-    assert b.audit() == audit_before, 'opening the page in a browser wrote to the audit log'
+    assert decisions() == audit_before, 'opening the page in a browser wrote to the audit log'
 
     # decide without JavaScript: the form alone works; then the same link again
     comment = 'ok — vu ✓ 確認'

@@ -809,6 +809,7 @@ client_endpoints(void **state)
 	unsetenv("AWS_ENDPOINT_URL_IAM");
 	unsetenv("AWS_ENDPOINT_URL_SSM");
 	unsetenv("AWS_ENDPOINT_URL_EC2");
+	unsetenv("AWS_ENDPOINT_URL_S3");
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_DEFAULT_REGION");
 	memset(&cfg, 0, sizeof(cfg));
@@ -824,7 +825,9 @@ client_endpoints(void **state)
 	assert_string_equal(url, "https://ec2.ap-northeast-1.amazonaws.com/");
 	assert_int_equal(aws_endpoint_url(c, "ssm", "bad/region", url, sizeof(url), &w),
 	    EL_EINVAL);
-	assert_int_equal(aws_endpoint_url(c, "s3", NULL, url, sizeof(url), &w), EL_EINVAL);
+	assert_int_equal(aws_endpoint_url(c, "s3", NULL, url, sizeof(url), &w), EL_OK);
+	assert_string_equal(url, "https://s3.ap-northeast-1.amazonaws.com/");
+	assert_int_equal(aws_endpoint_url(c, "sqs", NULL, url, sizeof(url), &w), EL_EINVAL);
 	aws_client_free(c);
 
 	/* precedence: config per service, env per service, config all, env all */

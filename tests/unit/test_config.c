@@ -227,10 +227,10 @@ unknown_key(void **state)
 	struct fx *f = *state;
 
 	assert_int_equal(load(f, "{\"smtp\": {\"ulr\": \"smtp://x\"}, \"lissen\": \"a:1\","
-	    " \"aws\": {\"endpoints\": {\"s3\": \"http://x\"}}}"), EL_ECONFIG);
+	    " \"aws\": {\"endpoints\": {\"sqs\": \"http://x\"}}}"), EL_ECONFIG);
 	expect_diag(f, "$.smtp.ulr", "unknown");
 	expect_diag(f, "$.lissen", "unknown key (did you mean listen?)");
-	expect_diag(f, "$.aws.endpoints.s3", "unknown");
+	expect_diag(f, "$.aws.endpoints.sqs", "unknown");
 	assert_int_equal(diags_count(&f->d), 3);
 	/* The typo did not set anything. */
 	assert_null(f->cfg.smtp_url);
