@@ -225,9 +225,24 @@ def rotation_next_key(pk, rec):
 
 # ---- the walk ----
 
-def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False):
-    """lines: an iterable of bytes or str lines. pubkey: 'ed25519:...' (the first key)."""
+def head_ok(pk, head):
+    """A signed head (docs/audit.md section 4): {seq, hash, time, sig} under key pk."""
+    if not (isinstance(head, dict) and set(head) == {'seq', 'hash', 'time', 'sig'} and
+            isinstance(head['seq'], int) and not isinstance(head['seq'], bool) and
+            head['seq'] >= 1 and isinstance(head['hash'], str) and len(head['hash']) == 64
+            and all(c in '0123456789abcdef' for c in head['hash']) and
+            isinstance(head['time'], str) and isinstance(head['sig'], str)):
+        return False
+    return _sig_ok(pk, head['sig'], 'elevate-audit-head\n%d\n%s\n%s' % (
+        head['seq'], head['hash'], head['time']))
+
+
+def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False, head=None):
+    """lines: an iterable of bytes or str lines. pubkey: 'ed25519:...' (the first key).
+    head: a signed head (a dict), checked with the key current at the end of the chain:
+    the export must reach its seq and hold its hash there."""
     v = Verdict()
+    hashes = {}
     key = parse_pubkey(pubkey) if pubkey else None
     prev = None
     expect = None
@@ -277,6 +292,8 @@ def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False):
                 v.rotations += 1
                 v.last_signed_seq = rec['data']['signed_seq']
             prev = rec['hash'].lower()
+            if head is not None:
+                hashes[seq] = prev
             expect = seq + 1
             v.records += 1
             v.last_seq = seq
@@ -286,6 +303,16 @@ def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False):
             if v.last_signed_seq == 0:
                 raise Bad('no_signature', 'no signed checkpoint covers these records')
             v.unsigned_tail = 0 if last_is_checkpoint else v.last_seq - v.last_signed_seq - 1
+            if head is not None:
+                v.line = 0
+                if not head_ok(key, head):
+                    raise Bad('head', 'the head is not signed by the chain\'s current key')
+                if v.last_seq < head['seq']:
+                    raise Bad('cut', 'the export ends at seq %d but the head is at seq %d: '
+                              'records were cut' % (v.last_seq, head['seq']))
+                if hashes.get(head['seq']) != head['hash']:
+                    raise Bad('cut', 'the record at seq %d is not the one the head signs'
+                              % head['seq'])
             if v.unsigned_tail > 0 and not allow_unsigned_tail:
                 raise Bad('unsigned_tail', '%d records after seq %d are not covered by a '
                           'signed checkpoint' % (v.unsigned_tail, v.last_signed_seq + 1))
@@ -305,9 +332,16 @@ def main(argv):
     ap.add_argument('--pubkey')
     ap.add_argument('--partial', action='store_true')
     ap.add_argument('--allow-unsigned-tail', action='store_true')
+    ap.add_argument('--head', help='a signed head file (audit.head_file)')
     a = ap.parse_args(argv)
+    head = None
+    if a.head:
+        if not a.pubkey:
+            ap.error('--head needs --pubkey')
+        with open(a.head) as f:
+            head = json.load(f)
     with open(a.file, 'rb') as f:
-        v = verify(f, a.pubkey, a.partial, a.allow_unsigned_tail)
+        v = verify(f, a.pubkey, a.partial, a.allow_unsigned_tail, head)
     if v.ok:
         print('audit OK: %d records (seq %d..%d), %d checkpoints, %d key rotations, signed '
               'through seq %d' % (v.records, v.first_seq, v.last_seq, v.checkpoints,

@@ -25,6 +25,8 @@ C_WORDS = {
     'checkpoint': 'checkpoint signature does not verify',
     'rotation': 'key rotation not signed by the current key',
     'unsigned_tail': 'not covered by a signed checkpoint',
+    'cut': re.compile(r'were cut|is not the one the broker signed'),
+    'head': 'signature does not verify',
     'no_signature': 'no signed checkpoint covers',
     'parse': re.compile(r'not JSON|not an audit record|longer than'),
 }
@@ -63,9 +65,13 @@ def both(b, tmp, name, lines, pub, want, extra=()):
     with open(path, 'w') as f:
         f.write(''.join(x if x.endswith('\n') else x + '\n' for x in lines))
     rc, j = c_verify(b, path, pub, *extra)
+    head = None
+    if '--head' in extra:
+        with open(extra[list(extra).index('--head') + 1]) as f:
+            head = json.load(f)
     with open(path, 'rb') as f:
         v = av.verify(f, pub, partial='--partial' in extra,
-                      allow_unsigned_tail='--allow-unsigned-tail' in extra)
+                      allow_unsigned_tail='--allow-unsigned-tail' in extra, head=head)
     if want is None:
         assert rc == 0 and j['ok'], (name, j)
         assert v.ok, (name, v)
@@ -76,7 +82,7 @@ def both(b, tmp, name, lines, pub, want, extra=()):
     said = j['problem']
     assert (words.search(said) if hasattr(words, 'search') else words in said), (
         '%s: elevate audit verify said %r, want %r' % (name, said, words))
-    if want not in ('unsigned_tail', 'no_signature'):
+    if want not in ('unsigned_tail', 'no_signature', 'cut', 'head'):
         assert j['bad_line'] == v.line, ('%s: C says line %s, python line %s (%s / %s)' % (
             name, j['bad_line'], v.line, said, v.problem))
     return j, v
@@ -85,7 +91,10 @@ def both(b, tmp, name, lines, pub, want, extra=()):
 def run_broker(ctx, n=4):
     """A real broker run: requests created, approved, denied, revoked; checkpoints every 5
     records; stopped cleanly (the export ends with a checkpoint)."""
-    b = ctx.broker(config={'audit': {'checkpoint_every': 5}}).start()
+    b = ctx.broker(config={'audit': {'checkpoint_every': 5}})
+    b.config['audit']['head_file'] = os.path.join(b.tmp, 'audit.head')
+    b.write_config()
+    b.start()
     ids = []
     for i in range(n):
         j = b.request(reason='tamper matrix %d: caf\u00e9 "quoted" \\ tab\t' % i)
@@ -208,26 +217,34 @@ def test_tamper_matrix(ctx):
 
 
 def test_cut_after_checkpoint(ctx):
-    """An export cut right after a checkpoint is a well-formed, signed chain: only a head
-    kept out of the broker's reach (issue 10 part 3, `verify --head`) shows the cut."""
+    """An export cut right after a checkpoint is a well-formed, signed chain: only the
+    signed head the broker published (audit.head_file; syslog or S3 in production, out of
+    the broker's reach) shows the cut. Both verifiers, from the same head."""
     b, pub, lines = run_broker(ctx)
+    head = os.path.join(b.tmp, 'audit.head')
     recs = [json.loads(x) for x in lines]
     ck = [i for i, r in enumerate(recs) if r['event'] == 'audit.checkpoint']
+    with open(head) as f:
+        h = json.load(f)
+    # the broker stopped cleanly: its last head names its last record, the checkpoint
+    assert h['seq'] == recs[-1]['seq'] and h['hash'] == recs[-1]['hash'], (h, recs[-1])
+    # without the head, a cut after a checkpoint is a whole signed chain to both ...
     cut = lines[:ck[-2] + 1]
-    if head_supported(b):
-        head = os.path.join(b.tmp, 'audit.head')
-        path = os.path.join(b.tmp, 'cut.jsonl')
-        with open(path, 'w') as f:
-            f.write('\n'.join(cut) + '\n')
-        assert os.path.exists(head), 'verify has --head, but the broker wrote no %s' % head
-        r = b.cli('erin', 'audit', 'verify', path, '--pubkey', pub, '--head', head)
-        assert r.returncode != 0, r.stdout
-        return
-    # Not yet detectable: both verifiers accept the cut export (no signed head exists).
-    j, v = both(b, b.tmp, 'cut-after-checkpoint', cut, pub, None)
-    assert j['last_seq'] < len(lines)
-    print('     NOTE: a cut right after a checkpoint is not detectable without --head '
-          '(issue 10 part 3)')
+    both(b, b.tmp, 'cut-no-head', cut, pub, None)
+    # ... with it, both see the cut
+    both(b, b.tmp, 'cut-after-checkpoint', cut, pub, 'cut', ('--head', head))
+    both(b, b.tmp, 'whole-with-head', lines, pub, None, ('--head', head))
+    # a head whose signature is not the chain's key's
+    forged = dict(h, seq=h['seq'] - 1)
+    fh = os.path.join(b.tmp, 'forged.head')
+    with open(fh, 'w') as f:
+        json.dump(forged, f)
+    both(b, b.tmp, 'forged-head', lines, pub, 'head', ('--head', fh))
+    # the last record rewritten (and rehashed, and re-linked): the head's hash differs
+    rs = [json.loads(x) for x in lines]
+    rs[-2]['data'] = {'note': 'rewritten'}
+    both(b, b.tmp, 'rewritten-under-head', [line_of(r) for r in rehash(rs, len(rs) - 2)],
+         pub, 'checkpoint', ('--head', head))
 
 
 def test_verifier_agrees_on_canonical_edge_cases(ctx):
