@@ -77,7 +77,11 @@ def test_missing_key_refuses_start(ctx):
 
 
 def test_rotate_key_and_verify_with_first_key(ctx):
-    b = ctx.broker(config={'audit': {'checkpoint_every': 4}}).start()
+    b = ctx.broker(config={'audit': {'checkpoint_every': 4}})
+    head = os.path.join(b.tmp, 'audit.head')
+    b.config['audit']['head_file'] = head
+    b.write_config()
+    b.start()
     b.request()
     first = pub_of(b)
     r = elevated(b, 'audit-rotate-key')       # refused while the broker runs
@@ -108,6 +112,14 @@ def test_rotate_key_and_verify_with_first_key(ctx):
     verify_both(b, second, False)
     r = elevated(b, 'check', '--audit')
     assert r.returncode == 0 and '2 key rotations' in r.stdout, r.stdout + r.stderr
+    # the head the broker signed last (with the third key) verifies from the first key
+    # alone, through both rotations, and proves the export whole
+    r = b.cli('erin', 'audit', 'verify', b.audit_file, '--pubkey', first, '--head', head)
+    assert r.returncode == 0 and 'not cut' in r.stdout, r.stdout + r.stderr
+    with open(head) as f:
+        h = json.load(f)
+    with open(b.audit_file, 'rb') as f:
+        assert av.verify(f, first, head=h).ok
 
     # a forged rotation: the attacker names their own key and signs with it
     lines = open(b.audit_file).read().splitlines()
