@@ -226,12 +226,14 @@ print_table(const json_t *doc)
 	size_t i, j;
 
 	sum = json_object_get(doc, "summary");
-	printf("access review since %s (generated %s): %lld grants, %lld expired, %lld revoked, "
-	    "%lld failed, %lld overdue revocations\n", str(doc, "since"), str(doc,
+	printf("access review since %s (generated %s): %lld grant%s, %lld expired, %lld revoked, "
+	    "%lld failed, %lld overdue revocation%s\n", str(doc, "since"), str(doc,
 	    "generated_at"), (long long)output_int(sum, "grants", 0),
+	    output_int(sum, "grants", 0) == 1 ? "" : "s",
 	    (long long)output_int(sum, "expired", 0), (long long)output_int(sum, "revoked", 0),
 	    (long long)output_int(sum, "failed", 0),
-	    (long long)output_int(sum, "overdue_revocations", 0));
+	    (long long)output_int(sum, "overdue_revocations", 0),
+	    output_int(sum, "overdue_revocations", 0) == 1 ? "" : "s");
 	if (json_object_size(json_object_get(sum, "not_granted")) > 0) {
 		const char *k;
 		printf("not granted:");
