@@ -25,18 +25,23 @@ $(shell mkdir -p build; [ "$$(cat build/.flags 2>/dev/null)" = "$(FLAGS_SIG)" ] 
 
 CORE_SRC   := $(sort $(wildcard src/core/*.c))
 DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
-CLI_SRC    := $(sort $(wildcard src/cli/*.c))
+# bin/elevate is quick.c (cached credentials, jansson and libsodium only) in front of
+# bin/elevate-full, the whole CLI.
+QUICK_SRC  := src/cli/quick.c src/cli/api_conf.c src/cli/creds_cache.c src/cli/output.c
+CLI_SRC    := $(filter-out src/cli/quick.c,$(sort $(wildcard src/cli/*.c)))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE_SRC:%.c=build/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=build/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=build/%.o)
+QUICK_OBJ  := $(QUICK_SRC:%.c=build/%.o)
+QUICK_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 LIB := build/libelevate.a
 
 .PHONY: all deps test unit integration soak demo bench bench-revoke bench-audit fuzz clean check-deps
-all: bin/elevated bin/elevate
+all: bin/elevated bin/elevate bin/elevate-full
 
 build/%.o: %.c build/.flags
 	@mkdir -p $(dir $@)
@@ -54,10 +59,15 @@ bin/elevated: $(DAEMON_OBJ) $(LIB)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(LIB) $(LDLIBS)
 
-bin/elevate: $(CLI_OBJ) $(LIB)
+bin/elevate-full: $(CLI_OBJ) $(LIB)
 	@mkdir -p bin
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+bin/elevate: $(QUICK_OBJ) $(LIB)
+	@mkdir -p bin
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $(QUICK_OBJ) $(LIB) $(QUICK_LIBS)
 
 build/tests/%: tests/unit/%.c $(LIB) build/.flags
 	@mkdir -p $(dir $@)
@@ -118,4 +128,4 @@ fuzz:
 clean:
 	rm -rf build bin tests/out
 
--include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=build/tests/%.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) build/src/cli/quick.d $(UNIT_SRC:tests/unit/%.c=build/tests/%.d)

@@ -97,6 +97,8 @@ enum el_err store_request_to_warn(struct store *s, int64_t now, int64_t warn_lea
 enum el_err store_request_warned(struct store *s, const char *id, int64_t at);
 /* Counts per state, as a JSON object {"pending": N, ...}. New ref; NULL on a read error. */
 json_t *store_request_counts(struct store *s);
+/* How many grants in `ending` have a window end before `before` (NULL counts as 0). */
+enum el_err store_request_overdue(struct store *s, int64_t before, int64_t *n);
 
 /* ---- approvals ---- */
 struct store_approval {

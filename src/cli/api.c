@@ -1,12 +1,11 @@
 /*
- * api.c — owns the CLI's conversation with the broker: the user's config and Ed25519
- * secret key (sodium_malloc'd, wiped on close), request signing (docs/API.md, via
- * reqsig.c), the libcurl transfer with timeouts and a 1 MiB answer ceiling, and the
- * mapping of broker errors to messages and exit codes.
+ * api.c — owns the CLI's conversation with the broker: the user's Ed25519 secret key
+ * (sodium_malloc'd, wiped on close; config.json is api_conf.c's), request signing
+ * (docs/API.md, via reqsig.c), the libcurl transfer with timeouts and a 1 MiB answer
+ * ceiling, and the mapping of broker errors to messages and exit codes.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +21,14 @@
 #include "api.h"
 #include "output.h"
 
-#define CONFIG_MAX (64 * 1024)
 #define KEY_TEXT_MAX 256
 
 struct api {
-	char dir[PATH_MAX];
-	char server[API_URL_MAX];
-	char user[API_USER_MAX];
-	char ca_file[PATH_MAX];
+	struct api_conf c;
 	unsigned char *sk;                /* sodium_malloc, crypto_sign_SECRETKEYBYTES */
 	CURL *curl;
 	volatile sig_atomic_t *cancel;
 };
-
-static const char *server_opt;
 
 int
 api_global_init(void)
@@ -55,89 +48,6 @@ void
 api_global_cleanup(void)
 {
 	curl_global_cleanup();
-}
-
-void
-api_set_server(const char *url)
-{
-	server_opt = url;
-}
-
-const char *
-api_server_option(void)
-{
-	return server_opt;
-}
-
-static const char *
-home_dir(void)
-{
-	const char *h = getenv("HOME");
-	struct passwd *pw;
-
-	if (h != NULL && *h == '/')
-		return h;
-	if ((pw = getpwuid(getuid())) != NULL && pw->pw_dir != NULL && *pw->pw_dir == '/')
-		return pw->pw_dir;
-	return NULL;
-}
-
-enum el_err
-api_config_dir(char *buf, size_t len, struct el_why *w)
-{
-	const char *e, *h;
-	int n;
-
-	if ((e = getenv("ELEVATE_CONFIG_DIR")) != NULL && *e != '\0')
-		n = snprintf(buf, len, "%s", e);
-	else if ((e = getenv("XDG_CONFIG_HOME")) != NULL && *e == '/')   /* relative: ignored */
-		n = snprintf(buf, len, "%s/elevate", e);
-	else if ((h = home_dir()) != NULL)
-		n = snprintf(buf, len, "%s/.config/elevate", h);
-	else
-		return el_fail(w, EL_ECONFIG, "no home directory: set ELEVATE_CONFIG_DIR");
-	if (n < 0 || (size_t)n >= len)
-		return el_fail(w, EL_EINVAL, "config directory path too long");
-	return EL_OK;
-}
-
-int
-api_normalize_server(const char *url, char *out, size_t outlen)
-{
-	size_t n;
-
-	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
-		output_err("server URL must start with https:// or http://: %s", url);
-		return CLI_ERR;
-	}
-	if (strpbrk(url, " \t\r\n?#") != NULL) {
-		output_err("server URL must be plain scheme://host[:port]: %s", url);
-		return CLI_ERR;
-	}
-	if (el_strlcpy(out, url, outlen) >= outlen) {
-		output_err("server URL too long");
-		return CLI_ERR;
-	}
-	n = strlen(out);
-	while (n > 0 && out[n - 1] == '/')
-		out[--n] = '\0';
-	return CLI_OK;
-}
-
-/* Plain HTTP is for loopback behind a reverse proxy (DESIGN "Daemon configuration"). */
-static void
-warn_plain_http(const char *url)
-{
-	const char *h;
-
-	if (strncmp(url, "http://", 7) != 0)
-		return;
-	h = url + 7;
-	if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 ||
-	    strncmp(h, "[::1]", 5) == 0)
-		return;
-	output_err("warning: %s is plain HTTP: requests and credentials cross the network "
-	    "unencrypted", url);
 }
 
 /*
@@ -212,71 +122,22 @@ int
 api_open(struct api **out)
 {
 	struct api *a;
-	struct el_why why;
-	char path[PATH_MAX], *text = NULL;
-	const char *server = NULL, *user, *ca, *env;
-	json_t *cfg = NULL;
-	json_error_t jerr;
-	enum el_err r;
-	int rc = CLI_ERR;
+	char path[PATH_MAX];
+	int rc;
 
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		output_err("out of memory");
 		return CLI_ERR;
 	}
-	if (api_config_dir(a->dir, sizeof(a->dir), &why) != EL_OK) {
-		output_err("%s", why.msg);
+	if ((rc = api_conf_load(&a->c, 0)) != CLI_OK)
 		goto out;
-	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", a->dir) >= sizeof(path)) {
-		output_err("config path too long");
-		goto out;
-	}
-	if ((r = el_read_file(path, CONFIG_MAX, &text, NULL, &why)) != EL_OK) {
-		if (r == EL_ENOENT)
-			output_err("no configuration at %s: run `elevate init --server URL "
-			    "--user NAME` first", path);
-		else
-			output_err("%s", why.msg);
-		goto out;
-	}
-	if ((cfg = json_loads(text, 0, &jerr)) == NULL || !json_is_object(cfg)) {
-		output_err("%s:%d: %s", path, jerr.line, cfg ? "not a JSON object" : jerr.text);
-		goto out;
-	}
-	user = output_str(cfg, "user");
-	if (user == NULL || *user == '\0' || strpbrk(user, "\r\n") != NULL ||
-	    el_strlcpy(a->user, user, sizeof(a->user)) >= sizeof(a->user)) {
-		output_err("%s: \"user\" missing or invalid", path);
-		goto out;
-	}
-	if (server_opt != NULL)
-		server = server_opt;
-	else if ((env = getenv("ELEVATE_SERVER")) != NULL && *env != '\0')
-		server = env;
-	else
-		server = output_str(cfg, "server");
-	if (server == NULL) {
-		output_err("%s: no \"server\" (or set ELEVATE_SERVER / --server)", path);
-		goto out;
-	}
-	if (api_normalize_server(server, a->server, sizeof(a->server)) != CLI_OK)
-		goto out;
-	warn_plain_http(a->server);
-	if ((env = getenv("ELEVATE_CA_FILE")) != NULL && *env != '\0')
-		ca = env;
-	else
-		ca = output_str(cfg, "ca_file");
-	if (ca != NULL && el_strlcpy(a->ca_file, ca, sizeof(a->ca_file)) >= sizeof(a->ca_file)) {
-		output_err("%s: \"ca_file\" too long", path);
-		goto out;
-	}
+	rc = CLI_ERR;
 	if ((a->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES)) == NULL) {
 		output_err("out of memory");
 		goto out;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/key", a->dir) >= sizeof(path)) {
+	if ((size_t)snprintf(path, sizeof(path), "%s/key", a->c.dir) >= sizeof(path)) {
 		output_err("key path too long");
 		goto out;
 	}
@@ -290,8 +151,6 @@ api_open(struct api **out)
 	a = NULL;
 	rc = CLI_OK;
 out:
-	json_decref(cfg);
-	free(text);
 	api_close(a);
 	return rc;
 }
@@ -310,13 +169,19 @@ api_close(struct api *a)
 const char *
 api_user(const struct api *a)
 {
-	return a->user;
+	return a->c.user;
 }
 
 const char *
 api_server(const struct api *a)
 {
-	return a->server;
+	return a->c.server;
+}
+
+const struct api_conf *
+api_conf(const struct api *a)
+{
+	return &a->c;
 }
 
 void
@@ -388,7 +253,7 @@ curl_failure(struct api *a, CURLcode c, const char *errbuf, int overflow, struct
 	case CURLE_WRITE_ERROR:
 		if (overflow)
 			return set_error(e, CLI_ERR, 0, "too_large", "the broker at %s answered "
-			    "with more than %d bytes: refusing it", a->server, API_MAX_BODY);
+			    "with more than %d bytes: refusing it", a->c.server, API_MAX_BODY);
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -398,16 +263,16 @@ curl_failure(struct api *a, CURLcode c, const char *errbuf, int overflow, struct
 	case CURLE_GOT_NOTHING:
 	case CURLE_PARTIAL_FILE:
 		return set_error(e, CLI_UNREACHABLE, 0, "unreachable", "cannot reach the broker "
-		    "at %s: %s (is elevated running?)", a->server, detail);
+		    "at %s: %s (is elevated running?)", a->c.server, detail);
 	case CURLE_OPERATION_TIMEDOUT:
 		return set_error(e, CLI_UNREACHABLE, 0, "unreachable", "cannot reach the broker "
-		    "at %s: no answer within %d s (is elevated running?)", a->server,
+		    "at %s: no answer within %d s (is elevated running?)", a->c.server,
 		    API_TIMEOUT);
 	default:
 		break;
 	}
 	return set_error(e, CLI_ERR, 0, "transport", "talking to the broker at %s: %s",
-	    a->server, detail);
+	    a->c.server, detail);
 }
 
 static const char *
@@ -417,10 +282,10 @@ auth_hint(const struct api *a, const char *code)
 
 	if (strcmp(code, "bad_signature") == 0)
 		snprintf(hint, sizeof(hint), "is the public key in %s/key.pub listed for user "
-		    "\"%s\" in the policy?", a->dir, a->user);
+		    "\"%s\" in the policy?", a->c.dir, a->c.user);
 	else if (strcmp(code, "unknown_user") == 0)
 		snprintf(hint, sizeof(hint), "the policy has no user \"%s\": check \"user\" in "
-		    "%s/config.json", a->user, a->dir);
+		    "%s/config.json", a->c.user, a->c.dir);
 	else if (strcmp(code, "clock_skew") == 0)
 		snprintf(hint, sizeof(hint), "this machine's clock is more than %d s away from "
 		    "the broker's: synchronise it (e.g. timedatectl set-ntp true)",
@@ -457,14 +322,14 @@ http_failure(struct api *a, long status, const json_t *j, struct api_error *e)
 		    msg, code, hint);
 	if (*code != '\0')
 		return set_error(e, xc, status, code, "%s (%s)", msg, code);
-	return set_error(e, xc, status, code, "%s (HTTP %ld from %s)", msg, status, a->server);
+	return set_error(e, xc, status, code, "%s (HTTP %ld from %s)", msg, status, a->c.server);
 }
 
 /* The path part of the server URL ("" or "/prefix"): it is on the wire, so it is signed. */
 static const char *
 server_path(const struct api *a)
 {
-	const char *host = strstr(a->server, "://"), *p;
+	const char *host = strstr(a->c.server, "://"), *p;
 
 	p = host != NULL ? strchr(host + 3, '/') : NULL;
 	return p != NULL ? p : "";
@@ -515,8 +380,8 @@ set_curl_options(struct api *a, const char *url, struct curl_slist *h, struct si
 	curl_easy_setopt(a->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(a->curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	curl_easy_setopt(a->curl, CURLOPT_XFERINFODATA, a);
-	if (a->ca_file[0] != '\0')
-		curl_easy_setopt(a->curl, CURLOPT_CAINFO, a->ca_file);
+	if (a->c.ca_file[0] != '\0')
+		curl_easy_setopt(a->curl, CURLOPT_CAINFO, a->c.ca_file);
 	if (strcmp(method, "GET") == 0)
 		curl_easy_setopt(a->curl, CURLOPT_HTTPGET, 1L);
 	else {
@@ -554,7 +419,7 @@ api_call(struct api *a, const char *method, const char *path_query, const json_t
 		rc = set_error(e, CLI_ERR, 0, "too_large", "request body too large");
 		goto out;
 	}
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", a->server, path_query) >= sizeof(url) ||
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", a->c.server, path_query) >= sizeof(url) ||
 	    (size_t)snprintf(pq, sizeof(pq), "%s%s", server_path(a), path_query) >= sizeof(pq)) {
 		rc = set_error(e, CLI_ERR, 0, "too_large", "URL too long");
 		goto out;
@@ -566,7 +431,7 @@ api_call(struct api *a, const char *method, const char *path_query, const json_t
 	f.path_query = pq;
 	f.date = date;
 	f.nonce = nonce;
-	f.user = a->user;
+	f.user = a->c.user;
 	f.body = req.p;
 	f.body_len = req.len;
 	if (reqsig_sign(a->sk, &f, sig, sizeof(sig)) != EL_OK) {
@@ -574,7 +439,7 @@ api_call(struct api *a, const char *method, const char *path_query, const json_t
 		goto out;
 	}
 	/* No "Expect: 100-continue" round trip for small bodies. */
-	if (add_header(&h, "X-Elevate-User: %s", a->user) != EL_OK ||
+	if (add_header(&h, "X-Elevate-User: %s", a->c.user) != EL_OK ||
 	    add_header(&h, "X-Elevate-Date: %s", date) != EL_OK ||
 	    add_header(&h, "X-Elevate-Nonce: %s", nonce) != EL_OK ||
 	    add_header(&h, "X-Elevate-Signature: %s", sig) != EL_OK ||
@@ -599,7 +464,7 @@ api_call(struct api *a, const char *method, const char *path_query, const json_t
 	}
 	if (!json_is_object(j)) {
 		rc = set_error(e, CLI_ERR, status, "bad_answer", "the broker at %s answered "
-		    "HTTP %ld with %s", a->server, status, j == NULL ? "malformed JSON" :
+		    "HTTP %ld with %s", a->c.server, status, j == NULL ? "malformed JSON" :
 		    "JSON that is not an object");
 		goto out;
 	}
@@ -660,21 +525,4 @@ api_query_add(struct dbuf *q, const char *key, const char *value)
 			return r;
 	}
 	return EL_OK;
-}
-
-int
-api_valid_id(const char *s)
-{
-	size_t n;
-
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '.')
-		return 0;
-	for (n = 0; s[n] != '\0'; n++) {
-		char c = s[n];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return n <= 64;
 }

@@ -27,6 +27,22 @@
 
 struct api;
 
+/* What config.json (and --server, ELEVATE_SERVER, ELEVATE_CA_FILE) say. api_conf.c. */
+struct api_conf {
+	char dir[PATH_MAX];
+	char server[API_URL_MAX];
+	char user[API_USER_MAX];
+	char ca_file[PATH_MAX];           /* "" = the system's CAs */
+};
+
+/*
+ * Reads config.json into c. CLI_OK, or CLI_ERR with the problem printed (quiet: not
+ * printed, nor the plain-HTTP warning).
+ */
+int api_conf_load(struct api_conf *c, int quiet);
+/* Warns on stderr when url is plain HTTP to a host other than loopback. */
+void api_warn_plain_http(const char *url);
+
 /* What went wrong with a call, for the message and the exit code. */
 struct api_error {
 	int exit;                     /* enum cli_exit */
@@ -66,6 +82,7 @@ void api_close(struct api *a);
 /* Borrowed until api_close(). */
 const char *api_user(const struct api *a);
 const char *api_server(const struct api *a);
+const struct api_conf *api_conf(const struct api *a);
 
 /*
  * Aborts a call in progress as soon as *flag (set by a signal handler) is non-zero; the

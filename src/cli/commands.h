@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "creds_cache.h"
 
 struct api;
 
@@ -59,10 +60,6 @@ int list_get(const char *path_query, const char *key, void (*print)(const json_t
  */
 int creds_get(struct api *a, const char *id, const char *profile, json_t **creds,
     char *region, size_t regionlen, char *req_id, size_t req_idlen);
-/* Drops request id's cached credentials (and a profile choice pointing at it). */
-void creds_forget(const char *id);
-/* Zeroes the secret strings inside a credential_process object (before json_decref). */
-void creds_wipe(json_t *creds);
 /*
  * Puts the credential_process object creds (borrowed) into AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, a non-empty region into AWS_REGION and

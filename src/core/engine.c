@@ -139,6 +139,14 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	pthread_cond_init(&e->mail_cv, NULL);
 	pthread_mutex_init(&e->act_mu, NULL);
 	pthread_cond_init(&e->act_cv, NULL);
+	pthread_mutex_init(&e->end_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&e->end_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&e->export_mu, NULL);
 	pthread_mutex_init(&e->ckpt_mu, NULL);
 	pthread_cond_init(&e->audit_cv, NULL);
@@ -1078,27 +1086,6 @@ out:
 
 /* ---- revoke ---- */
 
-/* Polls until request id leaves `state` or timeout_ms passes; at once while AWS is still
- * minting for it (a revoked activation ends only after AWS answers). */
-static void
-wait_not_state(struct engine *e, const char *id, enum req_state state, int timeout_ms)
-{
-	struct store_request r;
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	int waited;
-
-	for (waited = 0; waited < timeout_ms; waited += 20) {
-		if (engine_in_flight(e, id) || store_request_get(e->store, id, &r) != EL_OK)
-			return;
-		if (r.state != state) {
-			store_request_free(&r);
-			return;
-		}
-		store_request_free(&r);
-		nanosleep(&ts, NULL);
-	}
-}
-
 static const struct schema_field revoke_fields[] = {
 	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
 };
@@ -1170,7 +1157,7 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 	/* The reaper revokes (batching every grant of a role revoked together); the answer
 	 * waits for it so the caller learns whether access has ended. */
 	engine_wake_reaper(e);
-	wait_not_state(e, id, RS_ENDING, 15000);
+	engine_wait_ended(e, &id, 1, 15000);
 	if (store_request_get(e->store, id, &r) == EL_OK) {
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
@@ -1186,6 +1173,21 @@ static const struct schema_field revoke_many_fields[] = {
 	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
 };
 static const struct schema revoke_many_spec = SCHEMA(revoke_many_fields);
+
+/* engine_wait_ended for a JSON array of ids, with one deadline for all. */
+static void
+wait_all(struct engine *e, json_t *ids)
+{
+	const char **v;
+	size_t i, n = json_array_size(ids);
+
+	if ((v = calloc(n ? n : 1, sizeof(*v))) == NULL)
+		return;   /* answered without waiting: states as they are now */
+	for (i = 0; i < n; i++)
+		v[i] = json_string_value(json_array_get(ids, i));
+	engine_wait_ended(e, v, n, 15000);
+	free(v);
+}
 
 enum el_err
 engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **out,
@@ -1216,10 +1218,10 @@ engine_revoke_many(struct engine *e, const char *user, json_t *body, json_t **ou
 	if ((rc = engine_tx_commit(e)) != EL_OK)
 		goto out;
 	engine_wake_reaper(e);
+	wait_all(e, ids);
 	arr = json_array();
 	json_array_foreach(ids, i, v) {
 		struct store_request r;
-		wait_not_state(e, json_string_value(v), RS_ENDING, 15000);
 		if (store_request_get(e->store, json_string_value(v), &r) == EL_OK) {
 			json_array_append_new(arr, engine_request_json(e, &r));
 			store_request_free(&r);

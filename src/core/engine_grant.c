@@ -346,6 +346,7 @@ claim(struct engine *e, const char *id, bool wait)
 	e->claimed = nv;
 	e->claimed[e->nclaimed++] = dup;
 	pthread_mutex_unlock(&e->act_mu);
+	engine_ends_changed(e);   /* a revoke waiting for this grant answers now */
 	return true;
 }
 

@@ -98,6 +98,12 @@ struct engine {
 	size_t nclaimed;
 	int workers;                      /* detached activation workers still running */
 
+	/* revocations waited for (engine_revoke.c): end_gen counts the moments grants left
+	 * `ending` or AWS work began on one; waiters sleep on end_cv (CLOCK_MONOTONIC) */
+	pthread_mutex_t end_mu;
+	pthread_cond_t end_cv;
+	uint64_t end_gen;
+
 	/* audit export (engine_audit.c); under export_mu */
 	pthread_mutex_t export_mu;
 	int64_t exported_seq;
@@ -230,6 +236,11 @@ void engine_sync_revocations(struct engine *e, int64_t now);
 const char *engine_role_name(const char *arn);
 /* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
 void engine_end_grants(struct engine *e, char **ids, size_t n);
+/* Wakes the waiters of engine_wait_ended: a grant left `ending`, or AWS work began on one. */
+void engine_ends_changed(struct engine *e);
+/* Waits until every id has left `ending` (or has AWS work in flight: it ends after AWS
+ * answers), or timeout_ms passes; one deadline for all. Borrows ids. */
+void engine_wait_ended(struct engine *e, const char *const *ids, size_t n, int timeout_ms);
 
 /* Counted worker threads (engine_workers_wait waits for them): spawn runs fn(arg)
  * detached, false when it cannot; the worker calls engine_worker_done as it ends. */

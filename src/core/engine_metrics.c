@@ -95,8 +95,8 @@ enum el_err
 engine_metrics(struct engine *e, struct dbuf *b)
 {
 	json_t *counts = store_request_counts(e->store), *mail = store_mail_counts(e->store);
-	char **ids = NULL;
-	size_t n = 0, i;
+	int64_t overdue = 0;
+	size_t i;
 	uint64_t bucket[ENGINE_HIST_BUCKETS];
 
 	if (counts == NULL || mail == NULL) {
@@ -128,22 +128,10 @@ engine_metrics(struct engine *e, struct dbuf *b)
 	    (unsigned long long)e->auth_refused_total, (unsigned long long)e->tokens_refused_total,
 	    (unsigned long long)e->authz_refused_total, (unsigned long long)e->rate_limited_total);
 	/* Overdue: ending grants whose window ended more than a second ago. */
-	if (store_request_due(e->store, RS_ENDING, "next_attempt_at", INT64_MAX - 1, 100000, &ids,
-	    &n) == EL_OK) {
-		size_t overdue = 0;
-		for (i = 0; i < n; i++) {
-			struct store_request r;
-			if (store_request_get(e->store, ids[i], &r) == EL_OK) {
-				if (el_now() > r.window_end + 1)
-					overdue++;
-				store_request_free(&r);
-			}
-		}
+	if (store_request_overdue(e->store, el_now() - 1, &overdue) == EL_OK)
 		dbuf_printf(b, "# HELP elevate_revocations_overdue Grants past their window end "
 		    "whose revocation has not finished.\n# TYPE elevate_revocations_overdue gauge\n"
-		    "elevate_revocations_overdue %zu\n", overdue);
-		el_strv_free(ids, n);
-	}
+		    "elevate_revocations_overdue %lld\n", (long long)overdue);
 	dbuf_printf(b, "# HELP elevate_revocation_failures_total Failed revocation attempts "
 	    "(retried).\n# TYPE elevate_revocation_failures_total counter\n"
 	    "elevate_revocation_failures_total %llu\n",

@@ -3,8 +3,10 @@
  * per-role deny policy for early revocations (batched, pruned, kept under IAM's budget),
  * pushing entries IAM does not hold yet, and marking grants ended, retried with backoff.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "elevate/log.h"
 #include "engine_int.h"
@@ -263,6 +265,7 @@ mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enu
 		free(ended);
 		return;
 	}
+	engine_ends_changed(e);
 	done = (double)el_now_ms() / 1000.0;
 	for (i = 0; i < n; i++)
 		if (ended[i] && rs[i].window_end > 0 && done >= (double)rs[i].window_end)
@@ -275,6 +278,69 @@ mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enu
 fail:
 	engine_tx_rollback(e);
 	free(ended);
+}
+
+void
+engine_ends_changed(struct engine *e)
+{
+	pthread_mutex_lock(&e->end_mu);
+	e->end_gen++;
+	pthread_cond_broadcast(&e->end_cv);
+	pthread_mutex_unlock(&e->end_mu);
+}
+
+/* Whether a revoke's caller has waited long enough for id: it left `ending`, or AWS is
+ * still minting for it (a revoked activation ends only after AWS answers). */
+static bool
+end_settled(struct engine *e, const char *id)
+{
+	struct store_request r;
+	bool settled;
+
+	if (engine_in_flight(e, id) || store_request_get(e->store, id, &r) != EL_OK)
+		return true;
+	settled = r.state != RS_ENDING;
+	store_request_free(&r);
+	return settled;
+}
+
+void
+engine_wait_ended(struct engine *e, const char *const *ids, size_t n, int timeout_ms)
+{
+	struct timespec until;
+	const char **left;
+	size_t nleft = 0, i, j;
+	uint64_t gen;
+	int rc = 0;
+
+	if ((left = calloc(n ? n : 1, sizeof(*left))) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		left[nleft++] = ids[i];
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (nleft > 0 && rc != ETIMEDOUT) {
+		/* The generation is read before the states: an end committed after the check
+		 * bumps it, so the wait below cannot miss it. */
+		pthread_mutex_lock(&e->end_mu);
+		gen = e->end_gen;
+		pthread_mutex_unlock(&e->end_mu);
+		for (i = j = 0; i < nleft; i++)
+			if (!end_settled(e, left[i]))
+				left[j++] = left[i];
+		if ((nleft = j) == 0)
+			break;
+		pthread_mutex_lock(&e->end_mu);
+		while (e->end_gen == gen && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&e->end_cv, &e->end_mu, &until);
+		pthread_mutex_unlock(&e->end_mu);
+	}
+	free(left);
 }
 
 /*

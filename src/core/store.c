@@ -731,14 +731,35 @@ scalar(struct store *s, sqlite3_stmt *st, const char *what, int64_t dflt, int64_
 	return r;
 }
 
-enum el_err
-store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
+/* scalar() of a query bound as prepare() binds, under the store's lock. */
+static enum el_err
+scalar_query(struct store *s, const char *what, int64_t dflt, int64_t *t, const char *sql,
+    const char *fmt, ...)
 {
 	sqlite3_stmt *st;
+	va_list ap;
 	enum el_err r;
 
 	lock(s);
-	if ((r = prepare(s, &st, "SELECT MIN(t) FROM ("
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s, sql);
+		goto out;
+	}
+	va_start(ap, fmt);
+	r = vbind(s, st, fmt, ap);
+	va_end(ap);
+	if (r == EL_OK)
+		r = scalar(s, st, what, dflt, t);
+	sqlite3_finalize(st);
+out:
+	unlock(s);
+	return r;
+}
+
+enum el_err
+store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
+{
+	return scalar_query(s, "next deadline", INT64_MAX, t, "SELECT MIN(t) FROM ("
 	    " SELECT MIN(window_end - ?1) AS t FROM requests WHERE state = ?3 AND ?1 > 0"
 	    "  AND warned_at IS NULL AND window_end - window_start > ?1 UNION ALL"
 	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = ?2"
@@ -746,29 +767,15 @@ store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
 	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
 	    "  WHERE state = ?4 OR state = ?5)", "itttt", warn_lead,
 	    lifecycle_state_name(RS_PENDING), lifecycle_state_name(RS_ACTIVE),
-	    lifecycle_state_name(RS_ENDING), lifecycle_state_name(RS_ACTIVATING))) == EL_OK) {
-		r = scalar(s, st, "next deadline", INT64_MAX, t);
-		sqlite3_finalize(st);
-	}
-	unlock(s);
-	return r;
+	    lifecycle_state_name(RS_ENDING), lifecycle_state_name(RS_ACTIVATING));
 }
 
 enum el_err
 store_extensions_in_flight(struct store *s, const char *parent_id, int64_t *sum)
 {
-	sqlite3_stmt *st;
-	enum el_err r;
-
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT COALESCE(SUM(duration), 0) FROM requests"
-	    " WHERE parent_id = ? AND state = ?", "tt", parent_id,
-	    lifecycle_state_name(RS_ACTIVATING))) == EL_OK) {
-		r = scalar(s, st, "extensions in flight", 0, sum);
-		sqlite3_finalize(st);
-	}
-	unlock(s);
-	return r;
+	return scalar_query(s, "extensions in flight", 0, sum, "SELECT COALESCE(SUM(duration),"
+	    " 0) FROM requests WHERE parent_id = ? AND state = ?", "tt", parent_id,
+	    lifecycle_state_name(RS_ACTIVATING));
 }
 
 static enum el_err
@@ -838,6 +845,14 @@ json_t *
 store_request_counts(struct store *s)
 {
 	return group_counts(s, "SELECT state, COUNT(*) FROM requests GROUP BY state");
+}
+
+enum el_err
+store_request_overdue(struct store *s, int64_t before, int64_t *n)
+{
+	return scalar_query(s, "overdue revocations", 0, n, "SELECT COUNT(*) FROM requests"
+	    " WHERE state = ? AND COALESCE(window_end, 0) < ?", "ti",
+	    lifecycle_state_name(RS_ENDING), before);
 }
 
 enum el_err
@@ -1143,17 +1158,8 @@ store_mail_update(struct store *s, const struct store_mail *m)
 enum el_err
 store_mail_next_due(struct store *s, int64_t *t)
 {
-	sqlite3_stmt *st;
-	enum el_err r;
-
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'",
-	    NULL)) == EL_OK) {
-		r = scalar(s, st, "mail next due", INT64_MAX, t);
-		sqlite3_finalize(st);
-	}
-	unlock(s);
-	return r;
+	return scalar_query(s, "mail next due", INT64_MAX, t,
+	    "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'", NULL);
 }
 
 json_t *

@@ -111,6 +111,49 @@ def test_aws_cli_with_credential_process(ctx):
             assert os.stat(os.path.join(root, fn)).st_mode & 0o077 == 0
 
 
+def test_cached_creds_need_neither_broker_nor_full_cli(ctx):
+    """bin/elevate answers `creds` from the cache alone (no libcurl, no elevate-full, no
+    broker); anything the cache cannot answer goes to elevate-full next to it."""
+    import shutil
+    b = ctx.broker().start()
+    d = _active(b, duration='10m')
+    first = b.cli_json('alice', 'creds', '--profile', 'dev')
+    lone = os.path.join(b.tmp, 'lone')
+    os.makedirs(lone)
+    shutil.copy(os.path.join(ctx.bin, 'elevate'), lone)
+    b.stop()
+    env = dict(os.environ, ELEVATE_CONFIG_DIR=b.users['alice'].cfgdir, HOME=b.tmp,
+               ELEVATE_CACHE_DIR=os.path.join(b.tmp, 'cache', 'alice'))
+
+    def run(*args):
+        return subprocess.run([os.path.join(lone, 'elevate')] + list(args),
+                              capture_output=True, text=True, env=env, timeout=60)
+    for args in (('creds', '--profile', 'dev'), ('creds', '--profile=dev'),
+                 ('--json', 'creds', d['id'])):
+        r = run(*args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert json.loads(r.stdout) == first and r.stderr == '', (args, r.stdout, r.stderr)
+    # not in the cache (another profile, another broker, an entry past its end): the
+    # full CLI is asked, and this lone copy says it is missing
+    path = os.path.join(b.tmp, 'cache', 'alice', 'creds-%s.json' % d['id'])
+    for args in (('creds', '--profile', 'prod-readonly'),
+                 ('--server', 'http://127.0.0.1:9', 'creds', '--profile', 'dev'),
+                 ('status', d['id'])):
+        r = run(*args)
+        assert r.returncode != 0 and r.stdout == '', (args, r.stdout)
+        assert 'elevate-full' in r.stderr, (args, r.stderr)
+    entry = json.load(open(path))
+    entry['valid_until'] = int(time.time()) - 1
+    with open(path, 'w') as f:
+        json.dump(entry, f)
+    r = run('creds', '--profile', 'dev')
+    assert r.returncode != 0 and r.stdout == '' and 'elevate-full' in r.stderr, r
+    # the real one, with elevate-full beside it and the broker down, says the broker is
+    # unreachable: nothing served past the entry's end
+    r = b.cli('alice', 'creds', '--profile', 'dev')
+    assert r.returncode != 0 and r.stdout == '', r
+
+
 def test_creds_profile_without_grant(ctx):
     b = ctx.broker().start()
     r = b.cli('alice', 'creds', '--profile', 'prod-readonly')
