@@ -15,7 +15,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 

@@ -426,8 +426,10 @@ audit_export_to(struct store *s, int64_t from, const char *to, int64_t *n, struc
 			el_fail(w, r, "cannot read the audit chain: %s", store_errmsg());
 			break;
 		}
-		if (json_array_size(recs) == 0)
+		if (json_array_size(recs) == 0) {
+			json_decref(recs);
 			break;
+		}
 		json_array_foreach(recs, i, rec) {
 			char *line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 			int64_t seq = json_integer_value(json_object_get(rec, "seq"));

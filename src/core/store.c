@@ -107,6 +107,14 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_parent ON requests(parent_id);"
 	"ALTER TABLE revoked ADD COLUMN synced_at INTEGER;"
 	"CREATE TABLE health (k INTEGER PRIMARY KEY CHECK (k = 1), at INTEGER NOT NULL);",
+
+	/* 5 -> 6: indexes for what runs on every call or every wake (make bench): the nonce
+	 * prune of each signed call scanned every nonce; the reaper's next deadline read every
+	 * row of a state for its MIN; `list` sorted every request by creation */
+	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);"
+	"CREATE INDEX requests_state_window ON requests(state, window_end);"
+	"CREATE INDEX requests_state_pending ON requests(state, pending_until);"
+	"CREATE INDEX requests_created ON requests(created_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -200,7 +200,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 5);
+	assert_int_equal(STORE_SCHEMA_VERSION, 6);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -1200,7 +1200,7 @@ upgrade_from_v4_checks_states(void **state)
 	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
 	store_close(f->s);
 	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
-	assert_int_equal(store_schema_version(f->s), 5);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	/* The rebuilt table kept every row and its neighbours still point at it. */
 	assert_int_equal(store_request_get(f->s, "req_a", &r), EL_OK);
 	assert_int_equal(r.state, RS_ACTIVE);
