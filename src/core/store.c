@@ -114,7 +114,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);"
 	"CREATE INDEX requests_state_window ON requests(state, window_end);"
 	"CREATE INDEX requests_state_pending ON requests(state, pending_until);"
-	"CREATE INDEX requests_created ON requests(created_at);",
+	"CREATE INDEX requests_created ON requests(created_at);"
+	"CREATE INDEX requests_unwarned ON requests(window_end)"
+	"  WHERE state = 'active' AND warned_at IS NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -767,9 +769,13 @@ out:
 enum el_err
 store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
 {
+	/* The warning's subquery walks requests_unwarned (a partial index: its WHERE must be
+	 * written out as in the index) in window order and stops at the first row; the others
+	 * take the MIN of an index on (state, column). */
 	return scalar_query(s, "next deadline", INT64_MAX, t, "SELECT MIN(t) FROM ("
-	    " SELECT MIN(window_end - ?1) AS t FROM requests WHERE state = ?3 AND ?1 > 0"
-	    "  AND warned_at IS NULL AND window_end - window_start > ?1 UNION ALL"
+	    " SELECT * FROM (SELECT window_end - ?1 AS t FROM requests"
+	    "  WHERE state = 'active' AND warned_at IS NULL AND ?1 > 0"
+	    "  AND window_end - window_start > ?1 ORDER BY window_end LIMIT 1) UNION ALL"
 	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = ?2"
 	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = ?3"
 	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
