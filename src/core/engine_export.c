@@ -193,7 +193,7 @@ engine_audit_export(struct engine *e)
 	struct el_why w = {{0}};
 	int64_t now = el_now_ms(), since = 0;
 	char problem[EL_WHYLEN];
-	int report = 0;
+	int report = 0, failing;
 
 	if (e->cfg->audit_file == NULL && !e->cfg->audit_syslog)
 		return;
@@ -230,10 +230,11 @@ engine_audit_export(struct engine *e)
 			since = e->export_failed_since;
 		}
 	}
+	failing = e->export_failing;   /* read under the lock: other committers write it */
 	pthread_mutex_unlock(&e->export_mu);
 	if (report)
 		report_failure(e, problem, since);
-	if (e->export_failing)
+	if (failing)
 		engine_wake_auditor(e);
 }
 
@@ -479,17 +480,17 @@ anchor_main(void *arg)
 		e->anchor_doc = NULL;
 		pthread_mutex_unlock(&e->wake_mu);
 		if (anchor_put(e, doc, seq, &w) == EL_OK) {
-			e->audit_anchored_seq = seq;
 			free(doc);
 			pthread_mutex_lock(&e->wake_mu);
+			e->audit_anchored_seq = seq;
 			e->anchor_attempts = 0;
 			e->anchor_retry_at_ms = 0;
 			continue;
 		}
-		e->audit_anchor_failed_total++;
 		log_err("audit anchor: head %lld not stored: %s (retrying)", (long long)seq,
 		    w.msg);
 		pthread_mutex_lock(&e->wake_mu);
+		e->audit_anchor_failed_total++;
 		if (e->anchor_doc == NULL) {   /* no newer head meanwhile: try this one again */
 			e->anchor_doc = doc;
 			e->anchor_seq = seq;
@@ -583,7 +584,9 @@ engine_audit_close(struct engine *e)
 	e->anchor_doc = NULL;
 	pthread_mutex_unlock(&e->wake_mu);
 	if (doc != NULL && anchor_put(e, doc, seq, &w) != EL_OK) {
+		pthread_mutex_lock(&e->wake_mu);
 		e->audit_anchor_failed_total++;
+		pthread_mutex_unlock(&e->wake_mu);
 		log_err("audit anchor: head %lld not stored at shutdown: %s", (long long)seq,
 		    w.msg);
 	}
@@ -601,6 +604,19 @@ engine_audit_close(struct engine *e)
 void
 engine_audit_metrics(struct engine *e, struct dbuf *b)
 {
+	unsigned long long failed, syslog_failed, heads, anchor_failed;
+	long long anchored;
+
+	/* the export's counters move under export_mu, the anchor's under wake_mu */
+	pthread_mutex_lock(&e->export_mu);
+	failed = (unsigned long long)e->audit_export_failed_total;
+	syslog_failed = (unsigned long long)e->audit_syslog_failed_total;
+	heads = (unsigned long long)e->audit_heads_total;
+	pthread_mutex_unlock(&e->export_mu);
+	pthread_mutex_lock(&e->wake_mu);
+	anchor_failed = (unsigned long long)e->audit_anchor_failed_total;
+	anchored = (long long)e->audit_anchored_seq;
+	pthread_mutex_unlock(&e->wake_mu);
 	dbuf_printf(b, "# HELP elevate_audit_export_failed_total Failed attempts to export "
 	    "audit records to audit.file (retried; nothing is skipped).\n"
 	    "# TYPE elevate_audit_export_failed_total counter\n"
@@ -615,9 +631,5 @@ engine_audit_metrics(struct engine *e, struct dbuf *b)
 	    "elevate_audit_anchor_failed_total %llu\n"
 	    "# HELP elevate_audit_anchored_seq Seq of the newest head stored in audit.anchor.\n"
 	    "# TYPE elevate_audit_anchored_seq gauge\nelevate_audit_anchored_seq %lld\n",
-	    (unsigned long long)e->audit_export_failed_total,
-	    (unsigned long long)e->audit_syslog_failed_total,
-	    (unsigned long long)e->audit_heads_total,
-	    (unsigned long long)e->audit_anchor_failed_total,
-	    (long long)e->audit_anchored_seq);
+	    failed, syslog_failed, heads, anchor_failed, anchored);
 }
