@@ -148,6 +148,12 @@ void store_sessions_free(struct store_session *v, size_t n);
 /* EL_EEXIST when the nonce was seen already; otherwise remembers it. */
 enum el_err store_nonce_use(struct store *s, const char *kind, const char *nonce,
     const char *who, int64_t now);
+/* Claims an API nonce: EL_OK first use, EL_EEXIST a replay, EL_EDB. Claims from concurrent
+ * calls are group-committed, with synchronous=NORMAL: durable across a kill of the process,
+ * not across an OS crash (see engine_authenticate). At most once a second the batch also
+ * deletes the kind's nonces seen before prune_before (0: never). */
+enum el_err store_nonce_claim(struct store *s, const char *kind, const char *nonce,
+    const char *who, int64_t now, int64_t prune_before);
 enum el_err store_nonce_prune(struct store *s, const char *kind, int64_t older_than);
 
 /* ---- mail outbox ---- */

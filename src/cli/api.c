@@ -292,6 +292,9 @@ auth_hint(const struct api *a, const char *code)
 		    REQSIG_MAX_SKEW);
 	else if (strcmp(code, "replayed_nonce") == 0)
 		snprintf(hint, sizeof(hint), "try again");
+	else if (strcmp(code, "signed_before_restart") == 0)
+		snprintf(hint, sizeof(hint), "this machine's clock is behind the broker's: "
+		    "synchronise it (e.g. timedatectl set-ntp true)");
 	else
 		return NULL;
 	return hint;
@@ -393,8 +396,8 @@ set_curl_options(struct api *a, const char *url, struct curl_slist *h, struct si
 	}
 }
 
-int
-api_call(struct api *a, const char *method, const char *path_query, const json_t *body,
+static int
+call_once(struct api *a, const char *method, const char *path_query, const json_t *body,
     json_t **out, struct api_error *e)
 {
 	struct reqsig_fields f;
@@ -478,6 +481,29 @@ out:
 	dbuf_free_secret(&k.b);
 	dbuf_free_secret(&req);
 	return rc;
+}
+
+/* Seconds a call signed before the broker's restart is signed again: the broker refuses
+ * such dates for a while after it starts (its nonces may not have reached the disk), and
+ * only a clock behind the broker's keeps signing them. */
+#define API_RESIGN_TRIES 5
+
+int
+api_call(struct api *a, const char *method, const char *path_query, const json_t *body,
+    json_t **out, struct api_error *e)
+{
+	int rc, i;
+
+	for (i = 0;; i++) {
+		rc = call_once(a, method, path_query, body, out, e);
+		if (rc != CLI_REFUSED || strcmp(e->code, "signed_before_restart") != 0 ||
+		    i == API_RESIGN_TRIES || (a->cancel != NULL && *a->cancel != 0))
+			return rc;
+		if (i == 0)
+			output_err("the broker has just restarted and this machine's clock is "
+			    "behind it: signing the call again");
+		sleep(1);
+	}
 }
 
 void

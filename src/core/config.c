@@ -163,7 +163,7 @@ static const struct schema_field limits_fields[] = {
 	INT("http_threads", http_threads, "8", 1, 64,
 	    "threads serving connections (epoll, each serves many)"),
 	INT("http_workers", http_workers, "32", 1, 1024,
-	    "threads running requests (one waiting on AWS holds one, never a connection thread)"),
+	    "engine threads running requests (one waiting on AWS holds one; the front never waits)"),
 	INT("refusal_burst", refusal_burst, "30", 1, 1000000,
 	    "anonymous refusals a source address may collect before it is answered 429"),
 	INT("refusal_rate", refusal_rate, "30", 1, 1000000,

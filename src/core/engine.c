@@ -133,6 +133,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 		return EL_ENOMEM;
 	e->cfg = cfg;
 	e->lock_fd = -1;
+	e->opened_at = el_now();
 	pthread_mutex_init(&e->policy_mu, NULL);
 	pthread_mutex_init(&e->wake_mu, NULL);
 	pthread_cond_init(&e->wake_cv, NULL);
@@ -466,19 +467,21 @@ engine_authenticate(struct engine *e, const struct reqsig_fields *f, const char 
 		el_fail(w, EL_EAUTH, "signature does not verify with any key of %s", f->user);
 		goto refuse;
 	}
-	/* Replay: the nonce is remembered in the store, so a restart does not forget it. A
-	 * store that cannot remember it refuses the call as unavailable (503), not unsigned. */
-	if ((r = engine_tx_begin(e)) != EL_OK)
-		goto unavailable;
-	r = store_nonce_use(e->store, "api", f->nonce, f->user, now);
-	if (r == EL_OK)
-		r = store_nonce_prune(e->store, "api", now - REQSIG_NONCE_TTL - REQSIG_MAX_SKEW);
-	if (r == EL_OK) {
-		if ((r = engine_tx_commit(e)) != EL_OK)
-			goto unavailable;
-		goto out;
+	/* Replay: the nonce is remembered in the store, so a restart does not forget it; a
+	 * store that cannot remember it refuses the call as unavailable (503), not unsigned.
+	 * Nonces are committed without an fsync of their own (store_nonce_claim): a kill of the
+	 * process loses none, an OS crash may lose the last ones, and those were signed before
+	 * the restart, which is refused here for as long as the skew would still admit them. */
+	if (t < e->opened_at) {
+		*code = "signed_before_restart";
+		el_fail(w, EL_EAUTH, "request date %s is before the broker's restart: sign the "
+		    "request again (elevate does so by itself)", f->date);
+		goto refuse;
 	}
-	engine_tx_rollback(e);
+	r = store_nonce_claim(e->store, "api", f->nonce, f->user, now,
+	    now - REQSIG_NONCE_TTL - REQSIG_MAX_SKEW);
+	if (r == EL_OK)
+		goto out;
 	if (r != EL_EEXIST)
 		goto unavailable;
 	*code = "replayed_nonce";

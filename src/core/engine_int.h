@@ -73,6 +73,7 @@ struct engine {
 	unsigned char *box_key;           /* 32 bytes, sodium_malloc */
 	int lock_fd;                      /* state_dir/engine.lock, held while open */
 	int broker_chained;               /* the broker's own creds are a role session */
+	int64_t opened_at;                /* API signatures dated before it are refused */
 
 	/* reaper */
 	pthread_t reaper;

@@ -1,7 +1,12 @@
 /*
  * store.c — owns the SQLite database: schema and migrations, and every read and write of
- * broker state. WAL, foreign keys on, busy timeout. One connection guarded by a recursive
- * mutex: store_begin() takes it for the whole transaction.
+ * broker state. WAL, foreign keys on, busy timeout.
+ *
+ * One writer connection guarded by a recursive mutex: store_begin() takes it for the whole
+ * transaction, and a thread inside its own transaction reads through it too (it must see
+ * what it wrote). Every other read goes to a pool of read-only connections, so WAL readers
+ * never wait for a writer. API nonces are group-committed (store_nonce_claim): the calls
+ * that arrive while one batch commits go in the next, with synchronous=NORMAL.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +23,52 @@
 #include "elevate/log.h"
 #include "elevate/store.h"
 
+#define STORE_READERS 4
+#define STMT_CACHE 48
+
+/* Prepared statements kept per connection, found again by their SQL text. */
+struct stmt_cache {
+	struct {
+		char *sql;
+		uint32_t hash;
+		sqlite3_stmt *st;
+		bool out;               /* in use: a nested use of the same SQL prepares its own */
+	} v[STMT_CACHE];
+	int n;
+};
+
+/* A nonce waiting for its batch; lives on the claiming thread's stack. */
+struct nonce_claim {
+	char key[160];
+	const char *who, *kind;
+	int64_t now;
+	enum el_err r;
+	bool done;
+	struct nonce_claim *next;
+};
+
 struct store {
-	sqlite3 *db;
+	sqlite3 *db;            /* the writer */
 	pthread_mutex_t mu;
 	int in_tx;
 	int poisoned;
+
+	char *path;
+	pthread_mutex_t rd_mu;
+	pthread_cond_t rd_cv;
+	sqlite3 *rd[STORE_READERS];   /* all open, or rd[0] NULL */
+	bool rd_busy[STORE_READERS];
+	struct stmt_cache wcache, rcache[STORE_READERS];
+
+	pthread_mutex_t nb_mu;
+	pthread_cond_t nb_cv;
+	struct nonce_claim *nb_head, *nb_tail;
+	bool nb_committing;
+	int64_t nb_pruned_at;
 };
+
+/* The store whose transaction this thread has open: its reads go to the writer. */
+static _Thread_local struct store *tx_store;
 
 /* Migrations: entry N brings the schema from version N to N+1. Never edit a shipped one. */
 static const char *const migrations[] = {
@@ -137,9 +182,9 @@ unlock(struct store *s)
 static _Thread_local char last_error[160];
 
 static enum el_err
-dberr(struct store *s, const char *what)
+dberr(sqlite3 *db, const char *what)
 {
-	const char *msg = sqlite3_errmsg(s->db);
+	const char *msg = sqlite3_errmsg(db);
 
 	log_err("store: %s: %s", what, msg);
 	el_strlcpy(last_error, msg, sizeof(last_error));
@@ -152,13 +197,95 @@ store_errmsg(void)
 	return last_error[0] ? last_error : "the database does not answer";
 }
 
+static sqlite3 *
+reader_open(struct store *s)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK || sqlite3_exec(db, "PRAGMA query_only=1; PRAGMA foreign_keys=ON;"
+	    "SELECT count(*) FROM sqlite_master;", NULL, NULL, NULL) != SQLITE_OK) {
+		if (db != NULL)
+			dberr(db, "open a reader");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/*
+ * The connection a read uses: the writer, locked, when this thread is inside its own
+ * transaction; otherwise a free reader, waiting for one when all are busy (each read is
+ * one short statement). Readers are opened with the store (a sandboxed engine cannot open
+ * files later); without them (one failed to open) reads go to the writer.
+ */
+static sqlite3 *
+rd_get(struct store *s)
+{
+	sqlite3 *db = NULL;
+	int i;
+
+	if (tx_store == s || s->rd[0] == NULL) {
+		lock(s);
+		return s->db;
+	}
+	pthread_mutex_lock(&s->rd_mu);
+	for (;;) {
+		for (i = 0; i < STORE_READERS && s->rd_busy[i]; i++)
+			;
+		if (i < STORE_READERS)
+			break;
+		pthread_cond_wait(&s->rd_cv, &s->rd_mu);
+	}
+	s->rd_busy[i] = true;
+	db = s->rd[i];
+	pthread_mutex_unlock(&s->rd_mu);
+	return db;
+}
+
+/* All readers or none: a store without them reads through the writer, as one would. */
+static void
+readers_open(struct store *s)
+{
+	int i;
+
+	for (i = 0; i < STORE_READERS; i++)
+		if ((s->rd[i] = reader_open(s)) == NULL)
+			break;
+	if (i == STORE_READERS)
+		return;
+	log_warn("store: %s: reads go through the writer (a reader did not open)", s->path);
+	while (i > 0) {
+		sqlite3_close(s->rd[--i]);
+		s->rd[i] = NULL;
+	}
+}
+
+static void
+rd_put(struct store *s, sqlite3 *db)
+{
+	int i;
+
+	if (db == s->db) {
+		unlock(s);
+		return;
+	}
+	pthread_mutex_lock(&s->rd_mu);
+	for (i = 0; i < STORE_READERS; i++)
+		if (s->rd[i] == db)
+			s->rd_busy[i] = false;
+	pthread_cond_signal(&s->rd_cv);
+	pthread_mutex_unlock(&s->rd_mu);
+}
+
 /*
  * Steps st to its end, calling fn on every row. Readers fail closed: a loop that stops
  * for anything but SQLITE_DONE is an error, never a shorter list (fewer rows than there
  * are is how revocations get lost).
  */
 static enum el_err
-each_row(struct store *s, sqlite3_stmt *st, const char *what,
+each_row(sqlite3 *db, sqlite3_stmt *st, const char *what,
     enum el_err (*fn)(sqlite3_stmt *, void *), void *arg)
 {
 	enum el_err r;
@@ -168,19 +295,19 @@ each_row(struct store *s, sqlite3_stmt *st, const char *what,
 		if ((r = fn(st, arg)) != EL_OK)
 			return r;
 	if (rc != SQLITE_DONE)
-		return dberr(s, what);
+		return dberr(db, what);
 	return EL_OK;
 }
 
 /* One row of a single-row query: EL_OK with a row, EL_ENOENT without, EL_EDB on failure. */
 static enum el_err
-one_row(struct store *s, sqlite3_stmt *st, const char *what)
+one_row(sqlite3 *db, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
 		return EL_OK;
-	return rc == SQLITE_DONE ? EL_ENOENT : dberr(s, what);
+	return rc == SQLITE_DONE ? EL_ENOENT : dberr(db, what);
 }
 
 /*
@@ -188,7 +315,7 @@ one_row(struct store *s, sqlite3_stmt *st, const char *what)
  * binds NULL, 'b' blob (pointer, size_t length).
  */
 static enum el_err
-vbind(struct store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
+vbind(sqlite3 *db, sqlite3_stmt *st, const char *fmt, va_list ap)
 {
 	int i, rc = SQLITE_OK;
 
@@ -219,30 +346,134 @@ vbind(struct store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
 			fatalx("store: bad bind format %c", fmt[i]);
 		}
 		if (rc != SQLITE_OK)
-			return dberr(s, "bind");
+			return dberr(db, "bind");
 	}
 	return EL_OK;
 }
 
+static struct stmt_cache *
+cache_of(struct store *s, sqlite3 *db)
+{
+	int i;
+
+	if (db == s->db)
+		return &s->wcache;
+	for (i = 0; i < STORE_READERS; i++)
+		if (db == s->rd[i])
+			return &s->rcache[i];
+	return NULL;
+}
+
+static uint32_t
+sql_hash(const char *sql)
+{
+	uint32_t h = 2166136261u;
+
+	while (*sql != '\0')
+		h = (h ^ (unsigned char)*sql++) * 16777619u;
+	return h;
+}
+
+/* A statement for sql on db: the connection's cached one, reset, when it is free;
+ * otherwise a new one, cached when there is room. Give it back with unprepare(). */
 static enum el_err
-prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *fmt, ...)
+stmt_get(struct store *s, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+	struct stmt_cache *c = cache_of(s, db);
+	uint32_t h = sql_hash(sql);
+	int i;
+
+	for (i = 0; c != NULL && i < c->n; i++)
+		if (c->v[i].hash == h && !c->v[i].out && strcmp(c->v[i].sql, sql) == 0) {
+			c->v[i].out = true;
+			*st = c->v[i].st;
+			return EL_OK;
+		}
+	if (c != NULL && c->n < STMT_CACHE) {
+		if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL)
+		    != SQLITE_OK)
+			return dberr(db, sql);
+		if ((c->v[c->n].sql = strdup(sql)) == NULL) {
+			sqlite3_finalize(*st);
+			return EL_ENOMEM;
+		}
+		c->v[c->n].hash = h;
+		c->v[c->n].st = *st;
+		c->v[c->n].out = true;
+		c->n++;
+		return EL_OK;
+	}
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+		return dberr(db, sql);
+	return EL_OK;
+}
+
+static void
+unprepare(struct store *s, sqlite3 *db, sqlite3_stmt *st)
+{
+	struct stmt_cache *c = cache_of(s, db);
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; c != NULL && i < c->n; i++)
+		if (c->v[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			c->v[i].out = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static void
+cache_free(struct stmt_cache *c)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		sqlite3_finalize(c->v[i].st);
+		free(c->v[i].sql);
+	}
+	c->n = 0;
+}
+
+/* A statement without parameters or rows (BEGIN, COMMIT, a PRAGMA) through the cache. */
+static int
+run(struct store *s, sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (stmt_get(s, db, sql, &st) != EL_OK)
+		return SQLITE_ERROR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	unprepare(s, db, st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static enum el_err
+prepare(struct store *s, sqlite3 *db, sqlite3_stmt **st, const char *sql, const char *fmt,
+    ...)
 {
 	va_list ap;
 	enum el_err r;
 
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-		return dberr(s, sql);
+	if ((r = stmt_get(s, db, sql, st)) != EL_OK)
+		return r;
 	va_start(ap, fmt);
-	r = vbind(s, *st, fmt, ap);
+	r = vbind(db, *st, fmt, ap);
 	va_end(ap);
 	if (r != EL_OK) {
-		sqlite3_finalize(*st);
+		unprepare(s, db, *st);
 		*st = NULL;
 	}
 	return r;
 }
 
-/* Runs a statement that returns no rows. EL_EEXIST on a constraint violation. */
+/* Runs a statement that returns no rows, on the writer. EL_EEXIST on a constraint
+ * violation. */
 static enum el_err
 exec(struct store *s, const char *sql, const char *fmt, ...)
 {
@@ -252,22 +483,21 @@ exec(struct store *s, const char *sql, const char *fmt, ...)
 	int rc;
 
 	lock(s);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		r = dberr(s, sql);
+	if ((r = stmt_get(s, s->db, sql, &st)) != EL_OK) {
 		unlock(s);
 		return r;
 	}
 	va_start(ap, fmt);
-	r = vbind(s, st, fmt, ap);
+	r = vbind(s->db, st, fmt, ap);
 	va_end(ap);
 	if (r == EL_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_CONSTRAINT)
 			r = EL_EEXIST;
 		else if (rc != SQLITE_DONE)
-			r = dberr(s, sql);
+			r = dberr(s->db, sql);
 	}
-	sqlite3_finalize(st);
+	unprepare(s, s->db, st);
 	unlock(s);
 	return r;
 }
@@ -388,10 +618,18 @@ store_open_version(const char *path, int version, struct store **out, struct el_
 	close(fd);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return EL_ENOMEM;
+	if ((s->path = strdup(path)) == NULL) {
+		free(s);
+		return EL_ENOMEM;
+	}
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
+	pthread_mutex_init(&s->rd_mu, NULL);
+	pthread_cond_init(&s->rd_cv, NULL);
+	pthread_mutex_init(&s->nb_mu, NULL);
+	pthread_cond_init(&s->nb_cv, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
 	    NULL) != SQLITE_OK) {
 		r = el_fail(w, EL_EDB, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "open failed");
@@ -405,12 +643,11 @@ store_open_version(const char *path, int version, struct store **out, struct el_
 	}
 	if ((r = migrate(s, version, w)) != EL_OK)
 		goto fail;
+	readers_open(s);
 	*out = s;
 	return EL_OK;
 fail:
-	sqlite3_close(s->db);
-	pthread_mutex_destroy(&s->mu);
-	free(s);
+	store_close(s);
 	return r;
 }
 
@@ -423,10 +660,22 @@ store_open(const char *path, struct store **out, struct el_why *w)
 void
 store_close(struct store *s)
 {
+	int i;
+
 	if (s == NULL)
 		return;
+	for (i = 0; i < STORE_READERS; i++) {
+		cache_free(&s->rcache[i]);
+		sqlite3_close(s->rd[i]);
+	}
+	cache_free(&s->wcache);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->rd_mu);
+	pthread_cond_destroy(&s->rd_cv);
+	pthread_mutex_destroy(&s->nb_mu);
+	pthread_cond_destroy(&s->nb_cv);
+	free(s->path);
 	free(s);
 }
 
@@ -447,12 +696,13 @@ store_begin(struct store *s)
 	lock(s);
 	if (s->in_tx++ > 0)
 		return EL_OK;   /* nested: part of the outer transaction */
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+	if (run(s, s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
 		s->in_tx--;
-		dberr(s, "begin");
+		dberr(s->db, "begin");
 		unlock(s);
 		return EL_EDB;
 	}
+	tx_store = s;
 	return EL_OK;
 }
 
@@ -465,10 +715,12 @@ store_commit(struct store *s)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		s->poisoned = 0;
 		r = EL_EDB;
-	} else if (s->in_tx == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		r = dberr(s, "commit");
+	} else if (s->in_tx == 0 && run(s, s->db, "COMMIT") != SQLITE_OK) {
+		r = dberr(s->db, "commit");
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	if (s->in_tx == 0)
+		tx_store = NULL;
 	unlock(s);
 	return r;
 }
@@ -483,6 +735,7 @@ store_rollback(struct store *s)
 		if (sqlite3_get_autocommit(s->db) == 0)
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		s->poisoned = 0;
+		tx_store = NULL;
 	}
 	unlock(s);
 }
@@ -560,19 +813,20 @@ store_request_insert(struct store *s, const struct store_request *r)
 enum el_err
 store_request_get(struct store *s, const char *id, struct store_request *r)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r2;
 
-	lock(s);
-	if ((r2 = prepare(s, &st, "SELECT " REQ_COLS " FROM requests WHERE id = ?", "t", id))
+	db = rd_get(s);
+	if ((r2 = prepare(s, db, &st, "SELECT " REQ_COLS " FROM requests WHERE id = ?", "t", id))
 	    != EL_OK) {
-		unlock(s);
+		rd_put(s, db);
 		return r2;
 	}
-	if ((r2 = one_row(s, st, "request get")) == EL_OK)
+	if ((r2 = one_row(db, st, "request get")) == EL_OK)
 		r2 = read_request(st, r);
-	sqlite3_finalize(st);
-	unlock(s);
+	unprepare(s, db, st);
+	rd_put(s, db);
 	return r2;
 }
 
@@ -631,13 +885,14 @@ enum el_err
 store_request_list(struct store *s, const struct store_filter *f, struct store_request **out,
     size_t *n)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	struct vec a = {NULL, 0, 0, sizeof(struct store_request)};
 	struct store_request *v;
 	enum el_err r;
 
-	lock(s);
-	r = prepare(s, &st, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
+	db = rd_get(s);
+	r = prepare(s, db, &st, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
 	    " AND (?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR profile = ?3)"
 	    " AND (?5 = 0 OR created_at >= ?5 OR window_end >= ?5"
 	    "  OR (window_start IS NOT NULL AND ended_at IS NULL))"
@@ -645,10 +900,10 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 	    f->by_state ? lifecycle_state_name(f->state) : NULL, f->requester,
 	    f->profile, (int64_t)(f->limit > 0 ? f->limit : 500), f->since);
 	if (r == EL_OK) {
-		r = each_row(s, st, "request list", request_row, &a);
-		sqlite3_finalize(st);
+		r = each_row(db, st, "request list", request_row, &a);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	v = a.v;
 	if (r != EL_OK) {
 		while (a.n > 0)
@@ -675,13 +930,13 @@ string_row(sqlite3_stmt *st, void *arg)
 
 /* Collects the first text column of every row. */
 static enum el_err
-collect_strings(struct store *s, sqlite3_stmt *st, char ***out, size_t *n)
+collect_strings(sqlite3 *db, sqlite3_stmt *st, char ***out, size_t *n)
 {
 	struct vec a = {NULL, 0, 0, sizeof(char *)};
 	char **v;
 	enum el_err r;
 
-	r = each_row(s, st, "collect", string_row, &a);
+	r = each_row(db, st, "collect", string_row, &a);
 	v = a.v;
 	if (r != EL_OK) {
 		while (a.n > 0)
@@ -698,6 +953,7 @@ enum el_err
 store_request_due(struct store *s, enum req_state state, const char *column, int64_t until,
     int limit, char ***ids, size_t *n)
 {
+	sqlite3 *db;
 	/* A column name, and how a NULL in it counts: due at once, or never. */
 	static const struct { const char *name, *cond; } cols[] = {
 		{"pending_until", "COALESCE(pending_until, 0) <= ?2 ORDER BY pending_until"},
@@ -718,51 +974,50 @@ store_request_due(struct store *s, enum req_state state, const char *column, int
 		return EL_EINVAL;
 	snprintf(sql, sizeof(sql), "SELECT id FROM requests WHERE state = ?1 AND %s LIMIT ?3",
 	    cols[i].cond);
-	lock(s);
-	if ((r = prepare(s, &st, sql, "tii", lifecycle_state_name(state), until, (int64_t)limit))
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, sql, "tii", lifecycle_state_name(state), until, (int64_t)limit))
 	    == EL_OK) {
-		r = collect_strings(s, st, ids, n);
-		sqlite3_finalize(st);
+		r = collect_strings(db, st, ids, n);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	return r;
 }
 
 /* One int64 from a single-row aggregate; *t = dflt when it is NULL. */
 static enum el_err
-scalar(struct store *s, sqlite3_stmt *st, const char *what, int64_t dflt, int64_t *t)
+scalar(sqlite3 *db, sqlite3_stmt *st, const char *what, int64_t dflt, int64_t *t)
 {
-	enum el_err r = one_row(s, st, what);
+	enum el_err r = one_row(db, st, what);
 
 	if (r == EL_ENOENT)
-		return dberr(s, what);   /* an aggregate always has its row */
+		return dberr(db, what);   /* an aggregate always has its row */
 	if (r == EL_OK)
 		*t = sqlite3_column_type(st, 0) == SQLITE_NULL ? dflt : sqlite3_column_int64(st, 0);
 	return r;
 }
 
-/* scalar() of a query bound as prepare() binds, under the store's lock. */
+/* scalar() of a query bound as prepare() binds, on a reader. */
 static enum el_err
 scalar_query(struct store *s, const char *what, int64_t dflt, int64_t *t, const char *sql,
     const char *fmt, ...)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	va_list ap;
 	enum el_err r;
 
-	lock(s);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		r = dberr(s, sql);
+	db = rd_get(s);
+	if ((r = stmt_get(s, db, sql, &st)) != EL_OK)
 		goto out;
-	}
 	va_start(ap, fmt);
-	r = vbind(s, st, fmt, ap);
+	r = vbind(db, st, fmt, ap);
 	va_end(ap);
 	if (r == EL_OK)
-		r = scalar(s, st, what, dflt, t);
-	sqlite3_finalize(st);
+		r = scalar(db, st, what, dflt, t);
+	unprepare(s, db, st);
 out:
-	unlock(s);
+	rd_put(s, db);
 	return r;
 }
 
@@ -805,16 +1060,17 @@ count_row(sqlite3_stmt *st, void *arg)
 static json_t *
 group_counts(struct store *s, const char *sql)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	json_t *o = json_object();
 	enum el_err r = o ? EL_OK : EL_ENOMEM;
 
-	lock(s);
-	if (r == EL_OK && (r = prepare(s, &st, sql, NULL)) == EL_OK) {
-		r = each_row(s, st, "counts", count_row, o);
-		sqlite3_finalize(st);
+	db = rd_get(s);
+	if (r == EL_OK && (r = prepare(s, db, &st, sql, NULL)) == EL_OK) {
+		r = each_row(db, st, "counts", count_row, o);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	if (r != EL_OK) {
 		json_decref(o);
 		return NULL;
@@ -826,18 +1082,19 @@ enum el_err
 store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit, char ***ids,
     size_t *n)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT id FROM requests WHERE state = ?4 AND"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT id FROM requests WHERE state = ?4 AND"
 	    " warned_at IS NULL AND window_end - window_start > ?2 AND window_end - ?2 <= ?1"
 	    " ORDER BY window_end LIMIT ?3", "iiit", now, warn_lead, (int64_t)limit,
 	    lifecycle_state_name(RS_ACTIVE))) == EL_OK) {
-		r = collect_strings(s, st, ids, n);
-		sqlite3_finalize(st);
+		r = collect_strings(db, st, ids, n);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	return r;
 }
 
@@ -916,17 +1173,18 @@ enum el_err
 store_approval_list(struct store *s, const char *request_id, struct store_approval **out,
     size_t *n)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	struct vec a = {NULL, 0, 0, sizeof(struct store_approval)};
 	enum el_err r;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT approver, decision, comment, at, via FROM approvals"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT approver, decision, comment, at, via FROM approvals"
 	    " WHERE request_id = ? ORDER BY at, rowid", "t", request_id)) == EL_OK) {
-		r = each_row(s, st, "approval list", approval_row, &a);
-		sqlite3_finalize(st);
+		r = each_row(db, st, "approval list", approval_row, &a);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	if (r != EL_OK) {
 		store_approvals_free(a.v, a.n);
 		return r;
@@ -974,15 +1232,16 @@ store_grant_put(struct store *s, const struct store_grant *g)
 enum el_err
 store_grant_get(struct store *s, const char *request_id, struct store_grant *g)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r;
 	int rc;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT request_id, role_session_name, assumed_role_arn,"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT request_id, role_session_name, assumed_role_arn,"
 	    " assumed_role_id, access_key_id, creds_box, creds_expire_at, minted_at"
 	    " FROM grants WHERE request_id = ?", "t", request_id)) != EL_OK) {
-		unlock(s);
+		rd_put(s, db);
 		return r;
 	}
 	rc = sqlite3_step(st);
@@ -1006,9 +1265,9 @@ store_grant_get(struct store *s, const char *request_id, struct store_grant *g)
 		g->minted_at = sqlite3_column_int64(st, 7);
 		r = EL_OK;
 	} else
-		r = rc == SQLITE_DONE ? EL_ENOENT : dberr(s, "grant get");
-	sqlite3_finalize(st);
-	unlock(s);
+		r = rc == SQLITE_DONE ? EL_ENOENT : dberr(db, "grant get");
+	unprepare(s, db, st);
+	rd_put(s, db);
 	return r;
 }
 
@@ -1043,18 +1302,19 @@ enum el_err
 store_session_list(struct store *s, const char *request_id, struct store_session **out,
     size_t *n)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	struct vec a = {NULL, 0, 0, sizeof(struct store_session)};
 	enum el_err r;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT session_id, target, document, started_at, terminated_at"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT session_id, target, document, started_at, terminated_at"
 	    " FROM sessions WHERE request_id = ? ORDER BY started_at, rowid", "t", request_id))
 	    == EL_OK) {
-		r = each_row(s, st, "session list", session_row, &a);
-		sqlite3_finalize(st);
+		r = each_row(db, st, "session list", session_row, &a);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	if (r != EL_OK) {
 		store_sessions_free(a.v, a.n);
 		return r;
@@ -1099,6 +1359,104 @@ store_nonce_use(struct store *s, const char *kind, const char *nonce, const char
 	    "ttit", key, who, now, kind);
 }
 
+/*
+ * One batch of claims in one transaction, with synchronous=NORMAL: committed to the WAL
+ * (a kill -9 right after loses nothing) without an fsync of its own; the next FULL commit
+ * or checkpoint syncs it. What an OS crash could lose is covered by refusing, after a
+ * restart, signatures dated before it (engine_authenticate). A duplicate fails its own
+ * INSERT only; the others in the batch stand.
+ */
+static void
+nonce_batch(struct store *s, struct nonce_claim *b, int64_t prune_before)
+{
+	struct nonce_claim *c;
+	sqlite3_stmt *st = NULL;
+	enum el_err all = EL_OK;
+	int rc;
+
+	lock(s);
+	run(s, s->db, "PRAGMA synchronous=NORMAL");
+	if (run(s, s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+		all = dberr(s->db, "nonce batch");
+	else
+		all = stmt_get(s, s->db, "INSERT INTO nonces (nonce, who, seen_at, kind)"
+		    " VALUES (?,?,?,?)", &st);
+	for (c = b; all == EL_OK && c != NULL; c = c->next) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, c->who, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, c->now);
+		sqlite3_bind_text(st, 4, c->kind, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_CONSTRAINT)
+			c->r = EL_EEXIST;
+		else if (rc != SQLITE_DONE)
+			all = dberr(s->db, "nonce insert");
+	}
+	unprepare(s, s->db, st);
+	if (all == EL_OK && prune_before > 0)
+		all = exec(s, "DELETE FROM nonces WHERE kind = ? AND seen_at < ?", "ti", b->kind,
+		    prune_before);
+	if (all == EL_OK && run(s, s->db, "COMMIT") != SQLITE_OK)
+		all = dberr(s->db, "nonce commit");
+	if (all != EL_OK && sqlite3_get_autocommit(s->db) == 0)
+		run(s, s->db, "ROLLBACK");
+	run(s, s->db, "PRAGMA synchronous=FULL");
+	unlock(s);
+	for (c = b; all != EL_OK && c != NULL; c = c->next)
+		c->r = all;
+}
+
+enum el_err
+store_nonce_claim(struct store *s, const char *kind, const char *nonce, const char *who,
+    int64_t now, int64_t prune_before)
+{
+	struct nonce_claim me, *b;
+	int64_t prune;
+
+	memset(&me, 0, sizeof(me));
+	if ((size_t)snprintf(me.key, sizeof(me.key), "%s:%s", kind, nonce) >= sizeof(me.key))
+		return EL_EINVAL;
+	me.who = who;
+	me.kind = kind;
+	me.now = now;
+	pthread_mutex_lock(&s->nb_mu);
+	if (s->nb_tail != NULL)
+		s->nb_tail->next = &me;
+	else
+		s->nb_head = &me;
+	s->nb_tail = &me;
+	/* The first to find no batch committing commits everything queued, its own claim
+	 * with it; the others wait for the batch that holds theirs. */
+	while (!me.done) {
+		if (s->nb_committing) {
+			pthread_cond_wait(&s->nb_cv, &s->nb_mu);
+			continue;
+		}
+		s->nb_committing = true;
+		b = s->nb_head;
+		s->nb_head = s->nb_tail = NULL;
+		prune = 0;
+		if (now - s->nb_pruned_at >= 1) {
+			prune = prune_before;
+			s->nb_pruned_at = now;
+		}
+		pthread_mutex_unlock(&s->nb_mu);
+		nonce_batch(s, b, prune);
+		pthread_mutex_lock(&s->nb_mu);
+		while (b != NULL) {
+			struct nonce_claim *next = b->next;
+
+			b->done = true;   /* its thread may return as soon as nb_mu is free */
+			b = next;
+		}
+		s->nb_committing = false;
+		pthread_cond_broadcast(&s->nb_cv);
+	}
+	pthread_mutex_unlock(&s->nb_mu);
+	return me.r;
+}
+
 enum el_err
 store_nonce_prune(struct store *s, const char *kind, int64_t older_than)
 {
@@ -1128,15 +1486,16 @@ store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
 enum el_err
 store_mail_next(struct store *s, int64_t now, struct store_mail *m)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r;
 	int rc;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT id, request_id, rcpt, subject, message, attempts,"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT id, request_id, rcpt, subject, message, attempts,"
 	    " next_attempt_at, state, last_error FROM outbox WHERE state = 'queued' AND"
 	    " next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1", "i", now)) != EL_OK) {
-		unlock(s);
+		rd_put(s, db);
 		return r;
 	}
 	rc = sqlite3_step(st);
@@ -1153,9 +1512,9 @@ store_mail_next(struct store *s, int64_t now, struct store_mail *m)
 		m->last_error = col_str(st, 8);
 		r = EL_OK;
 	} else
-		r = rc == SQLITE_DONE ? EL_ENOENT : dberr(s, "mail next");
-	sqlite3_finalize(st);
-	unlock(s);
+		r = rc == SQLITE_DONE ? EL_ENOENT : dberr(db, "mail next");
+	unprepare(s, db, st);
+	rd_put(s, db);
 	return r;
 }
 
@@ -1235,20 +1594,21 @@ enum el_err
 store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
     struct store_revoked **out, size_t *n, int64_t *mark)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	struct revoked_acc acc = {{NULL, 0, 0, sizeof(struct store_revoked)}, 0};
 	enum el_err r;
 
-	lock(s);
+	db = rd_get(s);
 	/* The highest rowid listed marks the listing: a row added later gets a higher one
 	 * (rows are pruned only by the reaper, before it lists). */
-	if ((r = prepare(s, &st, "SELECT role_name, userid, request_id, expires_at, rowid"
+	if ((r = prepare(s, db, &st, "SELECT role_name, userid, request_id, expires_at, rowid"
 	    " FROM revoked WHERE role_name = ? AND expires_at > ? ORDER BY userid", "ti",
 	    role_name, alive_after)) == EL_OK) {
-		r = each_row(s, st, "revoked list", revoked_row, &acc);
-		sqlite3_finalize(st);
+		r = each_row(db, st, "revoked list", revoked_row, &acc);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	if (r != EL_OK) {
 		store_revoked_free(acc.a.v, acc.a.n);
 		return r;
@@ -1270,16 +1630,17 @@ store_revoked_synced(struct store *s, const char *role_name, int64_t mark, int64
 enum el_err
 store_revoked_unsynced_roles(struct store *s, int64_t alive_after, char ***roles, size_t *n)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r;
 
-	lock(s);
-	if ((r = prepare(s, &st, "SELECT DISTINCT role_name FROM revoked WHERE synced_at IS NULL"
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT DISTINCT role_name FROM revoked WHERE synced_at IS NULL"
 	    " AND expires_at > ? ORDER BY role_name", "i", alive_after)) == EL_OK) {
-		r = collect_strings(s, st, roles, n);
-		sqlite3_finalize(st);
+		r = collect_strings(db, st, roles, n);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	return r;
 }
 
@@ -1313,7 +1674,7 @@ store_audit_tail(struct store *s, int64_t *seq, unsigned char hash[AUDIT_HASH_BY
 	int rc;
 
 	lock(s);
-	if ((r = prepare(s, &st, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	if ((r = prepare(s, s->db, &st, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 	    NULL)) != EL_OK) {
 		unlock(s);
 		return r;
@@ -1326,8 +1687,8 @@ store_audit_tail(struct store *s, int64_t *seq, unsigned char hash[AUDIT_HASH_BY
 		*seq = 0;
 		memset(hash, 0, AUDIT_HASH_BYTES);
 	} else
-		r = dberr(s, "audit tail");
-	sqlite3_finalize(st);
+		r = dberr(s->db, "audit tail");
+	unprepare(s, s->db, st);
 	unlock(s);
 	return r;
 }
@@ -1383,21 +1744,22 @@ static enum el_err
 audit_scalar(struct store *s, const char *sql, const char *arg, const char *what,
     int64_t *out)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	enum el_err r;
 	int rc;
 
-	lock(s);
-	if ((r = prepare(s, &st, sql, arg != NULL ? "t" : NULL, arg)) != EL_OK) {
-		unlock(s);
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, sql, arg != NULL ? "t" : NULL, arg)) != EL_OK) {
+		rd_put(s, db);
 		return r;
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
 	else
-		r = dberr(s, what);
-	sqlite3_finalize(st);
-	unlock(s);
+		r = dberr(db, what);
+	unprepare(s, db, st);
+	rd_put(s, db);
 	return r;
 }
 
@@ -1417,14 +1779,15 @@ store_audit_count(struct store *s, int64_t *n)
 enum el_err
 store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out)
 {
+	sqlite3 *db;
 	sqlite3_stmt *st;
 	json_t *arr;
 	enum el_err r;
 
 	if ((arr = json_array()) == NULL)
 		return EL_ENOMEM;
-	lock(s);
-	r = prepare(s, &st, "SELECT a.seq, a.time, a.actor, a.event, a.request_id, a.data,"
+	db = rd_get(s);
+	r = prepare(s, db, &st, "SELECT a.seq, a.time, a.actor, a.event, a.request_id, a.data,"
 	    " a.prev_hash, a.hash FROM audit a LEFT JOIN requests q ON q.id = a.request_id"
 	    " WHERE a.seq > ?1 AND (?2 IS NULL OR a.actor = ?2) AND (?3 IS NULL OR a.event = ?3"
 	    " OR a.event LIKE ?3 || '.%') AND (?4 IS NULL OR a.request_id = ?4)"
@@ -1432,10 +1795,10 @@ store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **o
 	    " ORDER BY a.seq LIMIT ?7", "ittttti", f->since_seq, f->actor, f->event,
 	    f->request_id, f->profile, f->since_time, (int64_t)(f->limit > 0 ? f->limit : 1000));
 	if (r == EL_OK) {
-		r = each_row(s, st, "audit list", audit_row, arr);
-		sqlite3_finalize(st);
+		r = each_row(db, st, "audit list", audit_row, arr);
+		unprepare(s, db, st);
 	}
-	unlock(s);
+	rd_put(s, db);
 	if (r != EL_OK) {
 		json_decref(arr);
 		return r;

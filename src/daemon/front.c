@@ -2,8 +2,8 @@
  * front.c — the front process (proc.h): reads its configuration and the TLS key, enters
  * its sandbox (sandbox.h), serves HTTP on the socket the parent bound, and forwards every
  * request over the link to the engine, answering 503 while there is none (the engine is
- * restarting). Calls on the link carry an id; one reader thread hands each reply to the
- * worker waiting for it.
+ * restarting). Calls on the link carry an id; the link's reader thread answers each
+ * request with its reply, so no thread waits for the engine.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,17 +22,16 @@
 #include "proc.h"
 #include "sandbox.h"
 
+/* A call on the link, waiting for its reply. */
 struct pending {
 	uint32_t id;
 	struct link *l;
-	int done;
-	struct frame reply;        /* type 0 when the link ended first */
+	struct http_req *rq;
 	struct pending *next;
 };
 
 struct front {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	struct link *link;         /* NULL while the engine is away */
 	struct pending *pending;
 	uint32_t next_id;
@@ -40,7 +39,28 @@ struct front {
 	int ctl;
 };
 
-/* A reply for the call waiting on it; anything else ends the link. */
+static void
+unavailable(struct http_req *rq)
+{
+	http_json_retry(rq, 503, json_pack("{s:{s:s, s:s}}", "error", "code", "unavailable",
+	    "message", "the broker's engine is restarting: try again in a moment"), 1);
+}
+
+/* Takes the call id of link l off the list: NULL when there is none. */
+static struct pending *
+take(struct front *fr, struct link *l, uint32_t id)
+{
+	struct pending **pp, *p;
+
+	for (pp = &fr->pending; (p = *pp) != NULL; pp = &p->next)
+		if (p->l == l && p->id == id) {
+			*pp = p->next;
+			return p;
+		}
+	return NULL;
+}
+
+/* The reply to a call answers its request; anything else ends the link. */
 static bool
 on_reply(void *cls, struct link *l, struct frame *f)
 {
@@ -48,19 +68,25 @@ on_reply(void *cls, struct link *l, struct frame *f)
 	struct pending *p;
 
 	pthread_mutex_lock(&fr->mu);
-	for (p = fr->pending; p != NULL; p = p->next)
-		if (p->l == l && p->id == f->id && !p->done)
-			break;
+	p = take(fr, l, f->id);
+	pthread_mutex_unlock(&fr->mu);
 	if (p == NULL || !frame_accepts(FR_FRONT, f->type, fr->nroutes) || f->fd >= 0) {
-		pthread_mutex_unlock(&fr->mu);
 		log_err("link: the engine sent a message of type %#x for no call", f->type);
 		frame_free(f);
+		if (p != NULL) {
+			unavailable(p->rq);
+			http_req_done(p->rq);
+			link_unref(p->l);
+			free(p);
+		}
 		return false;
 	}
-	p->reply = *f;
-	p->done = 1;
-	pthread_cond_broadcast(&fr->cv);
-	pthread_mutex_unlock(&fr->mu);
+	if (msg_reply_decode(f->payload ? f->payload : "", f->len, p->rq) != EL_OK)
+		unavailable(p->rq);
+	frame_free(f);
+	http_req_done(p->rq);
+	link_unref(p->l);
+	free(p);
 	return true;
 }
 
@@ -69,20 +95,30 @@ static void
 on_end(void *cls, struct link *l)
 {
 	struct front *fr = cls;
-	struct pending *p;
+	struct pending *p, *next, *ended = NULL, **pp;
 	struct link *gone = NULL;
 
 	pthread_mutex_lock(&fr->mu);
-	for (p = fr->pending; p != NULL; p = p->next)
-		if (p->l == l)
-			p->done = 1;
+	for (pp = &fr->pending; (p = *pp) != NULL;)
+		if (p->l == l) {
+			*pp = p->next;
+			p->next = ended;
+			ended = p;
+		} else
+			pp = &p->next;
 	if (fr->link == l) {
 		gone = l;
 		fr->link = NULL;
 		log_warn("link to the engine lost: answering 503 until it is back");
 	}
-	pthread_cond_broadcast(&fr->cv);
 	pthread_mutex_unlock(&fr->mu);
+	for (p = ended; p != NULL; p = next) {
+		next = p->next;
+		unavailable(p->rq);
+		http_req_done(p->rq);
+		link_unref(p->l);
+		free(p);
+	}
 	link_unref(gone);
 }
 
@@ -104,64 +140,49 @@ install_link(struct front *fr, int fd)
 	log_info("link to the engine established");
 }
 
-/* One call: the reply frame into *reply (type 0 when there was no answer). */
-static void
-call(struct front *fr, uint32_t type, const char *payload, size_t len, struct frame *reply)
-{
-	struct pending p, **pp;
-
-	memset(&p, 0, sizeof(p));
-	p.reply.fd = -1;
-	pthread_mutex_lock(&fr->mu);
-	if ((p.l = fr->link) == NULL) {
-		pthread_mutex_unlock(&fr->mu);
-		*reply = p.reply;
-		return;
-	}
-	link_ref(p.l);
-	p.id = ++fr->next_id;
-	p.next = fr->pending;
-	fr->pending = &p;
-	pthread_mutex_unlock(&fr->mu);
-
-	/* A send that fails found the link ended: no answer will come on it. */
-	if (link_send(p.l, type, p.id, payload, len) != EL_OK) {
-		pthread_mutex_lock(&fr->mu);
-		p.done = 1;
-		pthread_mutex_unlock(&fr->mu);
-	}
-	pthread_mutex_lock(&fr->mu);
-	while (!p.done)
-		pthread_cond_wait(&fr->cv, &fr->mu);
-	for (pp = &fr->pending; *pp != &p; pp = &(*pp)->next)
-		;
-	*pp = p.next;
-	pthread_mutex_unlock(&fr->mu);
-	link_unref(p.l);
-	*reply = p.reply;
-}
-
+/*
+ * On an epoll thread: the request goes to the engine as one call and the thread goes on
+ * serving its other connections; the link's reader answers it when the reply comes (or
+ * 503 when the link ends first, or there is none).
+ */
 static void
 forward(void *cls, struct http_req *rq)
 {
 	struct front *fr = cls;
-	struct frame reply;
+	struct pending *p;
 	char *payload;
 	size_t len;
 
-	if ((payload = msg_call_encode(rq, &len)) == NULL) {
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (payload = msg_call_encode(rq, &len)) == NULL) {
+		free(p);
 		http_error(rq, 500, "internal", "out of memory");
+		http_req_done(rq);
 		return;
 	}
-	call(fr, MSG_CALL + (uint32_t)http_route_index(rq->route), payload, len, &reply);
+	p->rq = rq;
+	pthread_mutex_lock(&fr->mu);
+	if ((p->l = fr->link) == NULL) {
+		pthread_mutex_unlock(&fr->mu);
+		free(p);
+		explicit_bzero(payload, len);
+		free(payload);
+		unavailable(rq);
+		http_req_done(rq);
+		return;
+	}
+	link_ref(p->l);
+	p->id = ++fr->next_id;
+	p->next = fr->pending;
+	fr->pending = p;
+	pthread_mutex_unlock(&fr->mu);
+	/* The reply may come (and the request be answered) before link_send returns: p and
+	 * rq belong to the reader from here on. A send that fails ends the link, and on_end
+	 * answers every call still on it. */
+	(void)link_send(p->l, MSG_CALL + (uint32_t)http_route_index(rq->route), p->id,
+	    payload, len);
 	explicit_bzero(payload, len);
 	free(payload);
-	if (reply.type == 0 || msg_reply_decode(reply.payload ? reply.payload : "", reply.len,
-	    rq) != EL_OK)
-		http_json_retry(rq, 503, json_pack("{s:{s:s, s:s}}", "error", "code",
-		    "unavailable", "message", "the broker's engine is restarting: try again in a "
-		    "moment"), 1);
-	frame_free(&reply);
 }
 
 /* The parent's messages: a new link. Its end of the control socket closing means it is
@@ -209,7 +230,6 @@ front_main(const char *config_path, const char *level, int ctl_fd, int listen_fd
 	if (proc_setup(config_path, level, &cfg, &set, false) != EL_OK)
 		return 1;
 	pthread_mutex_init(&fr.mu, NULL);
-	pthread_cond_init(&fr.cv, NULL);
 	fr.nroutes = http_route_count();
 	fr.ctl = ctl_fd;
 	if (cfg.tls_cert != NULL &&

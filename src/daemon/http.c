@@ -33,15 +33,10 @@ struct http_server {
 	const struct config *cfg;
 	struct http_guard *guard;
 	char *cert, *key;
-	/* workers: a request that may wait (on AWS, on the store) runs here, so the epoll
-	 * thread that owns its connection goes on serving the others */
+	/* requests forwarded and not yet answered, their connections suspended */
 	pthread_mutex_t mu;
-	pthread_cond_t cv, idle;
-	struct http_req *head, *tail;
-	int busy;                        /* requests queued or running */
-	int stopping;
-	pthread_t *workers;
-	size_t nworkers;
+	pthread_cond_t idle;
+	int busy;
 };
 
 static void
@@ -131,10 +126,10 @@ find_peer(struct http_req *rq)
 		el_strlcpy(rq->peer, addr, sizeof(rq->peer));
 }
 
-/* On a worker: routes the request, answers what the front can answer itself (no such
- * endpoint, wrong method) and forwards the rest to the engine, which authenticates it. */
-static void
-dispatch(struct http_server *s, struct http_req *rq)
+/* Routes the request and answers what the front can answer itself (no such endpoint,
+ * wrong method): false then. True: the request is for the engine, which authenticates it. */
+static bool
+route(struct http_req *rq)
 {
 	int path_known;
 
@@ -146,13 +141,13 @@ dispatch(struct http_server *s, struct http_req *rq)
 			    rq->method, rq->path);
 		else
 			http_error(rq, 404, "not_found", "no such endpoint: %s", rq->path);
-		return;
+		return false;
 	}
 	rq->sig_user = header(rq, "X-Elevate-User");
 	rq->sig_date = header(rq, "X-Elevate-Date");
 	rq->sig_nonce = header(rq, "X-Elevate-Nonce");
 	rq->sig_signature = header(rq, "X-Elevate-Signature");
-	s->forward(s->forward_cls, rq);
+	return true;
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -195,50 +190,31 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* ---- workers ---- */
+/* ---- forwarding ---- */
 
-static void *
-worker_main(void *arg)
+void
+http_req_done(struct http_req *rq)
 {
-	struct http_server *s = arg;
-	struct http_req *rq;
+	struct http_server *s = rq->server;
 
-	for (;;) {
-		pthread_mutex_lock(&s->mu);
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->cv, &s->mu);
-		if ((rq = s->head) == NULL) {
-			pthread_mutex_unlock(&s->mu);
-			return NULL;
-		}
-		if ((s->head = rq->next) == NULL)
-			s->tail = NULL;
-		pthread_mutex_unlock(&s->mu);
-		dispatch(s, rq);
-		MHD_resume_connection(rq->conn);
-		pthread_mutex_lock(&s->mu);
-		if (--s->busy == 0)
-			pthread_cond_broadcast(&s->idle);
-		pthread_mutex_unlock(&s->mu);
-	}
+	MHD_resume_connection(rq->conn);
+	pthread_mutex_lock(&s->mu);
+	if (--s->busy == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->mu);
 }
 
-/* Suspends the connection and hands its request to a worker. */
+/* Suspends the connection and hands its request on; the answer resumes it. */
 static enum MHD_Result
 submit(struct http_server *s, struct http_req *rq)
 {
 	rq->dispatched = 1;
+	rq->server = s;
 	MHD_suspend_connection(rq->conn);
 	pthread_mutex_lock(&s->mu);
-	rq->next = NULL;
-	if (s->tail != NULL)
-		s->tail->next = rq;
-	else
-		s->head = rq;
-	s->tail = rq;
 	s->busy++;
-	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+	s->forward(s->forward_cls, rq);
 	return MHD_YES;
 }
 
@@ -294,6 +270,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 		    (long long)rq->cfg->max_body);
 		return queue_reply(rq);
 	}
+	if (!route(rq))
+		return queue_reply(rq);
 	return submit(s, rq);
 }
 
@@ -410,17 +388,7 @@ http_start(const struct config *cfg, int listen_fd, const char *cert, const char
 	s->forward_cls = cls;
 	s->cfg = cfg;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->idle, NULL);
-	if ((s->workers = calloc((size_t)cfg->http_workers, sizeof(*s->workers))) == NULL) {
-		http_stop(s);
-		return EL_ENOMEM;
-	}
-	for (; s->nworkers < (size_t)cfg->http_workers; s->nworkers++)
-		if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0) {
-			http_stop(s);
-			return el_fail(w, EL_ENOMEM, "cannot start the HTTP workers");
-		}
 	if (cert != NULL && key != NULL) {
 		if ((s->cert = strdup(cert)) == NULL || (s->key = strdup(key)) == NULL) {
 			http_stop(s);
@@ -455,10 +423,9 @@ http_start(const struct config *cfg, int listen_fd, const char *cert, const char
 		http_stop(s);
 		return el_fail(w, EL_EIO, "cannot serve on %s: %s", cfg->listen, strerror(errno));
 	}
-	log_info("http: %u threads, %u workers, at most %u connections (per address: %lld, 0 is "
-	    "no limit), a request must arrive within %llds", (unsigned)cfg->http_threads,
-	    (unsigned)cfg->http_workers, conns, (long long)cfg->max_connections_per_address,
-	    (long long)cfg->request_timeout);
+	log_info("http: %u threads, at most %u connections (per address: %lld, 0 is no "
+	    "limit), a request must arrive within %llds", (unsigned)cfg->http_threads, conns,
+	    (long long)cfg->max_connections_per_address, (long long)cfg->request_timeout);
 	*out = s;
 	return EL_OK;
 }
@@ -473,29 +440,17 @@ http_quiesce(struct http_server *s)
 void
 http_stop(struct http_server *s)
 {
-	size_t i;
-
 	if (s == NULL)
 		return;
-	/* Requests in flight finish and their connections are resumed: libmicrohttpd must
+	/* Requests in flight are answered and their connections resumed: libmicrohttpd must
 	 * not be stopped with a connection suspended. */
-	if (s->workers != NULL) {
-		pthread_mutex_lock(&s->mu);
-		while (s->busy > 0)
-			pthread_cond_wait(&s->idle, &s->mu);
-		pthread_mutex_unlock(&s->mu);
-	}
+	pthread_mutex_lock(&s->mu);
+	while (s->busy > 0)
+		pthread_cond_wait(&s->idle, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d);
-	pthread_mutex_lock(&s->mu);
-	s->stopping = 1;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	for (i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
-	free(s->workers);
 	pthread_cond_destroy(&s->idle);
-	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	http_guard_free(s->guard);
 	if (s->key != NULL) {

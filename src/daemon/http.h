@@ -48,14 +48,14 @@ struct http_req {
 	char *sig_user, *sig_date, *sig_nonce, *sig_signature;
 	struct http_reply reply;
 	int answered;
-	/* front only: libmicrohttpd's connection, and the request while it is read and, on a
-	 * worker, forwarded (the connection suspended meanwhile) */
+	/* front only: libmicrohttpd's connection, and the request while it is read and
+	 * forwarded (the connection suspended meanwhile) */
 	struct MHD_Connection *conn;
+	struct http_server *server;
 	int started;
 	int too_big;
 	int uri_too_long;
 	int dispatched;
-	struct http_req *next;           /* the worker queue */
 };
 
 /* ROUTE_TOKEN: public, but the path carries a credential (an approval link). Signed and
@@ -114,10 +114,12 @@ size_t http_route_index(const struct route *rt);
 const struct route *http_route_at(size_t i);
 
 /* Server lifecycle (the front), on a listening socket; cert and key (PEM text) for TLS,
- * or NULL. forward() hands a whole request to the engine and sets rq->reply; it runs on a
- * worker while the connection is suspended. */
+ * or NULL. forward() hands a whole request on to the engine and returns without waiting:
+ * it runs on an epoll thread, with the connection suspended. Whoever has the answer sets
+ * rq->reply and calls http_req_done(rq), once, from any thread. */
 struct http_server;
 typedef void (*http_forward_fn)(void *cls, struct http_req *rq);
+void http_req_done(struct http_req *rq);
 enum el_err http_start(const struct config *cfg, int listen_fd, const char *cert,
     const char *key, http_forward_fn forward, void *cls, struct http_server **out,
     struct el_why *w);

@@ -182,6 +182,32 @@ def test_kill9_restart_loses_nothing(ctx):
     assert ev.count('request.created') == 5
 
 
+def test_nonces_survive_kill9_and_calls_signed_before_a_restart_are_refused(ctx):
+    """API nonces are group-committed without an fsync of their own: a SIGKILL right
+    after the answers loses none of them (their WAL write reached the kernel first). An
+    OS crash could lose the last ones, so a call dated before the restart is refused."""
+    import base64
+    import os as _os
+    from harness import iso
+    b = ctx.broker().start()
+    nonces = [base64.urlsafe_b64encode(_os.urandom(16)).decode().rstrip('=')
+              for _ in range(20)]
+    for n in nonces:
+        st, _ = b.api('alice', 'GET', '/v1/requests', nonce=n)
+        assert st == 200
+    b.kill9()
+    t0 = time.time()
+    b.start()
+    for n in nonces:
+        st, d = b.api('alice', 'GET', '/v1/requests', nonce=n)
+        assert st == 401 and d['error']['code'] == 'replayed_nonce', (n, d)
+    st, d = b.api('alice', 'GET', '/v1/requests', date=iso(t0 - 2))
+    assert st == 401 and d['error']['code'] == 'signed_before_restart', d
+    assert 'sign the request again' in d['error']['message'], d
+    st, _ = b.api('alice', 'GET', '/v1/requests')
+    assert st == 200
+
+
 def test_visibility(ctx):
     b = ctx.broker().start()
     j = b.request()

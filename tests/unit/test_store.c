@@ -1178,6 +1178,155 @@ threads_serialise(void **state)
 	json_decref(recs);
 }
 
+/* ---- nonce group commit and reader connections ---- */
+
+struct claimer {
+	struct store *s;
+	int id;
+	int failures, shared_won;
+};
+
+static void *
+claim_work(void *arg)
+{
+	struct claimer *c = arg;
+	char nonce[32];
+	enum el_err r;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		snprintf(nonce, sizeof(nonce), "c%d-%d", c->id, i);
+		if (store_nonce_claim(c->s, "api", nonce, "alice", 1000 + i, 0) != EL_OK)
+			c->failures++;
+		if (i % 4 == 0) {
+			/* every thread claims the same 50: one of them wins each */
+			snprintf(nonce, sizeof(nonce), "shared-%d", i / 4);
+			r = store_nonce_claim(c->s, "api", nonce, "alice", 1000 + i, 0);
+			if (r == EL_OK)
+				c->shared_won++;
+			else if (r != EL_EEXIST)
+				c->failures++;
+		}
+	}
+	return NULL;
+}
+
+/* Claims from many threads land in shared batches: each nonce is won exactly once, none is
+ * lost, and they are in the file for the next process. */
+static void
+nonce_claims_group_commit(void **state)
+{
+	struct fx *f = *state;
+	struct claimer c[8];
+	pthread_t th[8];
+	struct el_why w = {{0}};
+	int i, won = 0;
+
+	for (i = 0; i < 8; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].s = f->s;
+		c[i].id = i;
+		assert_int_equal(pthread_create(&th[i], NULL, claim_work, &c[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(c[i].failures, 0);
+		won += c[i].shared_won;
+	}
+	assert_int_equal(won, 50);
+	assert_int_equal(count_outside(f->path, "nonces"), 8 * 200 + 50);
+	assert_int_equal(store_nonce_claim(f->s, "api", "c3-17", "bob", 5000, 0), EL_EEXIST);
+	store_close(f->s);
+	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_nonce_claim(f->s, "api", "shared-7", "bob", 5000, 0), EL_EEXIST);
+	assert_int_equal(store_nonce_use(f->s, "api", "c7-199", "bob", 5000), EL_EEXIST);
+	/* a claim prunes what is older than prune_before, at most once a second */
+	assert_int_equal(store_nonce_claim(f->s, "api", "late", "bob", 6000, 1100), EL_OK);
+	assert_int_equal(count_outside(f->path, "nonces"), 8 * 100 + 50 - 25 + 1);
+	assert_int_equal(store_nonce_claim(f->s, "api", "later", "bob", 6000, 5000), EL_OK);
+	assert_int_equal(count_outside(f->path, "nonces"), 8 * 100 + 50 - 25 + 2);
+	assert_int_equal(store_nonce_claim(f->s, "api", "c1-150", "bob", 6000, 0), EL_EEXIST);
+}
+
+struct holder {
+	struct store *s;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int step;          /* 1: the transaction is open; 2: commit it; 3: done */
+	int saw_own;
+};
+
+static void
+hold_step(struct holder *h, int step)
+{
+	pthread_mutex_lock(&h->mu);
+	h->step = step;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+hold_wait(struct holder *h, int step)
+{
+	pthread_mutex_lock(&h->mu);
+	while (h->step < step)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void *
+hold_tx(void *arg)
+{
+	struct holder *h = arg;
+	struct store_request r;
+
+	if (store_begin(h->s) != EL_OK)
+		return NULL;
+	mkreq(&r, "req_held", "pending", "alice", "prod", 10);
+	(void)store_request_insert(h->s, &r);
+	memset(&r, 0, sizeof(r));
+	if (store_request_get(h->s, "req_held", &r) == EL_OK) {   /* its own write */
+		h->saw_own = 1;
+		store_request_free(&r);
+	}
+	hold_step(h, 1);
+	hold_wait(h, 2);
+	(void)store_commit(h->s);
+	hold_step(h, 3);
+	return NULL;
+}
+
+/* A read outside any transaction does not wait for a writer's open transaction and sees
+ * the last commit; the writer's own reads see its writes. (Had the read waited for the
+ * writer, this test would never end: the writer commits only after the read returns.) */
+static void
+readers_do_not_wait_for_the_writer(void **state)
+{
+	struct fx *f = *state;
+	struct holder h;
+	struct store_request r;
+	pthread_t th;
+
+	memset(&h, 0, sizeof(h));
+	h.s = f->s;
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	insert(f->s, "req_before", "pending", "alice", "prod", 5);
+	assert_int_equal(pthread_create(&th, NULL, hold_tx, &h), 0);
+	hold_wait(&h, 1);
+	assert_int_equal(h.saw_own, 1);
+	assert_int_equal(store_request_get(f->s, "req_held", &r), EL_ENOENT);
+	assert_int_equal(store_request_get(f->s, "req_before", &r), EL_OK);
+	store_request_free(&r);
+	hold_step(&h, 2);
+	hold_wait(&h, 3);
+	pthread_join(th, NULL);
+	assert_int_equal(store_request_get(f->s, "req_held", &r), EL_OK);
+	store_request_free(&r);
+	pthread_mutex_destroy(&h.mu);
+	pthread_cond_destroy(&h.cv);
+}
+
 /* ---- schema 5: the lifecycle's states only ---- */
 
 static void
@@ -1389,6 +1538,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(nested_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(nested_rollback_poisons_outer, setup, teardown),
 		cmocka_unit_test_setup_teardown(threads_serialise, setup, teardown),
+		cmocka_unit_test_setup_teardown(nonce_claims_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(readers_do_not_wait_for_the_writer, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(upgrade_from_v4_checks_states, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(readers_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(revoked_sync, setup, teardown),
