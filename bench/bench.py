@@ -88,10 +88,11 @@ def rss_mb(pid):
 
 
 def profile(b, name, conns):
-    """BENCH_PERF=DIR: perf record -g of the engine and the front during api-get at 64
-    connections, into DIR/engine.data and DIR/front.data (perf report -i ...)."""
+    """BENCH_PERF=DIR: perf record -g of the engine and the front during one load run
+    (BENCH_PERF_AT=NAME:CONNS, default api-get:64), into DIR/engine.data and
+    DIR/front.data (perf report -i ...)."""
     out = os.environ.get('BENCH_PERF')
-    if not out or name != 'api-get' or conns != 64:
+    if not out or os.environ.get('BENCH_PERF_AT', 'api-get:64') != '%s:%d' % (name, conns):
         return None
     os.makedirs(out, exist_ok=True)
     eng = engine_pid(b)
@@ -156,8 +157,11 @@ def main():
                                    capture_output=True, text=True, check=True).stdout)
             body = '{"profile":"dev","duration":"15m","reason":"bench"}'
             for c in (1, 16):
+                perf = profile(b, 'create', c)
                 r = loadgen(b.port, ['/v1/requests'], c, user='bob', b=b, method='POST',
                             body=body, n=20000)
+                if perf:
+                    perf.wait()
                 line('create', conns=c, rps=r['rps'], p50_ms=r['p50_ms'], p99_ms=r['p99_ms'],
                      errors=r['errors'], codes=r['codes'], sqlite_insert_rps=sq['rps'],
                      ratio='%.3f' % (float(r['rps']) / float(sq['rps'])))

@@ -26,8 +26,14 @@ enum el_err store_open_version(const char *path, int version, struct store **out
 void store_close(struct store *s);
 int store_schema_version(struct store *s);
 
-/* Transactions (BEGIN IMMEDIATE). Recursive lock: store_* calls inside are fine. */
+/* Transactions, group-committed (store.c): store_commit() returns once the transaction is
+ * on disk, with the others committed in the same fsync. Recursive lock: store_* calls
+ * inside are fine. */
 enum el_err store_begin(struct store *s);
+/* A transaction whose loss in an OS crash costs only a repeat (a mail marked sent is sent
+ * again): it commits without an fsync when nothing else in its group needs one. Durable
+ * across a kill of the process all the same. No audit record may be written in it. */
+enum el_err store_begin_relaxed(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
 /* The text of this thread's last store failure ("database is locked", "disk I/O error"),

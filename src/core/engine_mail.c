@@ -378,7 +378,9 @@ done:
 	else {
 		m->next_attempt_at = el_now() + el_backoff(m->attempts, 2, 300);
 	}
-	if (engine_tx_begin(e) != EL_OK)
+	/* A mail marked sent that an OS crash unmarks is sent again, with the same Message-ID
+	 * (at least once, as across any crash): that needs no fsync of its own. */
+	if ((rc == EL_OK ? store_begin_relaxed(e->store) : engine_tx_begin(e)) != EL_OK)
 		return;
 	store_mail_update(e->store, m);
 	if (rc == EL_OK)

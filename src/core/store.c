@@ -37,14 +37,11 @@ struct stmt_cache {
 	int n;
 };
 
-/* A nonce waiting for its batch; lives on the claiming thread's stack. */
-struct nonce_claim {
-	char key[160];
-	const char *who, *kind;
-	int64_t now;
+/* A committed transaction waiting for its group's commit; on its thread's stack. */
+struct member {
 	enum el_err r;
 	bool done;
-	struct nonce_claim *next;
+	struct member *next;
 };
 
 struct store {
@@ -60,11 +57,19 @@ struct store {
 	bool rd_busy[STORE_READERS];
 	struct stmt_cache wcache, rcache[STORE_READERS];
 
-	pthread_mutex_t nb_mu;
-	pthread_cond_t nb_cv;
-	struct nonce_claim *nb_head, *nb_tail;
-	bool nb_committing;
-	int64_t nb_pruned_at;
+	/* The group: transactions are savepoints in one SQLite transaction, committed (and
+	 * synced) once for all of them. Under mu: */
+	bool group_open;        /* BEGIN done, COMMIT not yet */
+	bool group_lost;        /* SQLite rolled it back by itself (I/O error, full disk) */
+	bool group_relaxed;     /* synchronous=NORMAL: only nonce claims may join it */
+	int waiting;            /* transactions waiting for a relaxed group to end */
+	struct member *members; /* released savepoints waiting for the COMMIT */
+	/* Under gmu: */
+	pthread_mutex_t gmu;
+	pthread_cond_t gcv;
+	bool committing;        /* a leader is committing (or waiting for mu to) */
+	uint64_t commits;       /* groups ended so far */
+	int64_t pruned_at;      /* the last nonce prune */
 };
 
 /* The store whose transaction this thread has open: its reads go to the writer. */
@@ -472,20 +477,26 @@ prepare(struct store *s, sqlite3 *db, sqlite3_stmt **st, const char *sql, const 
 	return r;
 }
 
-/* Runs a statement that returns no rows, on the writer. EL_EEXIST on a constraint
- * violation. */
+static enum el_err own_begin(struct store *s, bool *own);
+static enum el_err own_end(struct store *s, bool own, enum el_err r);
+
+/* Runs a statement that returns no rows, on the writer, in the caller's transaction or
+ * in one of its own. EL_EEXIST on a constraint violation. */
 static enum el_err
 exec(struct store *s, const char *sql, const char *fmt, ...)
 {
 	sqlite3_stmt *st;
 	va_list ap;
 	enum el_err r;
+	bool own;
 	int rc;
 
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
 	lock(s);
 	if ((r = stmt_get(s, s->db, sql, &st)) != EL_OK) {
 		unlock(s);
-		return r;
+		return own_end(s, own, r);
 	}
 	va_start(ap, fmt);
 	r = vbind(s->db, st, fmt, ap);
@@ -499,7 +510,7 @@ exec(struct store *s, const char *sql, const char *fmt, ...)
 	}
 	unprepare(s, s->db, st);
 	unlock(s);
-	return r;
+	return own_end(s, own, r);
 }
 
 /* Room for element n of an array of elem-sized items with room for *cap: the same
@@ -628,8 +639,8 @@ store_open_version(const char *path, int version, struct store **out, struct el_
 	pthread_mutexattr_destroy(&ma);
 	pthread_mutex_init(&s->rd_mu, NULL);
 	pthread_cond_init(&s->rd_cv, NULL);
-	pthread_mutex_init(&s->nb_mu, NULL);
-	pthread_cond_init(&s->nb_cv, NULL);
+	pthread_mutex_init(&s->gmu, NULL);
+	pthread_cond_init(&s->gcv, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
 	    NULL) != SQLITE_OK) {
 		r = el_fail(w, EL_EDB, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "open failed");
@@ -673,8 +684,8 @@ store_close(struct store *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->rd_mu);
 	pthread_cond_destroy(&s->rd_cv);
-	pthread_mutex_destroy(&s->nb_mu);
-	pthread_cond_destroy(&s->nb_cv);
+	pthread_mutex_destroy(&s->gmu);
+	pthread_cond_destroy(&s->gcv);
 	free(s->path);
 	free(s);
 }
@@ -690,54 +701,239 @@ store_schema_version(struct store *s)
 	return v;
 }
 
-enum el_err
-store_begin(struct store *s)
+/*
+ * Transactions are group-committed. Each is a savepoint in one SQLite transaction (the
+ * group), taken and released under the writer's lock as before; at its commit the thread
+ * lets go of the lock and waits for the group's COMMIT, which the first waiter to find
+ * none under way performs for everyone whose savepoint it holds: one fsync for all the
+ * transactions that arrived while the previous group synced. Other connections see a
+ * transaction only at its group's COMMIT, and store_commit() returns only after it, so
+ * what a caller was told is committed is on disk, as with a COMMIT each. A group that
+ * fails fails every member.
+ *
+ * A group of relaxed transactions alone (API nonce claims, mail marked sent) commits with
+ * synchronous=NORMAL: no fsync. They may join any group; another transaction waits for a
+ * relaxed group to end and starts a synced one, so nothing but relaxed writes is ever
+ * visible before it is on disk.
+ */
+static void
+group_ended(struct store *s)
 {
-	lock(s);
-	if (s->in_tx++ > 0)
-		return EL_OK;   /* nested: part of the outer transaction */
-	if (run(s, s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-		s->in_tx--;
-		dberr(s->db, "begin");
+	pthread_mutex_lock(&s->gmu);
+	s->commits++;
+	pthread_cond_broadcast(&s->gcv);
+	pthread_mutex_unlock(&s->gmu);
+}
+
+/* Called with mu held once, returns with it held: a relaxed group open now has ended. */
+static void
+wait_relaxed_group(struct store *s)
+{
+	uint64_t seen;
+
+	while (s->group_open && s->group_relaxed) {
+		s->waiting++;
+		pthread_mutex_lock(&s->gmu);
+		seen = s->commits;
+		pthread_mutex_unlock(&s->gmu);
 		unlock(s);
+		pthread_mutex_lock(&s->gmu);
+		while (s->commits == seen)
+			pthread_cond_wait(&s->gcv, &s->gmu);
+		pthread_mutex_unlock(&s->gmu);
+		lock(s);
+		s->waiting--;
+	}
+}
+
+static enum el_err
+group_join(struct store *s, bool relaxed)
+{
+	if (!relaxed)
+		wait_relaxed_group(s);
+	if (s->group_open && sqlite3_get_autocommit(s->db))
+		s->group_lost = true;   /* rolled back under us: its members will fail */
+	if (s->group_lost) {
+		el_strlcpy(last_error, "the store's last commit failed: try again",
+		    sizeof(last_error));
 		return EL_EDB;
 	}
+	if (!s->group_open) {
+		/* While a transaction waits, claims open synced groups: it cannot starve. */
+		relaxed = relaxed && s->waiting == 0;
+		if (relaxed != s->group_relaxed &&
+		    run(s, s->db, relaxed ? "PRAGMA synchronous=NORMAL" :
+		    "PRAGMA synchronous=FULL") != SQLITE_OK)
+			return dberr(s->db, "synchronous");
+		s->group_relaxed = relaxed;
+		if (run(s, s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+			return dberr(s->db, "begin");
+		s->group_open = true;
+	}
+	if (run(s, s->db, "SAVEPOINT tx") != SQLITE_OK)
+		return dberr(s->db, "savepoint");
+	return EL_OK;
+}
+
+static enum el_err
+begin(struct store *s, bool relaxed)
+{
+	enum el_err r;
+
+	lock(s);
+	if (s->in_tx > 0) {
+		s->in_tx++;
+		return EL_OK;   /* nested: part of the outer transaction */
+	}
+	if ((r = group_join(s, relaxed)) != EL_OK) {
+		unlock(s);
+		return r;
+	}
+	s->in_tx = 1;
 	tx_store = s;
 	return EL_OK;
 }
 
 enum el_err
-store_commit(struct store *s)
+store_begin(struct store *s)
 {
+	return begin(s, false);
+}
+
+enum el_err
+store_begin_relaxed(struct store *s)
+{
+	return begin(s, true);
+}
+
+/* Undoes the transaction in progress (its savepoint), leaving the group's others. A
+ * group left with no member (none has released a savepoint into it) ends here. */
+static void
+undo(struct store *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		s->group_lost = s->group_open;
+	else if (run(s, s->db, "ROLLBACK TO tx") != SQLITE_OK ||
+	    run(s, s->db, "RELEASE tx") != SQLITE_OK)
+		s->group_lost = true;
+	s->poisoned = 0;
+	s->in_tx = 0;
+	tx_store = NULL;
+	if (s->members == NULL && s->group_open) {
+		if (sqlite3_get_autocommit(s->db) == 0)
+			run(s, s->db, "ROLLBACK");
+		s->group_open = s->group_lost = false;
+		group_ended(s);
+	}
+}
+
+/* The leader: commits the group (everything under the savepoints released so far) and
+ * tells its members. Called without any lock. */
+static void
+group_commit(struct store *s)
+{
+	struct member *m, *next;
 	enum el_err r = EL_OK;
 
-	if (--s->in_tx == 0 && s->poisoned) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		s->poisoned = 0;
-		r = EL_EDB;
-	} else if (s->in_tx == 0 && run(s, s->db, "COMMIT") != SQLITE_OK) {
-		r = dberr(s->db, "commit");
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	lock(s);
+	m = s->members;
+	s->members = NULL;
+	if (s->group_open) {
+		if (s->group_lost || sqlite3_get_autocommit(s->db)) {
+			el_strlcpy(last_error, "the store rolled the transaction back",
+			    sizeof(last_error));
+			r = EL_EDB;
+		} else if (run(s, s->db, "COMMIT") != SQLITE_OK)
+			r = dberr(s->db, "commit");
+		if (r != EL_OK && !sqlite3_get_autocommit(s->db))
+			run(s, s->db, "ROLLBACK");
 	}
-	if (s->in_tx == 0)
-		tx_store = NULL;
+	s->group_open = s->group_lost = false;
 	unlock(s);
-	return r;
+	pthread_mutex_lock(&s->gmu);
+	for (; m != NULL; m = next) {
+		next = m->next;
+		m->r = r;
+		m->done = true;   /* its thread may return once gmu is free */
+	}
+	s->committing = false;
+	s->commits++;
+	pthread_cond_broadcast(&s->gcv);
+	pthread_mutex_unlock(&s->gmu);
+}
+
+enum el_err
+store_commit(struct store *s)
+{
+	struct member me = {EL_OK, false, NULL};
+	bool led = false;
+
+	if (s->in_tx > 1) {
+		s->in_tx--;
+		unlock(s);
+		return EL_OK;
+	}
+	if (s->poisoned || run(s, s->db, "RELEASE tx") != SQLITE_OK) {
+		if (!s->poisoned)
+			dberr(s->db, "release");
+		undo(s);
+		unlock(s);
+		return EL_EDB;
+	}
+	s->in_tx = 0;
+	tx_store = NULL;
+	me.next = s->members;
+	s->members = &me;
+	unlock(s);
+	pthread_mutex_lock(&s->gmu);
+	while (!me.done) {
+		if (s->committing) {
+			pthread_cond_wait(&s->gcv, &s->gmu);
+			continue;
+		}
+		s->committing = true;
+		pthread_mutex_unlock(&s->gmu);
+		group_commit(s);
+		led = true;
+		pthread_mutex_lock(&s->gmu);
+	}
+	pthread_mutex_unlock(&s->gmu);
+	if (me.r != EL_OK && !led)   /* the leader's thread has the reason */
+		el_strlcpy(last_error, "the store could not commit", sizeof(last_error));
+	return me.r;
 }
 
 void
 store_rollback(struct store *s)
 {
 	/* A nested rollback poisons the outer transaction: roll the whole thing back. */
-	if (s->in_tx > 0 && --s->in_tx > 0)
+	if (s->in_tx > 1) {
+		s->in_tx--;
 		s->poisoned = 1;
-	else {
-		if (sqlite3_get_autocommit(s->db) == 0)
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		s->poisoned = 0;
-		tx_store = NULL;
-	}
+	} else if (s->in_tx == 1)
+		undo(s);
 	unlock(s);
+}
+
+/* A write outside the caller's transaction is a transaction of its own. */
+static enum el_err
+own_begin(struct store *s, bool *own)
+{
+	*own = tx_store != s;
+	return *own ? store_begin(s) : EL_OK;
+}
+
+static enum el_err
+own_end(struct store *s, bool own, enum el_err r)
+{
+	if (!own)
+		return r;
+	if (r == EL_OK || r == EL_EEXIST || r == EL_ESTATE) {
+		enum el_err c = store_commit(s);
+		return c != EL_OK ? c : r;
+	}
+	store_rollback(s);
+	return r;
 }
 
 /* ---- requests ---- */
@@ -834,8 +1030,10 @@ enum el_err
 store_request_cas(struct store *s, const struct store_request *r, enum req_state from)
 {
 	enum el_err e;
+	bool own;
 
-	lock(s);
+	if ((e = own_begin(s, &own)) != EL_OK)
+		return e;
 	e = exec(s, "UPDATE requests SET state = ?, decided_at = ?, window_start = ?,"
 	    " window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
 	    " next_attempt_at = ?, attempts = ?, duration = ?, updated_at = ?"
@@ -845,8 +1043,7 @@ store_request_cas(struct store *s, const struct store_request *r, enum req_state
 	    r->id, lifecycle_state_name(from));
 	if (e == EL_OK && sqlite3_changes(s->db) != 1)
 		e = EL_ESTATE;
-	unlock(s);
-	return e;
+	return own_end(s, own, e);
 }
 
 /* A growing array of elem-sized items, filled by a row callback. */
@@ -1102,14 +1299,15 @@ enum el_err
 store_request_warned(struct store *s, const char *id, int64_t at)
 {
 	enum el_err r;
+	bool own;
 
-	lock(s);
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
 	r = exec(s, "UPDATE requests SET warned_at = ? WHERE id = ? AND state = ?", "itt", at,
 	    id, lifecycle_state_name(RS_ACTIVE));
 	if (r == EL_OK && sqlite3_changes(s->db) != 1)
 		r = EL_ESTATE;
-	unlock(s);
-	return r;
+	return own_end(s, own, r);
 }
 
 json_t *
@@ -1360,101 +1558,36 @@ store_nonce_use(struct store *s, const char *kind, const char *nonce, const char
 }
 
 /*
- * One batch of claims in one transaction, with synchronous=NORMAL: committed to the WAL
- * (a kill -9 right after loses nothing) without an fsync of its own; the next FULL commit
- * or checkpoint syncs it. What an OS crash could lose is covered by refusing, after a
- * restart, signatures dated before it (engine_authenticate). A duplicate fails its own
- * INSERT only; the others in the batch stand.
+ * A claim is a transaction of its own that needs no fsync: its group commits with
+ * synchronous=NORMAL when nothing else in it needs one. The WAL write is done before the
+ * answer, so a kill of the process loses no claim; what an OS crash could lose is covered
+ * by refusing, after a restart, signatures dated before it (engine_authenticate).
  */
-static void
-nonce_batch(struct store *s, struct nonce_claim *b, int64_t prune_before)
-{
-	struct nonce_claim *c;
-	sqlite3_stmt *st = NULL;
-	enum el_err all = EL_OK;
-	int rc;
-
-	lock(s);
-	run(s, s->db, "PRAGMA synchronous=NORMAL");
-	if (run(s, s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
-		all = dberr(s->db, "nonce batch");
-	else
-		all = stmt_get(s, s->db, "INSERT INTO nonces (nonce, who, seen_at, kind)"
-		    " VALUES (?,?,?,?)", &st);
-	for (c = b; all == EL_OK && c != NULL; c = c->next) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, c->who, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, c->now);
-		sqlite3_bind_text(st, 4, c->kind, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_CONSTRAINT)
-			c->r = EL_EEXIST;
-		else if (rc != SQLITE_DONE)
-			all = dberr(s->db, "nonce insert");
-	}
-	unprepare(s, s->db, st);
-	if (all == EL_OK && prune_before > 0)
-		all = exec(s, "DELETE FROM nonces WHERE kind = ? AND seen_at < ?", "ti", b->kind,
-		    prune_before);
-	if (all == EL_OK && run(s, s->db, "COMMIT") != SQLITE_OK)
-		all = dberr(s->db, "nonce commit");
-	if (all != EL_OK && sqlite3_get_autocommit(s->db) == 0)
-		run(s, s->db, "ROLLBACK");
-	run(s, s->db, "PRAGMA synchronous=FULL");
-	unlock(s);
-	for (c = b; all != EL_OK && c != NULL; c = c->next)
-		c->r = all;
-}
-
 enum el_err
 store_nonce_claim(struct store *s, const char *kind, const char *nonce, const char *who,
     int64_t now, int64_t prune_before)
 {
-	struct nonce_claim me, *b;
-	int64_t prune;
+	enum el_err r;
+	bool prune = false;
 
-	memset(&me, 0, sizeof(me));
-	if ((size_t)snprintf(me.key, sizeof(me.key), "%s:%s", kind, nonce) >= sizeof(me.key))
+	if (strlen(kind) + strlen(nonce) + 2 > 160)
 		return EL_EINVAL;
-	me.who = who;
-	me.kind = kind;
-	me.now = now;
-	pthread_mutex_lock(&s->nb_mu);
-	if (s->nb_tail != NULL)
-		s->nb_tail->next = &me;
-	else
-		s->nb_head = &me;
-	s->nb_tail = &me;
-	/* The first to find no batch committing commits everything queued, its own claim
-	 * with it; the others wait for the batch that holds theirs. */
-	while (!me.done) {
-		if (s->nb_committing) {
-			pthread_cond_wait(&s->nb_cv, &s->nb_mu);
-			continue;
-		}
-		s->nb_committing = true;
-		b = s->nb_head;
-		s->nb_head = s->nb_tail = NULL;
-		prune = 0;
-		if (now - s->nb_pruned_at >= 1) {
-			prune = prune_before;
-			s->nb_pruned_at = now;
-		}
-		pthread_mutex_unlock(&s->nb_mu);
-		nonce_batch(s, b, prune);
-		pthread_mutex_lock(&s->nb_mu);
-		while (b != NULL) {
-			struct nonce_claim *next = b->next;
-
-			b->done = true;   /* its thread may return as soon as nb_mu is free */
-			b = next;
-		}
-		s->nb_committing = false;
-		pthread_cond_broadcast(&s->nb_cv);
+	pthread_mutex_lock(&s->gmu);
+	if (prune_before > 0 && now - s->pruned_at >= 1) {
+		prune = true;
+		s->pruned_at = now;
 	}
-	pthread_mutex_unlock(&s->nb_mu);
-	return me.r;
+	pthread_mutex_unlock(&s->gmu);
+	if ((r = store_begin_relaxed(s)) != EL_OK)
+		return r;
+	r = store_nonce_use(s, kind, nonce, who, now);
+	if (r == EL_OK && prune)
+		r = store_nonce_prune(s, kind, prune_before);
+	if (r != EL_OK) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
 }
 
 enum el_err
@@ -1472,15 +1605,16 @@ store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
     int64_t *id)
 {
 	enum el_err r;
+	bool own;
 
-	lock(s);
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
 	r = exec(s, "INSERT INTO outbox (request_id, rcpt, subject, message, message_id,"
 	    " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?)", "tttttii", request_id, rcpt,
 	    subject, message, message_id, now, now);
 	if (r == EL_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(s->db);
-	unlock(s);
-	return r;
+	return own_end(s, own, r);
 }
 
 enum el_err
