@@ -9,6 +9,8 @@
  *                       requesters from the comma-separated USERS; prints "seconds=.."
  *   deadline DB K       K timings of store_next_deadline() on the store (the reaper's
  *                       query, through libelevate); prints "median_us=.. min_us=.."
+ *   verify SECONDS      reqsig_verify() of a signed GET in a loop on one thread: what one
+ *                       core can check, the ceiling of signed calls; prints "rps=.."
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "elevate/el.h"
+#include "elevate/reqsig.h"
 #include "elevate/store.h"
 
 static double
@@ -185,6 +188,33 @@ deadline(const char *path, int k)
 	return 0;
 }
 
+static int
+verify(double secs)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	char sig[REQSIG_SIG_B64_MAX], nonce[32];
+	struct reqsig_fields f = {"GET", "/v1/requests/req_0123456789abcdef",
+	    "2026-12-01T00:00:00Z", NULL, "alice", "", 0};
+	double t0, t;
+	long n = 0;
+
+	if (sodium_init() < 0)
+		return 1;
+	crypto_sign_keypair(pk, sk);
+	reqsig_nonce(nonce, sizeof(nonce));
+	f.nonce = nonce;
+	if (reqsig_sign(sk, &f, sig, sizeof(sig)) != EL_OK)
+		return 1;
+	t0 = now_s();
+	do {
+		if (reqsig_verify(pk, &f, sig) != EL_OK)
+			return 1;
+		n++;
+	} while ((t = now_s() - t0) < secs);
+	printf("rps=%.0f\n", n / t);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -194,6 +224,9 @@ main(int argc, char **argv)
 		return gen(argv[2], atol(argv[3]), argv[4]);
 	if (argc == 4 && strcmp(argv[1], "deadline") == 0)
 		return deadline(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: store_bench insert DB SECONDS | gen DB N USERS | deadline DB K\n");
+	if (argc == 3 && strcmp(argv[1], "verify") == 0)
+		return verify(atof(argv[2]));
+	fprintf(stderr, "usage: store_bench insert DB SECONDS | gen DB N USERS | deadline DB K |"
+	    " verify SECONDS\n");
 	return 2;
 }

@@ -24,6 +24,10 @@ enum el_err store_open(const char *path, struct store **out, struct el_why *w);
 /* Tests: open and migrate only up to `version` (to build an older database). */
 enum el_err store_open_version(const char *path, int version, struct store **out, struct el_why *w);
 void store_close(struct store *s);
+/* A thread that checkpoints the WAL on a connection of its own, so that no commit pays for
+ * it (the daemon starts it; store_close stops it). Without it a commit that makes the WAL
+ * 1,000 pages long checkpoints it, as SQLite does by default. */
+enum el_err store_checkpointer_start(struct store *s);
 int store_schema_version(struct store *s);
 
 /* Transactions, group-committed (store.c): store_commit() returns once the transaction is

@@ -384,6 +384,9 @@ engine_start(struct engine *e)
 
 	if ((r = engine_audit_start(e)) != EL_OK)
 		return r;
+	if (store_checkpointer_start(e->store) != EL_OK)
+		log_warn("store: no checkpointer (%s): commits checkpoint the WAL themselves",
+		    store_errmsg());
 	if (engine_tx_begin(e) == EL_OK) {
 		engine_audit(e, "system", "daemon.started", NULL, NULL);
 		engine_tx_commit(e);

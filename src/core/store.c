@@ -70,7 +70,21 @@ struct store {
 	bool committing;        /* a leader is committing (or waiting for mu to) */
 	uint64_t commits;       /* groups ended so far */
 	int64_t pruned_at;      /* the last nonce prune */
+
+	/* The checkpointer: copies the WAL into the database on its own connection, off
+	 * the commit path (store_checkpointer_start). Under ck_mu: */
+	sqlite3 *ck;
+	pthread_t ck_thread;
+	pthread_mutex_t ck_mu;
+	pthread_cond_t ck_cv;
+	bool ck_started, ck_stop;
+	int wal_pages;          /* frames in the WAL after the last commit */
 };
+
+/* A WAL this long is checkpointed by the checkpointer; without one, or when it falls this
+ * far behind, by the commit that makes it so long (SQLite's own default behaviour). */
+#define WAL_CHECKPOINT_PAGES 1000
+#define WAL_BACKSTOP_PAGES 20000
 
 /* The store whose transaction this thread has open: its reads go to the writer. */
 static _Thread_local struct store *tx_store;
@@ -613,6 +627,73 @@ migrate(struct store *s, int target, struct el_why *w)
 	return EL_OK;
 }
 
+/* After each commit on the writer, with the WAL's length in frames. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *s = arg;
+	bool started;
+
+	pthread_mutex_lock(&s->ck_mu);
+	started = s->ck_started;
+	s->wal_pages = pages;
+	if (started && pages >= WAL_CHECKPOINT_PAGES)
+		pthread_cond_signal(&s->ck_cv);
+	pthread_mutex_unlock(&s->ck_mu);
+	if (pages >= (started ? WAL_BACKSTOP_PAGES : WAL_CHECKPOINT_PAGES))
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+static void *
+checkpointer(void *arg)
+{
+	struct store *s = arg;
+
+	pthread_mutex_lock(&s->ck_mu);
+	for (;;) {
+		while (!s->ck_stop && s->wal_pages < WAL_CHECKPOINT_PAGES)
+			pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+		if (s->ck_stop)
+			break;
+		s->wal_pages = 0;
+		pthread_mutex_unlock(&s->ck_mu);
+		/* PASSIVE: copies what no reader still needs, waits for no one, holds no
+		 * writer; the WAL starts over at the next commit once all of it is copied. */
+		if (sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)
+		    != SQLITE_OK)
+			log_warn("store: checkpoint: %s", sqlite3_errmsg(s->ck));
+		pthread_mutex_lock(&s->ck_mu);
+	}
+	pthread_mutex_unlock(&s->ck_mu);
+	return NULL;
+}
+
+enum el_err
+store_checkpointer_start(struct store *s)
+{
+	/* A first read: until it has looked, a connection does not know the file is in WAL
+	 * mode, and its checkpoints do nothing. */
+	if (sqlite3_open_v2(s->path, &s->ck, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK || sqlite3_exec(s->ck, "SELECT count(*) FROM sqlite_master",
+	    NULL, NULL, NULL) != SQLITE_OK) {
+		dberr(s->ck, "open the checkpointer");
+		sqlite3_close(s->ck);
+		s->ck = NULL;
+		return EL_EDB;
+	}
+	pthread_mutex_lock(&s->ck_mu);
+	if (pthread_create(&s->ck_thread, NULL, checkpointer, s) != 0) {
+		pthread_mutex_unlock(&s->ck_mu);
+		sqlite3_close(s->ck);
+		s->ck = NULL;
+		return EL_ENOMEM;
+	}
+	s->ck_started = true;
+	pthread_mutex_unlock(&s->ck_mu);
+	return EL_OK;
+}
+
 enum el_err
 store_open_version(const char *path, int version, struct store **out, struct el_why *w)
 {
@@ -641,6 +722,8 @@ store_open_version(const char *path, int version, struct store **out, struct el_
 	pthread_cond_init(&s->rd_cv, NULL);
 	pthread_mutex_init(&s->gmu, NULL);
 	pthread_cond_init(&s->gcv, NULL);
+	pthread_mutex_init(&s->ck_mu, NULL);
+	pthread_cond_init(&s->ck_cv, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
 	    NULL) != SQLITE_OK) {
 		r = el_fail(w, EL_EDB, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "open failed");
@@ -654,6 +737,7 @@ store_open_version(const char *path, int version, struct store **out, struct el_
 	}
 	if ((r = migrate(s, version, w)) != EL_OK)
 		goto fail;
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	readers_open(s);
 	*out = s;
 	return EL_OK;
@@ -671,10 +755,19 @@ store_open(const char *path, struct store **out, struct el_why *w)
 void
 store_close(struct store *s)
 {
+	bool started;
 	int i;
 
 	if (s == NULL)
 		return;
+	pthread_mutex_lock(&s->ck_mu);
+	s->ck_stop = true;
+	pthread_cond_signal(&s->ck_cv);
+	started = s->ck_started;
+	pthread_mutex_unlock(&s->ck_mu);
+	if (started)
+		pthread_join(s->ck_thread, NULL);
+	sqlite3_close(s->ck);
 	for (i = 0; i < STORE_READERS; i++) {
 		cache_free(&s->rcache[i]);
 		sqlite3_close(s->rd[i]);
@@ -686,6 +779,8 @@ store_close(struct store *s)
 	pthread_cond_destroy(&s->rd_cv);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_cond_destroy(&s->gcv);
+	pthread_mutex_destroy(&s->ck_mu);
+	pthread_cond_destroy(&s->ck_cv);
 	free(s->path);
 	free(s);
 }

@@ -1327,6 +1327,41 @@ readers_do_not_wait_for_the_writer(void **state)
 	pthread_cond_destroy(&h.cv);
 }
 
+/* With the checkpointer running, the WAL reaches the database file though no commit
+ * checkpoints it (a commit would only at 20,000 pages): the file grows by itself. */
+static void
+checkpointer_copies_the_wal(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r;
+	struct stat st;
+	char id[32], *reason;
+	int i, waited;
+
+	assert_int_equal(store_checkpointer_start(f->s), EL_OK);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_true(st.st_size < 1000 * 4096);
+	reason = malloc(3000);
+	memset(reason, 'x', 2999);
+	reason[2999] = '\0';
+	assert_int_equal(store_begin(f->s), EL_OK);
+	for (i = 0; i < 1500; i++) {
+		snprintf(id, sizeof(id), "req_big%04d", i);
+		mkreq(&r, id, "pending", "alice", "prod", i + 1);
+		r.reason = reason;
+		assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	}
+	assert_int_equal(store_commit(f->s), EL_OK);
+	free(reason);
+	for (waited = 0; waited < 1000; waited++) {   /* up to 10 s */
+		assert_int_equal(stat(f->path, &st), 0);
+		if (st.st_size > 1000 * 4096)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_true(st.st_size > 1000 * 4096);
+}
+
 /* ---- schema 5: the lifecycle's states only ---- */
 
 static void
@@ -1541,6 +1576,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(nonce_claims_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(readers_do_not_wait_for_the_writer, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(checkpointer_copies_the_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(upgrade_from_v4_checks_states, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(readers_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(revoked_sync, setup, teardown),
