@@ -181,6 +181,12 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_created ON requests(created_at);"
 	"CREATE INDEX requests_unwarned ON requests(window_end)"
 	"  WHERE state = 'active' AND warned_at IS NULL;",
+
+	/* 6 -> 7: revocation cohorts. A grant's sessions carry its cohort as a session tag;
+	 * a role's open cohort is the one its next grants join, until the deny policy closes
+	 * it (denypolicy.h) */
+	"ALTER TABLE requests ADD COLUMN cohort TEXT;"
+	"CREATE TABLE role_cohorts (role_name TEXT PRIMARY KEY, open TEXT NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1037,6 +1043,10 @@ own_end(struct store *s, bool own, enum el_err r)
 	" created_at, pending_until, decided_at, window_start, window_end, ended_at," \
 	" failure_code, failure_message, next_attempt_at, attempts, parent_id"
 
+/* What reads of a request select: its columns, and the cohort written only by
+ * store_request_cohort(). */
+#define REQ_READ_COLS REQ_COLS ", cohort"
+
 /* A row the lifecycle does not know (the CHECK keeps them out) is an error, not a guess. */
 static enum el_err
 read_request(sqlite3_stmt *st, struct store_request *r)
@@ -1070,6 +1080,7 @@ read_request(sqlite3_stmt *st, struct store_request *r)
 	r->next_attempt_at = sqlite3_column_int64(st, 17);
 	r->attempts = sqlite3_column_int(st, 18);
 	r->parent_id = col_str(st, 19);
+	col_copy(st, 20, r->cohort, sizeof(r->cohort));
 	return EL_OK;
 }
 
@@ -1109,7 +1120,8 @@ store_request_get(struct store *s, const char *id, struct store_request *r)
 	enum el_err r2;
 
 	db = rd_get(s);
-	if ((r2 = prepare(s, db, &st, "SELECT " REQ_COLS " FROM requests WHERE id = ?", "t", id))
+	if ((r2 = prepare(s, db, &st, "SELECT " REQ_READ_COLS " FROM requests WHERE id = ?", "t",
+	    id))
 	    != EL_OK) {
 		rd_put(s, db);
 		return r2;
@@ -1184,7 +1196,8 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 	enum el_err r;
 
 	db = rd_get(s);
-	r = prepare(s, db, &st, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
+	r = prepare(s, db, &st, "SELECT " REQ_READ_COLS " FROM requests WHERE"
+	    " (?1 IS NULL OR state = ?1)"
 	    " AND (?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR profile = ?3)"
 	    " AND (?5 = 0 OR created_at >= ?5 OR window_end >= ?5"
 	    "  OR (window_start IS NOT NULL AND ended_at IS NULL))"
@@ -1813,6 +1826,7 @@ revoked_row(sqlite3_stmt *st, void *arg)
 	v->userid = col_str(st, 1);
 	v->request_id = col_str(st, 2);
 	v->expires_at = sqlite3_column_int64(st, 3);
+	col_copy(st, 5, v->cohort, sizeof(v->cohort));
 	acc->a.n++;
 	if (sqlite3_column_int64(st, 4) > acc->mark)
 		acc->mark = sqlite3_column_int64(st, 4);
@@ -1831,8 +1845,9 @@ store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
 	db = rd_get(s);
 	/* The highest rowid listed marks the listing: a row added later gets a higher one
 	 * (rows are pruned only by the reaper, before it lists). */
-	if ((r = prepare(s, db, &st, "SELECT role_name, userid, request_id, expires_at, rowid"
-	    " FROM revoked WHERE role_name = ? AND expires_at > ? ORDER BY userid", "ti",
+	if ((r = prepare(s, db, &st, "SELECT v.role_name, v.userid, v.request_id, v.expires_at,"
+	    " v.rowid, q.cohort FROM revoked v LEFT JOIN requests q ON q.id = v.request_id"
+	    " WHERE v.role_name = ? AND v.expires_at > ? ORDER BY v.userid", "ti",
 	    role_name, alive_after)) == EL_OK) {
 		r = each_row(db, st, "revoked list", revoked_row, &acc);
 		unprepare(s, db, st);
@@ -1878,6 +1893,106 @@ store_revoked_prune(struct store *s, const char *role_name, int64_t expired_befo
 {
 	return exec(s, "DELETE FROM revoked WHERE role_name = ? AND expires_at <= ?", "ti",
 	    role_name, expired_before);
+}
+
+/* ---- revocation cohorts ---- */
+
+enum el_err
+store_request_cohort(struct store *s, const char *id, const char *role_name,
+    const char *fresh, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	enum el_err r;
+	bool own;
+
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	/* The role's open cohort, opened with `fresh` if it has none; a request keeps the
+	 * first it was given. */
+	if ((r = exec(s, "INSERT INTO role_cohorts (role_name, open) VALUES (?, ?)"
+	    " ON CONFLICT(role_name) DO NOTHING", "tt", role_name, fresh)) != EL_OK ||
+	    (r = exec(s, "UPDATE requests SET cohort = (SELECT open FROM role_cohorts"
+	    " WHERE role_name = ?) WHERE id = ? AND cohort IS NULL", "tt", role_name, id))
+	    != EL_OK)
+		goto out;
+	lock(s);
+	if ((r = prepare(s, s->db, &st, "SELECT cohort FROM requests WHERE id = ?", "t", id))
+	    == EL_OK) {
+		if ((r = one_row(s->db, st, "request cohort")) == EL_OK)
+			col_copy(st, 0, out, len);
+		unprepare(s, s->db, st);
+	}
+	unlock(s);
+out:
+	return own_end(s, own, r);
+}
+
+enum el_err
+store_cohort_open(struct store *s, const char *role_name, char *out, size_t len)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	enum el_err r;
+
+	db = rd_get(s);
+	if ((r = prepare(s, db, &st, "SELECT open FROM role_cohorts WHERE role_name = ?", "t",
+	    role_name)) == EL_OK) {
+		if ((r = one_row(db, st, "open cohort")) == EL_OK)
+			col_copy(st, 0, out, len);
+		unprepare(s, db, st);
+	}
+	rd_put(s, db);
+	return r;
+}
+
+enum el_err
+store_cohort_close(struct store *s, const char *role_name, const char *fresh)
+{
+	return exec(s, "INSERT INTO role_cohorts (role_name, open) VALUES (?1, ?2)"
+	    " ON CONFLICT(role_name) DO UPDATE SET open = ?2", "tt", role_name, fresh);
+}
+
+static enum el_err
+live_row(sqlite3_stmt *st, void *arg)
+{
+	struct vec *a = arg;
+	struct store_live *v;
+
+	if ((v = vec_next(a)) == NULL)
+		return EL_ENOMEM;
+	col_copy(st, 0, v->request_id, sizeof(v->request_id));
+	col_copy(st, 1, v->cohort, sizeof(v->cohort));
+	a->n++;
+	return EL_OK;
+}
+
+enum el_err
+store_live_grants(struct store *s, const char *role_name, struct store_live **out,
+    size_t *n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	struct vec a = {NULL, 0, 0, sizeof(struct store_live)};
+	enum el_err r;
+
+	db = rd_get(s);
+	/* The role is the last component of the ARN (a role's name is unique in its account,
+	 * whatever its path). Extensions mint under their grant's id: the grant is the row. */
+	if ((r = prepare(s, db, &st, "SELECT id, cohort FROM requests"
+	    " WHERE state IN ('activating', 'active') AND parent_id IS NULL"
+	    " AND cohort IS NOT NULL AND substr(role_arn, -length(?1) - 1) = '/' || ?1"
+	    " ORDER BY id", "t", role_name)) == EL_OK) {
+		r = each_row(db, st, "live grants", live_row, &a);
+		unprepare(s, db, st);
+	}
+	rd_put(s, db);
+	if (r != EL_OK) {
+		free(a.v);
+		return r;
+	}
+	*out = a.v;
+	*n = a.n;
+	return EL_OK;
 }
 
 void
