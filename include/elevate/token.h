@@ -39,6 +39,12 @@ struct token_claims {
  */
 enum el_err token_key_load_or_create(const char *state_dir, struct token_key **out,
     struct el_why *w);
+/*
+ * Writes a new random token key to path in the form token_key_load_or_create reads
+ * (mode 0600). replace = 0: EL_EEXIST if path exists, which is then left as it was;
+ * replace = 1: an existing key is replaced. Used by `elevated keygen` (keyset.h).
+ */
+enum el_err token_key_write(const char *path, int replace, struct el_why *w);
 /* Wipes and frees the key; NULL is fine. */
 void token_key_free(struct token_key *key);
 /* The public key (32 bytes), e.g. to print it for an operator. */

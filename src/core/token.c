@@ -125,54 +125,20 @@ out:
 	return r;
 }
 
-/*
- * Writes a new key next to path and links it into place: link(2) fails if another
- * process created the key first, and then that key is the one everybody uses.
- */
-static enum el_err
-key_create(const char *path, struct el_why *w)
+enum el_err
+token_key_write(const char *path, int replace, struct el_why *w)
 {
-	char tmp[PATH_MAX];
 	char b64[sodium_base64_ENCODED_LEN(SEED_LEN, sodium_base64_VARIANT_ORIGINAL) + 1];
 	unsigned char seed[SEED_LEN];
-	size_t len, off = 0;
-	ssize_t n;
-	int fd = -1;
-	enum el_err r = EL_OK;
+	size_t len;
+	enum el_err r;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid()) >= sizeof(tmp))
-		return el_fail(w, EL_EINVAL, "%s: path too long", path);
 	randombytes_buf(seed, sizeof(seed));
 	sodium_bin2base64(b64, sizeof(b64) - 1, seed, sizeof(seed),
 	    sodium_base64_VARIANT_ORIGINAL);
 	len = strlen(b64);
 	b64[len++] = '\n';
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		n = write(fd, b64 + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) != 0) {
-		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (link(tmp, path) != 0 && errno != EEXIST)
-		r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
+	r = el_install_file(path, b64, len, 0600, replace, w);
 	sodium_memzero(seed, sizeof(seed));
 	sodium_memzero(b64, sizeof(b64));
 	return r;
@@ -196,7 +162,8 @@ token_key_load_or_create(const char *state_dir, struct token_key **out, struct e
 	if (el_mkdirs(state_dir, 0700) != EL_OK)
 		return el_fail(w, EL_EIO, "%s: cannot create directory: %s", state_dir,
 		    strerror(errno));
-	if ((r = key_create(path, w)) != EL_OK)
+	/* EL_EEXIST: another process created it first, and that key is the one to use. */
+	if ((r = token_key_write(path, 0, w)) != EL_OK && r != EL_EEXIST)
 		return r;
 	return key_load(path, out, w);
 }
