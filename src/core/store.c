@@ -69,7 +69,6 @@ struct store {
 	pthread_cond_t gcv;
 	bool committing;        /* a leader is committing (or waiting for mu to) */
 	uint64_t commits;       /* groups ended so far */
-	int64_t pruned_at;      /* the last nonce prune */
 
 	/* The checkpointer: copies the WAL into the database on its own connection, off
 	 * the commit path (store_checkpointer_start). Under ck_mu: */
@@ -1665,6 +1664,8 @@ store_nonce_use(struct store *s, const char *kind, const char *nonce, const char
 	    "ttit", key, who, now, kind);
 }
 
+#define NONCE_PRUNE_EACH "8"
+
 /*
  * A claim is a transaction of its own that needs no fsync: its group commits with
  * synchronous=NORMAL when nothing else in it needs one. The WAL write is done before the
@@ -1676,21 +1677,18 @@ store_nonce_claim(struct store *s, const char *kind, const char *nonce, const ch
     int64_t now, int64_t prune_before)
 {
 	enum el_err r;
-	bool prune = false;
 
 	if (strlen(kind) + strlen(nonce) + 2 > 160)
 		return EL_EINVAL;
-	pthread_mutex_lock(&s->gmu);
-	if (prune_before > 0 && now - s->pruned_at >= 1) {
-		prune = true;
-		s->pruned_at = now;
-	}
-	pthread_mutex_unlock(&s->gmu);
 	if ((r = store_begin_relaxed(s)) != EL_OK)
 		return r;
 	r = store_nonce_use(s, kind, nonce, who, now);
-	if (r == EL_OK && prune)
-		r = store_nonce_prune(s, kind, prune_before);
+	/* Each claim takes a few expired ones away: the table keeps pace with the calls, and
+	 * no transaction has a second's worth to delete (that stalled every call behind it). */
+	if (r == EL_OK && prune_before > 0)
+		r = exec(s, "DELETE FROM nonces WHERE rowid IN (SELECT rowid FROM nonces"
+		    " WHERE kind = ?1 AND seen_at < ?2 ORDER BY seen_at LIMIT " NONCE_PRUNE_EACH ")",
+		    "ti", kind, prune_before);
 	if (r != EL_OK) {
 		store_rollback(s);
 		return r;
