@@ -1,10 +1,10 @@
-"""make bench (bench/run.sh): the api, page, create, creds and scale benchmarks, one line
+"""make bench (bench/run.sh): the api, page, create, approve, creds and scale benchmarks, one line
 each, every figure next to a baseline measured in the same run (bench/README.md).
 Starts the AWS emulator, an SMTP sink and a real elevated (parent, front, engine) the way
 the integration tests do (tests/integration/harness.py), and drives them with the
 project's own load generator (build/bench/loadgen). Loopback only.
 Environment: BENCH_SECONDS (per load run, default 3), BENCH_SCALE (default "10000,1000000"),
-BENCH_ONLY (comma-separated subset of api,page,create,creds,scale), BENCH_KEEP=1 (keep
+BENCH_ONLY (comma-separated subset of api,page,create,approve,creds,scale), BENCH_KEEP=1 (keep
 the temporary directory), BENCH_PERF=DIR (perf record the engine and front, see profile())."""
 import os
 import shutil
@@ -181,9 +181,10 @@ def main():
                 line('create', conns=c, rps=r['rps'], p50_ms=r['p50_ms'], p99_ms=r['p99_ms'],
                      errors=r['errors'], codes=r['codes'], sqlite_insert_rps=sq['rps'],
                      ratio='%.3f' % (float(r['rps']) / float(sq['rps'])))
+        if want('approve'):
+            approve(b, emu)
         if want('creds'):
-            st, d = b.approve(rid, 'carol')
-            assert st == 200 and d['state'] == 'active', d
+            b.approve_until(rid)
             env = dict(os.environ, ELEVATE_CONFIG_DIR=b.users['alice'].cfgdir, HOME=b.tmp,
                        ELEVATE_CACHE_DIR=os.path.join(tmp, 'cache'))
             argv = [os.path.join(ROOT, 'bin', 'elevate'), 'creds', '--profile', 'dev']
@@ -211,6 +212,27 @@ def main():
         if not os.environ.get('BENCH_KEEP'):
             shutil.rmtree(tmp, ignore_errors=True)   # the 1M-row store is ~250 MB
     return 0
+
+
+def approve(b, emu, n=10, aws_ms=1000):
+    """The approver's POST while AWS takes aws_ms to answer AssumeRole (an emulator latency
+    fault): how long the answer took, and how long until the request was active."""
+    answer, active = [], []
+    emu.faults(latency_ms=aws_ms, actions=['AssumeRole'])
+    try:
+        for _ in range(n):
+            rid = b.request(user='alice', profile='dev', reason='bench', ticket=None)['id']
+            t0 = time.perf_counter()
+            st, d = b.approve(rid, 'carol')
+            answer.append((time.perf_counter() - t0) * 1000)
+            assert st == 200 and d['state'] == 'activating', d
+            b.wait_state(rid, 'active', 30)
+            active.append((time.perf_counter() - t0) * 1000)
+    finally:
+        emu.faults()
+    a = statistics.median(answer)
+    line('approve', aws_latency_ms=aws_ms, answer_ms='%.1f' % a,
+         active_ms='%.0f' % statistics.median(active), ratio='%.3f' % (a / aws_ms))
 
 
 def scale(b, tmp):

@@ -69,8 +69,7 @@ def main():
                 try:
                     j = b.request(user=user, profile=prof, duration=dur, reason='bench',
                                   ticket=None)
-                    st, d = b.approve(j['id'], 'carol')
-                    assert st == 200 and d['state'] == 'active', d
+                    d = b.approve_until(j['id'])
                     if a.sessions_every and i % a.sessions_every == 0:
                         st, s = b.api(user, 'POST', '/v1/requests/%s/sessions' % j['id'],
                                       {'target': 'i-0123456789abcdef0'})

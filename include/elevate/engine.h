@@ -60,6 +60,8 @@ enum el_err engine_list_requests(struct engine *e, const char *user, const char 
     bool mine, json_t **out, struct el_why *w);
 enum el_err engine_get_request(struct engine *e, const char *user, const char *id,
     json_t **out, struct el_why *w);
+/* An approver's vote. It answers as soon as the vote is committed: the vote that
+ * completes the quorum answers `activating` and the credentials are minted after it. */
 enum el_err engine_decide(struct engine *e, const char *user, const char *id, bool approve,
     json_t *body, json_t **out, struct el_why *w);
 enum el_err engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,

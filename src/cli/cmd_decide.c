@@ -1,6 +1,9 @@
 /*
  * cmd_decide.c — `elevate approve ID` and `elevate deny ID`: an approver's decision from
  * the CLI (POST /v1/requests/{id}/approve|deny), under the same rules as the email link.
+ * The broker answers once the vote is recorded; an approval that completes the quorum
+ * leaves the request `activating` while the credentials are minted, which
+ * `approve --wait` follows until the access is active (or AWS refused it).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include "api.h"
 #include "commands.h"
 #include "output.h"
+#include "wait.h"
 
 #define COMMENT_MAX_CHARS 1024
 
@@ -18,7 +22,7 @@ static int deny_run(int, char **);
 
 const struct cli_cmd cmd_approve = {
 	.name = "approve",
-	.usage = "elevate approve ID [--comment C]",
+	.usage = "elevate approve ID [--comment C] [--wait [--timeout DUR]]",
 	.summary = "approve a pending request (approvers)",
 	.run = approve_run,
 };
@@ -37,11 +41,21 @@ decide_help(const struct cli_cmd *c, int approve)
 	    "%s request ID as one of its approvers. %s\n"
 	    "Your own request never counts towards its quorum. Check it first with\n"
 	    "`elevate status ID`.\n\n"
-	    "  --comment C   a note for the requester and the audit trail\n"
-	    "  --json        the broker's JSON of the request afterwards\n", c->usage,
+	    "  --comment C   a note for the requester and the audit trail\n", c->usage,
 	    approve ? "Approves" : "Denies",
-	    approve ? "Once enough approvals are in, the grant becomes active." :
+	    approve ? "Once enough approvals are in, the broker mints\n"
+	    "the credentials and the grant becomes active; the answer comes as soon as your\n"
+	    "approval is recorded (`activating` while AWS mints)." :
 	    "One denial ends the request.");
+	if (approve)
+		printf("  --wait        follow the request until the access is active: exit 0 then,\n"
+		    "                %d when it is denied, lapses or AWS refuses the role, %d on\n"
+		    "                timeout (also waits for the approvals still missing).\n"
+		    "                Ctrl-C stops waiting; the activation goes on.\n"
+		    "  --timeout DUR with --wait: give up after DUR (default: when the request\n"
+		    "                would lapse, or %d minutes once it is approved)\n",
+		    CLI_REFUSED, CLI_TIMEOUT, WAIT_ACTIVATING_MAX / 60);
+	printf("  --json        the broker's JSON of the request afterwards\n");
 }
 
 static int
@@ -49,6 +63,8 @@ decide(const struct cli_cmd *c, int approve, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"comment", required_argument, NULL, 'c'},
+		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -57,16 +73,27 @@ decide(const struct cli_cmd *c, int approve, int argc, char **argv)
 	char path[128], line[512], clean[1024];
 	struct api *a = NULL;
 	json_t *body = NULL, *req = NULL;
-	int ch, rc;
+	int64_t timeout = 0;
+	int ch, wait = 0, rc;
 
-	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:wT:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': comment = optarg; break;
+		case 'w': wait = 1; break;
+		case 'T':
+			if (el_parse_duration(optarg, &timeout) != EL_OK)
+				return output_usage(c, "--timeout: not a duration: \"%s\" (e.g. 2m)",
+				    optarg);
+			break;
 		case 'J': output_set_json(1); break;
 		case 'h': decide_help(c, approve); return CLI_OK;
 		default: return output_usage(c, NULL);
 		}
 	}
+	if (wait && !approve)
+		return output_usage(c, "--wait goes with approve: a denial ends the request");
+	if (timeout > 0 && !wait)
+		return output_usage(c, "--timeout goes with --wait");
 	if (argc - optind != 1)
 		return output_usage(c, "one request ID expected");
 	id = argv[optind];
@@ -84,16 +111,32 @@ decide(const struct cli_cmd *c, int approve, int argc, char **argv)
 		goto out;
 	if ((rc = api_do(a, "POST", path, body, &req)) != CLI_OK)
 		goto out;
+	if (!output_json()) {
+		profile = output_str(req, "profile");
+		requester = output_str(req, "requester");
+		snprintf(line, sizeof(line), "%s %s (%s for %s)", approve ? "approved" : "denied",
+		    id, profile ? profile : "?", requester ? requester : "?");
+		output_clean(line, 0, clean, sizeof(clean));
+		printf("%s\n", clean);
+	}
+	if (wait) {
+		if (output_str(req, "id") == NULL || strcmp(output_str(req, "id"), id) != 0) {
+			output_err("the broker answered without request %s's id", id);
+			rc = CLI_ERR;
+		} else if (wait_undecided(req)) {
+			/* what the quorum still misses; `activating` is followed quietly */
+			if (!output_json() && strcmp(output_str(req, "state"), "pending") == 0)
+				status_next(req, stdout);
+			fflush(stdout);
+			rc = wait_follow(a, &req, timeout, 1, 0);
+		} else
+			rc = wait_outcome(req);
+		goto out;
+	}
 	if (output_json()) {
 		rc = output_print_json(req);
 		goto out;
 	}
-	profile = output_str(req, "profile");
-	requester = output_str(req, "requester");
-	snprintf(line, sizeof(line), "%s %s (%s for %s)", approve ? "approved" : "denied", id,
-	    profile ? profile : "?", requester ? requester : "?");
-	output_clean(line, 0, clean, sizeof(clean));
-	printf("%s\n", clean);
 	status_next(req, stdout);
 out:
 	json_decref(body);

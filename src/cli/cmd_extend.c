@@ -2,7 +2,7 @@
  * cmd_extend.c — `elevate extend ID --by DUR`: asks for more time on an active grant
  * (POST /v1/requests/{id}/extend). The answer is a new pending request ("extends": ID)
  * that the profile's approvers decide like any other; once approved the grant's window
- * end moves and the extension request shows "ended". --wait follows it until decided.
+ * end moves and the extension request shows "ended". --wait follows it until applied.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -37,64 +37,14 @@ extend_help(void)
 	    "  --by DUR         how much longer, e.g. 15m, 1h\n"
 	    "  --reason R       why (default: the grant's reason)\n"
 	    "  --ticket T       a ticket reference (default: the grant's)\n"
-	    "  --wait           wait for the decision; exit 0 once the grant is extended, %d\n"
-	    "                   when denied, cancelled, lapsed or failed, %d on timeout.\n"
-	    "                   Ctrl-C stops waiting and leaves the request pending.\n"
+	    "  --wait           wait for the decision and, once approved, for the broker to\n"
+	    "                   apply it; exit 0 once the grant is extended, %d when denied,\n"
+	    "                   cancelled, lapsed or failed, %d on timeout. Ctrl-C stops\n"
+	    "                   waiting and leaves the request as it is.\n"
 	    "  --timeout DUR    with --wait: give up after DUR (default: when the request\n"
-	    "                   would lapse)\n"
+	    "                   would lapse, or %d minutes once it is approved)\n"
 	    "  --json           print the broker's JSON of the extension request\n",
-	    cmd_extend.usage, CLI_REFUSED, CLI_TIMEOUT);
-}
-
-/*
- * The exit code for a decided extension of grant, after saying what became of it: an
- * applied extension is "ended" with the grant's new window end as its own.
- */
-static int
-outcome(const json_t *req, const char *grant)
-{
-	const char *st = output_str(req, "state");
-	char at[32], rel[64];
-	int64_t t;
-
-	if (output_json())
-		output_print_json(req);
-	if (st != NULL && strcmp(st, "ended") == 0 && (t = output_time(req, "window_end")) > 0) {
-		if (!output_json()) {
-			el_format_time(t, at, sizeof(at));
-			output_reltime(t, el_now(), rel, sizeof(rel));
-			printf("extended %s: active until %s (ends %s)\n", grant, at, rel);
-		}
-		return CLI_OK;
-	}
-	if (!output_json())
-		status_next(req, stdout);
-	return CLI_REFUSED;
-}
-
-/*
- * --wait: follows the extension request *reqp until it is decided, then says what
- * became of it; Ctrl-C stops waiting and leaves it pending.
- */
-static int
-wait_and_report(struct api *a, json_t **reqp, const char *grant, int64_t timeout)
-{
-	char id[72];
-	int rc;
-
-	el_strlcpy(id, output_str(*reqp, "id"), sizeof(id));   /* checked by the caller */
-	rc = wait_decision(a, reqp, timeout, 0);
-	if (rc == CLI_TIMEOUT || rc == CLI_INTERRUPTED) {
-		if (output_json())
-			output_print_json(*reqp);     /* scripts still learn the id */
-		output_err("%s: the extension %s is still pending (`elevate status %s` follows it, "
-		    "`elevate cancel %s` withdraws it)", rc == CLI_TIMEOUT ? "gave up waiting" :
-		    "interrupted", id, id, id);
-		return rc;
-	}
-	if (rc != CLI_OK)
-		return rc;
-	return outcome(*reqp, grant);
+	    cmd_extend.usage, CLI_REFUSED, CLI_TIMEOUT, WAIT_ACTIVATING_MAX / 60);
 }
 
 static int
@@ -175,7 +125,7 @@ extend_run(int argc, char **argv)
 			printf("%s  extends %s  pending\n", id, grant);
 		status_next(req, output_json() ? stderr : stdout);
 		fflush(stdout);
-		rc = wait_and_report(a, &req, grant, timeout);
+		rc = wait_follow(a, &req, timeout, 0, 1);
 		goto out;
 	}
 	if (output_json()) {
@@ -188,7 +138,7 @@ extend_run(int argc, char **argv)
 		printf("follow it: elevate status %s\n", id);
 		rc = CLI_OK;
 	} else
-		rc = outcome(req, grant);
+		rc = wait_outcome(req);
 out:
 	json_decref(body);
 	json_decref(req);

@@ -1,7 +1,7 @@
 /*
  * cmd_request.c — `elevate request PROFILE`: asks the broker for a role for a bounded
- * time (POST /v1/requests) and, with --wait, follows the request until someone decides,
- * reporting each change on stderr.
+ * time (POST /v1/requests) and, with --wait, follows the request until someone decides
+ * and the credentials are minted, reporting each change on stderr.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -37,69 +37,15 @@ request_help(void)
 	    "                   omitted; the policy caps it)\n"
 	    "  --reason TEXT    why, shown to the approvers (at most %d characters)\n"
 	    "  --ticket T       a ticket reference, when the profile asks for one\n"
-	    "  --wait           wait for the decision; exit 0 once active, %d when denied,\n"
+	    "  --wait           wait for the decision and, once approved, for the broker to\n"
+	    "                   mint the credentials; exit 0 once active, %d when denied,\n"
 	    "                   cancelled, lapsed or failed, %d on timeout. Ctrl-C stops\n"
-	    "                   waiting and leaves the request pending.\n"
+	    "                   waiting and leaves the request as it is.\n"
 	    "  --timeout DUR    with --wait: give up after DUR (default: when the request\n"
-	    "                   would lapse)\n"
+	    "                   would lapse, or %d minutes once it is approved)\n"
 	    "  --json           print the broker's JSON of the request\n",
-	    cmd_request.usage, REASON_MAX_CHARS, CLI_REFUSED, CLI_TIMEOUT);
-}
-
-/* The exit code for a decided request, after saying what became of it. */
-static int
-outcome(const json_t *req)
-{
-	const char *st = output_str(req, "state");
-
-	if (output_json())
-		output_print_json(req);
-	else
-		status_next(req, stdout);
-	if (st == NULL)
-		return CLI_ERR;
-	if (strcmp(st, "active") == 0)
-		return CLI_OK;
-	if (strcmp(st, "ending") == 0 || strcmp(st, "ended") == 0)
-		return CLI_ERR;       /* approved, but the window is already over */
-	return CLI_REFUSED;
-}
-
-/*
- * --wait: follows the pending request *reqp until it is decided, then says what became
- * of it; Ctrl-C stops waiting and leaves it pending.
- */
-static int
-wait_and_report(struct api *a, json_t **reqp, int64_t timeout)
-{
-	char id[72], at[32];
-	int64_t pu = output_time(*reqp, "pending_until");
-	int rc;
-
-	el_strlcpy(id, output_str(*reqp, "id"), sizeof(id));   /* checked by the caller */
-	rc = wait_decision(a, reqp, timeout, 1);
-	if (rc == CLI_TIMEOUT) {
-		output_err("gave up waiting: %s is still pending (check it with "
-		    "`elevate status %s`)", id, id);
-		if (output_json())
-			output_print_json(*reqp);   /* scripts still learn the id */
-		return rc;
-	}
-	if (rc == CLI_INTERRUPTED) {
-		if (output_json())
-			output_print_json(*reqp);
-		if (pu > 0) {
-			el_format_time(pu, at, sizeof(at));
-			output_err("interrupted: %s is still pending (until %s); `elevate status %s` "
-			    "follows it, `elevate cancel %s` withdraws it", id, at, id, id);
-		} else
-			output_err("interrupted: %s is still pending; `elevate status %s` follows "
-			    "it, `elevate cancel %s` withdraws it", id, id, id);
-		return rc;
-	}
-	if (rc != CLI_OK)
-		return rc;
-	return outcome(*reqp);
+	    cmd_request.usage, REASON_MAX_CHARS, CLI_REFUSED, CLI_TIMEOUT,
+	    WAIT_ACTIVATING_MAX / 60);
 }
 
 static int
@@ -178,7 +124,7 @@ request_run(int argc, char **argv)
 			printf("%s  %s  pending\n", id, profile);
 		status_next(req, output_json() ? stderr : stdout);
 		fflush(stdout);
-		rc = wait_and_report(a, &req, timeout);
+		rc = wait_follow(a, &req, timeout, 1, 1);
 		goto out;
 	}
 	if (output_json()) {

@@ -111,8 +111,8 @@ status_next(const json_t *req, FILE *f)
 		snprintf(line, sizeof(line), "  elevate creds %s   or   elevate exec %s -- aws sts "
 		    "get-caller-identity", id, id);
 	} else if (strcmp(state, "activating") == 0)
-		snprintf(line, sizeof(line), "approved: the broker is minting the credentials; "
-		    "`elevate status %s` again in a moment", id);
+		snprintf(line, sizeof(line), "approved: access is being activated (the broker "
+		    "is minting the credentials); follow it with `elevate status %s`", id);
 	else if (strcmp(state, "ending") == 0)
 		snprintf(line, sizeof(line), "ending: access is over, its SSM sessions are being "
 		    "closed");

@@ -1,7 +1,8 @@
 /*
- * wait.c — the --wait machinery shared by `request` and `extend`: interrupt handling,
- * the spinner, polling GET /v1/requests/{id} until the request is decided, and the
- * stderr report of each new approval or denial.
+ * wait.c — the --wait machinery shared by `request`, `extend` and `approve`: interrupt
+ * handling, the spinner, polling GET /v1/requests/{id} until the request is decided and
+ * minted, the stderr report of each new approval or denial and of a slow activation, and
+ * what the command says and exits with afterwards.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "elevate/el.h"
 #include "api.h"
+#include "commands.h"
 #include "output.h"
 #include "wait.h"
 
@@ -26,6 +28,8 @@ struct seen {
 	int unreachable;
 	int tty;                      /* stderr is a terminal: draw the spinner */
 	int shown;                    /* the spinner is on the current line */
+	long activating_ms;           /* waited while `activating` */
+	int said_activating;          /* stderr (no terminal) was told */
 };
 
 static void
@@ -100,15 +104,33 @@ report_changes(const json_t *req, struct seen *s, int say_missing)
 }
 
 static int
-is_pending(const json_t *req)
+state_is(const json_t *req, const char *state)
 {
 	const char *st = output_str(req, "state");
 
-	/* activating: approved, the broker is minting; the outcome is still to come */
-	return st != NULL && (strcmp(st, "pending") == 0 || strcmp(st, "activating") == 0);
+	return st != NULL && strcmp(st, state) == 0;
 }
 
 int
+wait_undecided(const json_t *req)
+{
+	/* activating: approved, the broker is minting; the outcome is still to come */
+	return state_is(req, "pending") || state_is(req, "activating");
+}
+
+/* Ticks of POLL_TICK_MS before the next look: every 2 s while pending; while activating
+ * (minting takes a moment) after 1, 2, 4, then 8 ticks. */
+static int
+poll_ticks(int activating, int polls)
+{
+	if (!activating)
+		return POLL_TICKS;
+	return polls < 3 ? 1 << polls : POLL_TICKS;
+}
+
+/* Polls until *reqp is neither pending nor activating: CLI_OK, CLI_TIMEOUT or
+ * CLI_INTERRUPTED with nothing printed, or another exit code after printing why. */
+static int
 wait_decision(struct api *a, json_t **reqp, int64_t timeout, int say_missing)
 {
 	static const char spin[] = "|/-\\";
@@ -117,10 +139,12 @@ wait_decision(struct api *a, json_t **reqp, int64_t timeout, int say_missing)
 	struct api_error e;
 	struct seen s;
 	int64_t deadline = 0, pu;
-	int tick, frame = 0, rc = CLI_OK;
+	int tick, ticks, frame = 0, act, act_polls = 0, rc = CLI_OK;
 
 	memset(&s, 0, sizeof(s));
 	el_strlcpy(id, output_str(*reqp, "id"), sizeof(id));   /* checked by the caller */
+	/* the votes already in are known to the caller (approve: its own) */
+	s.approvals = json_array_size(json_object_get(*reqp, "approvals"));
 	report_changes(*reqp, &s, say_missing);
 	s.tty = isatty(STDERR_FILENO);
 	snprintf(path, sizeof(path), "/v1/requests/%s", id);
@@ -131,14 +155,25 @@ wait_decision(struct api *a, json_t **reqp, int64_t timeout, int say_missing)
 		deadline = pu + WAIT_LAPSE_GRACE;
 	catch_interrupts();
 	api_set_cancel(a, &interrupted);
-	while (is_pending(*reqp)) {
-		for (tick = 0; tick < POLL_TICKS && !interrupted; tick++) {
+	while (wait_undecided(*reqp)) {
+		if ((act = state_is(*reqp, "activating")) && act_polls == 0 && timeout <= 0)
+			deadline = el_now() + WAIT_ACTIVATING_MAX;   /* no lapse once approved */
+		ticks = poll_ticks(act, act ? act_polls++ : 0);
+		for (tick = 0; tick < ticks && !interrupted; tick++) {
 			if (s.tty) {
-				fprintf(stderr, "\rwaiting for a decision on %s %c", id,
-				    spin[frame++ % 4]);
+				fprintf(stderr, act ? "\ractivating %s (minting the credentials) %c" :
+				    "\rwaiting for a decision on %s %c", id, spin[frame++ % 4]);
 				s.shown = 1;
 			}
 			sleep_ms(POLL_TICK_MS);
+			if (act)
+				s.activating_ms += POLL_TICK_MS;
+		}
+		if (act && !s.tty && !s.said_activating &&
+		    s.activating_ms >= WAIT_SAY_ACTIVATING_MS) {
+			fprintf(stderr, "activating %s: the broker is still minting the credentials "
+			    "(Ctrl-C stops waiting; the activation goes on)\n", id);
+			s.said_activating = 1;
 		}
 		if (interrupted) {
 			rc = CLI_INTERRUPTED;
@@ -174,4 +209,79 @@ wait_decision(struct api *a, json_t **reqp, int64_t timeout, int say_missing)
 	spinner_clear(&s);
 	api_set_cancel(a, NULL);
 	return rc;
+}
+
+/* After a timeout or Ctrl-C (rc): where the request is and how to follow it. */
+static int
+wait_unfinished(const json_t *req, int rc, int can_cancel)
+{
+	const char *id = output_str(req, "id"), *how, *what;
+	char at[32], until[48] = "";
+	int64_t pu = output_time(req, "pending_until");
+
+	how = rc == CLI_TIMEOUT ? "gave up waiting" : "interrupted";
+	what = output_str(req, "extends") != NULL ? "the extension " : "";
+	if (id == NULL)
+		id = "?";
+	if (output_json())
+		output_print_json(req);   /* scripts still learn the id */
+	if (state_is(req, "activating")) {
+		output_err("%s: %s%s is approved and still activating: the broker goes on minting "
+		    "its credentials; `elevate status %s` follows it", how, what, id, id);
+		return rc;
+	}
+	if (pu > 0) {
+		el_format_time(pu, at, sizeof(at));
+		snprintf(until, sizeof(until), " (until %s)", at);
+	}
+	if (can_cancel)
+		output_err("%s: %s%s is still pending%s; `elevate status %s` follows it, "
+		    "`elevate cancel %s` withdraws it", how, what, id, until, id, id);
+	else
+		output_err("%s: %s%s is still pending%s; `elevate status %s` follows it", how,
+		    what, id, until, id);
+	return rc;
+}
+
+int
+wait_outcome(const json_t *req)
+{
+	const char *grant = output_str(req, "extends");
+	char at[32], rel[64], clean[128];
+	int64_t t;
+
+	if (output_json())
+		output_print_json(req);
+	/* an applied extension is `ended`, its window_end the grant's new end */
+	if (grant != NULL && state_is(req, "ended") && (t = output_time(req, "window_end")) > 0) {
+		if (!output_json()) {
+			el_format_time(t, at, sizeof(at));
+			output_reltime(t, el_now(), rel, sizeof(rel));
+			output_clean(grant, 64, clean, sizeof(clean));
+			printf("extended %s: active until %s (ends %s)\n", clean, at, rel);
+		}
+		return CLI_OK;
+	}
+	if (!output_json())
+		status_next(req, stdout);
+	if (output_str(req, "state") == NULL)
+		return CLI_ERR;
+	if (state_is(req, "active"))
+		return CLI_OK;
+	if (grant == NULL && (state_is(req, "ending") || state_is(req, "ended")))
+		return CLI_ERR;       /* approved, but the window is already over */
+	return CLI_REFUSED;
+}
+
+int
+wait_follow(struct api *a, json_t **reqp, int64_t timeout, int say_missing, int can_cancel)
+{
+	int rc;
+
+	rc = wait_decision(a, reqp, timeout, say_missing);
+	if (rc == CLI_TIMEOUT || rc == CLI_INTERRUPTED)
+		return wait_unfinished(*reqp, rc, can_cancel);
+	if (rc != CLI_OK)
+		return rc;
+	return wait_outcome(*reqp);
 }

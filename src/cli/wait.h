@@ -1,7 +1,8 @@
 /*
- * wait.h — the --wait of `request` and `extend`: follows a pending request until the
- * broker decides it, with a spinner on a terminal, each new approval or denial on
- * stderr, and Ctrl-C (or SIGTERM) ending the wait while the request stays pending.
+ * wait.h — the --wait of `request`, `extend` and `approve`: follows a request until the
+ * broker has decided it and, once approved, until its credentials are minted
+ * (`activating` -> active or failed), with a spinner on a terminal, each new approval or
+ * denial on stderr, and Ctrl-C (or SIGTERM) ending the wait while the request goes on.
  */
 #ifndef ELEVATE_CLI_WAIT_H
 #define ELEVATE_CLI_WAIT_H
@@ -12,17 +13,35 @@
 struct api;
 
 #define WAIT_LAPSE_GRACE 10       /* s after pending_until, to see the broker say "lapsed" */
+#define WAIT_ACTIVATING_MAX 900   /* s a wait follows `activating` unless --timeout says */
+#define WAIT_SAY_ACTIVATING_MS 2000   /* `activating` this long: stderr says so */
 
 /*
- * Polls GET /v1/requests/{id} for *reqp (a pending request whose id the caller has
- * checked) until its state is no longer "pending". Each newer answer replaces *reqp
- * (the older one is json_decref()ed; the caller still owns *reqp). Gives up after
- * timeout seconds when timeout > 0, else WAIT_LAPSE_GRACE s after the request's
- * pending_until. With say_missing, a change in what the quorum still misses is
- * reported too ("still needs ..."). Returns CLI_OK once decided, CLI_TIMEOUT or
- * CLI_INTERRUPTED with nothing printed (the caller says what became of the request),
- * or another exit code after printing why.
+ * The whole --wait of a command, for *reqp (a request whose id the caller has checked):
+ * polls GET /v1/requests/{id} while its state is "pending" or "activating" — every 2 s
+ * while pending; while activating (minting takes a moment) after a quarter of a second,
+ * backing off to 2 s — with each new approval or denial on stderr (with say_missing also
+ * what the quorum still needs) and, without a terminal, one line once activating lasts
+ * WAIT_SAY_ACTIVATING_MS. Gives up after timeout seconds when timeout > 0; else
+ * WAIT_LAPSE_GRACE s after pending_until while pending, and WAIT_ACTIVATING_MAX s after
+ * it was first seen activating. Each newer answer replaces *reqp (the caller still owns
+ * it). Then prints and returns wait_outcome(), or on timeout or Ctrl-C says on stderr
+ * where the request is and how to follow it (can_cancel: and how to withdraw it) and
+ * returns CLI_TIMEOUT or CLI_INTERRUPTED (with --json the request's JSON goes to stdout
+ * first, so scripts still learn the id).
  */
-int wait_decision(struct api *a, json_t **reqp, int64_t timeout, int say_missing);
+int wait_follow(struct api *a, json_t **reqp, int64_t timeout, int say_missing,
+    int can_cancel);
+
+/* True while the broker has not finished with req: pending or activating. */
+int wait_undecided(const json_t *req);
+
+/*
+ * The exit code for a finished request, after printing what became of it (its JSON with
+ * --json): CLI_OK when active, or for an extension when applied (`ended` with the
+ * grant's new window end); CLI_ERR when approved but its window is already over;
+ * CLI_REFUSED when denied, cancelled, lapsed or failed (AWS refused the role).
+ */
+int wait_outcome(const json_t *req);
 
 #endif

@@ -973,24 +973,34 @@ out:
 	return rc;
 }
 
-/* After a commit: activate if the quorum is met, then answer the request's JSON. */
+/*
+ * After a commit: answers the request as the vote left it, then, when the vote completed
+ * the quorum, mints on a worker thread, so the approver's call never waits for AWS (the
+ * vote and `activating` are durable already; the answer says `activating`).
+ */
 static enum el_err
 after_decision(struct engine *e, const char *id, bool activate, json_t **out,
     struct el_why *w)
 {
 	struct store_request r;
-	enum el_err rc;
+	enum el_err rc = EL_OK;
 
-	if (activate)
-		engine_activate(e, id, true);   /* failure lands in the request as `failed` */
+	if (out != NULL) {
+		if ((rc = store_request_get(e->store, id, &r)) == EL_OK) {
+			*out = engine_request_json(e, &r);
+			store_request_free(&r);
+		} else
+			el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
+	}
+	/* No worker (no thread or memory): nothing is lost. The vote's transaction gave the
+	 * activation a lease (engine_quorum_reached); when it runs out the reaper, which
+	 * wakes for it, resumes it (activate_due), and a restart resumes it at once
+	 * (expire_leases). */
+	if (activate && !engine_activate_async(e, id))
+		log_warn("request %s: no worker for its activation now; the reaper resumes it "
+		    "within %d s", id, ACTIVATION_LEASE);
 	engine_wake_reaper(e);
-	if (out == NULL)
-		return EL_OK;
-	if ((rc = store_request_get(e->store, id, &r)) != EL_OK)
-		return el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
-	*out = engine_request_json(e, &r);
-	store_request_free(&r);
-	return EL_OK;
+	return rc;
 }
 
 enum el_err

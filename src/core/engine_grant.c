@@ -699,9 +699,9 @@ grant_cohort(struct engine *e, struct store_request *r)
 		    store_errmsg());
 }
 
-/* The activation of a claimed request. */
+/* The activation of a claimed request (on its worker thread). */
 static enum el_err
-activate_claimed(struct engine *e, const char *id, bool wait)
+activate_claimed(struct engine *e, const char *id)
 {
 	struct store_request r;
 	struct store_grant g;
@@ -719,7 +719,7 @@ activate_claimed(struct engine *e, const char *id, bool wait)
 	if (r.parent_id != NULL) {
 		/* Mints the grant's session: one at a time with its re-minting and other
 		 * extensions. */
-		if (!claim(e, r.parent_id, wait)) {
+		if (!claim(e, r.parent_id, false)) {
 			/* The grant is busy minting: look again in a second, not a lease. */
 			engine_retry_at(e, id, RS_ACTIVATING, el_now() + 1);
 			rc = EL_OK;
@@ -743,18 +743,6 @@ out:
 	return rc;
 }
 
-enum el_err
-engine_activate(struct engine *e, const char *id, bool wait)
-{
-	enum el_err rc;
-
-	if (!claim(e, id, wait))
-		return EL_OK;   /* another thread is on it */
-	rc = activate_claimed(e, id, wait);
-	release(e, id);
-	return rc;
-}
-
 struct act_job {
 	struct engine *e;
 	char id[32];
@@ -766,7 +754,7 @@ activation_worker(void *arg)
 	struct act_job *j = arg;
 	struct engine *e = j->e;
 
-	activate_claimed(e, j->id, false);
+	activate_claimed(e, j->id);
 	release(e, j->id);
 	free(j);
 	engine_worker_done(e);

@@ -209,8 +209,9 @@ json_t *engine_request_json(struct engine *e, const struct store_request *r);
 enum el_err engine_audit(struct engine *e, const char *actor, const char *event,
     const char *request_id, json_t *data);
 
-/* One decision (CLI or email link: `via`), inside its own transaction; activates when
- * the quorum is met. */
+/* One decision (CLI or email link: `via`), inside its own transaction. *out is the
+ * request as the vote left it: a vote that completes the quorum answers `activating`
+ * once committed, and the minting follows on a worker (engine_activate_async). */
 enum el_err engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
     const char *comment, const char *via, json_t **out, struct el_why *w);
 /* The template context of a request for mails and pages, its decisions (approvals) read
@@ -225,11 +226,10 @@ json_t *engine_request_ctx(struct engine *e, const struct store_request *r,
 json_t *engine_approvals_ctx(const struct store_approval *ap, size_t nap);
 
 /* engine_grant.c */
-/* activating -> active: mints the first credentials (or applies an approved extension).
- * wait: wait for another thread's work on the same request instead of returning at once. */
-enum el_err engine_activate(struct engine *e, const char *id, bool wait);
-/* The same on a worker thread of its own (the reaper must not wait for AWS); false when
- * the request is already in flight. */
+/* activating -> active (or failed, or a retry later): mints the first credentials, or
+ * applies an approved extension, on a worker thread of its own, so neither the approver's
+ * call nor the reaper waits for AWS. false when the request is already in flight here or
+ * no worker could start; the request's lease then brings the reaper back to it. */
 bool engine_activate_async(struct engine *e, const char *id);
 /* Is AWS work on request id in flight in this process? */
 bool engine_in_flight(struct engine *e, const char *id);

@@ -151,6 +151,31 @@ engine_token_page(struct engine *e, const char *token, const char *peer, json_t 
 	return EL_OK;
 }
 
+/* What an approval did, for the result page; out is the request as the vote left it (the
+ * page answers before anything is minted). */
+static const char *
+approved_text(const json_t *out, char *buf, size_t len)
+{
+	const char *fail = json_string_value(json_object_get(json_object_get(out, "failure"),
+	    "message"));
+
+	switch (lifecycle_state_parse(json_string_value(json_object_get(out, "state")))) {
+	case RS_PENDING:
+		return "Your approval was recorded. More approvals are needed.";
+	case RS_ACTIVATING:
+		return "Your approval completed the quorum: access is being activated. The "
+		    "requester is told as soon as it is active, or why AWS refused it.";
+	case RS_ACTIVE:
+		return "Your approval completed the quorum: access is now active.";
+	case RS_FAILED:
+		snprintf(buf, len, "Your approval was recorded, but the request failed: %s",
+		    fail ? fail : "no reason given");
+		return buf;
+	default:
+		return "Your approval completed the quorum, but the grant was revoked meanwhile.";
+	}
+}
+
 enum el_err
 engine_token_decide(struct engine *e, const char *token, bool approve, const char *comment,
     const char *peer, json_t **ctx, int *status)
@@ -159,6 +184,7 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 	struct store_request r;
 	struct el_why w = {{0}};
 	json_t *out = NULL;
+	char msg[EL_WHYLEN + 128];
 	enum el_err rc;
 
 	memset(&c, 0, sizeof(c));
@@ -187,21 +213,12 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 		json_object_set_new(*ctx, "refused", json_true());
 		*status = rc == EL_EPERM ? 403 : 409;
 	} else {
-		int state = lifecycle_state_parse(json_string_value(json_object_get(out, "state")));
 		json_object_set_new(*ctx, approve ? "approved" : "denied", json_true());
-		json_object_set_new(*ctx, "title", json_string(approve ? "Approved" : "Denied"));
-		json_object_set_new(*ctx, "message", json_string(!approve ?
-		    "The request was denied. The requester has been told." :
-		    state == RS_ACTIVE ?
-		    "Your approval completed the quorum: access is now active." :
-		    state == RS_ACTIVATING ?
-		    "Your approval completed the quorum. AWS is slow to answer; access starts as "
-		    "soon as it does, and the requester will be told." :
-		    state == RS_FAILED ?
-		    "Your approval was recorded, but AWS refused the role; the requester has been told." :
-		    state == RS_PENDING ?
-		    "Your approval was recorded. More approvals are needed." :
-		    "Your approval completed the quorum, but the grant was revoked meanwhile."));
+		json_object_set_new(*ctx, "title", json_string(!approve ? "Denied" :
+		    lifecycle_state_parse(json_string_value(json_object_get(out, "state"))) ==
+		    RS_ACTIVATING ? "Approved — access is being activated" : "Approved"));
+		json_object_set_new(*ctx, "message", json_string(approve ? approved_text(out, msg,
+		    sizeof(msg)) : "The request was denied. The requester has been told."));
 		if (comment != NULL)
 			json_object_set_new(*ctx, "comment", json_string(comment));
 		*status = 200;

@@ -409,6 +409,34 @@ class Broker:
         return self.api(user, 'POST', '/v1/requests/%s/approve' % rid,
                         {'comment': comment} if comment else {})
 
+    def wait_state(self, rid, want, timeout=20, user=None):
+        """Polls GET /v1/requests/ID until the request's state is `want` (a state or a
+        tuple of states) and returns the request; fails after `timeout` seconds naming the
+        last state seen. GET as the admin (frank) when there is one: he sees every request."""
+        want = (want,) if isinstance(want, str) else tuple(want)
+        user = user or ('frank' if 'frank' in self.users else 'alice')
+        deadline = time.time() + timeout
+        pause = 0.005                  # minting on the emulator takes milliseconds
+        while True:
+            st, j = self.api(user, 'GET', '/v1/requests/' + rid)
+            assert st == 200, 'GET %s: %s %s' % (rid, st, j)
+            if j['state'] in want:
+                return j
+            if time.time() >= deadline:
+                raise AssertionError('request %s is %s after %.0fs, expected %s (failure: %s)'
+                                     % (rid, j['state'], timeout, '/'.join(want),
+                                        j.get('failure')))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def approve_until(self, rid, want='active', user='carol', comment=None, timeout=20):
+        """The approval that completes the quorum: it answers 200 `activating` as soon as
+        the vote is committed (the broker mints after the answer), then the request is
+        followed until it is `want`. Returns the request then."""
+        st, d = self.approve(rid, user, comment)
+        assert st == 200 and d['state'] == 'activating', (st, d)
+        return self.wait_state(rid, want, timeout)
+
     # ---- audit ----
     def audit(self, request_id=None):
         db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)

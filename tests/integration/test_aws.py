@@ -29,9 +29,7 @@ def _describe(emu, creds):
 
 def _active(b, profile='dev', duration='5m', user='alice', approver='carol', ticket=None):
     j = b.request(user=user, profile=profile, duration=duration, ticket=ticket)
-    st, d = b.approve(j['id'], approver)
-    assert st == 200 and d['state'] == 'active', (st, d)
-    return d
+    return b.approve_until(j['id'], user=approver)
 
 
 def test_assume_role_parameters(ctx):
@@ -186,8 +184,7 @@ def test_aws_refusal_fails_request(ctx):
     profiles['untrusted'] = dict(profiles['dev'], role_arn='arn:aws:iam::%s:role/Untrusted' % ACCOUNT)
     b = ctx.broker(profiles=profiles).start()
     j = b.request(profile='untrusted', ticket=None)
-    st, d = b.approve(j['id'])
-    assert st == 200 and d['state'] == 'failed', d
+    d = b.approve_until(j['id'], 'failed')
     assert d['failure']['code'] == 'AccessDenied', d['failure']
     r = b.cli('alice', 'status', j['id'])
     assert 'AccessDenied' in r.stdout, r.stdout
@@ -216,10 +213,8 @@ def test_throttled_assume_role_is_retried(ctx):
     b = ctx.broker().start()
     j = b.request(profile='dev', ticket=None)
     emu.faults(throttle_rate=0.6, seed=7, actions=['AssumeRole'])
-    st, d = b.approve(j['id'])
-    assert st == 200 and d['state'] in ('pending', 'active'), d
     # throttling is not a refusal: the broker keeps trying until AWS answers
-    wait_for(lambda: b.get(j['id'])['state'] == 'active', 30, what='activation despite throttling')
+    b.approve_until(j['id'], 'active', timeout=30)
     emu.faults()
     assert 'request.failed' not in b.events(j['id'])
 
@@ -235,8 +230,8 @@ def test_session_policy_too_large_is_clear(ctx):
     profiles['dev']['session_policy'] = big
     b = ctx.broker(profiles=profiles).start()
     j = b.request(profile='dev', ticket=None)
-    st, d = b.approve(j['id'])
-    assert d['state'] == 'failed' and '2048' in d['failure']['message'], d
+    d = b.approve_until(j['id'], 'failed')
+    assert '2048' in d['failure']['message'], d
 
 
 def test_elevated_check_aws(ctx):

@@ -191,9 +191,13 @@ def tmpdir(ctx, name):
 def test_mail_link_page_and_approve(ctx):
     """The approval mail reaches the approvers only (text + HTML, one link each); a scanner's
     GET and the browser's GET decide nothing; Approve in Chromium without JavaScript
-    activates the grant; the same link again says "already decided"."""
+    answers "access is being activated" while AWS still holds the AssumeRole (the page
+    never waits for AWS), and the grant becomes active once AWS answers; the same link
+    again says "already decided"."""
+    emu = ctx.emulator
     smtp = ctx.smtp(tmpdir(ctx, 'smtp')).start()
-    b = ctx.broker(smtp_port=smtp.port).start()
+    # a held AssumeRole stays held until released (no per-attempt timeout and retry)
+    b = ctx.broker(smtp_port=smtp.port, config={'aws': {'timeout': '120s'}}).start()
     t0 = time.time()
     j = b.request(reason='read the prod logs for INC-1')
     rid = j['id']
@@ -279,8 +283,10 @@ def test_mail_link_page_and_approve(ctx):
     assert r['state'] == 'pending' and r['approvals'] == [], r
     assert decisions() == audit_before, 'opening the page in a browser wrote to the audit log'
 
-    # decide without JavaScript: the form alone works; then the same link again
+    # decide without JavaScript: the form alone works; then the same link again. AWS holds
+    # the AssumeRole the approval starts: the result page comes all the same
     comment = 'ok — vu ✓ 確認'
+    emu.hold('AssumeRole')
     res = browse([{'javascript': False},
                   {'goto': link},
                   {'fill': ['#comment', comment]},
@@ -291,15 +297,20 @@ def test_mail_link_page_and_approve(ctx):
     navs = [(n['method'], n['status']) for n in res['navigations']]
     assert navs == [('GET', 200), ('POST', 200), ('GET', 409)], navs
     after_click, again = res['steps'][3]['text'], res['steps'][5]['text']
-    assert 'Approved' in after_click and 'access is now active' in after_click, after_click
+    assert 'Approved' in after_click and 'access is being activated' in after_click, \
+        after_click
     assert comment in after_click, after_click
+    (call,) = emu.wait_held(1)['calls']         # still held: the page did not wait for it
+    assert call['action'] == 'AssumeRole' and emu.held() == 1, call
+    assert b.get(rid)['state'] == 'activating'
+    emu.release()
     assert 'Already decided' in again and 'already been decided' in again, again
     assert_page_headers(res['navigations'][1]['headers'], 'result page')
     assert_page_headers(res['navigations'][2]['headers'], 'already decided page')
     assert not res['pageerrors'], res['pageerrors']
 
-    r = b.get(rid)
-    assert r['state'] == 'active' and r['grant'], r
+    r = b.wait_state(rid, 'active')
+    assert r['grant'], r
     assert [(a['approver'], a['decision'], a['comment']) for a in r['approvals']] == \
         [('carol', 'approve', comment)], r['approvals']
     ev = b.audit(rid)
@@ -402,8 +413,7 @@ def test_refused_links(ctx):
     seq = last_seq(b)
     results = race_post(links[admin]['erin'], {'decision': 'approve'}, 8)
     assert sorted(results) == [200] + [409] * 7, results
-    r = b.get(admin)
-    assert r['state'] == 'active', r['state']
+    r = b.wait_state(admin, 'active')
     assert [a['approver'] for a in r['approvals']] == ['carol', 'dave', 'erin'], r['approvals']
     got = refusals(b, seq)
     if os.environ.get('ELEVATE_TEST_DEBUG'):

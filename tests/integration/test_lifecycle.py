@@ -19,10 +19,14 @@ def test_happy_path_cli(ctx):
     rid = [w for w in r.stdout.split() if w.startswith('req_')][0]
     j = b.cli_json('alice', 'status', rid)
     assert j['state'] == 'pending' and j['quorum']['met'] is False
-    r = b.cli('carol', 'approve', rid, '--comment', 'ok')
+    # --wait: the broker answers once the vote is recorded (activating) and the CLI
+    # follows the minting; it exits 0 only once the grant is active
+    r = b.cli('carol', 'approve', rid, '--comment', 'ok', '--wait')
     assert r.returncode == 0, r.stdout + r.stderr
+    assert 'approved %s (dev for alice)' % rid in r.stdout and 'active until' in r.stdout, \
+        r.stdout
     j = b.get(rid)
-    assert j['state'] == 'active', j
+    assert j['state'] in ('active', 'ending', 'ended'), j
     assert j['approvals'][0]['approver'] == 'carol' and j['approvals'][0]['comment'] == 'ok'
     assert j['grant']['role_session_name'].startswith('elevate.alice.')
     end = j['window_end']
@@ -77,8 +81,7 @@ def test_quorum_across_two_groups(ctx):
     assert 'group:security' in d['quorum']['missing'], d['quorum']
     st, d = b.approve(j['id'], 'dave')      # a second sre-lead does not satisfy security
     assert st == 200 and d['state'] == 'pending', d
-    st, d = b.approve(j['id'], 'erin')
-    assert st == 200 and d['state'] == 'active', d
+    b.approve_until(j['id'], user='erin')
     st, d = b.approve(j['id'], 'carol')     # a vote after the decision
     assert st == 409
 
@@ -176,8 +179,7 @@ def test_kill9_restart_loses_nothing(ctx):
     got = {r['id']: r['state'] for r in b.cli_json('alice', 'list', '--mine')['requests']}
     for rid in ids:
         assert got.get(rid) == 'pending', (rid, got)
-    st, d = b.approve(ids[0])
-    assert st == 200 and d['state'] == 'active', d
+    b.approve_until(ids[0])
     ev = [r['event'] for r in b.audit()]
     assert ev.count('request.created') == 5
 
@@ -276,8 +278,7 @@ def test_store_migrates_old_schema(ctx):
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
     assert v == 7, v
-    st, d = b.approve('req_oldoldoldold')
-    assert st == 200 and d['state'] == 'active', d
+    b.approve_until('req_oldoldoldold')
 
 
 def test_elevated_check_reports_file_and_path(ctx):
@@ -365,7 +366,7 @@ def _https_ok(url, context):
 def test_audit_api_for_auditors_only(ctx):
     b = ctx.broker().start()
     j = b.request()
-    b.approve(j['id'])
+    b.approve_until(j['id'])
     r = b.cli('erin', '--json', 'audit', 'show', '--since', '1h', '--event', 'grant.activated')
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)['records']

@@ -12,8 +12,7 @@ def test_ending_soon_then_ended(ctx):
     b.write_config()
     b.start()
     j = b.request(profile='dev', duration='6s', ticket=None)
-    st, d = b.approve(j['id'])
-    assert d['state'] == 'active', d
+    d = b.approve_until(j['id'])
     end = parse_iso(d['window_end'])
     soon = wait_mail(smtp, 1, 15, pred=lambda m: m['rcpt'] == ['alice@example.com'] and
                      'ending' in str(m['msg']['Subject']).lower())[0]

@@ -163,9 +163,7 @@ def pending(b, user='alice', profile='dev', duration='15m'):
 
 def active(b, user='alice', profile='dev', duration='15m'):
     j = pending(b, user, profile, duration)
-    st, d = b.approve(j['id'], 'carol')
-    assert st == 200 and d['state'] == 'active', (st, d)
-    return d
+    return b.approve_until(j['id'])
 
 
 def extend(b, rid, by, user='alice'):
@@ -190,7 +188,7 @@ def state(b, rid):
 
 
 def wait_state(b, rid, want, timeout=15):
-    wait_for(lambda: state(b, rid) == want, timeout, 0.05, what='%s %s' % (rid, want))
+    return b.wait_state(rid, want, timeout)
 
 
 def conflict(ans, *words, soft=None):
@@ -264,13 +262,14 @@ def window(b, rid):
 # ---- Q: the quorum-completing approval, minting (AssumeRole held) ----
 
 def _quorum_held(b, emu, rid, approver='carol'):
-    """Arms a hold on AssumeRole, approves on a thread, returns (thread, held call)."""
+    """Arms a hold on AssumeRole and approves: the approval answers `activating` (the
+    minting goes on after the answer) and its AssumeRole is held. Returns the held call."""
     emu.hold('AssumeRole')
-    t = Bg(b.approve, rid, approver)
+    st, d = b.approve(rid, approver)
+    assert st == 200 and d['state'] == 'activating', (st, d)
     (call,) = held(emu, 'AssumeRole')
-    assert t.is_alive(), 'the approval answered while its AssumeRole was held'
     assert state(b, rid) == 'activating'
-    return t, call
+    return call
 
 
 def _cancel_or_deny_vs_quorum(ctx, what, user):
@@ -281,14 +280,13 @@ def _cancel_or_deny_vs_quorum(ctx, what, user):
     # Q first: the cancel/deny arrives while the quorum's AssumeRole is held
     soft = []
     r = pending(b)
-    t, call = _quorum_held(b, emu, r['id'])
+    call = _quorum_held(b, emu, r['id'])
     conflict(act(b, what, r['id'], user), 'activating', 'revoke', soft=soft)
     conflict(b.approve(r['id'], 'dave'))          # a further approval: already decided
     conflict(creds(b, r['id']))                   # nothing handed out while activating
     assert state(b, r['id']) == 'activating'
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] == 'active', (st, d)
+    wait_state(b, r['id'], 'active')
     st, c = creds(b, r['id'])
     assert st == 200 and c['AccessKeyId'] == issued_key(emu, call['seq']), (st, c)
     ev = events(b, r['id'])
@@ -320,15 +318,13 @@ def test_quorum_vs_revoke(ctx):
     emu = ctx.emulator
     b = broker(ctx)
     r = pending(b)
-    t, call = _quorum_held(b, emu, r['id'])
+    call = _quorum_held(b, emu, r['id'])
     # accepted at once although AWS is still minting for it: ending
     st, d = Bg(act, b, 'revoke', r['id'], 'alice').get(timeout=5)
     assert st == 200 and d['state'] == 'ending', (st, d)
     conflict(creds(b, r['id']))
     conflict(act(b, 'cancel', r['id'], 'alice'))
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] in ('ending', 'ended'), (st, d)
     wait_state(b, r['id'], 'ended')
     g = b.get(r['id'])
     assert g['grant'] and g['grant']['assumed_role_id'], g
@@ -341,8 +337,7 @@ def test_quorum_vs_revoke(ctx):
     # R first: a pending request cannot be revoked; it stays decidable
     r2 = pending(b)
     conflict(act(b, 'revoke', r2['id'], 'alice'), 'pending')
-    st, d = b.approve(r2['id'], 'carol')
-    assert st == 200 and d['state'] == 'active', (st, d)
+    b.approve_until(r2['id'])
     assert 'grant.revoke_requested' not in events(b, r2['id'])
     check_paths(b)
 
@@ -355,23 +350,21 @@ def test_quorum_vs_extension(ctx):
     emu = ctx.emulator
     b = broker(ctx)
     g = pending(b, profile='dev1h', duration='20m')
-    t, _ = _quorum_held(b, emu, g['id'])
+    _quorum_held(b, emu, g['id'])
     conflict(act(b, 'extend', g['id'], 'alice'), 'activating')
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] == 'active', (st, d)
+    wait_state(b, g['id'], 'active')
     start, end0 = window(b, g['id'])
     x1 = extend(b, g['id'], '15m')
     x2 = extend(b, g['id'], '15m')
-    t1, _ = _quorum_held(b, emu, x1['id'])
+    _quorum_held(b, emu, x1['id'])
     conflict(b.approve(x1['id'], 'dave'))               # already decided
-    t2 = Bg(b.approve, x2['id'], 'dave')               # fits: 20 + 15 (in flight) + 15
-    wait_state(b, x2['id'], 'activating')
+    st, d = b.approve(x2['id'], 'dave')                # fits: 20 + 15 (in flight) + 15
+    assert st == 200 and d['state'] == 'activating', (st, d)
     assert state(b, g['id']) == 'active' and window(b, g['id'])[1] == end0
     emu.release()
-    for t in (t1, t2):
-        st, d = t.get()
-        assert st == 200 and d['state'] == 'ended', (st, d)
+    for x in (x1, x2):
+        wait_state(b, x['id'], 'ended')
     s, e = window(b, g['id'])
     assert s == start and e - end0 == 1800 and e - s == 50 * 60, (s, e, end0)
     assert events(b, g['id']).count('grant.extended') == 2
@@ -387,13 +380,12 @@ def test_quorum_vs_lapse(ctx):
     b = broker(ctx, ttl='2s')
     r = pending(b)
     other = pending(b)
-    t, _ = _quorum_held(b, emu, r['id'])
+    _quorum_held(b, emu, r['id'])
     sleep_until(max(parse_iso(r['pending_until']), parse_iso(other['pending_until'])) + MARGIN)
     wait_state(b, other['id'], 'lapsed', 5)
     assert state(b, r['id']) == 'activating'
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] == 'active', (st, d)
+    wait_state(b, r['id'], 'active')
     assert 'request.lapsed' not in events(b, r['id'])
     since = emu.last_seq()
     conflict(b.approve(other['id'], 'carol'), 'lapsed')
@@ -416,7 +408,7 @@ def test_quorum_vs_window_end(ctx):
     assert x['pending_until'] == g['window_end'], (x, g)
     # Q then W: r's AssumeRole held across its window
     r = pending(b, duration='3s')
-    t, call = _quorum_held(b, emu, r['id'])
+    call = _quorum_held(b, emu, r['id'])
     emu.hold('DescribeSessions')
     held(emu, 'DescribeSessions', timeout=parse_iso(g['window_end']) - time.time() + 5)
     assert state(b, g['id']) == 'ending' and state(b, x['id']) == 'pending'
@@ -429,8 +421,7 @@ def test_quorum_vs_window_end(ctx):
     sleep_until(int(call['since']) + 3 + MARGIN)      # r's window: start <= the hold + 3 s
     assert state(b, r['id']) == 'activating'
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] in ('active', 'ending', 'ended'), (st, d)
+    wait_state(b, r['id'], ('active', 'ending', 'ended'))
     conflict(creds(b, r['id']))
     wait_state(b, r['id'], 'ended')
     wait_state(b, g['id'], 'ended')
@@ -523,11 +514,10 @@ def _cancel_or_deny_vs_extension(ctx, what, user):
     # X first
     x = extend(b, g['id'], '5m')
     soft = []
-    t, _ = _quorum_held(b, emu, x['id'])
+    _quorum_held(b, emu, x['id'])
     conflict(act(b, what, x['id'], user), 'activating', 'revoke', soft=soft)
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] == 'ended', (st, d)
+    wait_state(b, x['id'], 'ended')
     assert window(b, g['id'])[1] == end0 + 300
     assert state(b, g['id']) == 'active'
     check_paths(b)
@@ -628,17 +618,15 @@ def test_revoke_vs_extension(ctx):
     g = active(b)
     end0 = parse_iso(g['window_end'])
     x = extend(b, g['id'], '5m')
-    t, call = _quorum_held(b, emu, x['id'])
+    call = _quorum_held(b, emu, x['id'])
     conflict(act(b, 'revoke', x['id'], 'alice'), 'extension', 'revoke')
     # accepted at once although AWS is still minting for it: ending
     st, d = Bg(act, b, 'revoke', g['id'], 'alice').get(timeout=5)
     assert st == 200 and d['state'] == 'ending', (st, d)
     conflict(act(b, 'extend', g['id'], 'alice'))
     emu.release()
-    st, d = t.get()
-    assert isinstance(d, dict) and d.get('state', state(b, x['id'])) == 'failed', (st, d)
-    xs = b.get(x['id'])
-    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    xs = wait_state(b, x['id'], 'failed')
+    assert xs['failure']['code'] == 'GrantNotActive', xs
     wait_state(b, g['id'], 'ended')
     assert window(b, g['id'])[1] == end0
     assert 'grant.extended' not in events(b, g['id'])
@@ -669,7 +657,7 @@ def test_revoke_vs_lapse(ctx):
     p = pending(b)
     r = pending(b)
     conflict(act(b, 'revoke', p['id'], 'alice'), 'pending')
-    t, call = _quorum_held(b, emu, r['id'])
+    call = _quorum_held(b, emu, r['id'])
     sleep_until(max(parse_iso(p['pending_until']), parse_iso(r['pending_until'])) + MARGIN)
     wait_state(b, p['id'], 'lapsed', 5)
     assert state(b, r['id']) == 'activating'
@@ -678,8 +666,6 @@ def test_revoke_vs_lapse(ctx):
     st, d = Bg(act, b, 'revoke', r['id'], 'alice').get(timeout=5)
     assert st == 200 and d['state'] == 'ending', (st, d)
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] in ('ending', 'ended'), (st, d)
     wait_state(b, r['id'], 'ended')
     assert 'request.lapsed' not in events(b, r['id'])
     wait_denied(emu, b.get(r['id'])['grant']['assumed_role_id'])
@@ -730,13 +716,12 @@ def test_extension_vs_lapse(ctx):
     end0 = parse_iso(g['window_end'])
     x1 = extend(b, g['id'], '5m')
     x2 = extend(b, g['id'], '5m')
-    t, _ = _quorum_held(b, emu, x1['id'])
+    _quorum_held(b, emu, x1['id'])
     sleep_until(max(parse_iso(x1['pending_until']), parse_iso(x2['pending_until'])) + MARGIN)
     wait_state(b, x2['id'], 'lapsed', 5)
     assert state(b, x1['id']) == 'activating'
     emu.release()
-    st, d = t.get()
-    assert st == 200 and d['state'] == 'ended', (st, d)
+    wait_state(b, x1['id'], 'ended')
     assert 'request.lapsed' not in events(b, x1['id'])
     assert window(b, g['id'])[1] == end0 + 300
     since = emu.last_seq()
@@ -757,7 +742,7 @@ def test_extension_vs_window_end(ctx):
     x1 = extend(b, g1['id'], '5m')
     g2 = active(b, duration='3s')
     x2 = extend(b, g2['id'], '5m')
-    t, call = _quorum_held(b, emu, x1['id'])
+    call = _quorum_held(b, emu, x1['id'])
     sleep_until(max(parse_iso(g1['window_end']), parse_iso(g2['window_end'])) + MARGIN)
     assert state(b, g1['id']) == 'ending' and state(b, x1['id']) == 'activating'
     wait_state(b, g2['id'], 'ended', 5)
@@ -765,10 +750,8 @@ def test_extension_vs_window_end(ctx):
     conflict(act(b, 'extend', g2['id'], 'alice'))
     conflict(b.approve(x2['id'], 'carol'), 'lapsed')
     emu.release()
-    st, d = t.get()
-    assert isinstance(d, dict) and d.get('state') == 'failed', (st, d)
-    xs = b.get(x1['id'])
-    assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
+    xs = wait_state(b, x1['id'], 'failed')
+    assert xs['failure']['code'] == 'GrantNotActive', xs
     wait_state(b, g1['id'], 'ended')
     assert window(b, g1['id'])[1] == parse_iso(g1['window_end'])
     assert window(b, g2['id'])[1] == parse_iso(g2['window_end'])
@@ -790,18 +773,16 @@ def test_two_extensions_never_outgrow_max_duration(ctx):
         x1 = extend(b, g['id'], '25m')
         x2 = extend(b, g['id'], '25m')
         if overlap:
-            t, _ = _quorum_held(b, emu, x1['id'])
+            _quorum_held(b, emu, x1['id'])
         else:
-            st1, d1 = b.approve(x1['id'], 'carol')
-            assert st1 == 200 and d1['state'] == 'ended', (overlap, st1, d1)
+            b.approve_until(x1['id'], 'ended')
         since = emu.last_seq()
         st, d = b.approve(x2['id'], 'dave')
         assert st in (200, 409), (overlap, st, d)
         assert not calls(emu, since, 'AssumeRole'), 'the refused extension minted'
         if overlap:
             emu.release()
-            st1, d1 = t.get()
-            assert st1 == 200 and d1['state'] == 'ended', (overlap, st1, d1)
+            wait_state(b, x1['id'], 'ended')
         xs = b.get(x2['id'])
         assert xs['state'] == 'failed' and xs['failure']['code'] == 'WindowExceeded', \
             (overlap, xs)

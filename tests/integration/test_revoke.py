@@ -11,9 +11,7 @@ from test_aws import _describe
 def _grant(b, user='alice', profile='prod-readonly', duration='5m', approver='carol'):
     j = b.request(user=user, profile=profile, duration=duration,
                   ticket='INC-1' if profile == 'prod-readonly' else None)
-    st, d = b.approve(j['id'], approver)
-    assert st == 200 and d['state'] == 'active', (st, d)
-    return d
+    return b.approve_until(j['id'], user=approver)
 
 
 def _session(b, rid, user='alice', target='i-0123456789abcdef0'):
@@ -160,8 +158,7 @@ def test_thousand_revocations_stay_under_budget(ctx):
     for i in range(n):
         user = ('alice', 'bob')[i % 2]
         j = b.request(user=user, profile='dev', duration='10m', ticket=None)
-        st, d = b.approve(j['id'], 'carol')
-        assert st == 200 and d['state'] == 'active', d
+        b.approve_until(j['id'])
         st, d = b.api(user, 'POST', '/v1/requests/%s/revoke' % j['id'], {})
         assert st == 200 and d['state'] == 'ended', (i, st, d)
         ids.append(j['id'])
@@ -188,7 +185,6 @@ def test_burst_of_400_revocations_on_one_role(ctx):
     refused, every revoked credential is refused by AWS, and the 20 left, and the one
     minted during the burst, keep working."""
     from concurrent.futures import ThreadPoolExecutor
-    from test_races import Bg
     emu = ctx.emulator
     b = ctx.broker().start()
     grants = [_grant(b, user=('alice', 'bob')[i % 2], profile='dev', duration='30m')
@@ -202,7 +198,8 @@ def test_burst_of_400_revocations_on_one_role(ctx):
     # a grant of the same cohort still being minted while the burst sweeps it
     j = b.request(user='alice', profile='dev', duration='30m', ticket=None)
     emu.hold('AssumeRole')
-    minting = Bg(b.approve, j['id'], 'carol')
+    st, m = b.approve(j['id'], 'carol')
+    assert st == 200 and m['state'] == 'activating', (st, m)
     emu.wait_held(1, timeout=15)
     since = emu.last_seq()
     t0 = time.monotonic()
@@ -219,8 +216,7 @@ def test_burst_of_400_revocations_on_one_role(ctx):
     assert not bad, bad[:5]
     assert sizes and max(sizes) <= 10240, sizes
     emu.release()
-    st, m = minting.get()
-    assert st == 200 and m['state'] == 'active', (st, m)
+    m = b.wait_state(j['id'], 'active')
     # the policy the burst left, put while it was being minted, lets it work
     assert [emu.decision(k) for k in emu.keys_of(request_id=m['id'])] == ['allow']
     held_creds[m['id']] = _creds(b, m['id'], m['requester'])

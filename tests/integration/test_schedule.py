@@ -550,8 +550,9 @@ def op_extend(w, rng):
         with w.lock:
             having = list({m['extends'] for m in w.reqs.values()
                            if m['extends'] and m['last'] == 'pending'})
-        parent = w.pick(rng, ('active',), None, having)
-    parent = parent or w.pick(rng, ('active',), lambda m: not m['extends'])
+        parent = w.pick(rng, ('active',), lambda m: not m.get('full'), having)
+    parent = parent or w.pick(rng, ('active',), lambda m: not m['extends'] and
+                              not m.get('full'))
     if parent is None:
         return
     n = 2 if rng.random() < 0.6 else 1
@@ -581,6 +582,8 @@ def op_extend(w, rng):
             if st != 201:
                 with w.lock:
                     w.extensions -= 1
+                    if st == 403:      # its window is full: extend others from now on
+                        w.reqs[parent['id']]['full'] = True
                 continue
             a['new'] = j['id']
             own = rng.random() < 0.85  # approved below (else left to the others, or to lapse)
