@@ -249,7 +249,7 @@ engine_close(struct engine *e)
 	if (e->lock_fd >= 0)
 		close(e->lock_fd);
 	for (i = 0; i < e->nclaimed; i++)
-		free(e->claimed[i]);
+		free(e->claimed[i].id);
 	free(e->claimed);
 	free(e->roles);
 	free(e->stats);

@@ -18,6 +18,8 @@
 #define ROLE_CACHE_TTL 3600
 #define ACTIVATION_ATTEMPTS 8
 
+static void set_minting(struct engine *e, const char *id, int on);
+
 /* ---- credentials at rest ---- */
 
 static enum el_err
@@ -258,6 +260,7 @@ mint(struct engine *e, const struct store_request *r, int64_t end, struct store_
 	}
 	if (g->role_session_name[0] == '\0')
 		session_name(r, g->role_session_name, sizeof(g->role_session_name));
+	set_minting(e, r->id, 1);   /* the caller holds the claim on r->id */
 	/* Credentials live at least STS's floor; the session policy ends them on time. */
 	remaining = end - el_now();
 	cap = pp->max_credential_duration;
@@ -284,7 +287,9 @@ mint(struct engine *e, const struct store_request *r, int64_t end, struct store_
 	in.duration_seconds = (int)dur;
 	in.tags = tags;
 	in.ntags = r->cohort[0] != '\0' ? 3 : 2;   /* grants minted before cohorts: none */
-	if ((rc = aws_sts_assume_role(e->aws, &in, &out, err)) != EL_OK) {
+	rc = aws_sts_assume_role(e->aws, &in, &out, err);
+	set_minting(e, r->id, 0);
+	if (rc != EL_OK) {
 		if (err->code[0] == '\0') {
 			el_strlcpy(err->code, rc == EL_ENET || rc == EL_ETIMEOUT ? "NetworkError" :
 			    "ClientError", sizeof(err->code));
@@ -316,15 +321,16 @@ out:
 
 /* ---- claims: AWS work in flight per request ---- */
 
-static bool
-claimed_locked(struct engine *e, const char *id)
+/* The claim on id, or NULL. Under act_mu. */
+static struct claim *
+claim_find_locked(struct engine *e, const char *id)
 {
 	size_t i;
 
 	for (i = 0; i < e->nclaimed; i++)
-		if (strcmp(e->claimed[i], id) == 0)
-			return true;
-	return false;
+		if (strcmp(e->claimed[i].id, id) == 0)
+			return &e->claimed[i];
+	return NULL;
 }
 
 /* Takes the claim on id; with wait, waits for the holder to let go. false: held elsewhere
@@ -332,10 +338,11 @@ claimed_locked(struct engine *e, const char *id)
 static bool
 claim(struct engine *e, const char *id, bool wait)
 {
-	char **nv, *dup;
+	struct claim *nv;
+	char *dup;
 
 	pthread_mutex_lock(&e->act_mu);
-	while (claimed_locked(e, id)) {
+	while (claim_find_locked(e, id) != NULL) {
 		if (!wait) {
 			pthread_mutex_unlock(&e->act_mu);
 			return false;
@@ -349,24 +356,41 @@ claim(struct engine *e, const char *id, bool wait)
 		return false;
 	}
 	e->claimed = nv;
-	e->claimed[e->nclaimed++] = dup;
+	e->claimed[e->nclaimed].id = dup;
+	e->claimed[e->nclaimed++].minting = 0;
 	pthread_mutex_unlock(&e->act_mu);
-	engine_ends_changed(e);   /* a revoke waiting for this grant answers now */
 	return true;
+}
+
+/*
+ * Marks the claimed request id as waiting for AWS to mint (on) or answered (off). A
+ * revoke waits for the revocation of its grant, except while AWS mints for it: then it
+ * answers at once (`ending`) and the grant ends after AWS answers. Once AWS has answered,
+ * the outcome is committed within moments, so a revoke waits for it.
+ */
+static void
+set_minting(struct engine *e, const char *id, int on)
+{
+	struct claim *c;
+
+	pthread_mutex_lock(&e->act_mu);
+	if ((c = claim_find_locked(e, id)) != NULL)
+		c->minting = on;
+	pthread_mutex_unlock(&e->act_mu);
+	if (on)
+		engine_ends_changed(e);   /* a revoke waiting for this grant answers now */
 }
 
 static void
 release(struct engine *e, const char *id)
 {
-	size_t i;
+	struct claim *c;
 
 	pthread_mutex_lock(&e->act_mu);
-	for (i = 0; i < e->nclaimed; i++)
-		if (strcmp(e->claimed[i], id) == 0) {
-			free(e->claimed[i]);
-			e->claimed[i] = e->claimed[--e->nclaimed];
-			break;
-		}
+	if ((c = claim_find_locked(e, id)) != NULL) {
+		free(c->id);
+		*c = e->claimed[--e->nclaimed];
+	}
 	pthread_cond_broadcast(&e->act_cv);
 	pthread_mutex_unlock(&e->act_mu);
 }
@@ -377,7 +401,19 @@ engine_in_flight(struct engine *e, const char *id)
 	bool r;
 
 	pthread_mutex_lock(&e->act_mu);
-	r = claimed_locked(e, id);
+	r = claim_find_locked(e, id) != NULL;
+	pthread_mutex_unlock(&e->act_mu);
+	return r;
+}
+
+bool
+engine_minting(struct engine *e, const char *id)
+{
+	struct claim *c;
+	bool r;
+
+	pthread_mutex_lock(&e->act_mu);
+	r = (c = claim_find_locked(e, id)) != NULL && c->minting;
 	pthread_mutex_unlock(&e->act_mu);
 	return r;
 }

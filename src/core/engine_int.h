@@ -58,6 +58,12 @@ struct refusal_kind {
 	char first_peer[REFUSAL_PEER_MAX], last_peer[REFUSAL_PEER_MAX];
 };
 
+/* A request with AWS work in flight in this process (engine_grant.c). */
+struct claim {
+	char *id;
+	int minting;                      /* waiting for AWS to mint its session */
+};
+
 struct role_info {
 	char name[72];
 	char id[64];
@@ -100,7 +106,7 @@ struct engine {
 	 * per grant in this process; the reaper leaves a claimed grant alone until done */
 	pthread_mutex_t act_mu;
 	pthread_cond_t act_cv;            /* a claim was released, or a worker finished */
-	char **claimed;
+	struct claim *claimed;
 	size_t nclaimed;
 	int workers;                      /* detached activation workers still running */
 
@@ -231,8 +237,11 @@ json_t *engine_approvals_ctx(const struct store_approval *ap, size_t nap);
  * call nor the reaper waits for AWS. false when the request is already in flight here or
  * no worker could start; the request's lease then brings the reaper back to it. */
 bool engine_activate_async(struct engine *e, const char *id);
-/* Is AWS work on request id in flight in this process? */
+/* Is AWS work on request id in flight in this process (claimed until its outcome is
+ * committed)? */
 bool engine_in_flight(struct engine *e, const char *id);
+/* Is AWS minting for request id right now (the call not answered yet)? */
+bool engine_minting(struct engine *e, const char *id);
 /* Waits for the activation workers to finish (engine_stop). */
 void engine_workers_wait(struct engine *e);
 /* Mints fresh credentials for an active grant under its session name. */
@@ -251,9 +260,10 @@ void engine_sync_revocations(struct engine *e, int64_t now);
 const char *engine_role_name(const char *arn);
 /* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
 void engine_end_grants(struct engine *e, char **ids, size_t n);
-/* Wakes the waiters of engine_wait_ended: a grant left `ending`, or AWS work began on one. */
+/* Wakes the waiters of engine_wait_ended: a grant left `ending`, or AWS began minting for
+ * one. */
 void engine_ends_changed(struct engine *e);
-/* Waits until every id has left `ending` (or has AWS work in flight: it ends after AWS
+/* Waits until every id has left `ending` (or AWS is minting for it: it ends after AWS
  * answers), or timeout_ms passes; one deadline for all. Borrows ids. */
 void engine_wait_ended(struct engine *e, const char *const *ids, size_t n, int timeout_ms);
 

@@ -325,14 +325,15 @@ engine_ends_changed(struct engine *e)
 }
 
 /* Whether a revoke's caller has waited long enough for id: it left `ending`, or AWS is
- * still minting for it (a revoked activation ends only after AWS answers). */
+ * still minting for it (a revoked activation ends only after AWS answers). Once AWS has
+ * answered, the minter commits at once and the grant ends after it: that is waited for. */
 static bool
 end_settled(struct engine *e, const char *id)
 {
 	struct store_request r;
 	bool settled;
 
-	if (engine_in_flight(e, id) || store_request_get(e->store, id, &r) != EL_OK)
+	if (engine_minting(e, id) || store_request_get(e->store, id, &r) != EL_OK)
 		return true;
 	settled = r.state != RS_ENDING;
 	store_request_free(&r);
