@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 struct store;
 
@@ -74,6 +74,8 @@ struct store_request {
 	char *failure_code;
 	char *failure_message;
 	char *parent_id;         /* extension requests: the grant they extend */
+	char cohort[16];         /* the grant's revocation cohort, "" none yet (read only:
+	                          * store_request_cohort() writes it) */
 };
 void store_request_free(struct store_request *r);   /* frees members, not r */
 enum el_err store_request_insert(struct store *s, const struct store_request *r);
@@ -209,6 +211,7 @@ struct store_revoked {
 	char *userid;            /* ROLEID:SESSION */
 	char *request_id;
 	int64_t expires_at;      /* when the credentials expire on their own */
+	char cohort[16];         /* listing: its request's cohort, "" none */
 };
 /* Adds a denied role session, or extends its expiry (never shortens it). A new or extended
  * entry is unsynced until store_revoked_synced() says the role's policy holds it. */
@@ -225,6 +228,24 @@ enum el_err store_revoked_unsynced_roles(struct store *s, int64_t alive_after, c
     size_t *n);
 enum el_err store_revoked_prune(struct store *s, const char *role_name, int64_t expired_before);
 void store_revoked_free(struct store_revoked *v, size_t n);
+
+/* ---- revocation cohorts (denypolicy.h) ---- */
+/* The cohort of request id, given on first call: the role's open cohort, which `fresh`
+ * opens if the role has none. Written once; *out is what the request holds. */
+enum el_err store_request_cohort(struct store *s, const char *id, const char *role_name,
+    const char *fresh, char *out, size_t len);
+/* The role's open cohort; EL_ENOENT when it has none. */
+enum el_err store_cohort_open(struct store *s, const char *role_name, char *out, size_t len);
+/* Closes the role's open cohort: `fresh` is the one later grants join. */
+enum el_err store_cohort_close(struct store *s, const char *role_name, const char *fresh);
+struct store_live {
+	char request_id[32];
+	char cohort[16];
+};
+/* The role's grants that are active or being activated and carry a cohort. Caller frees
+ * *out (free()). */
+enum el_err store_live_grants(struct store *s, const char *role_name, struct store_live **out,
+    size_t *n);
 
 /* ---- audit (called by audit.c only) ---- */
 enum el_err store_audit_tail(struct store *s, int64_t *seq, unsigned char hash[AUDIT_HASH_BYTES]);

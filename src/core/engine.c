@@ -571,10 +571,11 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	else
 		json_object_set_new(o, "failure", json_null());
 	if (store_grant_get(e->store, r->id, &g) == EL_OK) {
-		json_object_set_new(o, "grant", json_pack("{s:s, s:s?, s:s?, s:o}",
+		json_object_set_new(o, "grant", json_pack("{s:s, s:s?, s:s?, s:o, s:s?}",
 		    "role_session_name", g.role_session_name,
 		    "assumed_role_arn", g.assumed_role_arn, "assumed_role_id", g.assumed_role_id,
-		    "credentials_expire_at", time_or_null(g.creds_expire_at)));
+		    "credentials_expire_at", time_or_null(g.creds_expire_at),
+		    "revocation_cohort", r->cohort[0] != '\0' ? r->cohort : NULL));
 		store_grant_free(&g);
 	} else
 		json_object_set_new(o, "grant", json_null());

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elevate/denypolicy.h"
 #include "elevate/log.h"
 #include "engine_int.h"
 
@@ -237,7 +238,7 @@ mint(struct engine *e, const struct store_request *r, int64_t end, struct store_
 	const struct pol_profile *pp = policy_profile(p, r->profile);
 	struct aws_assume_role_in in;
 	struct aws_assume_role_out out;
-	struct aws_tag tags[2];
+	struct aws_tag tags[3];
 	char *pol = NULL;
 	int64_t remaining, dur, cap;
 	enum el_err rc;
@@ -267,10 +268,14 @@ mint(struct engine *e, const struct store_request *r, int64_t end, struct store_
 	dur = remaining < STS_MIN_DURATION ? STS_MIN_DURATION : remaining;
 	if (dur > cap)
 		dur = cap < STS_MIN_DURATION ? STS_MIN_DURATION : cap;
-	tags[0].key = "elevate:request-id";
+	/* The revocation policy names sessions by the grant's request id and cohort tags
+	 * (denypolicy.h); an extension mints with its grant's request (r is the grant). */
+	tags[0].key = DENYPOLICY_TAG_ID;
 	tags[0].value = r->parent_id ? r->parent_id : r->id;
 	tags[1].key = "elevate:profile";
 	tags[1].value = r->profile;
+	tags[2].key = DENYPOLICY_TAG_COHORT;
+	tags[2].value = r->cohort;
 	in.role_arn = pp->role_arn;
 	in.role_session_name = g->role_session_name;
 	in.source_identity = r->requester;
@@ -278,7 +283,7 @@ mint(struct engine *e, const struct store_request *r, int64_t end, struct store_
 	in.region = r->region;
 	in.duration_seconds = (int)dur;
 	in.tags = tags;
-	in.ntags = 2;
+	in.ntags = r->cohort[0] != '\0' ? 3 : 2;   /* grants minted before cohorts: none */
 	if ((rc = aws_sts_assume_role(e->aws, &in, &out, err)) != EL_OK) {
 		if (err->code[0] == '\0') {
 			el_strlcpy(err->code, rc == EL_ENET || rc == EL_ETIMEOUT ? "NetworkError" :
@@ -404,6 +409,7 @@ deny_minted(struct engine *e, const struct store_request *r, const struct store_
 
 	if (g->assumed_role_id == NULL)
 		return EL_OK;
+	memset(&rv, 0, sizeof(rv));
 	rv.role_name = (char *)(uintptr_t)engine_role_name(r->role_arn);
 	rv.userid = g->assumed_role_id;
 	rv.request_id = (char *)(uintptr_t)r->id;
@@ -667,6 +673,32 @@ out_p:
 	return rc;
 }
 
+/*
+ * The grant's revocation cohort, fixed before its first AssumeRole so that every session
+ * it ever mints carries the same one (denypolicy.h). Without one (the store failed) the
+ * grant is minted untagged: its revocation then names it by request id, never by cohort.
+ */
+static void
+grant_cohort(struct engine *e, struct store_request *r)
+{
+	char fresh[DENYPOLICY_COHORT_LEN + 1];
+
+	if (r->cohort[0] != '\0')
+		return;
+	el_random_id(fresh, sizeof(fresh), DENYPOLICY_COHORT_LEN);
+	if (engine_tx_begin(e) != EL_OK)
+		return;
+	if (store_request_cohort(e->store, r->id, engine_role_name(r->role_arn), fresh,
+	    r->cohort, sizeof(r->cohort)) != EL_OK) {
+		engine_tx_rollback(e);
+		r->cohort[0] = '\0';
+	} else if (engine_tx_commit(e) != EL_OK)
+		r->cohort[0] = '\0';
+	if (r->cohort[0] == '\0')
+		log_warn("request %s: no revocation cohort (%s): minted without one", r->id,
+		    store_errmsg());
+}
+
 /* The activation of a claimed request. */
 static enum el_err
 activate_claimed(struct engine *e, const char *id, bool wait)
@@ -697,6 +729,7 @@ activate_claimed(struct engine *e, const char *id, bool wait)
 		release(e, r.parent_id);
 		goto out;
 	}
+	grant_cohort(e, &r);
 	start = el_now();
 	end = start + r.duration;
 	el_strlcpy(g.request_id, r.id, sizeof(g.request_id));

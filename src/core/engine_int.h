@@ -150,6 +150,7 @@ struct engine {
 	struct hist revoke_lag;           /* seconds from window end to ended */
 	_Atomic uint64_t approvals_total, denials_total, auth_refused_total;
 	_Atomic uint64_t mail_sent_total, mail_failed_total, revocations_failed_total;
+	_Atomic uint64_t deny_policy_chars_max;   /* largest revocation policy put */
 	_Atomic uint64_t tokens_refused_total, authz_refused_total, rate_limited_total;
 };
 

@@ -136,6 +136,11 @@ engine_metrics(struct engine *e, struct dbuf *b)
 	    "(retried).\n# TYPE elevate_revocation_failures_total counter\n"
 	    "elevate_revocation_failures_total %llu\n",
 	    (unsigned long long)e->revocations_failed_total);
+	dbuf_printf(b, "# HELP elevate_revocation_policy_chars_max The largest early-revocation "
+	    "deny policy put on a role since start, in the characters IAM counts (all inline "
+	    "policies of a role share 10240).\n# TYPE elevate_revocation_policy_chars_max gauge\n"
+	    "elevate_revocation_policy_chars_max %llu\n",
+	    (unsigned long long)e->deny_policy_chars_max);
 	dbuf_adds(b, "# HELP elevate_revocation_lag_seconds From window end to revocation "
 	    "done.\n# TYPE elevate_revocation_lag_seconds histogram\n");
 	for (i = 0; i < ENGINE_HIST_BUCKETS; i++)

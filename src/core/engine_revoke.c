@@ -1,17 +1,18 @@
 /*
  * engine_revoke.c — owns the end of a window: terminating a grant's SSM sessions, the
- * per-role deny policy for early revocations (batched, pruned, kept under IAM's budget),
- * pushing entries IAM does not hold yet, and marking grants ended, retried with backoff.
+ * per-role deny policy for early revocations (batched, pruned, the role's revocation
+ * cohorts closed as it needs; the document is denypolicy.c's), pushing entries IAM does
+ * not hold yet, and marking grants ended, retried with backoff.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "elevate/denypolicy.h"
 #include "elevate/log.h"
 #include "engine_int.h"
 
-#define IAM_INLINE_BUDGET 10240     /* IAM: all inline policies of a role, no whitespace */
 #define QUICK_RETRIES 10            /* revocations retried every second at first */
 
 /* ---- the end of a window ---- */
@@ -125,49 +126,51 @@ term_run(struct engine *e, struct term_job *jobs, size_t n)
 	pthread_mutex_destroy(&tp.mu);
 }
 
-/* The deny policy for a role's revoked sessions still alive. Caller frees. */
-static char *
-deny_policy(struct store_revoked *v, size_t n)
+/* The role's open cohort ("" none), closed first when it holds enough of the revoked
+ * grants to be swept (denypolicy.h). Grants that join a cohort afterwards get the new one,
+ * so the live grants must be listed after this. */
+static enum el_err
+open_cohort(struct engine *e, const char *role, const struct deny_grant *rg, size_t n,
+    char *open, size_t len)
 {
-	json_t *ids = json_array(), *doc;
-	size_t i;
-	char *s;
+	char fresh[DENYPOLICY_COHORT_LEN + 1];
+	enum el_err rc;
 
-	for (i = 0; i < n; i++)
-		json_array_append_new(ids, json_string(v[i].userid));
-	doc = json_pack("{s:s, s:[{s:s, s:s, s:s, s:s, s:{s:{s:o}}}]}", "Version", "2012-10-17",
-	    "Statement", "Sid", "ElevateRevokedSessions", "Effect", "Deny", "Action", "*",
-	    "Resource", "*", "Condition", "StringEquals", "aws:userid", ids);
-	s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	json_decref(doc);
-	return s;
-}
-
-/* IAM counts inline policies without whitespace. The role's other inline policies share
- * the budget: AWS then answers LimitExceeded, handled as loudly as this check. */
-static size_t
-nonspace_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r')
-			n++;
-	return n;
+	if ((rc = store_cohort_open(e->store, role, open, len)) == EL_ENOENT) {
+		open[0] = '\0';
+		return EL_OK;
+	}
+	if (rc != EL_OK || !denypolicy_should_close(rg, n, open))
+		return rc;
+	el_random_id(fresh, sizeof(fresh), DENYPOLICY_COHORT_LEN);
+	if ((rc = engine_tx_begin(e)) != EL_OK)
+		return EL_OK;   /* stays open: only less compact */
+	if (store_cohort_close(e->store, role, fresh) != EL_OK)
+		engine_tx_rollback(e);
+	else if (engine_tx_commit(e) == EL_OK) {
+		log_info("role %s: revocation cohort %s closed, %s opened", role, open, fresh);
+		el_strlcpy(open, fresh, len);
+	}
+	return EL_OK;
 }
 
 /*
  * One PutRolePolicy for every revoked, still-alive session of the role (entries whose
- * credentials expired on their own are pruned first). Fails loudly over budget.
+ * credentials expired on their own are pruned first), built by denypolicy_build() from
+ * them and the role's live grants. Fails loudly over budget.
  */
 static enum el_err
 update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
     struct el_why *w)
 {
 	struct store_revoked *v = NULL;
-	size_t n = 0;
-	char *doc = NULL;
+	struct store_live *lv = NULL;
+	struct deny_grant *rg = NULL, *lg = NULL;
+	struct deny_stats ds;
+	size_t n = 0, nl = 0, i;
+	char *doc = NULL, open[16];
 	int64_t now = el_now(), mark = 0;
+	uint64_t max;
 	enum el_err rc;
 
 	if (engine_tx_begin(e) == EL_OK) {
@@ -183,13 +186,34 @@ update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
 			rc = EL_OK;
 		goto out;
 	}
-	if ((doc = deny_policy(v, n)) == NULL) {
+	if ((rg = calloc(n, sizeof(*rg))) == NULL) {
 		rc = EL_ENOMEM;
 		goto out;
 	}
-	if (nonspace_len(doc) > IAM_INLINE_BUDGET) {
+	for (i = 0; i < n; i++) {
+		rg[i].id = v[i].request_id;
+		rg[i].cohort = v[i].cohort;
+	}
+	if ((rc = open_cohort(e, role, rg, n, open, sizeof(open))) != EL_OK ||
+	    (rc = store_live_grants(e->store, role, &lv, &nl)) != EL_OK) {
+		rc = el_fail(w, rc, "cannot read role %s's grants: %s", role, store_errmsg());
+		goto out;
+	}
+	if ((lg = calloc(nl ? nl : 1, sizeof(*lg))) == NULL) {
+		rc = EL_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < nl; i++) {
+		lg[i].id = lv[i].request_id;
+		lg[i].cohort = lv[i].cohort;
+	}
+	if ((rc = denypolicy_build(rg, n, lg, nl, open, &doc, &ds)) != EL_OK)
+		goto out;
+	if (ds.chars > DENYPOLICY_BUDGET) {
 		rc = el_fail(w, EL_ETOOBIG, "role %s: %zu revoked sessions need %zu characters of "
-		    "inline policy, over IAM's %d", role, n, nonspace_len(doc), IAM_INLINE_BUDGET);
+		    "inline policy (%zu named, %zu cohorts with %zu live grants excepted), over "
+		    "IAM's %d", role, n, ds.chars, ds.listed, ds.swept, ds.excepted,
+		    DENYPOLICY_BUDGET);
 		el_strlcpy(err->code, "RevocationBudgetExceeded", sizeof(err->code));
 		el_strlcpy(err->message, w->msg, sizeof(err->message));
 		goto out;
@@ -202,6 +226,14 @@ update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
 		    err->message);
 	else if (rc != EL_OK)
 		el_fail(w, EL_EAWS, "PutRolePolicy %s: %s %s", role, err->code, err->message);
+	if (rc == EL_OK) {
+		log_debug("role %s: deny policy of %zu characters: %zu named, %zu cohorts, %zu "
+		    "live grants excepted", role, ds.chars, ds.listed, ds.swept, ds.excepted);
+		max = atomic_load(&e->deny_policy_chars_max);
+		while (ds.chars > max &&
+		    !atomic_compare_exchange_weak(&e->deny_policy_chars_max, &max, ds.chars))
+			;
+	}
 out:
 	/* What was listed is in IAM now; entries added since stay unsynced for the next. */
 	if (rc == EL_OK && n > 0 && engine_tx_begin(e) == EL_OK) {
@@ -211,6 +243,9 @@ out:
 			engine_tx_rollback(e);
 	}
 	free(doc);
+	free(rg);
+	free(lg);
+	free(lv);
 	store_revoked_free(v, n);
 	return rc;
 }
@@ -528,6 +563,7 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			struct store_revoked rv;
 			const char *role = engine_role_name(rs[i].role_arn);
 
+			memset(&rv, 0, sizeof(rv));
 			rv.role_name = (char *)(uintptr_t)role;
 			rv.userid = gs[i].assumed_role_id;
 			rv.request_id = rs[i].id;

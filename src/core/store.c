@@ -495,6 +495,10 @@ store_schema_version(struct store *s)
 	" created_at, pending_until, decided_at, window_start, window_end, ended_at," \
 	" failure_code, failure_message, next_attempt_at, attempts, parent_id"
 
+/* What reads of a request select: its columns, and the cohort written only by
+ * store_request_cohort(). */
+#define REQ_READ_COLS REQ_COLS ", cohort"
+
 /* A row the lifecycle does not know (the CHECK keeps them out) is an error, not a guess. */
 static enum el_err
 read_request(struct q *q, struct store_request *r)
@@ -528,6 +532,7 @@ read_request(struct q *q, struct store_request *r)
 	r->next_attempt_at = q_int(q, 17);
 	r->attempts = (int)q_int(q, 18);
 	r->parent_id = col_str(q, 19);
+	col_copy(q, 20, r->cohort, sizeof(r->cohort));
 	return EL_OK;
 }
 
@@ -565,8 +570,8 @@ store_request_get(struct store *s, const char *id, struct store_request *r)
 	struct q q;
 	enum el_err e;
 
-	if ((e = q_read(s, &q, "SELECT " REQ_COLS " FROM requests WHERE id = ?", "t", id))
-	    != EL_OK)
+	if ((e = q_read(s, &q, "SELECT " REQ_READ_COLS " FROM requests WHERE id = ?", "t",
+	    id)) != EL_OK)
 		return e;
 	if ((e = one_row(&q, "request get")) == EL_OK)
 		e = read_request(&q, r);
@@ -627,7 +632,8 @@ store_request_list(struct store *s, const struct store_filter *f, struct store_r
 	struct store_request *v;
 	enum el_err r;
 
-	r = q_read(s, &q, "SELECT " REQ_COLS " FROM requests WHERE (?1 IS NULL OR state = ?1)"
+	r = q_read(s, &q, "SELECT " REQ_READ_COLS " FROM requests WHERE"
+	    " (?1 IS NULL OR state = ?1)"
 	    " AND (?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR profile = ?3)"
 	    " AND (?5 = 0 OR created_at >= ?5 OR window_end >= ?5"
 	    "  OR (window_start IS NOT NULL AND ended_at IS NULL))"
@@ -1194,6 +1200,7 @@ revoked_row(struct q *q, void *arg)
 	v->userid = col_str(q, 1);
 	v->request_id = col_str(q, 2);
 	v->expires_at = q_int(q, 3);
+	col_copy(q, 5, v->cohort, sizeof(v->cohort));
 	acc->a.n++;
 	if (q_int(q, 4) > acc->mark)
 		acc->mark = q_int(q, 4);
@@ -1210,8 +1217,9 @@ store_revoked_list(struct store *s, const char *role_name, int64_t alive_after,
 
 	/* The highest rid listed marks the listing: a row added later gets a higher one
 	 * (rows are pruned only by the reaper, before it lists). */
-	if ((r = q_read(s, &q, "SELECT role_name, userid, request_id, expires_at, rid"
-	    " FROM revoked WHERE role_name = ? AND expires_at > ? ORDER BY userid", "ti",
+	if ((r = q_read(s, &q, "SELECT v.role_name, v.userid, v.request_id, v.expires_at,"
+	    " v.rid, q.cohort FROM revoked v LEFT JOIN requests q ON q.id = v.request_id"
+	    " WHERE v.role_name = ? AND v.expires_at > ? ORDER BY v.userid", "ti",
 	    role_name, alive_after)) == EL_OK) {
 		r = each_row(&q, "revoked list", revoked_row, &acc);
 		q_end(&q);
@@ -1251,6 +1259,100 @@ store_revoked_prune(struct store *s, const char *role_name, int64_t expired_befo
 {
 	return exec(s, "DELETE FROM revoked WHERE role_name = ? AND expires_at <= ?", "ti",
 	    role_name, expired_before);
+}
+
+/* ---- revocation cohorts ---- */
+
+enum el_err
+store_request_cohort(struct store *s, const char *id, const char *role_name,
+    const char *fresh, char *out, size_t len)
+{
+	struct q q;
+	enum el_err r;
+	bool own;
+
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	/* The role's open cohort, opened with `fresh` if it has none; a request keeps the
+	 * first it was given. */
+	if ((r = exec(s, "INSERT INTO role_cohorts (role_name, open) VALUES (?, ?)"
+	    " ON CONFLICT (role_name) DO NOTHING", "tt", role_name, fresh)) != EL_OK ||
+	    (r = exec(s, "UPDATE requests SET cohort = (SELECT open FROM role_cohorts"
+	    " WHERE role_name = ?) WHERE id = ? AND cohort IS NULL", "tt", role_name, id))
+	    != EL_OK)
+		goto out;
+	if ((r = q_read(s, &q, "SELECT cohort FROM requests WHERE id = ?", "t", id)) != EL_OK)
+		goto out;
+	if ((r = one_row(&q, "request cohort")) == EL_OK)
+		col_copy(&q, 0, out, len);
+	q_end(&q);
+out:
+	return own_end(s, own, r);
+}
+
+enum el_err
+store_cohort_open(struct store *s, const char *role_name, char *out, size_t len)
+{
+	struct q q;
+	enum el_err r;
+
+	if ((r = q_read(s, &q, "SELECT open FROM role_cohorts WHERE role_name = ?", "t",
+	    role_name)) != EL_OK)
+		return r;
+	if ((r = one_row(&q, "open cohort")) == EL_OK)
+		col_copy(&q, 0, out, len);
+	q_end(&q);
+	return r;
+}
+
+enum el_err
+store_cohort_close(struct store *s, const char *role_name, const char *fresh)
+{
+	return exec(s, "INSERT INTO role_cohorts (role_name, open) VALUES (?1, ?2)"
+	    " ON CONFLICT (role_name) DO UPDATE SET open = ?2", "tt", role_name, fresh);
+}
+
+static enum el_err
+live_row(struct q *q, void *arg)
+{
+	struct vec *a = arg;
+	struct store_live *v;
+
+	if ((v = vec_next(a)) == NULL)
+		return EL_ENOMEM;
+	col_copy(q, 0, v->request_id, sizeof(v->request_id));
+	col_copy(q, 1, v->cohort, sizeof(v->cohort));
+	a->n++;
+	return EL_OK;
+}
+
+enum el_err
+store_live_grants(struct store *s, const char *role_name, struct store_live **out,
+    size_t *n)
+{
+	struct q q;
+	struct vec a = {NULL, 0, 0, sizeof(struct store_live)};
+	enum el_err r;
+
+	/* The role is the last component of the ARN (a role's name is unique in its account,
+	 * whatever its path): its last length + 1 characters are "/" and the name (substr
+	 * from a positive start: a negative one counts from the end in SQLite only).
+	 * Extensions mint under their grant's id: the grant is the row. */
+	if ((r = q_read(s, &q, "SELECT id, cohort FROM requests"
+	    " WHERE state IN ('activating', 'active') AND parent_id IS NULL"
+	    " AND cohort IS NOT NULL"
+	    " AND substr(role_arn, length(role_arn) - length(?1)) = '/' || ?1"
+	    " ORDER BY id", "t", role_name)) == EL_OK) {
+		r = each_row(&q, "live grants", live_row, &a);
+		q_end(&q);
+	}
+	if (r != EL_OK) {
+		free(a.v);
+		return r;
+	}
+	*out = a.v;
+	*n = a.n;
+	return EL_OK;
 }
 
 void

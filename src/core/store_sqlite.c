@@ -177,11 +177,17 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_unwarned ON requests(window_end)"
 	"  WHERE state = 'active' AND warned_at IS NULL;",
 
-	/* 6 -> 7: the rowid SQL ordered and marked by is a column of its own, rid, so that
+	/* 6 -> 7: revocation cohorts. A grant's sessions carry its cohort as a session tag;
+	 * a role's open cohort is the one its next grants join, until the deny policy closes
+	 * it (denypolicy.h) */
+	"ALTER TABLE requests ADD COLUMN cohort TEXT;"
+	"CREATE TABLE role_cohorts (role_name TEXT PRIMARY KEY, open TEXT NOT NULL);",
+
+	/* 7 -> 8: the rowid SQL ordered and marked by is a column of its own, rid, so that
 	 * the same SQL runs on PostgreSQL. Each table is rebuilt with rid as its INTEGER
 	 * PRIMARY KEY (SQLite's alias of the rowid: the same b-tree as before, every rowid
 	 * kept) and its old key as a UNIQUE column, as 4 -> 5 rebuilt requests. */
-	"CREATE TABLE requests_v7 ("
+	"CREATE TABLE requests_v8 ("
 	"  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, profile TEXT NOT NULL,"
 	"  requester TEXT NOT NULL,"
 	"  state TEXT NOT NULL CHECK (state IN ('pending','activating','active','ending',"
@@ -191,17 +197,18 @@ static const char *const migrations[] = {
 	"  pending_until INTEGER NOT NULL, decided_at INTEGER, window_start INTEGER,"
 	"  window_end INTEGER, ended_at INTEGER, failure_code TEXT, failure_message TEXT,"
 	"  updated_at INTEGER NOT NULL, next_attempt_at INTEGER,"
-	"  attempts INTEGER NOT NULL DEFAULT 0, parent_id TEXT, warned_at INTEGER);"
-	"INSERT INTO requests_v7 (rid, id, profile, requester, state, duration, reason, ticket,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, parent_id TEXT, warned_at INTEGER,"
+	"  cohort TEXT);"
+	"INSERT INTO requests_v8 (rid, id, profile, requester, state, duration, reason, ticket,"
 	"  role_arn, region, created_at, pending_until, decided_at, window_start, window_end,"
 	"  ended_at, failure_code, failure_message, updated_at, next_attempt_at, attempts,"
-	"  parent_id, warned_at)"
+	"  parent_id, warned_at, cohort)"
 	" SELECT rowid, id, profile, requester, state, duration, reason, ticket,"
 	"  role_arn, region, created_at, pending_until, decided_at, window_start, window_end,"
 	"  ended_at, failure_code, failure_message, updated_at, next_attempt_at, attempts,"
-	"  parent_id, warned_at FROM requests;"
+	"  parent_id, warned_at, cohort FROM requests;"
 	"DROP TABLE requests;"
-	"ALTER TABLE requests_v7 RENAME TO requests;"
+	"ALTER TABLE requests_v8 RENAME TO requests;"
 	"CREATE INDEX requests_state ON requests(state);"
 	"CREATE INDEX requests_parent ON requests(parent_id);"
 	"CREATE INDEX requests_state_window ON requests(state, window_end);"
@@ -209,34 +216,34 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_created ON requests(created_at);"
 	"CREATE INDEX requests_unwarned ON requests(window_end)"
 	"  WHERE state = 'active' AND warned_at IS NULL;"
-	"CREATE TABLE approvals_v7 ("
+	"CREATE TABLE approvals_v8 ("
 	"  rid INTEGER PRIMARY KEY, request_id TEXT NOT NULL REFERENCES requests(id),"
 	"  approver TEXT NOT NULL,"
 	"  decision TEXT NOT NULL CHECK (decision IN ('approve','deny')), comment TEXT,"
 	"  at INTEGER NOT NULL, via TEXT NOT NULL DEFAULT 'cli', UNIQUE (request_id, approver));"
-	"INSERT INTO approvals_v7 (rid, request_id, approver, decision, comment, at, via)"
+	"INSERT INTO approvals_v8 (rid, request_id, approver, decision, comment, at, via)"
 	" SELECT rowid, request_id, approver, decision, comment, at, via FROM approvals;"
 	"DROP TABLE approvals;"
-	"ALTER TABLE approvals_v7 RENAME TO approvals;"
-	"CREATE TABLE sessions_v7 ("
+	"ALTER TABLE approvals_v8 RENAME TO approvals;"
+	"CREATE TABLE sessions_v8 ("
 	"  rid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE,"
 	"  request_id TEXT NOT NULL REFERENCES requests(id),"
 	"  target TEXT NOT NULL, document TEXT, started_at INTEGER NOT NULL,"
 	"  terminated_at INTEGER);"
-	"INSERT INTO sessions_v7 (rid, session_id, request_id, target, document, started_at,"
+	"INSERT INTO sessions_v8 (rid, session_id, request_id, target, document, started_at,"
 	"  terminated_at)"
 	" SELECT rowid, session_id, request_id, target, document, started_at, terminated_at"
 	" FROM sessions;"
 	"DROP TABLE sessions;"
-	"ALTER TABLE sessions_v7 RENAME TO sessions;"
+	"ALTER TABLE sessions_v8 RENAME TO sessions;"
 	"CREATE INDEX sessions_request ON sessions(request_id);"
-	"CREATE TABLE revoked_v7 ("
+	"CREATE TABLE revoked_v8 ("
 	"  rid INTEGER PRIMARY KEY, userid TEXT NOT NULL UNIQUE, role_name TEXT NOT NULL,"
 	"  request_id TEXT NOT NULL, expires_at INTEGER NOT NULL, synced_at INTEGER);"
-	"INSERT INTO revoked_v7 (rid, userid, role_name, request_id, expires_at, synced_at)"
+	"INSERT INTO revoked_v8 (rid, userid, role_name, request_id, expires_at, synced_at)"
 	" SELECT rowid, userid, role_name, request_id, expires_at, synced_at FROM revoked;"
 	"DROP TABLE revoked;"
-	"ALTER TABLE revoked_v7 RENAME TO revoked;"
+	"ALTER TABLE revoked_v8 RENAME TO revoked;"
 	"CREATE INDEX revoked_role ON revoked(role_name, expires_at);",
 };
 

@@ -378,6 +378,37 @@ def tests(emu):
                                                            PolicyDocument='{"Statement": [}'))
     check('PutRolePolicy invalid JSON -> MalformedPolicyDocument', code == 'MalformedPolicyDocument', code)
 
+    # --- early revoke by session tags (elevate's revocation policy, denypolicy.h) ----------------
+    def tagged(name, tags):
+        kw = {'RoleArn': role_arn, 'RoleSessionName': name}
+        if tags:
+            kw['Tags'] = [{'Key': k, 'Value': v} for k, v in tags.items()]
+        return client(emu, 'ec2', **creds_kw(sts.assume_role(**kw)))
+    swept = tagged('selftest-t1', {'elevate:request-id': 'req_a', 'elevate:cohort': 'c1'})
+    excepted = tagged('selftest-t2', {'elevate:request-id': 'req_b', 'elevate:cohort': 'c1'})
+    listed = tagged('selftest-t3', {'elevate:request-id': 'req_c', 'elevate:cohort': 'c2'})
+    other = tagged('selftest-t4', {'elevate:request-id': 'req_d', 'elevate:cohort': 'c2'})
+    untagged = tagged('selftest-t5', {})
+    revoke = {'Version': '2012-10-17', 'Statement': [
+        {'Sid': 'Named', 'Effect': 'Deny', 'Action': '*', 'Resource': '*',
+         'Condition': {'StringEquals': {'aws:PrincipalTag/elevate:request-id': ['req_c']}}},
+        {'Sid': 'Cohorts', 'Effect': 'Deny', 'Action': '*', 'Resource': '*',
+         'Condition': {'StringEquals': {'aws:PrincipalTag/Elevate:Cohort': ['c1']},
+                       'StringNotEquals': {'aws:PrincipalTag/elevate:request-id':
+                                           ['req_x', 'req_b']}}}]}
+    iam.put_role_policy(RoleName='ProdReadOnly', PolicyName='elevate-revoke',
+                        PolicyDocument=json.dumps(revoke))
+    for what, c, want in (('a session tag in a StringEquals list', listed, 'UnauthorizedOperation'),
+                          ('its cohort tag listed (tag keys match in any case)', swept,
+                           'UnauthorizedOperation'),
+                          ('... but its request-id among StringNotEquals values (NOR)', excepted, None),
+                          ('neither listed', other, None),
+                          ('no tags: StringEquals on an absent key does not match', untagged, None)):
+        code, _, msg = err_code(lambda: c.describe_instances())
+        check('deny by aws:PrincipalTag: %s -> %s' % (what, want or 'allowed'), code == want and
+              (want is None or 'explicit deny in an identity-based policy' in msg), (code, msg))
+    iam.delete_role_policy(RoleName='ProdReadOnly', PolicyName='elevate-revoke')
+
     # --- inline policy size limit ---------------------------------------------------------------
     _, state = emu.ctl('GET', 'state')
     used = state['roles']['ProdReadOnly']['inline_policy_bytes']

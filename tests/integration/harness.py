@@ -108,6 +108,35 @@ class Emulator:
     def state(self):
         return self.control('GET', 'state')
 
+    def decision(self, akid, action='ec2:DescribeInstances'):
+        """How the emulator's policies decide a call with these credentials now: 'allow',
+        'explicit_deny' (a Deny matched: the revocation policy), 'implicit_deny' (no Allow:
+        past the session policy's end), 'expired' or 'unknown_key'."""
+        return self.control('POST', 'check', {'access_key_id': akid, 'action': action,
+                                              'resource': '*',
+                                              'region': 'ap-northeast-1'})['decision']
+
+    def keys_of(self, userid=None, request_id=None):
+        """Unexpired credentials the emulator issued, to a role session (aws:userid) or
+        with an elevate:request-id session tag."""
+        return [c['access_key_id'] for c in self.state()['credentials'] if not c['expired'] and
+                (userid is None or c['user_id'] == userid) and
+                (request_id is None or c['tags'].get('elevate:request-id') == request_id)]
+
+    def keys_by_request(self):
+        """{elevate:request-id session tag: [unexpired access keys issued with it]}."""
+        out = {}
+        for c in self.state()['credentials']:
+            if not c['expired'] and 'elevate:request-id' in c['tags']:
+                out.setdefault(c['tags']['elevate:request-id'], []).append(c['access_key_id'])
+        return out
+
+    def session_denied(self, userid=None, request_id=None):
+        """Whether every unexpired credential of that session (at least one) is denied by a
+        Deny in the role's policies: the revocation policy holds it."""
+        keys = self.keys_of(userid, request_id)
+        return bool(keys) and all(self.decision(k) == 'explicit_deny' for k in keys)
+
     # Holds: force an interleaving.  The emulator holds the next matching AWS call open just
     # before its action runs (after faults, SigV4 and validation), so the action happens at
     # release time.  A held call releases itself after `timeout` seconds (emulator default 60).

@@ -2,6 +2,7 @@
 emulator, which verifies every signature and enforces the session policy)."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -50,7 +51,10 @@ def test_assume_role_parameters(ctx):
     for k, v in p.items():
         if k.startswith('Tags.member.') and k.endswith('.Key'):
             tags[v] = p[k[:-4] + '.Value']
-    assert tags == {'elevate:request-id': d['id'], 'elevate:profile': 'dev'}, tags
+    # the grant and its revocation cohort (denypolicy.h), which a revocation policy names
+    assert tags == {'elevate:request-id': d['id'], 'elevate:profile': 'dev',
+                    'elevate:cohort': d['grant']['revocation_cohort']}, tags
+    assert re.fullmatch('[a-z2-9]{8}', tags['elevate:cohort']), tags
     pol = json.loads(p['Policy'])
     for st in pol['Statement']:
         if st['Effect'] == 'Allow':
@@ -282,6 +286,11 @@ def test_window_longer_than_credentials_is_minted_again(ctx):
         calls = [e for e in emu.log_entries(since) if e['action'] == 'AssumeRole']
         assert len(calls) == 1, calls
         assert calls[0]['params']['RoleSessionName'] == d['grant']['role_session_name']
+        # the same grant and cohort tags: the revocation policy names all its credentials
+        tags = {c['access_key_id']: c['tags'] for c in emu.state()['credentials']}
+        assert tags[second['AccessKeyId']] == tags[first['AccessKeyId']], tags
+        assert tags[first['AccessKeyId']]['elevate:cohort'] == \
+            d['grant']['revocation_cohort']
         pol = json.loads(calls[0]['params']['Policy'])
         assert pol['Statement'][0]['Condition']['DateLessThan']['aws:CurrentTime'] == \
             d['window_end']

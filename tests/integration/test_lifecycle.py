@@ -275,7 +275,7 @@ def test_store_migrates_old_schema(ctx):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
-    assert v == 7, v
+    assert v == 8, v
     st, d = b.approve('req_oldoldoldold')
     assert st == 200 and d['state'] == 'active', d
 

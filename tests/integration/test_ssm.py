@@ -316,11 +316,13 @@ def test_revoke_several_grants(ctx):
     evs = [a for a in b.audit() if a['event'] == 'grant.revoke_requested']
     assert {a['request_id'] for a in evs} == {d1['id'], d2['id']}, evs
     assert all(a['data'].get('reason') == 'incident over' for a in evs), evs
-    # one sweep (POST /v1/revoke): one deny-policy update naming both role sessions
+    # one sweep (POST /v1/revoke): one deny-policy update naming both grants
     puts = [e for e in ctx.emulator.log_entries(since) if e['action'] == 'PutRolePolicy']
     assert len(puts) == 1, puts
     doc = json.loads(puts[0]['params']['PolicyDocument'])
-    assert len(doc['Statement'][0]['Condition']['StringEquals']['aws:userid']) == 2, doc
+    ids = doc['Statement'][0]['Condition']['StringEquals']['aws:PrincipalTag/elevate:request-id']
+    assert sorted(ids) == sorted([d1['id'], d2['id']]), doc
+    assert all(ctx.emulator.session_denied(request_id=d['id']) for d in (d1, d2))
     # an id that cannot be revoked refuses the whole call
     d3 = _active(b, profile='dev', duration='10m', ticket=None)
     r = b.cli('alice', 'revoke', d3['id'], d1['id'])

@@ -1,8 +1,8 @@
 /*
  * test_store.c — the SQLite store as the engine relies on it: file mode and schema
  * version, upgrades from older databases, requests and their conditional state changes,
- * approvals, replay protection, deadlines, the outbox, revoked sessions, grants, SSM
- * sessions, and transactions (rollback really discards, nesting commits once).
+ * approvals, replay protection, deadlines, the outbox, revoked sessions and revocation
+ * cohorts, grants, SSM sessions, and transactions (rollback really discards, nesting commits once).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,7 +200,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 7);
+	assert_int_equal(STORE_SCHEMA_VERSION, 8);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -1549,6 +1549,92 @@ revoked_sync(void **state)
 	free(roles);
 }
 
+/* ---- revocation cohorts ---- */
+
+static void
+cohorts(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r;
+	struct store_revoked rv, *v = NULL;
+	struct store_live *lv = NULL;
+	char c[16], open[16];
+	size_t n = 0;
+
+	insert(f->s, "req_a", "activating", "alice", "prod-readonly", 100);
+	insert(f->s, "req_b", "activating", "bob", "prod-readonly", 100);
+	insert(f->s, "req_c", "activating", "bob", "prod-readonly", 100);
+	insert(f->s, "req_p", "pending", "bob", "prod-readonly", 100);
+	mkreq(&r, "req_o", "active", "bob", "dev", 100);
+	r.role_arn = "arn:aws:iam::111122223333:role/team/Other";
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	assert_int_equal(store_cohort_open(f->s, "ProdReadOnly", open, sizeof(open)), EL_ENOENT);
+
+	/* The first grant opens the role's cohort; the next joins it; a request keeps its
+	 * cohort whatever is offered later. */
+	assert_int_equal(store_request_cohort(f->s, "req_a", "ProdReadOnly", "c1", c, sizeof(c)),
+	    EL_OK);
+	assert_string_equal(c, "c1");
+	assert_int_equal(store_request_cohort(f->s, "req_b", "ProdReadOnly", "c9", c, sizeof(c)),
+	    EL_OK);
+	assert_string_equal(c, "c1");
+	assert_int_equal(store_cohort_open(f->s, "ProdReadOnly", open, sizeof(open)), EL_OK);
+	assert_string_equal(open, "c1");
+	assert_int_equal(store_cohort_close(f->s, "ProdReadOnly", "c2"), EL_OK);
+	assert_int_equal(store_request_cohort(f->s, "req_a", "ProdReadOnly", "c9", c, sizeof(c)),
+	    EL_OK);
+	assert_string_equal(c, "c1");
+	assert_int_equal(store_request_cohort(f->s, "req_c", "ProdReadOnly", "c9", c, sizeof(c)),
+	    EL_OK);
+	assert_string_equal(c, "c2");
+	assert_int_equal(store_request_cohort(f->s, "req_o", "Other", "o1", c, sizeof(c)), EL_OK);
+	assert_int_equal(store_request_get(f->s, "req_c", &r), EL_OK);
+	assert_string_equal(r.cohort, "c2");
+	store_request_free(&r);
+	assert_int_equal(store_request_get(f->s, "req_p", &r), EL_OK);
+	assert_string_equal(r.cohort, "");
+	store_request_free(&r);
+
+	/* Live: active or activating grants of the role (by the ARN's last part) that carry a
+	 * cohort; not pending ones, not other roles, not once they end. */
+	assert_int_equal(set_state(f->s, "req_b", "activating", "active", 0), EL_OK);
+	assert_int_equal(store_live_grants(f->s, "ProdReadOnly", &lv, &n), EL_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(lv[0].request_id, "req_a");
+	assert_string_equal(lv[0].cohort, "c1");
+	assert_string_equal(lv[1].request_id, "req_b");
+	assert_string_equal(lv[2].cohort, "c2");
+	free(lv);
+	assert_int_equal(store_live_grants(f->s, "Other", &lv, &n), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(lv[0].request_id, "req_o");
+	free(lv);
+	assert_int_equal(store_live_grants(f->s, "Readonly", &lv, &n), EL_OK);
+	assert_int_equal(n, 0);
+	free(lv);
+	assert_int_equal(set_state(f->s, "req_b", "active", "ending", 0), EL_OK);
+	assert_int_equal(store_live_grants(f->s, "ProdReadOnly", &lv, &n), EL_OK);
+	assert_int_equal(n, 2);
+	free(lv);
+
+	/* A revoked entry lists its request's cohort ("" for a request without). */
+	memset(&rv, 0, sizeof(rv));
+	rv.role_name = "ProdReadOnly";
+	rv.request_id = "req_b";
+	rv.userid = "AROA1:elevate.bob.req_b";
+	rv.expires_at = 500;
+	assert_int_equal(store_revoked_add(f->s, &rv), EL_OK);
+	rv.request_id = "req_p";
+	rv.userid = "AROA1:elevate.bob.req_p";
+	assert_int_equal(store_revoked_add(f->s, &rv), EL_OK);
+	assert_int_equal(store_revoked_list(f->s, "ProdReadOnly", 100, &v, &n, NULL), EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].request_id, "req_b");
+	assert_string_equal(v[0].cohort, "c1");
+	assert_string_equal(v[1].cohort, "");
+	store_revoked_free(v, n);
+}
+
 int
 main(void)
 {
@@ -1580,6 +1666,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(upgrade_from_v4_checks_states, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(readers_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(revoked_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(cohorts, setup, teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);   /* the migrations' info lines are expected */
