@@ -5,6 +5,9 @@ CC        ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# libpq (Debian libpq-dev): only the integration tests' helper links it so far.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
@@ -37,6 +40,8 @@ CLI_OBJ    := $(CLI_SRC:%.c=build/%.o)
 QUICK_OBJ  := $(QUICK_SRC:%.c=build/%.o)
 QUICK_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+# Programs the integration tests run (tests/integration/*.c).
+IT_BIN     := build/tests/pg_smoke
 
 LIB := build/libelevate.a
 
@@ -74,6 +79,13 @@ build/tests/%: tests/unit/%.c $(LIB) build/.flags
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
 
+build/tests/pg_smoke: tests/integration/pg_smoke.c build/.flags
+	@mkdir -p $(dir $@)
+	@pkg-config --exists libpq || { echo "libpq not found by pkg-config: install Debian's" \
+	    "libpq-dev (scripts/deps.sh)" >&2; exit 1; }
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(PQ_CFLAGS) $(LDFLAGS) -o $@ $< $(PQ_LIBS)
+
 # Unit tests of the daemon's HTTP layer (test_http*.c) link its objects but main.o too.
 DAEMON_LIB_OBJ := $(filter-out build/src/daemon/main.o,$(DAEMON_OBJ))
 build/tests/test_http%: tests/unit/test_http%.c $(DAEMON_LIB_OBJ) $(LIB) build/.flags
@@ -87,13 +99,13 @@ deps:
 
 # make test: install what is missing, build, run every suite, end with "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(IT_BIN)
 	@tests/run-all.sh
 
 unit: all $(UNIT_BIN)
 	@tests/run-all.sh unit
 
-integration: all
+integration: all $(IT_BIN)
 	@tests/run-all.sh integration
 
 # make soak: 200 grants, the daemon killed with SIGKILL at least 10 times, SMTP outages,
@@ -130,4 +142,4 @@ fuzz:
 clean:
 	rm -rf build bin tests/out
 
--include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) build/src/cli/quick.d $(UNIT_SRC:tests/unit/%.c=build/tests/%.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) build/src/cli/quick.d $(UNIT_SRC:tests/unit/%.c=build/tests/%.d) $(IT_BIN:=.d)

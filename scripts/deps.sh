@@ -9,6 +9,10 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libsodium-dev
   libsqlite3-dev libxml2-dev libcmocka-dev libseccomp-dev
   python3 python3-botocore python3-aiosmtpd python3-cryptography awscli sqlite3 openssl curl
+  # PostgreSQL, the store of several nodes (issue 12): libpq to build against, and the
+  # server and psql that the tests run in a temporary directory of their own
+  # (tests/integration/pg.py; Debian's own cluster, if it made one, is not used).
+  libpq-dev postgresql postgresql-client
   chromium
   # The fuzzers (make fuzz). libclang-rt-dev (Debian 12: libclang-rt-14-dev) ships
   # libclang_rt.fuzzer and the sanitizer runtimes; clang only recommends it, and

@@ -35,6 +35,22 @@ def free_port():
     return port
 
 
+def child_pids(pid):
+    """The pids of the processes whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % d) as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
 def wait_for(pred, timeout=10.0, interval=0.05, what='condition'):
     end = time.time() + timeout
     last = None
@@ -476,6 +492,14 @@ class Ctx:
         s = SMTPServer(tmp, auth=auth)
         self._cleanup.append(s.stop)
         return s
+
+    def postgres(self, **kw):
+        """A PostgreSQL server of this test's own, started (pg.py); stopped and removed
+        after the test whatever its outcome. pg.shared() is one for the whole run."""
+        import pg
+        server = pg.PostgreSQL(**kw)
+        self._cleanup.append(server.stop)
+        return server.start()
 
     def cleanup(self):
         for fn in reversed(self._cleanup):

@@ -12,28 +12,22 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import BROKER_SECRET, parse_iso, wait_for
+from harness import BROKER_SECRET, child_pids, parse_iso, wait_for
 from test_revoke import _creds, _emu_sessions, _grant, _session
 
 
 def _children(b):
     """{'front': pid, 'engine': pid} of the elevated b started."""
     out = {}
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
+    for pid in child_pids(b.proc.pid):
         try:
-            with open('/proc/%s/stat' % d) as f:
-                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
-            if ppid != b.proc.pid:
-                continue
-            with open('/proc/%s/cmdline' % d, 'rb') as f:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
                 argv = f.read().split(b'\0')
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
         for role in ('front', 'engine'):
             if ('--' + role).encode() in argv:
-                out[role] = int(d)
+                out[role] = pid
     return out
 
 
