@@ -26,7 +26,7 @@
 static _Thread_local struct store *tx_store;
 
 /* The last failure of this thread, for the messages callers build (503 "unavailable"). */
-static _Thread_local char last_error[160];
+static _Thread_local char last_error[256];
 
 enum el_err
 store_fail(const char *what, const char *msg)
@@ -71,11 +71,25 @@ store_fini(struct store *s)
 	pthread_cond_destroy(&s->rd_cv);
 }
 
+/* A libpq connection string, never a path: postgresql:// or postgres://, or libpq's
+ * keyword=value pairs ("host=db1 dbname=elevate"). */
+static bool
+is_pg(const char *where)
+{
+	size_t k = strspn(where, "abcdefghijklmnopqrstuvwxyz_");
+
+	if (strncmp(where, "postgresql://", 13) == 0 || strncmp(where, "postgres://", 11) == 0)
+		return true;
+	return k > 0 && where[k + strspn(where + k, " ")] == '=';
+}
+
 enum el_err
 store_open_version(const char *where, int version, struct store **out, struct el_why *w)
 {
 	if (version < 1 || version > STORE_SCHEMA_VERSION)
 		return el_fail(w, EL_EINVAL, "no schema version %d", version);
+	if (is_pg(where))
+		return store_pg_open(where, NULL, version, out, w);
 	if (strncmp(where, "sqlite:", 7) == 0)
 		where += 7;
 	return store_sqlite_open(where, version, out, w);

@@ -102,5 +102,13 @@ void store_note(const char *msg);
 
 /* The backends: open (and migrate to `version`) a store. */
 enum el_err store_sqlite_open(const char *path, int version, struct store **out,
-    struct el_why *w);
+    struct el_why *w);/* url: libpq's (a postgresql:// URI or keyword=value pairs); password_file: NULL, or a
+ * file holding the password alone, read at each connection. */
+enum el_err store_pg_open(const char *url, const char *password_file, int version,
+    struct store **out, struct el_why *w);
+/* "database D on H:P as U": what messages say of url, never its password. */
+void store_pg_describe(const char *url, char *buf, size_t len);
+/* Whether libpq can parse url; if not, why in why. */
+bool store_pg_check(const char *url, char *why, size_t len);
+
 #endif
