@@ -21,6 +21,7 @@
 #define STORE_SCHEMA_VERSION 8
 
 struct store;
+struct config;
 
 /*
  * Opens and migrates to STORE_SCHEMA_VERSION (PostgreSQL: under an advisory lock, so that
@@ -30,9 +31,19 @@ struct store;
  * newer than this elevated knows is refused.
  */
 enum el_err store_open(const char *where, struct store **out, struct el_why *w);
+/* The store the config names: store.url (with store.password_file), or, when it is
+ * unset or "sqlite:", state_dir/elevate.db. */
+enum el_err store_open_config(const struct config *cfg, struct store **out,
+    struct el_why *w);
+/* What messages call the store the config names: state_dir/elevate.db, or "the
+ * PostgreSQL database D on H:P as U" (never a password). */
+void store_where(const struct config *cfg, char *buf, size_t len);
 /* Tests: open and migrate only up to `version` (to build an older database). */
 enum el_err store_open_version(const char *where, int version, struct store **out,
     struct el_why *w);
+/* Whether url is a store.url value that can be used; if not, why (never quoting a
+ * password). */
+bool store_url_valid(const char *url, char *why, size_t len);
 void store_close(struct store *s);
 /* SQLite: a thread that checkpoints the WAL on a connection of its own, so that no commit
  * pays for it (the daemon starts it; store_close stops it). Without it a commit that makes

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elevate/config.h"
 #include "elevate/lifecycle.h"
 #include "elevate/log.h"
 #include "elevate/store.h"
@@ -99,6 +100,72 @@ enum el_err
 store_open(const char *where, struct store **out, struct el_why *w)
 {
 	return store_open_version(where, STORE_SCHEMA_VERSION, out, w);
+}
+
+enum el_err
+store_open_config(const struct config *cfg, struct store **out, struct el_why *w)
+{
+	char path[4096], where[256];
+
+	if (cfg->store_url != NULL && strcmp(cfg->store_url, "sqlite:") != 0) {
+		store_where(cfg, where, sizeof(where));
+		log_info("store: %s", where);
+		return store_pg_open(cfg->store_url, cfg->store_password_file,
+		    STORE_SCHEMA_VERSION, out, w);
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/elevate.db", cfg->state_dir) >=
+	    sizeof(path))
+		return el_fail(w, EL_EINVAL, "state_dir is too long");
+	return store_sqlite_open(path, STORE_SCHEMA_VERSION, out, w);
+}
+
+void
+store_where(const struct config *cfg, char *buf, size_t len)
+{
+	char where[192];
+
+	if (cfg->store_url != NULL && strcmp(cfg->store_url, "sqlite:") != 0) {
+		store_pg_describe(cfg->store_url, where, sizeof(where));
+		snprintf(buf, len, "the PostgreSQL %s", where);
+	} else
+		snprintf(buf, len, "%s/elevate.db", cfg->state_dir);
+}
+
+/* Whether a connection string holds a password: a URI's user:password@, or a password
+ * keyword. */
+static bool
+has_password(const char *url)
+{
+	const char *a = strstr(url, "://"), *at;
+	size_t n;
+
+	if (strstr(url, "password") != NULL)
+		return true;
+	if (a == NULL)
+		return false;
+	a += 3;
+	n = strcspn(a, "/?");
+	at = memchr(a, '@', n);
+	return at != NULL && memchr(a, ':', (size_t)(at - a)) != NULL;
+}
+
+bool
+store_url_valid(const char *url, char *why, size_t len)
+{
+	if (strcmp(url, "sqlite:") == 0)
+		return true;
+	if (!is_pg(url)) {
+		snprintf(why, len, "must be sqlite:, a postgresql:// URI or libpq's keyword=value "
+		    "pairs");
+		return false;
+	}
+	if (store_pg_check(url, why, len))
+		return true;
+	/* libpq's message may quote the token it choked on */
+	if (has_password(url))
+		snprintf(why, len, "libpq cannot parse it (its message is not shown: the string "
+		    "holds a password; store.password_file keeps it out)");
+	return false;
 }
 
 void

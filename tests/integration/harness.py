@@ -25,6 +25,21 @@ PY = '/usr/bin/python3'
 BROKER_KEY = 'AKIDBROKER0000000001'
 BROKER_SECRET = 'broker-secret-key-for-tests-only'
 ACCOUNT = '111122223333'
+# The store every Broker uses unless its config names one: 'sqlite' (state_dir/elevate.db,
+# the default) or 'pg' (a database of its own on a PostgreSQL shared by the run, pg.py).
+STORE = os.environ.get('ELEVATE_TEST_STORE', 'sqlite')
+if STORE not in ('sqlite', 'pg'):
+    raise SystemExit('ELEVATE_TEST_STORE=%s: sqlite or pg' % STORE)
+
+
+class Skip(Exception):
+    """A test that does not apply to this run (run.py counts it as skipped)."""
+
+
+def sqlite_only(why):
+    """Skips the calling test when the brokers run on PostgreSQL."""
+    if STORE != 'sqlite':
+        raise Skip('SQLite only: ' + why)
 
 
 def free_port():
@@ -285,6 +300,11 @@ class Broker:
                     self.config[k].update(v)
                 else:
                     self.config[k] = v
+        self.pg = None
+        if STORE == 'pg' and 'store' not in self.config:
+            import pg
+            self.pg = pg.shared()
+            self.config['store'] = {'url': self.pg.new_database()}
         self.config_path = os.path.join(self.tmp, 'elevated.json')
         self.write_config()
 
@@ -409,14 +429,53 @@ class Broker:
         return self.api(user, 'POST', '/v1/requests/%s/approve' % rid,
                         {'comment': comment} if comment else {})
 
+    # ---- the store, read and written outside the broker ----
+    def _psql(self, sql, args):
+        """sql (qmark placeholders, bound as psql variables: quoted literals) on the
+        broker's PostgreSQL database; psql's output."""
+        import pg
+        parts = sql.split('?')
+        if len(parts) - 1 != len(args):
+            raise ValueError('%d placeholders, %d arguments' % (len(parts) - 1, len(args)))
+        text = parts[0] + ''.join(":'p%d'%s" % (i, part) for i, part in enumerate(parts[1:]))
+        argv = [os.path.join(self.pg.bindir, 'psql'), '-X', '-q', '-A', '-t', '-v',
+                'ON_ERROR_STOP=1', '-d', self.config['store']['url']]
+        for i, a in enumerate(args):
+            argv += ['-v', 'p%d=%s' % (i, a)]
+        r = subprocess.run(argv, input=text, capture_output=True, text=True,
+                           env=pg._clean_env(), timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError('psql: %s: %s' % (sql, r.stderr.strip()))
+        return r.stdout
+
+    def query(self, sql, args=()):
+        """The rows of a SELECT on the broker's store (SQLite or PostgreSQL), as tuples of
+        Python values."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
+            try:
+                return db.execute(sql, args).fetchall()
+            finally:
+                db.close()
+        out = self._psql('SELECT json_agg(q) FROM (%s) q' % sql, args).strip()
+        return [tuple(row.values()) for row in json.loads(out or 'null') or []]
+
+    def execute(self, sql, args=()):
+        """A write on the broker's store, committed."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
+            try:
+                db.execute(sql, args)
+                db.commit()
+            finally:
+                db.close()
+            return
+        self._psql(sql, args)
+
     # ---- audit ----
     def audit(self, request_id=None):
-        db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
-        try:
-            rows = db.execute('SELECT seq, time, actor, event, request_id, data FROM audit '
-                              'ORDER BY seq').fetchall()
-        finally:
-            db.close()
+        rows = self.query('SELECT seq, time, actor, event, request_id, data FROM audit '
+                          'ORDER BY seq')
         out = [{'seq': r[0], 'time': r[1], 'actor': r[2], 'event': r[3], 'request_id': r[4],
                 'data': json.loads(r[5])} for r in rows]
         if request_id:

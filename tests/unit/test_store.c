@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "elevate/audit.h"
+#include "elevate/config.h"
 #include "elevate/el.h"
 #include "elevate/log.h"
 #include "elevate/store.h"
@@ -1928,6 +1929,87 @@ pg_reconnects(void **state)
 	assert_int_equal(count_outside(f, "requests"), 3);
 }
 
+/* The value of a keyword of a libpq connection string; "" when unset. */
+static void
+conninfo(const char *url, const char *kw, char *out, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL), *o;
+
+	assert_non_null(opts);
+	out[0] = '\0';
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, kw) == 0 && o->val != NULL)
+			el_strlcpy(out, o->val, len);
+	PQconninfoFree(opts);
+}
+
+/* store.password_file: the password alone, read at each connection, in a file not every
+ * user can read; a wrong one is refused by the server, and no message shows it. */
+static void
+pg_password_file(void **state)
+{
+	struct fx *f = *state;
+	struct config cfg;
+	struct el_why w = {{0}};
+	char passfile[512], line[512], url[1024], pwpath[160], host[128], port[16], db[64];
+	char user[64], *pw;
+	FILE *fp;
+	int field;
+
+	/* the password the test server gave the role, from its passfile (host:port:db:user:pw) */
+	conninfo(pg_url, "passfile", passfile, sizeof(passfile));
+	fp = fopen(passfile, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(line, sizeof(line), fp));
+	fclose(fp);
+	line[strcspn(line, "\n")] = '\0';
+	pw = line;
+	for (field = 0; field < 4; field++) {
+		pw = strchr(pw, ':');
+		assert_non_null(pw);
+		pw++;
+	}
+	conninfo(pg_url, "host", host, sizeof(host));
+	conninfo(pg_url, "port", port, sizeof(port));
+	conninfo(pg_url, "dbname", db, sizeof(db));
+	conninfo(pg_url, "user", user, sizeof(user));
+	/* no passfile here: the password comes from store.password_file alone */
+	snprintf(url, sizeof(url), "host=%s port=%s dbname=%s user=%s passfile=/nonexistent",
+	    host, port, db, user);
+	snprintf(pwpath, sizeof(pwpath), "%s/db.pw", f->dir);
+	fp = fopen(pwpath, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", pw);
+	fclose(fp);
+	assert_int_equal(chmod(pwpath, 0600), 0);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.state_dir = f->dir;
+	cfg.store_url = url;
+	cfg.store_password_file = pwpath;
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	insert(f->s, "req_pw", "pending", "alice", "prod", 1);
+	store_close(f->s);
+	f->s = NULL;
+
+	assert_int_equal(chmod(pwpath, 0644), 0);
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_ECONFIG);
+	assert_non_null(strstr(w.msg, "store.password_file"));
+	assert_non_null(strstr(w.msg, "chmod 600"));
+
+	fp = fopen(pwpath, "w");
+	assert_non_null(fp);
+	fprintf(fp, "not-%s\n", pw);
+	fclose(fp);
+	assert_int_equal(chmod(pwpath, 0600), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_EDB);
+	assert_non_null(strstr(w.msg, "password authentication failed"));
+	assert_null(strstr(w.msg, pw));
+	unlink(pwpath);
+}
+
 /* Without ELEVATE_TEST_PG_URL the PostgreSQL half fails, loudly: it is not skipped. */
 static void
 pg_url_given(void **state)
@@ -1983,6 +2065,7 @@ main(void)
 		T(pg_nodes_migrate_once, setup_dir, &on_pg),
 		T(pg_writers_serialise_across_nodes, setup, &on_pg),
 		T(pg_reconnects, setup, &on_pg),
+		T(pg_password_file, setup_dir, &on_pg),
 	};
 	const struct CMUnitTest no_pg[] = {
 		cmocka_unit_test(pg_url_given),
