@@ -163,11 +163,11 @@ pgs(struct store *s)
 	return (struct pg_store *)s;
 }
 
-/* The message of a failed result or connection, on one line. */
+/* The message of a failed result (the server's own words) or connection, on one line. */
 static void
 set_err(struct conn *c, const PGresult *res)
 {
-	const char *m = res != NULL ? PQresultErrorMessage(res) : "";
+	const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	size_t n;
 
 	if (m == NULL || m[0] == '\0')

@@ -3,6 +3,7 @@ SMTP server when asked) on loopback with a temporary state dir, and drives bin/e
 real users with their own keys. Standard library + Debian's python3-cryptography."""
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +35,11 @@ if STORE not in ('sqlite', 'pg'):
 
 class Skip(Exception):
     """A test that does not apply to this run (run.py counts it as skipped)."""
+
+
+# What the broker says when another holds the store's write lock past its wait (SQLite's
+# busy timeout, PostgreSQL's lock_timeout): 5 s each.
+STORE_LOCKED = 'database is locked' if STORE == 'sqlite' else 'lock timeout'
 
 
 def sqlite_only(why):
@@ -471,6 +477,34 @@ class Broker:
                 db.close()
             return
         self._psql(sql, args)
+
+    @contextlib.contextmanager
+    def hold_store(self):
+        """Holds the store's write lock, as another writer would, until the block ends:
+        SQLite's (BEGIN IMMEDIATE on the file), or PostgreSQL's (the advisory lock every
+        write transaction takes, store_pg.c, held by a psql session)."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10,
+                                 isolation_level=None)
+            db.execute('BEGIN IMMEDIATE')
+            try:
+                yield
+            finally:
+                db.rollback()
+                db.close()
+            return
+        import pg
+        p = subprocess.Popen([os.path.join(self.pg.bindir, 'psql'), '-X', '-q', '-A', '-t',
+                              '-d', self.config['store']['url']], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=pg._clean_env())
+        try:
+            p.stdin.write("SELECT 'held' FROM pg_advisory_lock(1701602678, 1);\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == 'held'
+            yield
+        finally:
+            p.stdin.close()                # psql ends its session: the lock goes with it
+            p.wait(30)
 
     # ---- audit ----
     def audit(self, request_id=None):
