@@ -49,6 +49,17 @@ store_errmsg(void)
 	return last_error[0] ? last_error : "the database does not answer";
 }
 
+/* FNV-1a: the key the backends find a prepared statement by, with its SQL text. */
+uint32_t
+store_sql_hash(const char *sql)
+{
+	uint32_t h = 2166136261u;
+
+	while (*sql != '\0')
+		h = (h ^ (unsigned char)*sql++) * 16777619u;
+	return h;
+}
+
 void
 store_init(struct store *s, const struct store_backend *be)
 {

@@ -99,6 +99,8 @@ void store_fini(struct store *s);
 enum el_err store_fail(const char *what, const char *msg);
 /* Remembers msg for store_errmsg() without logging it. */
 void store_note(const char *msg);
+/* A hash of a statement's SQL text, to find it again in a connection's cache. */
+uint32_t store_sql_hash(const char *sql);
 
 /* The backends: open (and migrate to `version`) a store. */
 enum el_err store_sqlite_open(const char *path, int version, struct store **out,

@@ -212,16 +212,6 @@ notice(void *arg, const char *msg)
 
 /* ---- statements ---- */
 
-static uint32_t
-sql_hash(const char *sql)
-{
-	uint32_t h = 2166136261u;
-
-	while (*sql != '\0')
-		h = (h ^ (unsigned char)*sql++) * 16777619u;
-	return h;
-}
-
 /* sql with SQLite's placeholders as PostgreSQL's: `?N` is `$N`, and `?` one more than the
  * highest number so far (as SQLite numbers them). Caller frees. */
 static char *
@@ -271,7 +261,7 @@ stmts_forget(struct conn *c)
 static const char *
 stmt_name(struct conn *c, const char *sql, const char *pgsql, int n, const Oid *types)
 {
-	uint32_t h = sql_hash(sql);
+	uint32_t h = store_sql_hash(sql);
 	PGresult *res;
 	int i;
 

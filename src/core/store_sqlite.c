@@ -277,23 +277,13 @@ dberr(sqlite3 *db, const char *what)
 
 /* ---- statements ---- */
 
-static uint32_t
-sql_hash(const char *sql)
-{
-	uint32_t h = 2166136261u;
-
-	while (*sql != '\0')
-		h = (h ^ (unsigned char)*sql++) * 16777619u;
-	return h;
-}
-
 /* A statement for sql on c: the connection's cached one, reset, when it is free;
  * otherwise a new one, cached when there is room. Give it back with unprepare(). */
 static enum el_err
 stmt_get(struct conn *c, const char *sql, sqlite3_stmt **st)
 {
 	struct stmt_cache *k = &c->cache;
-	uint32_t h = sql_hash(sql);
+	uint32_t h = store_sql_hash(sql);
 	int i;
 
 	for (i = 0; i < k->n; i++)
