@@ -151,15 +151,22 @@ def main():
                 msgs = harness.wait_mail(smtp, 1, 30, pred=lambda m: req_id in str(m['raw']))
                 text, _ = harness.mail_links(msgs[0]['msg'])
                 return '/approve/' + text[0].rsplit('/', 1)[1]
+            path = page_path(rid)
             for c in CONNS:
-                vs_bare('page', c, loadgen(b.port, [page_path(rid)], c))
+                perf = profile(b, 'page', c)
+                vs_bare('page', c, loadgen(b.port, [path], c))
+                if perf:
+                    perf.wait()
             # the page of a request already decided (denied by another approver)
             rid2 = b.request(user='alice', profile='dev', reason='bench', ticket=None)['id']
             path2 = page_path(rid2)
             st, d = b.api('dave', 'POST', '/v1/requests/%s/deny' % rid2, {'comment': 'bench'})
             assert st == 200, d
             for c in CONNS:
+                perf = profile(b, 'page-decided', c)
                 vs_bare('page-decided', c, loadgen(b.port, [path2], c))
+                if perf:
+                    perf.wait()
         if want('create'):
             sq = kv(subprocess.run([os.path.join(B, 'store_bench'), 'insert',
                                     os.path.join(tmp, 'insert.db'), str(SECS)],

@@ -114,6 +114,14 @@ enum el_err el_read_password_file(const char *path, const char *what, char **out
 void el_password_free(char *p);
 /* Writes a file atomically (tmp + rename) with the given mode. */
 enum el_err el_write_file(const char *path, const void *data, size_t len, int mode, struct el_why *w);
+/*
+ * Puts a new file at path, never half-written: data goes to a temporary file next to it
+ * (created with O_EXCL, then given mode, fsync'd) that is then linked into place. With
+ * replace = 0 an existing path is left alone and EL_EEXIST returned (link(2): of two
+ * writers racing, exactly one wins); with replace = 1 it is replaced (rename(2)).
+ */
+enum el_err el_install_file(const char *path, const void *data, size_t len, int mode,
+    int replace, struct el_why *w);
 /* mkdir -p with mode for created directories. */
 enum el_err el_mkdirs(const char *path, int mode);
 

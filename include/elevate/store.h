@@ -185,8 +185,8 @@ enum el_err store_nonce_use(struct store *s, const char *kind, const char *nonce
 /* Claims an API nonce: EL_OK first use, EL_EEXIST a replay, EL_EDB. A relaxed transaction
  * (SQLite: group-committed with synchronous=NORMAL; PostgreSQL: synchronous_commit off):
  * durable across a kill of the process, not across an OS crash of the database's machine
- * (see engine_authenticate). At most once a second a claim also deletes the kind's nonces
- * seen before prune_before (0: never). */
+ * (see engine_authenticate). Each claim also deletes up to 8 of the kind's nonces seen
+ * before prune_before (0: none). */
 enum el_err store_nonce_claim(struct store *s, const char *kind, const char *nonce,
     const char *who, int64_t now, int64_t prune_before);
 enum el_err store_nonce_prune(struct store *s, const char *kind, int64_t older_than);

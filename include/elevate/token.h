@@ -39,6 +39,12 @@ struct token_claims {
  */
 enum el_err token_key_load_or_create(const char *state_dir, struct token_key **out,
     struct el_why *w);
+/*
+ * Writes a new random token key to path in the form token_key_load_or_create reads
+ * (mode 0600). replace = 0: EL_EEXIST if path exists, which is then left as it was;
+ * replace = 1: an existing key is replaced. Used by `elevated keygen` (keyset.h).
+ */
+enum el_err token_key_write(const char *path, int replace, struct el_why *w);
 /* Wipes and frees the key; NULL is fine. */
 void token_key_free(struct token_key *key);
 /* The public key (32 bytes), e.g. to print it for an operator. */
@@ -61,7 +67,10 @@ enum el_err token_issue(const struct token_key *key, const char *request_id,
  *   EL_ESTATE  expired (now >= expiry), with a good signature: *out is filled, so the
  *              page may name the request. Show "This link has expired."
  * Single use is the engine's job: it records claims.nonce_hex with the decision.
- * The signature check is constant-time (crypto_sign_verify_detached).
+ * The signature check is constant-time (crypto_sign_verify_detached). The key remembers
+ * the claims of the last tokens that verified (a bounded table keyed by a keyed hash of
+ * the text, never the token itself), so the same link opened again skips the signature
+ * check; the expiry is compared with now on every call. Thread-safe.
  */
 enum el_err token_verify(const struct token_key *key, const char *tok, int64_t now,
     struct token_claims *out, struct el_why *w);

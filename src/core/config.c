@@ -174,7 +174,8 @@ static const struct schema_field audit_fields[] = {
 	    "anonymous refusals (bad signature, unknown user, bad link) beyond the first few "
 	    "are counted, and audited as one summary per reason per interval"),
 	INT("refusals_individual", refusals_individual, "5", 0, 1000,
-	    "anonymous refusals of each reason audited one by one per interval"),
+	    "anonymous refusals of each reason, and refusals of each approval link, reason and "
+	    "method, audited one by one per interval"),
 };
 static const struct schema audit_schema = SCHEMA(audit_fields);
 

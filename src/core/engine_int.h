@@ -40,12 +40,17 @@ struct aws_stat {
 	uint64_t bucket[ENGINE_HIST_BUCKETS];
 };
 
-/* Anonymous refusals of one kind (event and reason) in the current interval. */
+/* Refusals of one kind in the current interval: anonymous ones by event and reason; those
+ * of an approval link that verifies also by its approver, request and method. */
 #define REFUSAL_KINDS 8
+#define LINK_REFUSAL_KINDS 64
 #define REFUSAL_PEER_MAX 48
 struct refusal_kind {
 	char event[24];                   /* "auth.refused", "token.refused"; "" unused */
 	char reason[24];
+	char actor[TOKEN_FIELD_MAX + 1];  /* "anonymous", or the approver a link names */
+	char request_id[TOKEN_FIELD_MAX + 1];   /* "": none */
+	char method[8];                   /* a link's GET or POST; "": anonymous */
 	int64_t since;                    /* the interval began (s); 0: none open */
 	int64_t individual;               /* audited one by one in it */
 	uint64_t count;                   /* counted in it, for its summary */
@@ -133,9 +138,10 @@ struct engine {
 	_Atomic uint64_t audit_heads_total, audit_anchor_failed_total;
 	_Atomic int64_t healthy_at_ms;    /* last commit /healthz saw succeed */
 
-	/* anonymous refusals (engine_refuse.c) */
+	/* refusals counted for their summaries (engine_refuse.c); under refuse_mu */
 	pthread_mutex_t refuse_mu;
-	struct refusal_kind refusals[REFUSAL_KINDS];
+	struct refusal_kind refusals[REFUSAL_KINDS];             /* anonymous */
+	struct refusal_kind link_refusals[LINK_REFUSAL_KINDS];   /* of links that verify */
 	struct ratelimit *throttle;       /* per source address */
 
 	/* role id / max session cache */
@@ -207,9 +213,16 @@ enum el_err engine_audit(struct engine *e, const char *actor, const char *event,
  * the quorum is met. */
 enum el_err engine_decide_as(struct engine *e, const char *user, const char *id, bool approve,
     const char *comment, const char *via, json_t **out, struct el_why *w);
-/* The template context of a request for mails and pages. New ref. */
+/* The template context of a request for mails and pages, its decisions (approvals) read
+ * from the store. New ref. */
 json_t *engine_mail_ctx(struct engine *e, const struct store_request *r,
     const char *recipient);
+/* The same without the decisions: what a page needs that shows none (the result page), or
+ * that adds the ones it has already read (engine_approvals_ctx). New ref. */
+json_t *engine_request_ctx(struct engine *e, const struct store_request *r,
+    const char *recipient);
+/* The decisions ap[0..nap) as the templates name them (approvals.decided_at). New ref. */
+json_t *engine_approvals_ctx(const struct store_approval *ap, size_t nap);
 
 /* engine_grant.c */
 /* activating -> active: mints the first credentials (or applies an approved extension).
@@ -283,6 +296,16 @@ void engine_refusals_close(struct engine *e);
  */
 void engine_refused_anon(struct engine *e, const char *event, const char *reason,
     const char *peer, json_t *data);
+/*
+ * A refusal of an approval link that verifies (expired, already decided, used, no longer
+ * an approver): audited as token.refused with actor approver and request_id (NULL when
+ * the request is gone), the first audit.refusals_individual of each link (approver and
+ * request), reason and method in an interval one by one (data, borrowed, gets "peer"), the
+ * rest counted into one token.refused_summary of that link, reason and method. Not charged
+ * to the throttle: the link is the broker's own. The caller counts it in the metrics.
+ */
+void engine_refused_link(struct engine *e, const char *approver, const char *request_id,
+    const char *reason, const char *method, const char *peer, json_t *data);
 /* Writes the summaries of intervals that are over (every one when `all`: at shutdown),
  * each in its own transaction. Returns when the next one is due (INT64_MAX: none). */
 int64_t engine_refusals_flush(struct engine *e, int64_t now, bool all);

@@ -27,29 +27,24 @@ set_time(json_t *o, const char *key, int64_t t)
 	json_object_set_new(o, key, json_string(buf));
 }
 
-/* The decisions so far, with the names the templates use (approvals.decided_at). */
-static json_t *
-approvals_json(struct engine *e, const char *request_id)
+json_t *
+engine_approvals_ctx(const struct store_approval *ap, size_t nap)
 {
-	struct store_approval *ap = NULL;
-	size_t nap = 0, i;
 	char at[32];
 	json_t *arr = json_array();
+	size_t i;
 
-	if (store_approval_list(e->store, request_id, &ap, &nap) != EL_OK)
-		return arr;
 	for (i = 0; i < nap; i++) {
 		el_format_time(ap[i].at, at, sizeof(at));
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s?, s:s, s:s}",
 		    "approver", ap[i].approver, "decision", ap[i].decision,
 		    "comment", ap[i].comment, "decided_at", at, "via", ap[i].via));
 	}
-	store_approvals_free(ap, nap);
 	return arr;
 }
 
 json_t *
-engine_mail_ctx(struct engine *e, const struct store_request *r, const char *recipient)
+engine_request_ctx(struct engine *e, const struct store_request *r, const char *recipient)
 {
 	struct policy *p = engine_policy(e);
 	const struct pol_profile *pp = policy_profile(p, r->profile);
@@ -77,13 +72,26 @@ engine_mail_ctx(struct engine *e, const struct store_request *r, const char *rec
 	} else
 		snprintf(win, sizeof(win), "%s from approval", dur);
 	json_object_set_new(o, "window", json_string(win));
-	json_object_set_new(o, "approvals", approvals_json(e, r->id));
 	if (r->failure_code != NULL) {
 		json_object_set_new(o, "aws_code", json_string(r->failure_code));
 		json_object_set_new(o, "aws_message", json_string(r->failure_message ?
 		    r->failure_message : ""));
 	}
 	policy_release(p);
+	return o;
+}
+
+json_t *
+engine_mail_ctx(struct engine *e, const struct store_request *r, const char *recipient)
+{
+	struct store_approval *ap = NULL;
+	size_t nap = 0;
+	json_t *o = engine_request_ctx(e, r, recipient);
+
+	if (store_approval_list(e->store, r->id, &ap, &nap) != EL_OK)
+		nap = 0;
+	json_object_set_new(o, "approvals", engine_approvals_ctx(ap, nap));
+	store_approvals_free(ap, nap);
 	return o;
 }
 

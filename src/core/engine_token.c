@@ -2,9 +2,10 @@
  * engine_token.c — owns the approval links: checking a token (signature, expiry, request
  * still pending, approver still an approver, not decided yet, single use), the context
  * of the approval and result pages, and the decision a POST makes. Every refusal is
- * audited with its reason and source address (a link whose signature does not verify is
- * anonymous: counted and summarised like a bad API signature, engine_refuse.c); a GET
- * never changes state.
+ * audited with its reason and source address, as engine_refuse.c counts them: a link
+ * whose signature does not verify is anonymous (summarised like a bad API signature), one
+ * that verifies names its approver and request (summarised per link when refused again
+ * and again). A GET never changes state, and reads the request and its decisions once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,12 @@ static const struct refusal R_NOT_APPROVER = {403, "not_an_approver",
 static const struct refusal R_USED = {409, "used", "This link was already used",
 	"Each link can be used once."};
 
+/* The result page of a refusal: the request (r, NULL when unknown) without its
+ * decisions, which that page does not show. */
 static json_t *
 refusal_ctx(struct engine *e, const struct store_request *r, const struct refusal *f)
 {
-	json_t *ctx = r ? engine_mail_ctx(e, r, NULL) : json_object();
+	json_t *ctx = r ? engine_request_ctx(e, r, NULL) : json_object();
 
 	json_object_set_new(ctx, "public_url", json_string(e->cfg->public_url));
 	json_object_set_new(ctx, "title", json_string(f->title));
@@ -53,33 +56,27 @@ audit_refusal(struct engine *e, const char *approver, const char *request_id,
 	json_t *data = json_pack("{s:s, s:s}", "reason", f->reason, "method", method);
 
 	atomic_fetch_add(&e->tokens_refused_total, 1);
-	if (approver == NULL || *approver == '\0') {
+	if (approver == NULL || *approver == '\0')
 		engine_refused_anon(e, "token.refused", f->reason, peer, data);
-		json_decref(data);
-		return;
-	}
-	json_object_set_new(data, "peer", json_string(peer ? peer : "unknown"));
-	if (engine_tx_begin(e) == EL_OK) {
-		engine_audit(e, approver, "token.refused", request_id, data);
-		engine_tx_commit(e);
-	}
+	else
+		engine_refused_link(e, approver, request_id, f->reason, method, peer, data);
 	json_decref(data);
-	log_info("approval link of %s refused (%s) for %s", approver, f->reason,
-	    request_id ? request_id : "unknown request");
 }
 
 /*
- * Every check a link must pass. On EL_OK, r is loaded (caller frees) and c is filled;
+ * Every check a link must pass. On EL_OK, r is loaded (caller frees) and c is filled, and
+ * so are *ap and *nap, the decisions so far (caller frees), when ap is not NULL;
  * otherwise *ctx is the refusal page and *status its code (already audited).
  */
 static enum el_err
 check_token(struct engine *e, const char *token, const char *method, const char *peer,
-    struct token_claims *c, struct store_request *r, json_t **ctx, int *status)
+    struct token_claims *c, struct store_request *r, struct store_approval **ap,
+    size_t *nap, json_t **ctx, int *status)
 {
 	struct policy *p;
 	struct el_why w = {{0}};
-	struct store_approval *ap = NULL;
-	size_t nap = 0, i;
+	struct store_approval *v = NULL;
+	size_t n = 0, i;
 	const struct refusal *f = NULL;
 	enum el_err rc;
 
@@ -108,11 +105,14 @@ check_token(struct engine *e, const char *token, const char *method, const char 
 			f = &R_NOT_APPROVER;
 		policy_release(p);
 	}
-	if (f == NULL && store_approval_list(e->store, r->id, &ap, &nap) == EL_OK) {
-		for (i = 0; i < nap; i++)
-			if (strcmp(ap[i].approver, c->approver) == 0)
+	if (f == NULL && store_approval_list(e->store, r->id, &v, &n) == EL_OK)
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i].approver, c->approver) == 0)
 				f = &R_VOTED;
-		store_approvals_free(ap, nap);
+	if (f != NULL || ap == NULL) {
+		store_approvals_free(v, n);
+		v = NULL;
+		n = 0;
 	}
 	if (f != NULL) {
 		audit_refusal(e, c->approver, r->id, f, method, peer);
@@ -120,6 +120,10 @@ check_token(struct engine *e, const char *token, const char *method, const char 
 		*status = f->status;
 		store_request_free(r);
 		return EL_EAUTH;
+	}
+	if (ap != NULL) {
+		*ap = v;
+		*nap = n;
 	}
 	return EL_OK;
 }
@@ -130,16 +134,19 @@ engine_token_page(struct engine *e, const char *token, const char *peer, json_t 
 {
 	struct token_claims c;
 	struct store_request r;
+	struct store_approval *ap = NULL;
+	size_t nap = 0;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "GET", peer, &c, &r, ctx, status) != EL_OK)
+	if (check_token(e, token, "GET", peer, &c, &r, &ap, &nap, ctx, status) != EL_OK)
 		return EL_OK;
-	/* engine_mail_ctx carries the approvals as the templates name them */
-	*ctx = engine_mail_ctx(e, &r, c.approver);
+	/* the decisions check_token read, as the templates name them */
+	*ctx = engine_request_ctx(e, &r, c.approver);
+	json_object_set_new(*ctx, "approvals", engine_approvals_ctx(ap, nap));
 	json_object_set_new(*ctx, "approver", json_string(c.approver));
-	json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)
-	    json_array_size(json_object_get(*ctx, "approvals"))));
+	json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)nap));
 	*status = 200;
+	store_approvals_free(ap, nap);
 	store_request_free(&r);
 	return EL_OK;
 }
@@ -155,7 +162,7 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 	enum el_err rc;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "POST", peer, &c, &r, ctx, status) != EL_OK)
+	if (check_token(e, token, "POST", peer, &c, &r, NULL, NULL, ctx, status) != EL_OK)
 		return EL_OK;
 	/* Single use, even if a later policy change made the same approver vote again. */
 	if (engine_tx_begin(e) != EL_OK) {

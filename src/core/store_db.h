@@ -14,7 +14,6 @@
 
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -88,8 +87,6 @@ struct store {
 	pthread_cond_t rd_cv;
 	struct conn *rd[STORE_READERS];   /* all open, or none: reads go to the writer */
 	bool rd_busy[STORE_READERS];
-
-	_Atomic int64_t pruned_at;        /* the last nonce prune (store_nonce_claim) */
 };
 
 /* store.c, for the backends */

@@ -244,7 +244,15 @@ static const char *const migrations[] = {
 	" SELECT rowid, userid, role_name, request_id, expires_at, synced_at FROM revoked;"
 	"DROP TABLE revoked;"
 	"ALTER TABLE revoked_v8 RENAME TO revoked;"
-	"CREATE INDEX revoked_role ON revoked(role_name, expires_at);",
+	"CREATE INDEX revoked_role ON revoked(role_name, expires_at);"
+	"CREATE TABLE nonces_v8 ("
+	"  rid INTEGER PRIMARY KEY, nonce TEXT NOT NULL UNIQUE, who TEXT NOT NULL,"
+	"  seen_at INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT 'api');"
+	"INSERT INTO nonces_v8 (rid, nonce, who, seen_at, kind)"
+	" SELECT rowid, nonce, who, seen_at, kind FROM nonces;"
+	"DROP TABLE nonces;"
+	"ALTER TABLE nonces_v8 RENAME TO nonces;"
+	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -1,10 +1,12 @@
 /*
  * token.c — owns the broker's token-signing key (state_dir/token.key) and the approval
- * link tokens it signs and verifies. The format is described in token.h.
+ * link tokens it signs and verifies, with the key's memo of tokens that verified. The
+ * format is described in token.h.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,22 +26,55 @@ static const char token_context[] = "elevate approval token v1";
 #define PAYLOAD_MIN    (1 + 1 + 1 + 1 + 1 + 8 + TOKEN_NONCE_LEN)
 #define PAYLOAD_MAX    (1 + 1 + TOKEN_FIELD_MAX + 1 + TOKEN_FIELD_MAX + 8 + TOKEN_NONCE_LEN)
 #define KEYFILE_MAX    128      /* base64 of a 32-byte seed and a newline */
+#define MEMO_SLOTS     512      /* tokens remembered per key; a power of two */
+#define MEMO_HASH      32
 
-struct token_key {
+/*
+ * Tokens that verified under one key, by a keyed BLAKE2b of their text: the same text
+ * verifies the same way under the same key, so an approval page opened again costs a
+ * hash instead of an Ed25519 check. Only the claims are kept (no token, no signature);
+ * the expiry is compared with the caller's time on every use. Direct-mapped: a token
+ * whose slot another took is simply verified again.
+ */
+struct memo {
+	pthread_mutex_t mu;
+	unsigned char hkey[crypto_generichash_KEYBYTES];
+	struct memo_slot {
+		bool used;
+		unsigned char h[MEMO_HASH];
+		struct token_claims c;
+	} slot[MEMO_SLOTS];
+};
+
+/* The key pair, in sodium_malloc'd memory left read-only. */
+struct token_secret {
 	unsigned char sk[crypto_sign_SECRETKEYBYTES];
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 };
 
-/* Builds the key from a seed in sodium_malloc'd memory left read-only. */
+struct token_key {
+	struct token_secret *s;
+	struct memo *memo;            /* ordinary memory: it holds nothing secret */
+};
+
+/* The key of a seed, with an empty memo; token_key_free() frees it. */
 static enum el_err
 key_from_seed(const unsigned char seed[SEED_LEN], struct token_key **out)
 {
 	struct token_key *k;
 
-	if ((k = sodium_malloc(sizeof(*k))) == NULL)
+	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return EL_ENOMEM;
-	crypto_sign_seed_keypair(k->pk, k->sk, seed);
-	sodium_mprotect_readonly(k);
+	if ((k->memo = calloc(1, sizeof(*k->memo))) == NULL ||
+	    (k->s = sodium_malloc(sizeof(*k->s))) == NULL) {
+		free(k->memo);
+		free(k);
+		return EL_ENOMEM;
+	}
+	crypto_sign_seed_keypair(k->s->pk, k->s->sk, seed);
+	sodium_mprotect_readonly(k->s);
+	pthread_mutex_init(&k->memo->mu, NULL);
+	randombytes_buf(k->memo->hkey, sizeof(k->memo->hkey));
 	*out = k;
 	return EL_OK;
 }
@@ -49,15 +84,19 @@ token_key_free(struct token_key *key)
 {
 	if (key == NULL)
 		return;
-	sodium_mprotect_readwrite(key);
-	sodium_memzero(key, sizeof(*key));
-	sodium_free(key);
+	sodium_mprotect_readwrite(key->s);
+	sodium_memzero(key->s, sizeof(*key->s));
+	sodium_free(key->s);
+	pthread_mutex_destroy(&key->memo->mu);
+	sodium_memzero(key->memo, sizeof(*key->memo));
+	free(key->memo);
+	free(key);
 }
 
 void
 token_key_public(const struct token_key *key, unsigned char pk[32])
 {
-	memcpy(pk, key->pk, crypto_sign_PUBLICKEYBYTES);
+	memcpy(pk, key->s->pk, crypto_sign_PUBLICKEYBYTES);
 }
 
 static enum el_err
@@ -125,54 +164,20 @@ out:
 	return r;
 }
 
-/*
- * Writes a new key next to path and links it into place: link(2) fails if another
- * process created the key first, and then that key is the one everybody uses.
- */
-static enum el_err
-key_create(const char *path, struct el_why *w)
+enum el_err
+token_key_write(const char *path, int replace, struct el_why *w)
 {
-	char tmp[PATH_MAX];
 	char b64[sodium_base64_ENCODED_LEN(SEED_LEN, sodium_base64_VARIANT_ORIGINAL) + 1];
 	unsigned char seed[SEED_LEN];
-	size_t len, off = 0;
-	ssize_t n;
-	int fd = -1;
-	enum el_err r = EL_OK;
+	size_t len;
+	enum el_err r;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid()) >= sizeof(tmp))
-		return el_fail(w, EL_EINVAL, "%s: path too long", path);
 	randombytes_buf(seed, sizeof(seed));
 	sodium_bin2base64(b64, sizeof(b64) - 1, seed, sizeof(seed),
 	    sodium_base64_VARIANT_ORIGINAL);
 	len = strlen(b64);
 	b64[len++] = '\n';
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		n = write(fd, b64 + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) != 0) {
-		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (link(tmp, path) != 0 && errno != EEXIST)
-		r = el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
+	r = el_install_file(path, b64, len, 0600, replace, w);
 	sodium_memzero(seed, sizeof(seed));
 	sodium_memzero(b64, sizeof(b64));
 	return r;
@@ -196,7 +201,8 @@ token_key_load_or_create(const char *state_dir, struct token_key **out, struct e
 	if (el_mkdirs(state_dir, 0700) != EL_OK)
 		return el_fail(w, EL_EIO, "%s: cannot create directory: %s", state_dir,
 		    strerror(errno));
-	if ((r = key_create(path, w)) != EL_OK)
+	/* EL_EEXIST: another process created it first, and that key is the one to use. */
+	if ((r = token_key_write(path, 0, w)) != EL_OK && r != EL_EEXIST)
 		return r;
 	return key_load(path, out, w);
 }
@@ -246,15 +252,49 @@ token_issue(const struct token_key *key, const char *request_id, const char *app
 	q += TOKEN_NONCE_LEN;
 	plen = (size_t)(q - p);
 	/* The signature goes right after the payload: the token is payload || signature. */
-	crypto_sign_detached(q, NULL, msg, CTX_LEN + plen, key->sk);
+	crypto_sign_detached(q, NULL, msg, CTX_LEN + plen, key->s->sk);
 	if ((*out = el_b64url_encode(p, plen + SIG_LEN)) == NULL)
 		return EL_ENOMEM;
 	return EL_OK;
 }
 
-enum el_err
-token_verify(const struct token_key *key, const char *tok, int64_t now,
-    struct token_claims *out, struct el_why *w)
+static struct memo_slot *
+memo_slot(struct memo *m, const unsigned char h[MEMO_HASH])
+{
+	return &m->slot[((size_t)h[0] | (size_t)h[1] << 8) & (MEMO_SLOTS - 1)];
+}
+
+/* The claims of a token that verified before, into *out; false when not remembered. */
+static bool
+memo_get(struct memo *m, const unsigned char h[MEMO_HASH], struct token_claims *out)
+{
+	struct memo_slot *sl = memo_slot(m, h);
+	bool hit;
+
+	pthread_mutex_lock(&m->mu);
+	if ((hit = sl->used && memcmp(sl->h, h, MEMO_HASH) == 0))
+		*out = sl->c;
+	pthread_mutex_unlock(&m->mu);
+	return hit;
+}
+
+static void
+memo_put(struct memo *m, const unsigned char h[MEMO_HASH], const struct token_claims *c)
+{
+	struct memo_slot *sl = memo_slot(m, h);
+
+	pthread_mutex_lock(&m->mu);
+	sl->used = true;
+	memcpy(sl->h, h, MEMO_HASH);
+	sl->c = *c;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Every check but the length (the caller's) and the expiry: EL_OK with *out filled, or
+ * EL_EAUTH with *out zeroed. */
+static enum el_err
+verify_text(const struct token_key *key, const char *tok, struct token_claims *out,
+    struct el_why *w)
 {
 	unsigned char raw[TOKEN_MAX_LEN];   /* decoded is 3/4 of the text: enough */
 	unsigned char msg[CTX_LEN + PAYLOAD_MAX];
@@ -263,9 +303,6 @@ token_verify(const struct token_key *key, const char *tok, int64_t now,
 	uint64_t e = 0;
 	int i;
 
-	memset(out, 0, sizeof(*out));
-	if (tok == NULL || strnlen(tok, TOKEN_MAX_LEN + 1) > TOKEN_MAX_LEN)
-		return el_fail(w, EL_EAUTH, "invalid link: token too long");
 	if (el_b64url_decode(tok, raw, sizeof(raw), &n) != EL_OK)
 		return el_fail(w, EL_EAUTH, "invalid link: not a token");
 	if (n < PAYLOAD_MIN + SIG_LEN || n > PAYLOAD_MAX + SIG_LEN)
@@ -275,7 +312,7 @@ token_verify(const struct token_key *key, const char *tok, int64_t now,
 	sig = raw + plen;
 	memcpy(msg, token_context, CTX_LEN);
 	memcpy(msg + CTX_LEN, p, plen);
-	if (crypto_sign_verify_detached(sig, msg, CTX_LEN + plen, key->pk) != 0)
+	if (crypto_sign_verify_detached(sig, msg, CTX_LEN + plen, key->s->pk) != 0)
 		return el_fail(w, EL_EAUTH, "invalid link: bad signature");
 	/* Signed by us, so well formed unless the format changed: check anyway. */
 	if (p[0] != TOKEN_VERSION)
@@ -296,10 +333,31 @@ token_verify(const struct token_key *key, const char *tok, int64_t now,
 		e = (e << 8) | p[off + (size_t)i];
 	out->expiry = (int64_t)e;
 	el_hex(p + off + 8, TOKEN_NONCE_LEN, out->nonce_hex);
-	if (now >= out->expiry)
-		return el_fail(w, EL_ESTATE, "link expired");
 	return EL_OK;
 bad:
 	memset(out, 0, sizeof(*out));
 	return el_fail(w, EL_EAUTH, "invalid link: malformed token");
+}
+
+enum el_err
+token_verify(const struct token_key *key, const char *tok, int64_t now,
+    struct token_claims *out, struct el_why *w)
+{
+	unsigned char h[MEMO_HASH];
+	size_t len;
+	enum el_err r;
+
+	memset(out, 0, sizeof(*out));
+	if (tok == NULL || (len = strnlen(tok, TOKEN_MAX_LEN + 1)) > TOKEN_MAX_LEN)
+		return el_fail(w, EL_EAUTH, "invalid link: token too long");
+	crypto_generichash(h, sizeof(h), (const unsigned char *)tok, len, key->memo->hkey,
+	    sizeof(key->memo->hkey));
+	if (!memo_get(key->memo, h, out)) {
+		if ((r = verify_text(key, tok, out, w)) != EL_OK)
+			return r;
+		memo_put(key->memo, h, out);
+	}
+	if (now >= out->expiry)
+		return el_fail(w, EL_ESTATE, "link expired");
+	return EL_OK;
 }

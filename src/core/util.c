@@ -563,11 +563,29 @@ out:
 	return r;
 }
 
+/* Writes all of data to fd and fsyncs it; -1 with errno on failure. */
+static int
+write_all_sync(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return fsync(fd);
+}
+
 enum el_err
 el_write_file(const char *path, const void *data, size_t len, int mode, struct el_why *w)
 {
 	char tmp[PATH_MAX];
-	const char *p = data;
 	int fd;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
@@ -575,19 +593,7 @@ el_write_file(const char *path, const void *data, size_t len, int mode, struct e
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
-	if (fchmod(fd, (mode_t)mode) != 0)
-		goto fail;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (fsync(fd) != 0)
+	if (fchmod(fd, (mode_t)mode) != 0 || write_all_sync(fd, data, len) != 0)
 		goto fail;
 	close(fd);
 	if (rename(tmp, path) != 0) {
@@ -600,6 +606,35 @@ fail:
 	close(fd);
 	unlink(tmp);
 	return EL_EIO;
+}
+
+enum el_err
+el_install_file(const char *path, const void *data, size_t len, int mode, int replace,
+    struct el_why *w)
+{
+	char tmp[PATH_MAX];
+	int fd, saved;
+	enum el_err r = EL_OK;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid()) >= sizeof(tmp))
+		return el_fail(w, EL_EINVAL, "%s: path too long", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+	if (fchmod(fd, (mode_t)mode) != 0 || write_all_sync(fd, data, len) != 0) {
+		r = el_fail(w, EL_EIO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if ((replace ? rename(tmp, path) : link(tmp, path)) != 0) {
+		saved = errno;
+		r = el_fail(w, saved == EEXIST ? EL_EEXIST : EL_EIO, "%s: %s", path,
+		    strerror(saved));
+	}
+out:
+	close(fd);
+	unlink(tmp);   /* after link(2) the file lives on under path; after rename(2) a no-op */
+	return r;
 }
 
 enum el_err

@@ -62,11 +62,18 @@ struct http_req {
  * token routes are refused with 429 to a source address that had too many refusals. */
 enum route_auth { ROUTE_PUBLIC, ROUTE_SIGNED, ROUTE_TOKEN };
 
+/* ROUTE_QUICK: the handler reads and computes, and does not wait on AWS or on a durable
+ * write (but for a rare audit record): it runs on the engine's small pool (two threads a
+ * core), so a burst of such calls is not spread over dozens of runnable threads, whose
+ * turns make the slowest answers slow. The rest run on the pool of limits.http_workers. */
+enum route_pace { ROUTE_MAY_WAIT = 0, ROUTE_QUICK };
+
 struct route {
 	const char *method;
 	const char *pattern;             /* "/v1/requests/{*}/approve", where * matches one segment */
 	enum route_auth auth;
 	int (*handler)(struct http_req *rq);   /* returns an MHD_Result */
+	enum route_pace pace;
 };
 
 struct route_group {

@@ -17,6 +17,7 @@
 #include "elevate/aws.h"
 #include "elevate/config.h"
 #include "elevate/engine.h"
+#include "elevate/keyset.h"
 #include "elevate/log.h"
 #include "elevate/policy.h"
 #include "elevate/store.h"
@@ -32,6 +33,8 @@ static const char usage_text[] =
     "       elevated config-reference                        print every config key\n"
     "       elevated audit-export --from SEQ --to FILE       export the audit chain again\n"
     "                                                        from the store (offline)\n"
+    "       elevated keygen [--force] DIR                    write the key set every node\n"
+    "                                                        of one deployment shares\n"
     "\n"
     "  --config FILE   default /etc/elevate/elevated.json (ELEVATED_CONFIG overrides)\n"
     "  --aws           with check: also find the broker's AWS credentials and say where from\n"
@@ -40,6 +43,10 @@ static const char usage_text[] =
     "audit-rotate-key runs with the broker stopped (it refuses while one runs on state_dir):\n"
     "the old key signs a record naming the new one, the new key signs from then on; keep\n"
     "the first audit.pub: it verifies every rotation after it (docs/audit.md).\n"
+    "\n"
+    "keygen writes DIR/token.key (signs approval links) and DIR/secret.key (seals credentials\n"
+    "and mail at rest), mode 0600; it never replaces them without --force. Copy both into\n"
+    "the state_dir of every node; each node keeps its own audit.key (docs/operations.md).\n"
     "\n"
     "Signals: SIGHUP reloads policies (a bad set keeps the old one), SIGTERM drains and exits.\n";
 
@@ -249,6 +256,35 @@ out:
 	return rc;
 }
 
+/*
+ * `elevated keygen [--force] DIR`: a new key set for a deployment (keyset.h), and what
+ * to do with it.
+ */
+static int
+run_keygen(const char *dir, int force)
+{
+	struct keyset_written ks;
+	struct el_why w = {{0}};
+
+	if (keyset_write(dir, force, &ks, &w) != EL_OK) {
+		fprintf(stderr, "elevated keygen: %s\n", w.msg);
+		return 1;
+	}
+	printf("wrote %s (mode 0600): signs approval links; public key %s\n", ks.token_path,
+	    ks.token_pub);
+	printf("wrote %s (mode 0600): seals grant credentials and queued mail at rest\n",
+	    ks.secret_path);
+	if (ks.beside_store)
+		printf("warning: %s holds a store (elevate.db): links mailed before now no longer "
+		    "verify, and what was sealed with the old secret.key no longer opens\n", dir);
+	printf("next: copy both files into the state_dir of every node of this deployment\n"
+	    "  before it starts, mode 0600, owned by the user that starts elevated (from a\n"
+	    "  secret manager, or scp then chmod 600); keep the set nowhere else than there and\n"
+	    "  in your secret manager. Each node makes its own audit.key on its first start:\n"
+	    "  keep every node's audit.pub (docs/operations.md, \"Keys\").\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -259,6 +295,7 @@ main(int argc, char **argv)
 		{"audit", no_argument, NULL, 'U'},
 		{"from", required_argument, NULL, 'f'},
 		{"to", required_argument, NULL, 't'},
+		{"force", no_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		/* how the parent starts its children (proc.h) */
@@ -270,7 +307,7 @@ main(int argc, char **argv)
 	};
 	const char *config = getenv("ELEVATED_CONFIG"), *level = NULL, *cmd = NULL;
 	const char *from = NULL, *to = NULL;
-	int c, aws = 0, audit = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
+	int c, aws = 0, audit = 0, force = 0, rc, role = 0, ctl_fd = -1, listen_fd = -1;
 	long long n;
 
 	if (config == NULL)
@@ -293,6 +330,7 @@ main(int argc, char **argv)
 		case 'U': audit = 1; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
+		case 'o': force = 1; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("elevated %s\n", VERSION); return 0;
 		case 'E': case 'F': role = c; break;
@@ -304,7 +342,8 @@ main(int argc, char **argv)
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
-	if (optind != argc) {
+	/* keygen takes DIR; nothing else takes an operand */
+	if (optind + (cmd != NULL && strcmp(cmd, "keygen") == 0) != argc) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -322,6 +361,8 @@ main(int argc, char **argv)
 		rc = run_rotate_key(config);
 	else if (strcmp(cmd, "audit-export") == 0)
 		rc = run_audit_export(config, from, to);
+	else if (strcmp(cmd, "keygen") == 0)
+		rc = run_keygen(argv[optind], force);
 	else if (strcmp(cmd, "config-reference") == 0) {
 		config_print_reference(stdout);
 		rc = 0;

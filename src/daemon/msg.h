@@ -3,10 +3,11 @@
  * request as the client sent it: method, URI, the signature headers and the body, bytes
  * for bytes, so the engine checks the signature itself and the front can never claim a
  * user; plus the client's address, which only the front knows. A reply carries the
- * answer. Payloads are JSON objects; the bodies are base64.
+ * answer. A payload is a JSON object (compact, so no NUL in it), a NUL byte, and the body
+ * as it is, every byte after the NUL up to the frame's length.
  *
- * call:  {"method", "uri", "peer", "user"?, "date"?, "nonce"?, "signature"?, "body"}
- * reply: {"status", "type"?, "body", "retry_after"?}
+ * call:  {"method", "uri", "peer", "user"?, "date"?, "nonce"?, "signature"?} NUL body
+ * reply: {"status", "type"?, "retry_after"?} NUL body
  */
 #ifndef ELEVATED_MSG_H
 #define ELEVATED_MSG_H

@@ -73,9 +73,9 @@ stylesheet(struct http_req *rq)
 }
 
 static const struct route routes[] = {
-	{"GET", "/approve/*", ROUTE_TOKEN, page},
-	{"POST", "/approve/*", ROUTE_TOKEN, decide},
-	{"GET", "/static/elevate.css", ROUTE_PUBLIC, stylesheet},
+	{"GET", "/approve/*", ROUTE_TOKEN, page, ROUTE_QUICK},
+	{"POST", "/approve/*", ROUTE_TOKEN, decide, ROUTE_MAY_WAIT},
+	{"GET", "/static/elevate.css", ROUTE_PUBLIC, stylesheet, ROUTE_QUICK},
 };
 
 const struct route_group routes_approve = {routes, sizeof(routes) / sizeof(routes[0])};

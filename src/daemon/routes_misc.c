@@ -62,10 +62,11 @@ report(struct http_req *rq)
 }
 
 static const struct route routes[] = {
-	{"GET", "/healthz", ROUTE_PUBLIC, healthz},
-	{"GET", "/metrics", ROUTE_PUBLIC, metrics},
-	{"GET", "/v1/audit", ROUTE_SIGNED, audit},
-	{"GET", "/v1/report", ROUTE_SIGNED, report},	/* appended: the order numbers messages */
+	{"GET", "/healthz", ROUTE_PUBLIC, healthz, ROUTE_MAY_WAIT},
+	{"GET", "/metrics", ROUTE_PUBLIC, metrics, ROUTE_QUICK},
+	{"GET", "/v1/audit", ROUTE_SIGNED, audit, ROUTE_MAY_WAIT},
+	/* appended: the order numbers messages */
+	{"GET", "/v1/report", ROUTE_SIGNED, report, ROUTE_MAY_WAIT},
 };
 
 const struct route_group routes_misc = {routes, sizeof(routes) / sizeof(routes[0])};

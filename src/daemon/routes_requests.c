@@ -138,18 +138,18 @@ revoke_many(struct http_req *rq)
 }
 
 static const struct route routes[] = {
-	{"POST", "/v1/revoke", ROUTE_SIGNED, revoke_many},
-	{"POST", "/v1/requests/*/sessions/*/terminate", ROUTE_SIGNED, terminate_session},
-	{"POST", "/v1/requests", ROUTE_SIGNED, create},
-	{"GET", "/v1/requests", ROUTE_SIGNED, list},
-	{"GET", "/v1/requests/*", ROUTE_SIGNED, show},
-	{"POST", "/v1/requests/*/approve", ROUTE_SIGNED, approve},
-	{"POST", "/v1/requests/*/deny", ROUTE_SIGNED, deny},
-	{"POST", "/v1/requests/*/cancel", ROUTE_SIGNED, cancel},
-	{"POST", "/v1/requests/*/revoke", ROUTE_SIGNED, revoke_grant},
-	{"POST", "/v1/requests/*/extend", ROUTE_SIGNED, extend},
-	{"GET", "/v1/requests/*/credentials", ROUTE_SIGNED, credentials},
-	{"POST", "/v1/requests/*/sessions", ROUTE_SIGNED, sessions},
+	{"POST", "/v1/revoke", ROUTE_SIGNED, revoke_many, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/sessions/*/terminate", ROUTE_SIGNED, terminate_session, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests", ROUTE_SIGNED, create, ROUTE_MAY_WAIT},
+	{"GET", "/v1/requests", ROUTE_SIGNED, list, ROUTE_QUICK},
+	{"GET", "/v1/requests/*", ROUTE_SIGNED, show, ROUTE_QUICK},
+	{"POST", "/v1/requests/*/approve", ROUTE_SIGNED, approve, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/deny", ROUTE_SIGNED, deny, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/cancel", ROUTE_SIGNED, cancel, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/revoke", ROUTE_SIGNED, revoke_grant, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/extend", ROUTE_SIGNED, extend, ROUTE_MAY_WAIT},
+	{"GET", "/v1/requests/*/credentials", ROUTE_SIGNED, credentials, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/sessions", ROUTE_SIGNED, sessions, ROUTE_MAY_WAIT},
 };
 
 const struct route_group routes_requests = {routes, sizeof(routes) / sizeof(routes[0])};

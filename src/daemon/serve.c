@@ -29,14 +29,25 @@ struct job {
 	struct job *next;
 };
 
+/* The calls waiting for a worker of one pool (enum route_pace). */
+struct queue {
+	pthread_cond_t cv;
+	struct job *head, *tail;
+};
+
+struct pool {
+	struct serve *s;
+	struct queue *q;
+};
+
 struct serve {
 	struct engine *e;
 	const struct config *cfg;
 	int ctl;
 	pthread_mutex_t ctl_wmu;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *head, *tail;
+	struct queue q[2];            /* ROUTE_MAY_WAIT, ROUTE_QUICK */
+	struct pool pools[2];
 	int stopping;
 	struct link *link;
 	size_t nroutes;
@@ -59,6 +70,7 @@ static bool
 on_call(void *cls, struct link *l, struct frame *f)
 {
 	struct serve *s = cls;
+	struct queue *q;
 	struct job *j;
 
 	if (!frame_accepts(FR_ENGINE, f->type, s->nroutes) || f->fd >= 0) {
@@ -75,13 +87,14 @@ on_call(void *cls, struct link *l, struct frame *f)
 	j->f = *f;
 	j->l = l;
 	link_ref(l);
+	q = &s->q[http_route_at(f->type - MSG_CALL)->pace == ROUTE_QUICK];
 	pthread_mutex_lock(&s->mu);
-	if (s->tail != NULL)
-		s->tail->next = j;
+	if (q->tail != NULL)
+		q->tail->next = j;
 	else
-		s->head = j;
-	s->tail = j;
-	pthread_cond_signal(&s->cv);
+		q->head = j;
+	q->tail = j;
+	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&s->mu);
 	return true;
 }
@@ -183,7 +196,9 @@ answer(struct serve *s, const struct frame *f, struct http_req *rq)
 static void *
 worker_main(void *arg)
 {
-	struct serve *s = arg;
+	struct pool *p = arg;
+	struct serve *s = p->s;
+	struct queue *q = p->q;
 	struct http_req rq;
 	struct job *j;
 	char *reply;
@@ -191,14 +206,14 @@ worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->cv, &s->mu);
-		if ((j = s->head) == NULL) {
+		while (q->head == NULL && !s->stopping)
+			pthread_cond_wait(&q->cv, &s->mu);
+		if ((j = q->head) == NULL) {
 			pthread_mutex_unlock(&s->mu);
 			return NULL;
 		}
-		if ((s->head = j->next) == NULL)
-			s->tail = NULL;
+		if ((q->head = j->next) == NULL)
+			q->tail = NULL;
 		pthread_mutex_unlock(&s->mu);
 		memset(&rq, 0, sizeof(rq));
 		answer(s, &j->f, &rq);
@@ -262,11 +277,21 @@ serve_stop(struct serve *s)
 	s->stopping = 1;
 	if (s->link != NULL)
 		link_close(s->link);
-	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->q[0].cv);
+	pthread_cond_broadcast(&s->q[1].cv);
 	pthread_mutex_unlock(&s->mu);
 	for (i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
+}
+
+/* Two a core: enough to keep the cores busy while one waits for a reader connection. */
+static size_t
+quick_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 2 : n > 16 ? 32 : (size_t)n * 2;
 }
 
 int
@@ -277,7 +302,8 @@ engine_main(const char *config_path, const char *level, int ctl_fd)
 	struct el_why w = {{0}};
 	sigset_t set;
 	pthread_t ctl_thread;
-	int sig, rc = 1;
+	size_t nquick;
+	int i, sig, rc = 1;
 
 	memset(&s, 0, sizeof(s));
 	if (proc_setup(config_path, level, &cfg, &set, false) != EL_OK)
@@ -287,7 +313,11 @@ engine_main(const char *config_path, const char *level, int ctl_fd)
 	s.nroutes = http_route_count();
 	pthread_mutex_init(&s.mu, NULL);
 	pthread_mutex_init(&s.ctl_wmu, NULL);
-	pthread_cond_init(&s.cv, NULL);
+	for (i = 0; i < 2; i++) {
+		pthread_cond_init(&s.q[i].cv, NULL);
+		s.pools[i].s = &s;
+		s.pools[i].q = &s.q[i];
+	}
 	if (engine_open(&cfg, &s.e, &w) != EL_OK) {
 		log_err("cannot start: %s", w.msg);
 		goto out;
@@ -297,10 +327,12 @@ engine_main(const char *config_path, const char *level, int ctl_fd)
 		log_err("cannot start the engine threads");
 		goto out;
 	}
-	if ((s.workers = calloc((size_t)cfg.http_workers, sizeof(*s.workers))) == NULL)
+	nquick = quick_workers();
+	if ((s.workers = calloc((size_t)cfg.http_workers + nquick, sizeof(*s.workers))) == NULL)
 		goto out;
-	for (; s.nworkers < (size_t)cfg.http_workers; s.nworkers++)
-		if (pthread_create(&s.workers[s.nworkers], NULL, worker_main, &s) != 0) {
+	for (; s.nworkers < (size_t)cfg.http_workers + nquick; s.nworkers++)
+		if (pthread_create(&s.workers[s.nworkers], NULL, worker_main,
+		    &s.pools[s.nworkers < nquick ? ROUTE_QUICK : ROUTE_MAY_WAIT]) != 0) {
 			log_err("cannot start the engine's workers");
 			goto out;
 		}

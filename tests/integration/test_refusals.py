@@ -1,18 +1,22 @@
 """Issue 9, part 3: refusals. Anonymous ones (bad signatures, unknown users, garbage
 approval links) cost no durable write each - the first few of each reason per interval are
 audited one by one, the rest counted into one summary record - and an address that collects
-too many is answered 429 with Retry-After while everyone else is served. Refusals of signed
-callers are audited one by one as authz.refused."""
+too many is answered 429 with Retry-After while everyone else is served. Approval links that
+verify but are refused again and again (a decided request's link) are summarised the same
+way per link. Refusals of signed callers are audited one by one as authz.refused."""
 import base64
 import http.client
 import json
 import os
 import re
+import shutil
+import sqlite3
+import tempfile
 import threading
 import time
 import urllib.request
 
-from harness import iso, wait_for
+from harness import iso, mail_links, wait_for, wait_mail
 
 DEBUG = bool(os.environ.get('ELEVATE_TEST_DEBUG'))
 
@@ -24,13 +28,13 @@ class Client:
         self.b, self.source = b, source
         self.conn = None
 
-    def request(self, method, path, headers=None):
+    def request(self, method, path, headers=None, body=None):
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection('127.0.0.1', self.b.port, timeout=30,
                                                        source_address=(self.source, 0))
             try:
-                self.conn.request(method, path, headers=headers or {})
+                self.conn.request(method, path, body=body, headers=headers or {})
                 r = self.conn.getresponse()
                 body = r.read()
                 return r.status, dict(r.getheaders()), body
@@ -251,6 +255,92 @@ def test_flooding_address_gets_429(ctx):
     st, _, body = flood.request('GET', '/v1/requests', forged('alice'))
     assert st == 401 and json.loads(body)['error']['code'] == 'bad_signature', (st, body)
     flood.close()
+
+
+def store_counts(b):
+    """(audit records, nonces) in the store, read straight from the database: a signed
+    call to ask would add a nonce."""
+    db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'), timeout=10)
+    try:
+        return tuple(db.execute('SELECT count(*) FROM %s' % t).fetchone()[0]
+                     for t in ('audit', 'nonces'))
+    finally:
+        db.close()
+
+
+def test_decided_link_refusals_are_summarised(ctx):
+    """Twenty views of a pending request's page write nothing to the store. Then, the
+    request denied by another approver, the same link opened 102 times: each answer is the
+    same 409 "Already decided" page with the page headers; the first 2
+    (audit.refusals_individual) are audited one by one as token.refused naming carol and
+    the request, the other 100 write nothing to the store (audit and nonces unchanged) and
+    become one token.refused_summary of that link at the interval's end (here: the clean
+    stop), count 100. The same link POSTed (decides nothing), and dave's link of the same
+    request, are kinds of their own, audited one by one meanwhile; the metrics count every
+    refusal."""
+    tmp = tempfile.mkdtemp(prefix='elevate-refusals-')
+    ctx._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    smtp = ctx.smtp(tmp).start()
+    b = ctx.broker(smtp_port=smtp.port, config={'audit': {'refusals_individual': 2}}).start()
+    rid = b.request(reason='to be denied')['id']
+    msgs = wait_mail(smtp, 2, pred=lambda m: rid in str(m['raw']) and
+                     str(m['msg']['Subject']).startswith('Approve '))
+    links = {m['rcpt'][0].split('@')[0]: mail_links(m['msg'])[0][0] for m in msgs}
+    assert set(links) == {'carol', 'dave'}, links
+    carol = Client(b, '127.0.0.1')
+    path = '/approve/' + links['carol'].rsplit('/', 1)[1]
+    # while pending, the page itself writes nothing either (the link is used by a POST)
+    before = store_counts(b)
+    for _ in range(20):
+        st, _, body = carol.request('GET', path)
+        assert st == 200 and b'<form' in body, (st, body[:300])
+    assert store_counts(b) == before, (store_counts(b), before)
+    st, d = b.api('dave', 'POST', '/v1/requests/%s/deny' % rid, {'comment': 'no'})
+    assert st == 200 and d['state'] == 'denied', d
+    seq = last_seq(b)
+    refused0 = metrics(b)['elevate_tokens_refused_total']
+
+    first = [carol.request('GET', path) for _ in range(2)]
+    assert [f[0] for f in first] == [409, 409], first
+    page = first[0][2]
+    assert b'Already decided' in page and b'This request has already been decided.' in page
+    written = store_counts(b)
+    for _ in range(100):
+        st, h, body = carol.request('GET', path)
+        assert st == 409 and body == page, (st, body[:300])
+        assert "default-src 'none'" in h['Content-Security-Policy'], h
+        assert h['Cache-Control'] == 'no-store', h
+    assert store_counts(b) == written, (store_counts(b), written)
+    st, _, body = carol.request('POST', path, {'Content-Type':
+                                               'application/x-www-form-urlencoded'},
+                                'decision=approve')
+    assert st == 409 and b'Already decided' in body, (st, body[:300])
+    st, _, _ = carol.request('GET', '/approve/' + links['dave'].rsplit('/', 1)[1])
+    assert st == 409, st
+    carol.close()
+    assert metrics(b)['elevate_tokens_refused_total'] - refused0 == 104
+    running = [r for r in b.audit() if r['seq'] > seq and r['event'].startswith('token.')]
+    assert [(r['actor'], r['data']['method']) for r in running] == [
+        ('carol', 'GET'), ('carol', 'GET'), ('carol', 'POST'), ('dave', 'GET')], running
+    r = b.get(rid)
+    assert r['state'] == 'denied' and [(a['approver'], a['decision']) for a in
+                                       r['approvals']] == [('dave', 'deny')], r
+
+    b.stop()
+    recs = [r for r in b.audit() if r['seq'] > seq and r['event'].startswith('token.')]
+    ind = [r for r in recs if r['event'] == 'token.refused']
+    summ = [r for r in recs if r['event'] == 'token.refused_summary']
+    assert all(r['request_id'] == rid and r['data']['reason'] == 'already_decided' and
+               r['data']['peer'] == '127.0.0.1' for r in ind), ind
+    assert len(summ) == 1, summ
+    s = summ[0]
+    assert (s['actor'], s['request_id']) == ('carol', rid), s
+    d = s['data']
+    assert (d['reason'], d['method'], d['count'], d['audited_individually']) == \
+        ('already_decided', 'GET', 100, 2), d
+    assert d['first_peer'] == d['last_peer'] == '127.0.0.1', d
+    assert d['interval_start'] <= d['first_at'] <= d['last_at'], d
+    assert len(ind) + d['count'] == 104
 
 
 def test_authz_refusals_are_audited(ctx):

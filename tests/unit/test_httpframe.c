@@ -201,22 +201,33 @@ calls_name_their_route(void **state)
 	http_req_free(&got);
 	free(p);
 	http_req_free(&rq);
-	/* shapes that are not calls */
+	/* shapes that are not calls (each with its NUL and an empty body) */
 	{
+		static const char good[] = "{\"method\":\"GET\",\"uri\":\"/healthz\","
+		    "\"peer\":\"x\"}";
 		static const char *const bad[] = {
-			"", "[]", "{}", "{\"method\":1}",
-			"{\"method\":\"GET\",\"uri\":\"/healthz\",\"peer\":\"x\"}",
-			"{\"method\":\"GET\",\"uri\":\"/healthz\",\"peer\":\"x\",\"body\":\"!!\"}",
-			"{\"method\":\"GET\",\"uri\":\"/healthz\",\"peer\":\"x\",\"body\":\"\","
-			"\"body\":\"\"}",
+			"", "[]", "{}", "{\"method\":1}", "{\"method\":\"GET\"",
+			"{\"method\":\"GET\",\"uri\":\"/healthz\"}",
+			"{\"method\":\"GET\",\"uri\":\"/healthz\",\"peer\":\"x\",\"peer\":\"y\"}",
+			"{\"method\":\"GET\",\"uri\":\"/healthz\",\"peer\":\"x\",\"user\":7}",
 		};
 		size_t i;
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			memset(&got, 0, sizeof(got));
-			assert_int_equal(msg_call_decode(bad[i], strlen(bad[i]),
+			assert_int_equal(msg_call_decode(bad[i], strlen(bad[i]) + 1,
 			    route_of("GET", "/healthz"), &cfg, &got, &w), EL_EINVAL);
 			http_req_free(&got);
 		}
+		/* the same call is one with its NUL, none without */
+		memset(&got, 0, sizeof(got));
+		assert_int_equal(msg_call_decode(good, sizeof(good), route_of("GET", "/healthz"),
+		    &cfg, &got, &w), EL_OK);
+		assert_int_equal(got.body.len, 0);
+		http_req_free(&got);
+		memset(&got, 0, sizeof(got));
+		assert_int_equal(msg_call_decode(good, sizeof(good) - 1,
+		    route_of("GET", "/healthz"), &cfg, &got, &w), EL_EINVAL);
+		http_req_free(&got);
 	}
 }
 
@@ -243,7 +254,22 @@ replies_round_trip(void **state)
 	http_req_free(&got);
 	http_req_free(&rq);
 	memset(&got, 0, sizeof(got));
-	assert_int_equal(msg_reply_decode("{\"status\":42,\"body\":\"\"}", 23, &got), EL_EINVAL);
+	assert_int_equal(msg_reply_decode("{\"status\":42}\0", 14, &got), EL_EINVAL);
+	assert_int_equal(msg_reply_decode("{\"status\":200}", 14, &got), EL_EINVAL);   /* no NUL */
+	assert_int_equal(msg_reply_decode("{\"status\":200,\"status\":201}\0", 29, &got),
+	    EL_EINVAL);
+	assert_false(got.answered);
+	/* the body is every byte after the NUL, NULs and all */
+	assert_int_equal(msg_reply_decode("{\"status\":200}\0a\0b", 18, &got), EL_OK);
+	assert_int_equal(got.reply.len, 3);
+	assert_memory_equal(got.reply.body, "a\0b", 4);
+	http_req_free(&got);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(msg_reply_decode("{\"status\":200}\0", 15, &got), EL_OK);
+	assert_int_equal(got.reply.len, 0);
+	assert_string_equal(got.reply.body, "");
+	http_req_free(&got);
+	memset(&got, 0, sizeof(got));
 	assert_int_equal(msg_reply_decode("{\"status\":200}", 14, &got), EL_EINVAL);
 	assert_false(got.answered);
 	http_req_free(&got);

@@ -1362,6 +1362,7 @@ nonce_claims_group_commit(void **state)
 	struct claimer c[8];
 	pthread_t th[8];
 	struct el_why w = {{0}};
+	char nonce[32];
 	int i, won = 0;
 
 	for (i = 0; i < 8; i++) {
@@ -1382,11 +1383,16 @@ nonce_claims_group_commit(void **state)
 	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_nonce_claim(f->s, "api", "shared-7", "bob", 5000, 0), EL_EEXIST);
 	assert_int_equal(store_nonce_use(f->s, "api", "c7-199", "bob", 5000), EL_EEXIST);
-	/* a claim prunes what is older than prune_before, at most once a second */
+	/* each claim deletes up to 8 nonces older than prune_before, the oldest first */
 	assert_int_equal(store_nonce_claim(f->s, "api", "late", "bob", 6000, 1100), EL_OK);
-	assert_int_equal(count_outside(f, "nonces"), 8 * 100 + 50 - 25 + 1);
-	assert_int_equal(store_nonce_claim(f->s, "api", "later", "bob", 6000, 5000), EL_OK);
-	assert_int_equal(count_outside(f, "nonces"), 8 * 100 + 50 - 25 + 2);
+	assert_int_equal(count_outside(f, "nonces"), 8 * 200 + 50 - 8 + 1);
+	assert_int_equal(store_nonce_use(f->s, "api", "c0-0", "bob", 6000), EL_OK);   /* gone */
+	for (i = 0; i < 200; i++) {
+		snprintf(nonce, sizeof(nonce), "later-%d", i);
+		assert_int_equal(store_nonce_claim(f->s, "api", nonce, "bob", 6000, 1100), EL_OK);
+	}
+	/* the 825 seen before 1100 (and c0-0, seen at 6000) are gone, the rest stand */
+	assert_int_equal(count_outside(f, "nonces"), 8 * 100 + 25 + 1 + 201);
 	assert_int_equal(store_nonce_claim(f->s, "api", "c1-150", "bob", 6000, 0), EL_EEXIST);
 }
 

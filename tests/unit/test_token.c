@@ -1,6 +1,7 @@
 /*
- * test_token.c — approval tokens: key file creation and checks, round trip, and that any
- * change to a token (every byte, every bit, truncation, padding, junk) is refused.
+ * test_token.c — approval tokens: key file creation and checks, round trip, that any
+ * change to a token (every byte, every bit, truncation, padding, junk) is refused, and
+ * that a remembered token (the key's memo) verifies exactly as it did the first time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,6 +207,63 @@ assert_invalid(const struct token_key *key, const char *tok)
 	assert_string_equal(c.approver, "");
 }
 
+/*
+ * More tokens than the memo has slots, each verified twice (the second time from the
+ * memo, or again when another took its slot): the same claims every time; on a hit the
+ * expiry is still checked at the caller's time; another key does not share the memo.
+ */
+static void
+test_remembered_token(void **state)
+{
+	struct fx *f = *state;
+	struct token_key *other = NULL;
+	struct token_claims c1, c2;
+	struct el_why w;
+	char other_dir[64], rid[32], appr[32], *tok[1500], *mut;
+	size_t i, len;
+	int pass;
+
+	for (i = 0; i < 1500; i++) {
+		snprintf(rid, sizeof(rid), "req_%zu", i);
+		snprintf(appr, sizeof(appr), "approver%zu", i % 7);
+		assert_int_equal(token_issue(f->key, rid, appr, 5000 + (int64_t)i, &tok[i]),
+		    EL_OK);
+	}
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < 1500; i++) {
+			snprintf(rid, sizeof(rid), "req_%zu", i);
+			snprintf(appr, sizeof(appr), "approver%zu", i % 7);
+			assert_int_equal(token_verify(f->key, tok[i], 4000, &c1, &w), EL_OK);
+			assert_string_equal(c1.request_id, rid);
+			assert_string_equal(c1.approver, appr);
+			assert_int_equal(c1.expiry, 5000 + (int64_t)i);
+		}
+	/* The newest are certainly remembered: a hit gives the claims of the first check. */
+	assert_int_equal(token_verify(f->key, tok[1499], 4000, &c1, &w), EL_OK);
+	assert_int_equal(token_verify(f->key, tok[1499], 4000, &c2, &w), EL_OK);
+	assert_memory_equal(&c1, &c2, sizeof(c1));
+	assert_int_equal(token_verify(f->key, tok[1499], 5000 + 1499, &c2, &w), EL_ESTATE);
+	assert_string_equal(c2.request_id, "req_1499");
+	assert_non_null(strstr(w.msg, "expired"));
+	/* One character changed in a remembered token: not the same text, not remembered. */
+	len = strlen(tok[1499]);
+	assert_non_null(mut = strdup(tok[1499]));
+	for (i = 0; i < len; i++) {
+		mut[i] = mut[i] == 'A' ? 'B' : 'A';
+		assert_invalid(f->key, mut);
+		mut[i] = tok[1499][i];
+	}
+	free(mut);
+	snprintf(other_dir, sizeof(other_dir), "/tmp/el_test_token_XXXXXX");
+	assert_non_null(mkdtemp(other_dir));
+	assert_int_equal(token_key_load_or_create(other_dir, &other, &w), EL_OK);
+	assert_invalid(other, tok[1499]);
+	token_key_free(other);
+	rm_dir(other_dir);
+	for (i = 0; i < 1500; i++)
+		free(tok[i]);
+}
+
 static void
 test_every_changed_character_refused(void **state)
 {
@@ -214,6 +272,13 @@ test_every_changed_character_refused(void **state)
 	size_t i, j, len, tried = 0;
 
 	assert_int_equal(token_issue(f->key, "req_abcd", "dave", INT64_MAX, &tok), EL_OK);
+	{
+		struct token_claims c;
+		struct el_why w;
+
+		/* remembered from here on: no change of it may pass for it */
+		assert_int_equal(token_verify(f->key, tok, 0, &c, &w), EL_OK);
+	}
 	len = strlen(tok);
 	/* len % 4 != 0 here, so the last character has unused bits: they count too. */
 	assert_true(len % 4 != 0);
@@ -325,6 +390,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_longest_fields_fit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_refuses_bad_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remembered_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_changed_character_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_every_flipped_bit_refused, setup, teardown),
