@@ -60,6 +60,7 @@ struct pg_store {
 	char where[192];        /* "database D on H:P as U", for messages */
 	struct conn wconn, rconn[STORE_READERS];
 	/* The open transaction, under base.mu: */
+	bool in_tx;             /* BEGIN done on wconn: it is never reopened until the end */
 	int tx_ok;              /* statements that succeeded in it */
 };
 
@@ -425,6 +426,10 @@ pg_prepare(struct q *q, const char *fmt, va_list ap)
 	enum el_err r;
 
 	bind_params(&p, fmt, ap);
+	/* A transaction lost with its connection stays lost: reopened here, the rest of it
+	 * would run, and commit, on its own. */
+	if (c == &s->wconn && s->in_tx && c->lost)
+		return store_fail(q->sql, c->err);
 	if ((r = conn_ready(s, c)) != EL_OK)
 		return r;
 	if ((pgsql = pg_sql(q->sql)) == NULL)
@@ -587,21 +592,34 @@ store_pg_check(const char *url, char *why, size_t len)
 	return false;
 }
 
-/* Opens c: the URL, then the password from store.password_file (read each time, so a
- * rotated one is picked up), which overrides any in the URL. */
+/*
+ * Opens c: defaults that bound how long a server that does not answer holds a call (10 s
+ * to connect; a connection idle 30 s is probed, dead after 3 probes 10 s apart), then the
+ * URL (its own settings win), then the password from store.password_file (read each
+ * time, so a rotated one is picked up), which overrides any in the URL.
+ */
 static enum el_err
 conn_open(struct pg_store *s, struct conn *c, struct el_why *w)
 {
-	const char *kw[4], *val[4];
+	static const char *const dflt[][2] = {
+		{"connect_timeout", "10"}, {"keepalives_idle", "30"},
+		{"keepalives_interval", "10"}, {"keepalives_count", "3"},
+	};
+	const char *kw[8], *val[8];
 	char *password = NULL;
 	struct el_why pw = {{0}};
 	enum el_err r;
+	size_t i;
 	int n = 0;
 
 	if (s->password_file != NULL &&
 	    (r = el_read_password_file(s->password_file, "store.password_file", &password,
 	    &pw)) != EL_OK)
 		return el_fail(w, EL_ECONFIG, "%s", pw.msg);
+	for (i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++) {
+		kw[n] = dflt[i][0];
+		val[n++] = dflt[i][1];
+	}
 	kw[n] = "dbname";
 	val[n++] = s->url;
 	if (password != NULL) {
@@ -697,6 +715,7 @@ pg_begin(struct store *base, bool relaxed)
 		return store_fail("begin", c->err);
 	}
 	PQclear(res);
+	s->in_tx = true;
 	s->tx_ok = 0;
 	return EL_OK;
 }
@@ -707,6 +726,7 @@ pg_rollback(struct store *base)
 	struct pg_store *s = pgs(base);
 	struct conn *c = &s->wconn;
 
+	s->in_tx = false;
 	if (c->lost)
 		return;   /* the server rolls it back when the connection goes */
 	if (simple(c, "ROLLBACK", PGRES_COMMAND_OK) != EL_OK) {
@@ -723,6 +743,7 @@ pg_commit(struct store *base)
 	PGresult *res;
 	enum el_err r = EL_OK;
 
+	s->in_tx = false;
 	if (c->lost) {
 		r = store_fail("commit", c->err);
 		goto out;
