@@ -1,11 +1,12 @@
 # elevate — plain Makefile. `make`, `make test`, `make demo`, `make SANITIZER=address,undefined test`,
 # `make fuzz [FUZZ_SECONDS=N]`.
-PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0 libseccomp
+PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libpq libxml-2.0 libseccomp
 CC        ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
-# libpq (Debian libpq-dev): only the integration tests' helper links it so far.
+# libpq (Debian libpq-dev) is in PKGS (the store's PostgreSQL backend); pg_smoke links it
+# alone.
 PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
 PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
 

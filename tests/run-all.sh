@@ -7,7 +7,10 @@
 #   all          runner self-test, unit, AWS emulator self-test, integration, the short
 #                kill -9 soak (the default; the browser checks run inside the integration
 #                suite, tests/browser/browse.mjs)
-#   unit         the cmocka binaries build/tests/test_*, one per tests/unit/test_*.c
+#   unit         the cmocka binaries build/tests/test_*, one per tests/unit/test_*.c; a
+#                binary whose source reads ELEVATE_TEST_PG_URL (test_store) runs with a
+#                throwaway PostgreSQL of its own (tests/unit/with_pg.py), and fails if
+#                the server cannot start
 #   integration  the python suites
 #   soak         the short kill -9 soak (tests/soak/soak.py --short; `make soak`: the full one)
 #   selftest     only tests/runner-selftest/run.sh, which checks this script
@@ -110,14 +113,17 @@ cmocka_sum() {  # cmocka_sum WORD LOG: the sum of every group's "[  WORD  ] N te
 # cmocka binary: every group prints "[  PASSED  ] N test(s)." and, when it has them,
 # "[  SKIPPED ] N test(s), listed below:" and "[  FAILED  ] N test(s), listed below:"
 run_unit() {  # run_unit BINARY
-  local bin=$1 name log p f s started finished missing=
+  local bin=$1 name log p f s started finished missing= with=()
   name=$(basename "$bin"); log="$out/unit/$name.log"
   if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
     echo "no such test binary: $bin (make unit builds them)" >"$log"
     judge "$name" "" "$log" 0 0 0 "not built" .
     return
   fi
-  CMOCKA_MESSAGE_OUTPUT=stdout capture "$log" "$bin"
+  if grep -qs ELEVATE_TEST_PG_URL "tests/unit/$name.c"; then
+    with=(/usr/bin/python3 tests/unit/with_pg.py)
+  fi
+  CMOCKA_MESSAGE_OUTPUT=stdout capture "$log" "${with[@]}" "$bin"
   p=$(cmocka_sum PASSED "$log"); f=$(cmocka_sum FAILED "$log"); s=$(cmocka_sum SKIPPED "$log")
   started=$(grep -cE '^\[==========\] Running [0-9]+ test' "$log")
   finished=$(grep -cE '^\[  PASSED  \] [0-9]+ test' "$log")

@@ -21,6 +21,8 @@ struct config {
 	char *trusted_proxy;       /* its X-Forwarded-For names the client; NULL: none */
 	char *run_as;              /* started as root: the front's user; NULL: none */
 	char *state_dir;
+	char *store_url;           /* NULL or "sqlite:": state_dir/elevate.db; else libpq's */
+	char *store_password_file; /* PostgreSQL: a file holding the password alone */
 	char *policies;
 	char *templates;
 	char *smtp_url, *smtp_from, *smtp_username, *smtp_password_file;

@@ -103,6 +103,15 @@ int el_hexval(int c);
 
 /* Reads a whole file up to max bytes (caller frees, NUL-terminated). */
 enum el_err el_read_file(const char *path, size_t max, char **out, size_t *outlen, struct el_why *w);
+/*
+ * Reads a password file (`what` names it in messages): a regular file not readable by
+ * every user, one line of at most EL_PASSWORD_MAX bytes (one trailing newline dropped).
+ * *out: caller frees with el_password_free(), which wipes it.
+ */
+#define EL_PASSWORD_MAX 1024
+enum el_err el_read_password_file(const char *path, const char *what, char **out,
+    struct el_why *w);
+void el_password_free(char *p);
 /* Writes a file atomically (tmp + rename) with the given mode. */
 enum el_err el_write_file(const char *path, const void *data, size_t len, int mode, struct el_why *w);
 /*

@@ -16,7 +16,7 @@
 
 #define MAIL_MAX_SIZE     (1024 * 1024)   /* a built message never exceeds this */
 #define MAIL_ADDR_MAX     254             /* an addr-spec, RFC 5321 */
-#define MAIL_PASSWORD_MAX 1024
+#define MAIL_PASSWORD_MAX EL_PASSWORD_MAX
 
 /*
  * Addresses are "local@domain" or "Display Name <local@domain>". The addr-spec must be

@@ -1,38 +1,60 @@
 /*
- * store.h — the persistent state of the broker in SQLite. store.c is the only module that
- * touches SQLite: requests, approvals, grants, SSM sessions, seen nonces, used tokens,
- * the mail outbox, revoked role sessions and the audit chain. Every write happens inside
- * store_begin()/store_commit(), which also serialises writers across threads.
+ * store.h — the persistent state of the broker: requests, approvals, grants, SSM
+ * sessions, seen nonces, used tokens, the mail outbox, revoked role sessions and the
+ * audit chain, in SQLite (a file in state_dir, the default) or PostgreSQL (store.url).
+ * store.c and its backends (src/core/store_db.h) are the only code that touches a
+ * database. Every write happens inside store_begin()/store_commit(), which serialises
+ * writers across threads, and on PostgreSQL across processes and nodes.
  */
 #ifndef ELEVATE_STORE_H
 #define ELEVATE_STORE_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "elevate/audit.h"
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 struct store;
+struct config;
 
-/* Opens (creating if needed, mode 0600) and migrates to STORE_SCHEMA_VERSION. */
-enum el_err store_open(const char *path, struct store **out, struct el_why *w);
+/*
+ * Opens and migrates to STORE_SCHEMA_VERSION (PostgreSQL: under an advisory lock, so that
+ * nodes starting together migrate once). `where` is a SQLite file (created if needed,
+ * mode 0600), optionally prefixed "sqlite:", or a libpq connection string: a
+ * postgresql:// (or postgres://) URI, or keyword=value pairs. A database whose schema is
+ * newer than this elevated knows is refused.
+ */
+enum el_err store_open(const char *where, struct store **out, struct el_why *w);
+/* The store the config names: store.url (with store.password_file), or, when it is
+ * unset or "sqlite:", state_dir/elevate.db. */
+enum el_err store_open_config(const struct config *cfg, struct store **out,
+    struct el_why *w);
+/* What messages call the store the config names: state_dir/elevate.db, or "the
+ * PostgreSQL database D on H:P as U" (never a password). */
+void store_where(const struct config *cfg, char *buf, size_t len);
 /* Tests: open and migrate only up to `version` (to build an older database). */
-enum el_err store_open_version(const char *path, int version, struct store **out, struct el_why *w);
+enum el_err store_open_version(const char *where, int version, struct store **out,
+    struct el_why *w);
+/* Whether url is a store.url value that can be used; if not, why (never quoting a
+ * password). */
+bool store_url_valid(const char *url, char *why, size_t len);
 void store_close(struct store *s);
-/* A thread that checkpoints the WAL on a connection of its own, so that no commit pays for
- * it (the daemon starts it; store_close stops it). Without it a commit that makes the WAL
- * 1,000 pages long checkpoints it, as SQLite does by default. */
+/* SQLite: a thread that checkpoints the WAL on a connection of its own, so that no commit
+ * pays for it (the daemon starts it; store_close stops it). Without it a commit that makes
+ * the WAL 1,000 pages long checkpoints it, as SQLite does by default. PostgreSQL: none. */
 enum el_err store_checkpointer_start(struct store *s);
 int store_schema_version(struct store *s);
 
-/* Transactions, group-committed (store.c): store_commit() returns once the transaction is
- * on disk, with the others committed in the same fsync. Recursive lock: store_* calls
- * inside are fine. */
+/* Transactions: store_commit() returns once the transaction is on disk (SQLite: group-
+ * committed, with the others in the same fsync; PostgreSQL: COMMIT). One write
+ * transaction at a time (PostgreSQL: across nodes too, by an advisory lock). Recursive:
+ * store_* calls inside are fine. */
 enum el_err store_begin(struct store *s);
 /* A transaction whose loss in an OS crash costs only a repeat (a mail marked sent is sent
  * again): it commits without an fsync when nothing else in its group needs one. Durable
@@ -160,10 +182,11 @@ void store_sessions_free(struct store_session *v, size_t n);
 /* EL_EEXIST when the nonce was seen already; otherwise remembers it. */
 enum el_err store_nonce_use(struct store *s, const char *kind, const char *nonce,
     const char *who, int64_t now);
-/* Claims an API nonce: EL_OK first use, EL_EEXIST a replay, EL_EDB. Claims from concurrent
- * calls are group-committed, with synchronous=NORMAL: durable across a kill of the process,
- * not across an OS crash (see engine_authenticate). Each claim also deletes up to 8 of the
- * kind's nonces seen before prune_before (0: none). */
+/* Claims an API nonce: EL_OK first use, EL_EEXIST a replay, EL_EDB. A relaxed transaction
+ * (SQLite: group-committed with synchronous=NORMAL; PostgreSQL: synchronous_commit off):
+ * durable across a kill of the process, not across an OS crash of the database's machine
+ * (see engine_authenticate). Each claim also deletes up to 8 of the kind's nonces seen
+ * before prune_before (0: none). */
 enum el_err store_nonce_claim(struct store *s, const char *kind, const char *nonce,
     const char *who, int64_t now, int64_t prune_before);
 enum el_err store_nonce_prune(struct store *s, const char *kind, int64_t older_than);

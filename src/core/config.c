@@ -11,6 +11,7 @@
 
 #include "elevate/config.h"
 #include "elevate/schema.h"
+#include "elevate/store.h"
 
 #define STR_MAX 4096
 #define CO(m) offsetof(struct config, m)
@@ -62,6 +63,32 @@ static const struct schema_field tls_fields[] = {
 	OPT("key", tls_key, "PEM private key"),
 };
 static const struct schema tls_schema = SCHEMA(tls_fields);
+
+/* store.url: sqlite:, or what libpq parses (checked by libpq itself, never printed back:
+ * it may hold a password). */
+static bool
+check_store_url(struct schema_ctx *c, const char *path, const char *s)
+{
+	char why[256];
+
+	if (store_url_valid(s, why, sizeof(why)))
+		return true;
+	schema_problem(c, path, "%s", why);
+	return false;
+}
+
+static const struct schema_field store_fields[] = {
+	{ .key = "url", .kind = SF_STR, .max = STR_MAX, .off = CO(store_url), .null_ok = true,
+	  .check = check_store_url,
+	  .help = "where the broker's state lives: unset or sqlite: is state_dir/elevate.db; "
+	  "postgresql://USER@HOST:PORT/DB?sslmode=verify-full (or libpq's keyword=value pairs; "
+	  "TLS settings, passfile and the rest as libpq takes them) puts it in PostgreSQL, "
+	  "which several nodes may share" },
+	OPT("password_file", store_password_file, "PostgreSQL: file holding the password "
+	    "alone (not world-readable), read at each connection; rather than a password in "
+	    "store.url"),
+};
+static const struct schema store_schema = SCHEMA(store_fields);
 
 static const struct schema_field smtp_fields[] = {
 	OPT("url", smtp_url, "smtp://host:port or smtps://; unset: no mail"),
@@ -208,7 +235,9 @@ static const struct schema_field config_fields[] = {
 	OPT("run_as", run_as, "started as root: the user the front (the process that serves "
 	    "HTTP) switches to; it also chroots to an empty directory"),
 	SECTION("tls", tls_schema),
-	STR("state_dir", state_dir, "/var/lib/elevate", "database and keys (created 0700)"),
+	STR("state_dir", state_dir, "/var/lib/elevate", "keys, and the SQLite database "
+	    "(created 0700)"),
+	SECTION("store", store_schema),
 	STR("policies", policies, "/etc/elevate/policies", "directory of *.json"),
 	STR("templates", templates, "/usr/share/elevate/templates", "mail and page templates"),
 	SECTION("smtp", smtp_schema),
@@ -257,6 +286,9 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
 		diags_add(d, path, "$.tls", 0, 0, "needs both cert and key");
+	if (cfg->store_password_file != NULL && (cfg->store_url == NULL ||
+	    strcmp(cfg->store_url, "sqlite:") == 0))
+		diags_add(d, path, "$.store.password_file", 0, 0, "is for a PostgreSQL store.url");
 	return diags_count(d) == before ? EL_OK : EL_ECONFIG;
 }
 

@@ -126,7 +126,6 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	struct engine *e;
 	struct diags d;
 	struct aws_config ac;
-	char path[PATH_MAX];
 	enum el_err r;
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
@@ -166,8 +165,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 		goto fail;
 	}
 	chmod(cfg->state_dir, 0700);
-	snprintf(path, sizeof(path), "%s/elevate.db", cfg->state_dir);
-	if ((r = store_open(path, &e->store, w)) != EL_OK)
+	if ((r = store_open_config(cfg, &e->store, w)) != EL_OK)
 		goto fail;
 	if ((r = engine_lock_state(cfg->state_dir, ENGINE_LOCK_WAIT_MS, &e->lock_fd,
 	    w)) != EL_OK)

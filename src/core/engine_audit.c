@@ -132,12 +132,13 @@ engine_audit_key_open(struct engine *e, struct el_why *w)
 	if ((r = finish_rotation(e, w)) != EL_OK)
 		return r;
 	state_path(dir, "audit.key", path, sizeof(path));
-	state_path(dir, "elevate.db", db, sizeof(db));
+	store_where(e->cfg, db, sizeof(db));
 	if (n > 0 && access(path, F_OK) != 0 && errno == ENOENT)
 		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s holds %lld "
 		    "records its checkpoints sign: restore audit.key from a backup (audit.pub "
 		    "holds its public key). A new key would leave the chain unverifiable; if the "
-		    "key is lost for good, move elevate.db aside to begin a new chain",
+		    "key is lost for good, set the store aside (elevate.db, or the PostgreSQL "
+		    "database) to begin a new chain",
 		    path, db, (long long)n);
 	if ((r = engine_load_key(dir, "audit.key", crypto_sign_SECRETKEYBYTES,
 	    KEY_NEW_SIGN, &e->audit_sk,
@@ -152,7 +153,7 @@ engine_audit_key_open(struct engine *e, struct el_why *w)
 	if ((r = audit_check_store(e->store, e->audit_pk, 0, &rep)) != EL_OK)
 		return el_fail(w, r, "the audit chain in %s does not verify: %s. Nothing is "
 		    "added to a broken chain: `elevated check --audit` checks all of it; restore "
-		    "elevate.db (and audit.key, if it is not the key that signed the chain) from "
+		    "the store (and audit.key, if it is not the key that signed the chain) from "
 		    "a backup", db, rep.v.problem);
 	log_info("audit chain checked from seq %lld to %lld (%lld records)",
 	    (long long)rep.v.first_seq, (long long)rep.v.last_seq, (long long)rep.v.records);
@@ -186,8 +187,7 @@ engine_audit_check(const struct config *cfg, struct audit_check_report *rep,
 	state_path(cfg->state_dir, "audit.pub", path, sizeof(path));
 	if ((r = read_pub(path, cur, w)) != EL_OK)
 		return r;
-	state_path(cfg->state_dir, "elevate.db", path, sizeof(path));
-	if ((r = store_open(path, &s, w)) != EL_OK)
+	if ((r = store_open_config(cfg, &s, w)) != EL_OK)
 		return r;
 	r = audit_check_store(s, first, 1, rep);
 	store_close(s);
@@ -214,8 +214,7 @@ engine_audit_rotate_key(const struct config *cfg, char *newpub, size_t len,
 
 	if ((r = engine_lock_state(cfg->state_dir, 0, &lock, w)) != EL_OK)
 		goto out;
-	state_path(cfg->state_dir, "elevate.db", path, sizeof(path));
-	if ((r = store_open(path, &s, w)) != EL_OK)
+	if ((r = store_open_config(cfg, &s, w)) != EL_OK)
 		goto out;
 	if ((r = engine_load_key(cfg->state_dir, "audit.key", crypto_sign_SECRETKEYBYTES,
 	    KEY_MUST_EXIST, &old_sk, w)) != EL_OK)

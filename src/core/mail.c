@@ -761,77 +761,11 @@ out:
 void
 mail_password_free(char *p)
 {
-	if (p == NULL)
-		return;
-	sodium_memzero(p, strlen(p));
-	free(p);
+	el_password_free(p);
 }
 
 enum el_err
 mail_read_password_file(const char *path, char **out, struct el_why *w)
 {
-	char buf[MAIL_PASSWORD_MAX + 2];
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd;
-	enum el_err r = EL_OK;
-
-	*out = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return el_fail(w, errno == ENOENT ? EL_ENOENT : EL_EIO, "SMTP password file %s: %s",
-		    path, strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		r = el_fail(w, EL_EIO, "SMTP password file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = el_fail(w, EL_ECONFIG, "SMTP password file %s: not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & 007) != 0) {
-		r = el_fail(w, EL_ECONFIG, "SMTP password file %s: mode %03o lets every user read "
-		    "it; run chmod 600 (or 640) on it", path, (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	while (len < sizeof(buf)) {
-		n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = el_fail(w, EL_EIO, "SMTP password file %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	if (len > MAIL_PASSWORD_MAX) {
-		r = el_fail(w, EL_ETOOBIG, "SMTP password file %s: longer than %d bytes", path,
-		    MAIL_PASSWORD_MAX);
-		goto out;
-	}
-	if (len == 0) {
-		r = el_fail(w, EL_ECONFIG, "SMTP password file %s is empty", path);
-		goto out;
-	}
-	if (memchr(buf, '\n', len) != NULL || memchr(buf, '\r', len) != NULL ||
-	    memchr(buf, '\0', len) != NULL) {
-		r = el_fail(w, EL_ECONFIG, "SMTP password file %s: more than one line", path);
-		goto out;
-	}
-	if ((*out = malloc(len + 1)) == NULL) {
-		r = EL_ENOMEM;
-		goto out;
-	}
-	memcpy(*out, buf, len);
-	(*out)[len] = '\0';
-out:
-	close(fd);
-	sodium_memzero(buf, sizeof(buf));
-	return r;
+	return el_read_password_file(path, "SMTP password file", out, w);
 }

@@ -221,7 +221,6 @@ run_audit_export(const char *path, const char *from, const char *to)
 	struct diags d;
 	struct store *s = NULL;
 	struct el_why w = {{0}};
-	char db[4096];
 	long long seq;
 	int64_t n = 0;
 	int rc = 1;
@@ -236,8 +235,7 @@ run_audit_export(const char *path, const char *from, const char *to)
 		diags_print(&d, stderr);
 		goto out;
 	}
-	snprintf(db, sizeof(db), "%s/elevate.db", cfg.state_dir);
-	if (store_open(db, &s, &w) != EL_OK) {
+	if (store_open_config(&cfg, &s, &w) != EL_OK) {
 		fprintf(stderr, "elevated audit-export: %s\n", w.msg);
 		goto out;
 	}

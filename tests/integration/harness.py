@@ -3,6 +3,7 @@ SMTP server when asked) on loopback with a temporary state dir, and drives bin/e
 real users with their own keys. Standard library + Debian's python3-cryptography."""
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,26 @@ PY = '/usr/bin/python3'
 BROKER_KEY = 'AKIDBROKER0000000001'
 BROKER_SECRET = 'broker-secret-key-for-tests-only'
 ACCOUNT = '111122223333'
+# The store every Broker uses unless its config names one: 'sqlite' (state_dir/elevate.db,
+# the default) or 'pg' (a database of its own on a PostgreSQL shared by the run, pg.py).
+STORE = os.environ.get('ELEVATE_TEST_STORE', 'sqlite')
+if STORE not in ('sqlite', 'pg'):
+    raise SystemExit('ELEVATE_TEST_STORE=%s: sqlite or pg' % STORE)
+
+
+class Skip(Exception):
+    """A test that does not apply to this run (run.py counts it as skipped)."""
+
+
+# What the broker says when another holds the store's write lock past its wait (SQLite's
+# busy timeout, PostgreSQL's lock_timeout): 5 s each.
+STORE_LOCKED = 'database is locked' if STORE == 'sqlite' else 'lock timeout'
+
+
+def sqlite_only(why):
+    """Skips the calling test when the brokers run on PostgreSQL."""
+    if STORE != 'sqlite':
+        raise Skip('SQLite only: ' + why)
 
 
 def free_port():
@@ -285,6 +306,11 @@ class Broker:
                     self.config[k].update(v)
                 else:
                     self.config[k] = v
+        self.pg = None
+        if STORE == 'pg' and 'store' not in self.config:
+            import pg
+            self.pg = pg.shared()
+            self.config['store'] = {'url': self.pg.new_database()}
         self.config_path = os.path.join(self.tmp, 'elevated.json')
         self.write_config()
 
@@ -437,14 +463,81 @@ class Broker:
         assert st == 200 and d['state'] == 'activating', (st, d)
         return self.wait_state(rid, want, timeout)
 
+    # ---- the store, read and written outside the broker ----
+    def _psql(self, sql, args):
+        """sql (qmark placeholders, bound as psql variables: quoted literals) on the
+        broker's PostgreSQL database; psql's output."""
+        import pg
+        parts = sql.split('?')
+        if len(parts) - 1 != len(args):
+            raise ValueError('%d placeholders, %d arguments' % (len(parts) - 1, len(args)))
+        text = parts[0] + ''.join(":'p%d'%s" % (i, part) for i, part in enumerate(parts[1:]))
+        argv = [os.path.join(self.pg.bindir, 'psql'), '-X', '-q', '-A', '-t', '-v',
+                'ON_ERROR_STOP=1', '-d', self.config['store']['url']]
+        for i, a in enumerate(args):
+            argv += ['-v', 'p%d=%s' % (i, a)]
+        r = subprocess.run(argv, input=text, capture_output=True, text=True,
+                           env=pg._clean_env(), timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError('psql: %s: %s' % (sql, r.stderr.strip()))
+        return r.stdout
+
+    def query(self, sql, args=()):
+        """The rows of a SELECT on the broker's store (SQLite or PostgreSQL), as tuples of
+        Python values."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
+            try:
+                return db.execute(sql, args).fetchall()
+            finally:
+                db.close()
+        out = self._psql('SELECT json_agg(q) FROM (%s) q' % sql, args).strip()
+        return [tuple(row.values()) for row in json.loads(out or 'null') or []]
+
+    def execute(self, sql, args=()):
+        """A write on the broker's store, committed."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
+            try:
+                db.execute(sql, args)
+                db.commit()
+            finally:
+                db.close()
+            return
+        self._psql(sql, args)
+
+    @contextlib.contextmanager
+    def hold_store(self):
+        """Holds the store's write lock, as another writer would, until the block ends:
+        SQLite's (BEGIN IMMEDIATE on the file), or PostgreSQL's (the advisory lock every
+        write transaction takes, store_pg.c, held by a psql session)."""
+        if self.pg is None:
+            db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10,
+                                 isolation_level=None)
+            db.execute('BEGIN IMMEDIATE')
+            try:
+                yield
+            finally:
+                db.rollback()
+                db.close()
+            return
+        import pg
+        p = subprocess.Popen([os.path.join(self.pg.bindir, 'psql'), '-X', '-q', '-A', '-t',
+                              '-d', self.config['store']['url']], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=pg._clean_env())
+        try:
+            p.stdin.write("SELECT 'held' FROM pg_advisory_lock(1701602678, 1);\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == 'held'
+            yield
+        finally:
+            p.stdin.close()                # psql ends its session: the lock goes with it
+            p.wait(30)
+
     # ---- audit ----
     def audit(self, request_id=None):
-        db = sqlite3.connect(os.path.join(self.state_dir, 'elevate.db'), timeout=10)
-        try:
-            rows = db.execute('SELECT seq, time, actor, event, request_id, data FROM audit '
-                              'ORDER BY seq').fetchall()
-        finally:
-            db.close()
+        rows = self.query('SELECT seq, time, actor, event, request_id, data FROM audit '
+                          'ORDER BY seq')
         out = [{'seq': r[0], 'time': r[1], 'actor': r[2], 'event': r[3], 'request_id': r[4],
                 'data': json.loads(r[5])} for r in rows]
         if request_id:

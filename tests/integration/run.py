@@ -1,6 +1,7 @@
 """Runs every test_* function of tests/integration/test_*.py (or those named on the command
 line: module or module::function), one shared AWS emulator, and prints one line per test
-and the summary "N passed, N failed"."""
+and the summary "N passed, N failed" (", N skipped" when a test does not apply: run with
+ELEVATE_TEST_STORE=pg, the brokers' store is PostgreSQL and SQLite-only tests skip)."""
 import importlib.util
 import os
 import sys
@@ -17,7 +18,7 @@ def main(argv):
     want = argv[1:]
     tmp = tempfile.mkdtemp(prefix='elevate-emu-')
     emu = harness.Emulator(tmp).start()
-    passed = failed = 0
+    passed = failed = skipped = 0
     try:
         for name in sorted(os.listdir(HERE)):
             if not (name.startswith('test_') and name.endswith('.py')):
@@ -41,6 +42,9 @@ def main(argv):
                     getattr(mod, fn_name)(ctx)
                     passed += 1
                     print('ok   %s (%.1fs)' % (full, time.time() - t0), flush=True)
+                except harness.Skip as e:
+                    skipped += 1
+                    print('skip %s: %s' % (full, e), flush=True)
                 except Exception:
                     failed += 1
                     print('FAIL %s (%.1fs)' % (full, time.time() - t0), flush=True)
@@ -54,7 +58,10 @@ def main(argv):
                     ctx.cleanup()
     finally:
         emu.stop()
-    print('%d passed, %d failed' % (passed, failed))
+    if skipped:
+        print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+    else:
+        print('%d passed, %d failed' % (passed, failed))
     return 1 if failed else 0
 
 

@@ -7,7 +7,6 @@ seq of the whole chain."""
 import base64
 import json
 import os
-import sqlite3
 import subprocess
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,10 +42,6 @@ def pub_of(b):
     return open(os.path.join(b.state_dir, 'audit.pub')).read().strip()
 
 
-def db(b):
-    return sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'), timeout=10)
-
-
 def verify_both(b, pub, want_ok, path=None):
     path = path or b.audit_file
     r = b.cli('erin', 'audit', 'verify', path, '--pubkey', pub)
@@ -65,7 +60,7 @@ def test_missing_key_refuses_start(ctx):
     saved = open(key, 'rb').read()
     os.unlink(key)
     log = start_fails(b, key + ' is missing', 'restore audit.key from a backup')
-    assert 'elevate.db' in log
+    assert ('elevate.db' if harness.STORE == 'sqlite' else 'the PostgreSQL database') in log
     assert not os.path.exists(key), 'a new audit.key was made under the old chain'
     with open(key, 'wb') as f:
         f.write(saved)
@@ -176,16 +171,14 @@ def test_database_edit_stops_start(ctx):
     for _ in range(3):
         b.request()
     b.kill9()                                  # no checkpoint since the start: all unsigned
-    with db(b) as c:
-        seq, data = c.execute("SELECT seq, data FROM audit WHERE event = 'request.created' "
-                              "ORDER BY seq DESC LIMIT 1").fetchone()
-        c.execute('UPDATE audit SET data = ? WHERE seq = ?',
-                  (data.replace('deploy fix', 'nothing to see'), seq))
+    seq, data = b.query("SELECT seq, data FROM audit WHERE event = 'request.created' "
+                        "ORDER BY seq DESC LIMIT 1")[0]
+    b.execute('UPDATE audit SET data = ? WHERE seq = ?',
+              (data.replace('deploy fix', 'nothing to see'), seq))
     start_fails(b, 'does not verify', 'seq %d: hash mismatch' % seq)
     r = elevated(b, 'check', '--audit')
     assert r.returncode == 1 and 'audit chain BROKEN at seq %d' % seq in r.stderr, r.stderr
-    with db(b) as c:
-        c.execute('UPDATE audit SET data = ? WHERE seq = ?', (data, seq))
+    b.execute('UPDATE audit SET data = ? WHERE seq = ?', (data, seq))
     b.start()                                  # put back as it was: it starts
     b.request()
     b.stop()
@@ -193,28 +186,24 @@ def test_database_edit_stops_start(ctx):
     assert r.returncode == 0 and 'audit chain OK' in r.stdout, r.stdout + r.stderr
 
     # the record the last checkpoint signs, edited: the signature no longer covers it
-    with db(b) as c:
-        last = c.execute("SELECT max(seq) FROM audit WHERE event = 'audit.checkpoint'"
-                         ).fetchone()[0]
-        c.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?", (last - 1,))
+    last = b.query("SELECT max(seq) FROM audit WHERE event = 'audit.checkpoint'")[0][0]
+    b.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?", (last - 1,))
     start_fails(b, 'seq %d: hash mismatch' % (last - 1))
-    with db(b) as c:
-        c.execute("UPDATE audit SET actor = 'system' WHERE seq = ?", (last - 1,))
+    b.execute("UPDATE audit SET actor = 'system' WHERE seq = ?", (last - 1,))
     b.start()
     b.request()
     b.kill9()
 
     # a record deleted after the last checkpoint
-    with db(b) as c:
-        top = c.execute('SELECT max(seq) FROM audit').fetchone()[0]
-        row = c.execute('SELECT * FROM audit WHERE seq = ?', (top - 1,)).fetchone()
-        c.execute('DELETE FROM audit WHERE seq = ?', (top - 1,))
+    top = b.query('SELECT max(seq) FROM audit')[0][0]
+    row = b.query('SELECT seq, time, actor, event, request_id, data, prev_hash, hash'
+                  ' FROM audit WHERE seq = ?', (top - 1,))[0]
+    b.execute('DELETE FROM audit WHERE seq = ?', (top - 1,))
     start_fails(b, 'seq %d' % (top - 1), 'dropped or reordered')
-    with db(b) as c:
-        c.execute('INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)', row)
+    b.execute('INSERT INTO audit (seq, time, actor, event, request_id, data, prev_hash, hash)'
+              ' VALUES (?,?,?,?,?,?,?,?)', row)
     # data that is no longer JSON
-    with db(b) as c:
-        c.execute("UPDATE audit SET data = '{broken' WHERE seq = ?", (top,))
+    b.execute("UPDATE audit SET data = '{broken' WHERE seq = ?", (top,))
     start_fails(b, 'seq %d' % top)
     r = elevated(b, 'check', '--audit')
     assert r.returncode == 1 and 'BROKEN at seq %d' % top in r.stderr, r.stderr
@@ -227,10 +216,8 @@ def test_check_audit_finds_old_edits(ctx):
     for _ in range(4):
         b.request()
     b.stop()
-    with db(b) as c:
-        seq = c.execute("SELECT min(seq) FROM audit WHERE event = 'request.created'"
-                        ).fetchone()[0]
-        c.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?", (seq,))
+    seq = b.query("SELECT min(seq) FROM audit WHERE event = 'request.created'")[0][0]
+    b.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?", (seq,))
     r = elevated(b, 'check', '--audit')
     assert r.returncode == 1, r.stdout
     assert 'audit chain BROKEN at seq %d: seq %d: hash mismatch' % (seq, seq) in r.stderr, \

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import tempfile
 import time
 import urllib.error
@@ -157,12 +156,8 @@ def flip(link, index):
 
 
 def outbox(b, rid=None):
-    db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'), timeout=10)
-    try:
-        rows = db.execute('SELECT id, request_id, rcpt, state, attempts, next_attempt_at, '
-                          'last_error, message, message_id FROM outbox ORDER BY id').fetchall()
-    finally:
-        db.close()
+    rows = b.query('SELECT id, request_id, rcpt, state, attempts, next_attempt_at, '
+                   'last_error, message, message_id FROM outbox ORDER BY id')
     keys = ['id', 'request_id', 'rcpt', 'state', 'attempts', 'next_attempt_at', 'last_error',
             'message', 'message_id']
     out = [dict(zip(keys, r)) for r in rows]

@@ -4,6 +4,7 @@ import os
 import sqlite3
 import time
 
+import harness
 from harness import wait_for
 
 
@@ -258,6 +259,7 @@ def test_audit_chain_verifies_and_detects_tampering(ctx):
 
 def test_store_migrates_old_schema(ctx):
     """An older database (schema 1) is upgraded in place and keeps its requests."""
+    harness.sqlite_only('a schema 1 SQLite file (test_store upgrades PostgreSQL)')
     b = ctx.broker()
     os.makedirs(b.state_dir, mode=0o700)
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
@@ -277,7 +279,7 @@ def test_store_migrates_old_schema(ctx):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
-    assert v == 7, v
+    assert v == 8, v
     b.approve_until('req_oldoldoldold')
 
 

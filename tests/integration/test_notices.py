@@ -29,12 +29,7 @@ def test_ending_soon_then_ended(ctx):
 
 
 def _outbox(b):
-    import sqlite3
-    db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'), timeout=10)
-    try:
-        return db.execute('SELECT rcpt, state, attempts, last_error FROM outbox').fetchall()
-    finally:
-        db.close()
+    return b.query('SELECT rcpt, state, attempts, last_error FROM outbox')
 
 
 def test_smtp_auth_with_password_file(ctx):

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
+import harness
 from harness import BROKER_SECRET, child_pids, parse_iso, wait_for
 from test_revoke import _creds, _emu_sessions, _grant, _session
 
@@ -189,6 +190,7 @@ def test_engine_killed_front_answers_503(ctx):
     """SIGKILL of the engine while the store is held: the new engine cannot open it, so
     for as long as the test holds it the front answers 503 with Retry-After; released, the
     engine comes up, the front is linked to it, and the grants it had are still served."""
+    harness.sqlite_only('a new engine blocked at open by a lock on the SQLite file')
     b = ctx.broker().start()
     d = _grant(b)
     old = _children(b)

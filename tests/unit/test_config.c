@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "elevate/config.h"
+#include "elevate/store.h"
 #include "elevate/diag.h"
 #include "elevate/el.h"
 
@@ -331,6 +332,63 @@ cross_checks(void **state)
 	assert_int_equal(f->cfg.refusals_individual, 0);
 }
 
+/* store.url: SQLite (the default), or what libpq takes; a refusal never quotes a
+ * password back. */
+static void
+store_url(void **state)
+{
+	struct fx *f = *state;
+	char where[256];
+	const char *ok[] = {
+		"{\"store\": {\"url\": \"sqlite:\"}}",
+		"{\"store\": {\"url\": \"postgresql://elevate@db.example.com:5433/elevate"
+		    "?sslmode=verify-full&sslrootcert=/etc/elevate/db-ca.pem\","
+		    " \"password_file\": \"/etc/elevate/db.pw\"}}",
+		"{\"store\": {\"url\": \"postgres://db1,db2/elevate?target_session_attrs=read-write\"}}",
+		"{\"store\": {\"url\": \"host=db.example.com dbname=elevate user=elevate"
+		    " passfile=/etc/elevate/pgpass\"}}",
+	};
+	size_t i;
+
+	assert_int_equal(load(f, "{}"), EL_OK);
+	assert_null(f->cfg.store_url);
+	store_where(&f->cfg, where, sizeof(where));
+	assert_string_equal(where, "/var/lib/elevate/elevate.db");
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		config_free(&f->cfg);
+		diags_free(&f->d);
+		if (load(f, ok[i]) != EL_OK) {
+			dump(f);
+			fail_msg("refused: %s", ok[i]);
+		}
+	}
+	store_where(&f->cfg, where, sizeof(where));
+	assert_string_equal(where, "the PostgreSQL database elevate on db.example.com as "
+	    "elevate");
+
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"store\": {\"url\": \"mysql://db/elevate\"}}"), EL_ECONFIG);
+	expect_diag(f, "$.store.url", "postgresql://");
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"store\": {\"url\": \"postgresql://db/elevate?sslmod=require\"}}"),
+	    EL_ECONFIG);
+	expect_diag(f, "$.store.url", "sslmod");
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"store\": {\"url\": \"postgresql://u:hunter%zz2@db/x\"}}"),
+	    EL_ECONFIG);
+	expect_diag(f, "$.store.url", "holds a password");
+	assert_null(strstr(diag_at(f, "$.store.url"), "hunter"));
+	/* a password file is for PostgreSQL */
+	config_free(&f->cfg);
+	diags_free(&f->d);
+	assert_int_equal(load(f, "{\"store\": {\"password_file\": \"/etc/elevate/db.pw\"}}"),
+	    EL_ECONFIG);
+	expect_diag(f, "$.store.password_file", "PostgreSQL");
+}
+
 /* `elevated check` shows everything wrong in one run, not one problem per run. */
 static void
 every_problem_at_once(void **state)
@@ -446,6 +504,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(cross_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(every_problem_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_documents, setup, teardown),
 		cmocka_unit_test_setup_teardown(verdict_with_full_diags, setup, teardown),

@@ -1,8 +1,13 @@
 /*
- * test_store.c — the SQLite store as the engine relies on it: file mode and schema
- * version, upgrades from older databases, requests and their conditional state changes,
+ * test_store.c — the store as the engine relies on it, on both backends: schema version,
+ * upgrades from older databases, requests and their conditional state changes,
  * approvals, replay protection, deadlines, the outbox, revoked sessions and revocation
- * cohorts, grants, SSM sessions, and transactions (rollback really discards, nesting commits once).
+ * cohorts, grants, SSM sessions, and transactions (rollback really discards, nesting
+ * commits once, writers are serialised). Every test runs against SQLite and against
+ * PostgreSQL (ELEVATE_TEST_PG_URL: a database this test may empty, which tests/run-all.sh
+ * provides through tests/unit/with_pg.py), except what only one backend has: SQLite's file
+ * mode, WAL checkpointer and damaged pages; PostgreSQL's nodes migrating together, writers
+ * serialised across connections, and lost connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,23 +17,129 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "elevate/audit.h"
+#include "elevate/config.h"
 #include "elevate/el.h"
 #include "elevate/log.h"
 #include "elevate/store.h"
 
+/* The backend a test runs on: its cmocka prestate. */
+struct backend {
+	bool pg;
+};
+static struct backend on_sqlite = {false}, on_pg = {true};
+static const char *pg_url;     /* ELEVATE_TEST_PG_URL */
+
 struct fx {
+	bool pg;
 	char dir[64];
-	char path[128];
+	char path[128];            /* SQLite: the file */
+	const char *where;         /* what store_open() takes: the file, or pg_url */
 	struct store *s;
 };
+
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;   /* "drop cascades to ...": expected */
+}
+
+/* A connection of our own to the test's database, as another process or node. */
+static PGconn *
+pg_outside(void)
+{
+	PGconn *c = PQconnectdb(pg_url);
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("PostgreSQL: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+/* Runs sql outside the store: 0 done, 1 refused by a constraint, -1 another failure. */
+static int
+outside_exec(const struct fx *f, const char *sql)
+{
+	if (f->pg) {
+		PGconn *c = pg_outside();
+		PGresult *res = PQexec(c, sql);
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		int rc = PQresultStatus(res) == PGRES_COMMAND_OK ||
+		    PQresultStatus(res) == PGRES_TUPLES_OK ? 0 :
+		    st != NULL && strncmp(st, "23", 2) == 0 ? 1 : -1;
+
+		if (rc < 0)
+			fprintf(stderr, "outside_exec: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		PQfinish(c);
+		return rc;
+	} else {
+		sqlite3 *db;
+		int rc;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_CONSTRAINT)
+			fprintf(stderr, "outside_exec: %s\n", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return rc == SQLITE_OK ? 0 : rc == SQLITE_CONSTRAINT ? 1 : -1;
+	}
+}
+
+/* The integer a one-row query gives, read outside the store (what another process
+ * sees); -1 without a row. */
+static int64_t
+outside_int(const struct fx *f, const char *sql)
+{
+	int64_t n = -1;
+
+	if (f->pg) {
+		PGconn *c = pg_outside();
+		PGresult *res = PQexec(c, sql);
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+		if (PQntuples(res) > 0)
+			n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3 *db;
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL),
+		    SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	return n;
+}
+
+/* Rows in a table, read through a separate connection (what another process sees). */
+static int
+count_outside(const struct fx *f, const char *table)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	return (int)outside_int(f, sql);
+}
 
 static void
 rm_db(const char *path)
@@ -44,18 +155,26 @@ rm_db(const char *path)
 	unlink(p);
 }
 
+/* An empty database: a new directory for SQLite, PostgreSQL's emptied (the schema
+ * public dropped with all it holds, schema_version too, and made again). */
 static int
 setup_dir(void **state)
 {
+	const struct backend *b = *state;
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (f == NULL)
 		return -1;
+	f->pg = b->pg;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/el_test_store_XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/elevate.db", f->dir);
+	f->where = f->pg ? pg_url : f->path;
 	*state = f;
+	if (f->pg && outside_exec(f, "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+	    != 0)
+		return -1;
 	return 0;
 }
 
@@ -68,7 +187,7 @@ setup(void **state)
 	if (setup_dir(state) != 0)
 		return -1;
 	f = *state;
-	if (store_open(f->path, &f->s, &w) != EL_OK) {
+	if (store_open(f->where, &f->s, &w) != EL_OK) {
 		fprintf(stderr, "store_open: %s\n", w.msg);
 		return -1;
 	}
@@ -163,25 +282,6 @@ exists(struct store *s, const char *id)
 	return 0;
 }
 
-/* Rows in a table, read through a separate connection (what another process sees). */
-static int
-count_outside(const char *path, const char *table)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	char sql[128];
-	int n = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 /* ---- open, version, upgrade ---- */
 
 static void
@@ -200,7 +300,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 7);
+	assert_int_equal(STORE_SCHEMA_VERSION, 8);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -220,33 +320,38 @@ open_refusals(void **state)
 	struct fx *f = *state;
 	struct el_why w = {{0}};
 	struct store *s = NULL;
-	sqlite3 *db;
+	char sql[128];
 
-	assert_int_equal(store_open_version(f->path, 0, &s, &w), EL_EINVAL);
-	assert_int_equal(store_open_version(f->path, STORE_SCHEMA_VERSION + 1, &s, &w),
+	assert_int_equal(store_open_version(f->where, 0, &s, &w), EL_EINVAL);
+	assert_int_equal(store_open_version(f->where, STORE_SCHEMA_VERSION + 1, &s, &w),
 	    EL_EINVAL);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(store_open("/nonexistent-dir-el/x.db", &s, &w), EL_EIO);
-	assert_non_null(strstr(w.msg, "/nonexistent-dir-el/x.db"));
+	if (f->pg) {
+		/* a server that is not there: the message names it, never a password */
+		assert_int_equal(store_open("postgresql://elevate:s3cret@127.0.0.1:1/nodb"
+		    "?connect_timeout=5", &s, &w), EL_EDB);
+		assert_non_null(strstr(w.msg, "database nodb on 127.0.0.1:1 as elevate"));
+		assert_null(strstr(w.msg, "s3cret"));
+		memset(&w, 0, sizeof(w));
+		assert_int_equal(store_open("postgresql://h/db?nosuchparameter=1", &s, &w),
+		    EL_ECONFIG);
+		assert_non_null(strstr(w.msg, "nosuchparameter"));
+	} else {
+		assert_int_equal(store_open("/nonexistent-dir-el/x.db", &s, &w), EL_EIO);
+		assert_non_null(strstr(w.msg, "/nonexistent-dir-el/x.db"));
+	}
 
 	/* A database from a newer elevated is refused, not downgraded or damaged. */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(store_open(f->where, &s, &w), EL_OK);
+	store_close(s);
+	snprintf(sql, sizeof(sql), f->pg ? "UPDATE schema_version SET version = %d" :
+	    "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+	assert_int_equal(outside_exec(f, sql), 0);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(store_open(f->path, &s, &w), EL_EDB);
+	assert_int_equal(store_open(f->where, &s, &w), EL_EDB);
 	assert_non_null(strstr(w.msg, "newer"));
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	{
-		sqlite3_stmt *st;
-
-		sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 9);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
+	assert_int_equal(outside_int(f, f->pg ? "SELECT version FROM schema_version" :
+	    "PRAGMA user_version"), STORE_SCHEMA_VERSION + 1);
 }
 
 static void
@@ -258,30 +363,25 @@ upgrade_from_v1(void **state)
 	struct store_approval *a = NULL;
 	struct store_session ss;
 	struct store_revoked rv;
-	sqlite3 *db;
 	size_t n = 0;
 	int64_t id;
 
-	assert_int_equal(store_open_version(f->path, 1, &f->s, &w), EL_OK);
+	assert_int_equal(store_open_version(f->where, 1, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), 1);
 	store_close(f->s);
 	f->s = NULL;
 
 	/* What a v1 elevated wrote, with v1's columns only. */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, "INSERT INTO requests (id, profile, requester, state, duration,"
-	    " reason, ticket, role_arn, region, created_at, pending_until, decided_at,"
+	assert_int_equal(outside_exec(f, "INSERT INTO requests (id, profile, requester, state,"
+	    " duration, reason, ticket, role_arn, region, created_at, pending_until, decided_at,"
 	    " window_start, window_end, updated_at) VALUES ('req_old', 'prod-readonly', 'alice',"
 	    " 'active', 900, 'fix INC-1', 'INC-1', 'arn:aws:iam::111122223333:role/R',"
 	    " 'ap-northeast-1', 1000, 2800, 1100, 1100, 2000, 1100);"
 	    "INSERT INTO approvals (request_id, approver, decision, comment, at) VALUES"
 	    " ('req_old', 'carol', 'approve', 'ok', 1100);"
-	    "INSERT INTO nonces (nonce, who, seen_at) VALUES ('n-old', 'alice', 1000);",
-	    NULL, NULL, NULL) != SQLITE_OK)
-		fail_msg("v1 insert: %s", sqlite3_errmsg(db));
-	sqlite3_close(db);
+	    "INSERT INTO nonces (nonce, who, seen_at) VALUES ('n-old', 'alice', 1000);"), 0);
 
-	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_request_get(f->s, "req_old", &r), EL_OK);
 	assert_string_equal(r.id, "req_old");
@@ -332,7 +432,7 @@ upgrade_from_v1(void **state)
 	store_close(f->s);
 
 	/* And opening it again is a no-op. */
-	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_true(exists(f->s, "req_old"));
 	assert_true(exists(f->s, "req_new"));
@@ -345,7 +445,7 @@ upgrade_from_v2(void **state)
 	struct el_why w = {{0}};
 	struct store_request r;
 
-	assert_int_equal(store_open_version(f->path, 2, &f->s, &w), EL_OK);
+	assert_int_equal(store_open_version(f->where, 2, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), 2);
 	mkreq(&r, "req_v2", "ending", "alice", "prod", 50);
 	r.next_attempt_at = 77;
@@ -353,7 +453,7 @@ upgrade_from_v2(void **state)
 	r.parent_id = "req_parent";
 	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
 	store_close(f->s);
-	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_request_get(f->s, "req_v2", &r), EL_OK);
 	assert_int_equal(r.next_attempt_at, 77);
@@ -1048,14 +1148,14 @@ rollback_discards(void **state)
 	assert_int_equal(store_audit_list(f->s, &af, &recs), EL_OK);
 	assert_int_equal(json_array_size(recs), 0);
 	json_decref(recs);
-	assert_int_equal(count_outside(f->path, "requests"), 0);
+	assert_int_equal(count_outside(f, "requests"), 0);
 
 	/* And commit keeps. */
 	assert_int_equal(store_begin(f->s), EL_OK);
 	insert(f->s, "req_ok", "pending", "alice", "prod", 100);
 	assert_int_equal(store_commit(f->s), EL_OK);
 	assert_true(exists(f->s, "req_ok"));
-	assert_int_equal(count_outside(f->path, "requests"), 1);
+	assert_int_equal(count_outside(f, "requests"), 1);
 }
 
 static void
@@ -1069,9 +1169,9 @@ nested_commit(void **state)
 	insert(f->s, "req_inner", "pending", "alice", "prod", 100);
 	assert_int_equal(store_commit(f->s), EL_OK);
 	/* The inner commit is part of the outer transaction: nothing is durable yet. */
-	assert_int_equal(count_outside(f->path, "requests"), 0);
+	assert_int_equal(count_outside(f, "requests"), 0);
 	assert_int_equal(store_commit(f->s), EL_OK);
-	assert_int_equal(count_outside(f->path, "requests"), 2);
+	assert_int_equal(count_outside(f, "requests"), 2);
 
 	/* An outer rollback takes the committed inner part with it. */
 	assert_int_equal(store_begin(f->s), EL_OK);
@@ -1080,13 +1180,13 @@ nested_commit(void **state)
 	assert_int_equal(store_commit(f->s), EL_OK);
 	store_rollback(f->s);
 	assert_false(exists(f->s, "req_gone"));
-	assert_int_equal(count_outside(f->path, "requests"), 2);
+	assert_int_equal(count_outside(f, "requests"), 2);
 
 	/* The store is usable afterwards. */
 	assert_int_equal(store_begin(f->s), EL_OK);
 	insert(f->s, "req_after", "pending", "alice", "prod", 100);
 	assert_int_equal(store_commit(f->s), EL_OK);
-	assert_int_equal(count_outside(f->path, "requests"), 3);
+	assert_int_equal(count_outside(f, "requests"), 3);
 }
 
 /*
@@ -1112,8 +1212,41 @@ nested_rollback_poisons_outer(void **state)
 	assert_int_not_equal(r, EL_OK);
 	assert_false(exists(f->s, "req_a"));
 	assert_false(exists(f->s, "req_b"));
-	assert_int_equal(count_outside(f->path, "nonces"), 0);
-	assert_int_equal(count_outside(f->path, "requests"), 0);
+	assert_int_equal(count_outside(f, "nonces"), 0);
+	assert_int_equal(count_outside(f, "requests"), 0);
+}
+
+/*
+ * A write the database refuses inside a transaction (EL_EEXIST: a duplicate, a foreign
+ * key to nowhere, a value a CHECK refuses) fails alone: the transaction goes on, and what
+ * it wrote before and after commits. (PostgreSQL would abort the whole transaction at the
+ * first error; the store runs such writes under a savepoint.)
+ */
+static void
+refused_write_keeps_the_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct store_approval a;
+
+	memset(&a, 0, sizeof(a));
+	el_strlcpy(a.approver, "carol", sizeof(a.approver));
+	el_strlcpy(a.decision, "approve", sizeof(a.decision));
+	a.at = 5;
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_a", "pending", "alice", "prod", 1);
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_EEXIST);
+	assert_int_equal(store_approval_insert(f->s, "req_none", &a), EL_EEXIST);
+	el_strlcpy(a.decision, "maybe", sizeof(a.decision));
+	el_strlcpy(a.approver, "dave", sizeof(a.approver));
+	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_EEXIST);
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "alice", 1), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "n1", "alice", 1), EL_EEXIST);
+	insert(f->s, "req_b", "pending", "alice", "prod", 2);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(count_outside(f, "requests"), 2);
+	assert_int_equal(count_outside(f, "approvals"), 1);
+	assert_int_equal(count_outside(f, "nonces"), 1);
 }
 
 struct worker {
@@ -1147,11 +1280,11 @@ work(void *arg)
 	return NULL;
 }
 
-/* Transactions from several threads are serialised: no lost or duplicated audit seq. */
+/* Four threads append to the audit chain in transactions, two on f->s and two on `other`
+ * (which may be f->s): no seq lost or given twice. */
 static void
-threads_serialise(void **state)
+serialised(struct fx *f, struct store *other)
 {
-	struct fx *f = *state;
 	struct worker wk[4];
 	pthread_t th[4];
 	struct store_audit_filter af;
@@ -1159,7 +1292,7 @@ threads_serialise(void **state)
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		wk[i].s = f->s;
+		wk[i].s = i % 2 ? other : f->s;
 		wk[i].id = i;
 		wk[i].failures = 0;
 		assert_int_equal(pthread_create(&th[i], NULL, work, &wk[i]), 0);
@@ -1168,7 +1301,7 @@ threads_serialise(void **state)
 		pthread_join(th[i], NULL);
 		assert_int_equal(wk[i].failures, 0);
 	}
-	assert_int_equal(count_outside(f->path, "nonces"), 200);
+	assert_int_equal(count_outside(f, "nonces"), 200);
 	memset(&af, 0, sizeof(af));
 	assert_int_equal(store_audit_list(f->s, &af, &recs), EL_OK);
 	assert_int_equal(json_array_size(recs), 200);
@@ -1176,6 +1309,15 @@ threads_serialise(void **state)
 		assert_int_equal(json_integer_value(json_object_get(json_array_get(recs,
 		    (size_t)i), "seq")), i + 1);
 	json_decref(recs);
+}
+
+/* Transactions from several threads are serialised: no lost or duplicated audit seq. */
+static void
+threads_serialise(void **state)
+{
+	struct fx *f = *state;
+
+	serialised(f, f->s);
 }
 
 /* ---- nonce group commit and reader connections ---- */
@@ -1235,22 +1377,25 @@ nonce_claims_group_commit(void **state)
 		won += c[i].shared_won;
 	}
 	assert_int_equal(won, 50);
-	assert_int_equal(count_outside(f->path, "nonces"), 8 * 200 + 50);
+	assert_int_equal(count_outside(f, "nonces"), 8 * 200 + 50);
 	assert_int_equal(store_nonce_claim(f->s, "api", "c3-17", "bob", 5000, 0), EL_EEXIST);
 	store_close(f->s);
-	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_nonce_claim(f->s, "api", "shared-7", "bob", 5000, 0), EL_EEXIST);
 	assert_int_equal(store_nonce_use(f->s, "api", "c7-199", "bob", 5000), EL_EEXIST);
 	/* each claim deletes up to 8 nonces older than prune_before, the oldest first */
 	assert_int_equal(store_nonce_claim(f->s, "api", "late", "bob", 6000, 1100), EL_OK);
-	assert_int_equal(count_outside(f->path, "nonces"), 8 * 200 + 50 - 8 + 1);
-	assert_int_equal(store_nonce_use(f->s, "api", "c0-0", "bob", 6000), EL_OK);   /* gone */
+	assert_int_equal(count_outside(f, "nonces"), 8 * 200 + 50 - 8 + 1);
+	/* 9 were seen at 1000 (c0-0 .. c7-0 and shared-0, in the order the threads happened
+	 * to claim them): 8 of them are gone */
+	assert_int_equal(count_outside(f, "nonces WHERE seen_at = 1000"), 1);
+	assert_int_equal(store_nonce_use(f->s, "api", "again", "bob", 6000), EL_OK);
 	for (i = 0; i < 200; i++) {
 		snprintf(nonce, sizeof(nonce), "later-%d", i);
 		assert_int_equal(store_nonce_claim(f->s, "api", nonce, "bob", 6000, 1100), EL_OK);
 	}
-	/* the 825 seen before 1100 (and c0-0, seen at 6000) are gone, the rest stand */
-	assert_int_equal(count_outside(f->path, "nonces"), 8 * 100 + 25 + 1 + 201);
+	/* the 825 seen before 1100 are gone, the rest stand (and "again", seen at 6000) */
+	assert_int_equal(count_outside(f, "nonces"), 8 * 100 + 25 + 1 + 201);
 	assert_int_equal(store_nonce_claim(f->s, "api", "c1-150", "bob", 6000, 0), EL_EEXIST);
 }
 
@@ -1377,10 +1522,8 @@ upgrade_from_v4_checks_states(void **state)
 	struct el_why w = {{0}};
 	struct store_request r;
 	struct store_approval a;
-	sqlite3 *db;
-	int rc;
 
-	assert_int_equal(store_open_version(f->path, 4, &f->s, &w), EL_OK);
+	assert_int_equal(store_open_version(f->where, 4, &f->s, &w), EL_OK);
 	insert(f->s, "req_p", "pending", "alice", "prod", 10);
 	insert(f->s, "req_a", "active", "bob", "prod", 20);
 	memset(&a, 0, sizeof(a));
@@ -1389,7 +1532,7 @@ upgrade_from_v4_checks_states(void **state)
 	a.at = 21;
 	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_OK);
 	store_close(f->s);
-	assert_int_equal(store_open(f->path, &f->s, &w), EL_OK);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 	/* The rebuilt table kept every row and its neighbours still point at it. */
 	assert_int_equal(store_request_get(f->s, "req_a", &r), EL_OK);
@@ -1400,15 +1543,10 @@ upgrade_from_v4_checks_states(void **state)
 	assert_int_equal(store_approval_insert(f->s, "req_a", &a), EL_EEXIST);
 	assert_int_not_equal(store_approval_insert(f->s, "req_nope", &a), EL_OK);
 	/* Every state of the table is accepted, any other name refused by the database. */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	rc = sqlite3_exec(db, "UPDATE requests SET state = 'activating' WHERE id = 'req_p'",
-	    NULL, NULL, NULL);
-	assert_int_equal(rc, SQLITE_OK);
-	rc = sqlite3_exec(db, "UPDATE requests SET state = 'approved' WHERE id = 'req_p'",
-	    NULL, NULL, NULL);
-	assert_int_equal(rc, SQLITE_CONSTRAINT);
-	sqlite3_close(db);
+	assert_int_equal(outside_exec(f, "UPDATE requests SET state = 'activating'"
+	    " WHERE id = 'req_p'"), 0);
+	assert_int_equal(outside_exec(f, "UPDATE requests SET state = 'approved'"
+	    " WHERE id = 'req_p'"), 1);
 	assert_int_equal(store_request_get(f->s, "req_p", &r), EL_OK);
 	assert_int_equal(r.state, RS_ACTIVATING);
 	store_request_free(&r);
@@ -1641,40 +1779,306 @@ cohorts(void **state)
 	store_revoked_free(v, n);
 }
 
+/* ---- PostgreSQL: several nodes on one database ---- */
+
+struct opener {
+	const char *url;
+	struct store *s;
+	enum el_err r;
+	char msg[256];
+	atomic_bool done;
+};
+
+static void *
+open_work(void *arg)
+{
+	struct opener *o = arg;
+	struct el_why w = {{0}};
+
+	o->r = store_open(o->url, &o->s, &w);
+	el_strlcpy(o->msg, w.msg, sizeof(o->msg));
+	atomic_store(&o->done, true);
+	return NULL;
+}
+
+/* The advisory lock that store_pg.c migrates under: (class 'elev', 2). */
+#define MIGRATE_LOCK "1701602678, 2"
+
+/*
+ * Nodes starting together on an empty database migrate once: each waits for the
+ * migration lock (held here, as by a node that is migrating, until all four wait for it),
+ * then one migrates and the others find the schema done. Had two migrated at once, the
+ * second would have failed on the tables the first made.
+ */
+static void
+pg_nodes_migrate_once(void **state)
+{
+	struct fx *f = *state;
+	struct opener o[4];
+	pthread_t th[4];
+	PGconn *holder = pg_outside();
+	PGresult *res;
+	int i, tries;
+
+	res = PQexec(holder, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	for (i = 0; i < 4; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		o[i].url = f->where;
+		atomic_init(&o[i].done, false);
+		assert_int_equal(pthread_create(&th[i], NULL, open_work, &o[i]), 0);
+	}
+	for (tries = 0; ; tries++) {   /* up to 20 s */
+		if (outside_int(f, "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"
+		    " AND classid = 1701602678 AND objid = 2 AND NOT granted") == 4)
+			break;
+		if (tries == 2000)
+			fail_msg("four nodes never all waited for the migration lock");
+		usleep(10 * 1000);
+	}
+	for (i = 0; i < 4; i++)
+		assert_false(atomic_load(&o[i].done));
+	assert_int_equal(count_outside(f, "pg_tables WHERE schemaname = 'public'"), 0);
+	PQfinish(holder);   /* releases the lock */
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 4; i++) {
+		if (o[i].r != EL_OK)
+			fail_msg("node %d: %s: %s", i, el_strerror(o[i].r), o[i].msg);
+		assert_int_equal(store_schema_version(o[i].s), STORE_SCHEMA_VERSION);
+	}
+	insert(o[0].s, "req_n0", "pending", "alice", "prod", 1);
+	assert_true(exists(o[3].s, "req_n0"));
+	for (i = 0; i < 4; i++)
+		store_close(o[i].s);
+	assert_int_equal(outside_int(f, "SELECT version FROM schema_version"),
+	    STORE_SCHEMA_VERSION);
+}
+
+/* Writers on two stores (two nodes) are serialised by the database, not only by each
+ * store's mutex: the audit chain, read at its tail and appended to in one transaction
+ * by each, has every seq once. */
+static void
+pg_writers_serialise_across_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store *other = NULL;
+
+	assert_int_equal(store_open(f->where, &other, &w), EL_OK);
+	serialised(f, other);
+	store_close(other);
+}
+
+/* Cuts every connection of the store (as a server restart or a failover does) and waits
+ * until the server has closed them all. */
+static void
+pg_cut_connections(const struct fx *f)
+{
+	int tries;
+
+	assert_int_equal(outside_exec(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	    " WHERE datname = current_database() AND pid <> pg_backend_pid()"), 0);
+	for (tries = 0; tries < 1000; tries++) {   /* up to 10 s */
+		if (outside_int(f, "SELECT COUNT(*) FROM pg_stat_activity WHERE"
+		    " datname = current_database() AND pid <> pg_backend_pid()") == 0)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("the store's connections outlived pg_terminate_backend");
+}
+
+/* A lost connection fails the call that meets it with EL_EDB and says so; the next call
+ * connects again. Never a shorter list: a reader that lost its server is an error. */
+static void
+pg_reconnects(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter flt;
+	struct store_request *v = NULL, r;
+	size_t n = 0;
+
+	insert(f->s, "req_1", "pending", "alice", "prod", 1);
+	pg_cut_connections(f);
+	memset(&flt, 0, sizeof(flt));
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_EDB);
+	assert_non_null(strstr(store_errmsg(), "lost the connection to PostgreSQL, the next call "
+	    "reconnects"));
+	assert_int_equal(store_request_list(f->s, &flt, &v, &n), EL_OK);
+	assert_int_equal(n, 1);
+	store_request_free(&v[0]);
+	free(v);
+
+	/* the writer: its transaction cannot begin on the lost connection, the next can */
+	assert_int_equal(store_begin(f->s), EL_EDB);
+	assert_non_null(strstr(store_errmsg(), "lost the connection to PostgreSQL"));
+	insert(f->s, "req_2", "pending", "alice", "prod", 2);
+	assert_true(exists(f->s, "req_2"));
+
+	/* lost inside a transaction: what follows in it fails too (it is not run on a new
+	 * connection, where it would commit alone), the commit fails, nothing is kept */
+	assert_int_equal(store_begin(f->s), EL_OK);
+	insert(f->s, "req_3", "pending", "alice", "prod", 3);
+	pg_cut_connections(f);
+	mkreq(&r, "req_3b", "pending", "alice", "prod", 3);
+	assert_int_equal(store_request_insert(f->s, &r), EL_EDB);
+	assert_int_equal(store_request_insert(f->s, &r), EL_EDB);
+	assert_int_equal(store_commit(f->s), EL_EDB);
+	assert_int_equal(count_outside(f, "requests"), 2);
+	insert(f->s, "req_4", "pending", "alice", "prod", 4);
+	assert_int_equal(count_outside(f, "requests"), 3);
+}
+
+/* The value of a keyword of a libpq connection string; "" when unset. */
+static void
+conninfo(const char *url, const char *kw, char *out, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL), *o;
+
+	assert_non_null(opts);
+	out[0] = '\0';
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, kw) == 0 && o->val != NULL)
+			el_strlcpy(out, o->val, len);
+	PQconninfoFree(opts);
+}
+
+/* store.password_file: the password alone, read at each connection, in a file not every
+ * user can read; a wrong one is refused by the server, and no message shows it. */
+static void
+pg_password_file(void **state)
+{
+	struct fx *f = *state;
+	struct config cfg;
+	struct el_why w = {{0}};
+	char passfile[512], line[512], url[1024], pwpath[160], host[128], port[16], db[64];
+	char user[64], *pw;
+	FILE *fp;
+	int field;
+
+	/* the password the test server gave the role, from its passfile (host:port:db:user:pw) */
+	conninfo(pg_url, "passfile", passfile, sizeof(passfile));
+	fp = fopen(passfile, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(line, sizeof(line), fp));
+	fclose(fp);
+	line[strcspn(line, "\n")] = '\0';
+	pw = line;
+	for (field = 0; field < 4; field++) {
+		pw = strchr(pw, ':');
+		assert_non_null(pw);
+		pw++;
+	}
+	conninfo(pg_url, "host", host, sizeof(host));
+	conninfo(pg_url, "port", port, sizeof(port));
+	conninfo(pg_url, "dbname", db, sizeof(db));
+	conninfo(pg_url, "user", user, sizeof(user));
+	/* no passfile here: the password comes from store.password_file alone */
+	snprintf(url, sizeof(url), "host=%s port=%s dbname=%s user=%s passfile=/nonexistent",
+	    host, port, db, user);
+	snprintf(pwpath, sizeof(pwpath), "%s/db.pw", f->dir);
+	fp = fopen(pwpath, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", pw);
+	fclose(fp);
+	assert_int_equal(chmod(pwpath, 0600), 0);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.state_dir = f->dir;
+	cfg.store_url = url;
+	cfg.store_password_file = pwpath;
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	insert(f->s, "req_pw", "pending", "alice", "prod", 1);
+	store_close(f->s);
+	f->s = NULL;
+
+	assert_int_equal(chmod(pwpath, 0644), 0);
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_ECONFIG);
+	assert_non_null(strstr(w.msg, "store.password_file"));
+	assert_non_null(strstr(w.msg, "chmod 600"));
+
+	fp = fopen(pwpath, "w");
+	assert_non_null(fp);
+	fprintf(fp, "not-%s\n", pw);
+	fclose(fp);
+	assert_int_equal(chmod(pwpath, 0600), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_open_config(&cfg, &f->s, &w), EL_EDB);
+	assert_non_null(strstr(w.msg, "password authentication failed"));
+	assert_null(strstr(w.msg, pw));
+	unlink(pwpath);
+}
+
+/* Without ELEVATE_TEST_PG_URL the PostgreSQL half fails, loudly: it is not skipped. */
+static void
+pg_url_given(void **state)
+{
+	(void)state;
+	fail_msg("ELEVATE_TEST_PG_URL is not set: the PostgreSQL half of the store's tests needs "
+	    "a database it may empty. Run tests/run-all.sh unit (it starts a throwaway server), "
+	    "or: /usr/bin/python3 tests/unit/with_pg.py build/tests/test_store");
+}
+
+/* Every test that runs on both backends, for backend B. */
+#define BOTH(B) \
+	T(open_refusals, setup_dir, B), \
+	T(upgrade_from_v1, setup_dir, B), \
+	T(upgrade_from_v2, setup_dir, B), \
+	T(upgrade_from_v4_checks_states, setup_dir, B), \
+	T(request_round_trip, setup, B), \
+	T(request_list_filters, setup, B), \
+	T(request_set_state_conditional, setup, B), \
+	T(request_update, setup, B), \
+	T(request_counts, setup, B), \
+	T(approvals_unique, setup, B), \
+	T(nonces, setup, B), \
+	T(deadlines, setup, B), \
+	T(outbox, setup, B), \
+	T(revoked, setup, B), \
+	T(grants, setup, B), \
+	T(sessions, setup, B), \
+	T(rollback_discards, setup, B), \
+	T(nested_commit, setup, B), \
+	T(nested_rollback_poisons_outer, setup, B), \
+	T(refused_write_keeps_the_transaction, setup, B), \
+	T(threads_serialise, setup, B), \
+	T(nonce_claims_group_commit, setup, B), \
+	T(readers_do_not_wait_for_the_writer, setup, B), \
+	T(revoked_sync, setup, B), \
+	T(cohorts, setup, B)
+#define T(fn, su, B) cmocka_unit_test_prestate_setup_teardown(fn, su, teardown, B)
+
 int
 main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(open_mode_and_version, setup_dir, teardown),
-		cmocka_unit_test_setup_teardown(open_refusals, setup_dir, teardown),
-		cmocka_unit_test_setup_teardown(upgrade_from_v1, setup_dir, teardown),
-		cmocka_unit_test_setup_teardown(upgrade_from_v2, setup_dir, teardown),
-		cmocka_unit_test_setup_teardown(request_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(request_list_filters, setup, teardown),
-		cmocka_unit_test_setup_teardown(request_set_state_conditional, setup, teardown),
-		cmocka_unit_test_setup_teardown(request_update, setup, teardown),
-		cmocka_unit_test_setup_teardown(request_counts, setup, teardown),
-		cmocka_unit_test_setup_teardown(approvals_unique, setup, teardown),
-		cmocka_unit_test_setup_teardown(nonces, setup, teardown),
-		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
-		cmocka_unit_test_setup_teardown(outbox, setup, teardown),
-		cmocka_unit_test_setup_teardown(revoked, setup, teardown),
-		cmocka_unit_test_setup_teardown(grants, setup, teardown),
-		cmocka_unit_test_setup_teardown(sessions, setup, teardown),
-		cmocka_unit_test_setup_teardown(rollback_discards, setup, teardown),
-		cmocka_unit_test_setup_teardown(nested_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(nested_rollback_poisons_outer, setup, teardown),
-		cmocka_unit_test_setup_teardown(threads_serialise, setup, teardown),
-		cmocka_unit_test_setup_teardown(nonce_claims_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(readers_do_not_wait_for_the_writer, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(checkpointer_copies_the_wal, setup, teardown),
-		cmocka_unit_test_setup_teardown(upgrade_from_v4_checks_states, setup_dir, teardown),
-		cmocka_unit_test_setup_teardown(readers_fail_closed, setup, teardown),
-		cmocka_unit_test_setup_teardown(revoked_sync, setup, teardown),
-		cmocka_unit_test_setup_teardown(cohorts, setup, teardown),
+	const struct CMUnitTest sqlite_tests[] = {
+		BOTH(&on_sqlite),
+		/* SQLite only: the file, its WAL, its pages */
+		T(open_mode_and_version, setup_dir, &on_sqlite),
+		T(checkpointer_copies_the_wal, setup, &on_sqlite),
+		T(readers_fail_closed, setup, &on_sqlite),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		BOTH(&on_pg),
+		/* PostgreSQL only: several nodes, the network */
+		T(pg_nodes_migrate_once, setup_dir, &on_pg),
+		T(pg_writers_serialise_across_nodes, setup, &on_pg),
+		T(pg_reconnects, setup, &on_pg),
+		T(pg_password_file, setup_dir, &on_pg),
+	};
+	const struct CMUnitTest no_pg[] = {
+		cmocka_unit_test(pg_url_given),
+	};
+	int failed;
 
 	log_set_level(LOG_LVL_WARN);   /* the migrations' info lines are expected */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	pg_url = getenv("ELEVATE_TEST_PG_URL");
+	failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
+	if (pg_url != NULL && pg_url[0] != '\0')
+		failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
+	else
+		failed += cmocka_run_group_tests_name("store on PostgreSQL", no_pg, NULL, NULL);
+	return failed;
 }
