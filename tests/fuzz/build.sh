@@ -32,7 +32,7 @@ if [ $# -ge 1 ]; then
 fi
 
 # Same packages and warnings as the Makefile.
-PKGS="libcurl openssl libmicrohttpd jansson libsodium sqlite3 libxml-2.0 libseccomp"
+PKGS="libcurl openssl libmicrohttpd jansson libsodium sqlite3 libpq libxml-2.0 libseccomp"
 WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 -Wpointer-arith -Wcast-qual -Wformat=2"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)
