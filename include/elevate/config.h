@@ -13,6 +13,7 @@
 #include "elevate/el.h"
 
 #define CONFIG_MAX_FILE (256 * 1024)
+#define NODE_MAX 64                /* config node: the longest name */
 
 struct config {
 	char *listen;              /* "127.0.0.1:8443" */
@@ -23,6 +24,7 @@ struct config {
 	char *state_dir;
 	char *store_url;           /* NULL or "sqlite:": state_dir/elevate.db; else libpq's */
 	char *store_password_file; /* PostgreSQL: a file holding the password alone */
+	char *node;                /* this node's name: [A-Za-z0-9._-]{1,NODE_MAX} */
 	char *policies;
 	char *templates;
 	char *smtp_url, *smtp_from, *smtp_username, *smtp_password_file;

@@ -4,9 +4,11 @@
  * and validation that reports every problem.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "elevate/config.h"
@@ -74,6 +76,21 @@ check_store_url(struct schema_ctx *c, const char *path, const char *s)
 	if (store_url_valid(s, why, sizeof(why)))
 		return true;
 	schema_problem(c, path, "%s", why);
+	return false;
+}
+
+/* node: a name other nodes, the audit chain and the logs can show as it is. */
+static bool
+check_node(struct schema_ctx *c, const char *path, const char *s)
+{
+	size_t i, n = strlen(s);
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("._-", s[i]) == NULL)
+			break;
+	if (n >= 1 && n <= NODE_MAX && i == n)
+		return true;
+	schema_problem(c, path, "1 to %d letters, digits, '.', '_' or '-'", NODE_MAX);
 	return false;
 }
 
@@ -238,6 +255,10 @@ static const struct schema_field config_fields[] = {
 	STR("state_dir", state_dir, "/var/lib/elevate", "keys, and the SQLite database "
 	    "(created 0700)"),
 	SECTION("store", store_schema),
+	{ .key = "node", .kind = SF_STR, .max = NODE_MAX, .off = CO(node), .null_ok = true,
+	  .check = check_node,
+	  .help = "this node's name among the nodes sharing one PostgreSQL store (leases on due "
+	  "work, audit checkpoints, logs); unique per node (default: the host name)" },
 	STR("policies", policies, "/etc/elevate/policies", "directory of *.json"),
 	STR("templates", templates, "/usr/share/elevate/templates", "mail and page templates"),
 	SECTION("smtp", smtp_schema),
@@ -283,6 +304,16 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 		size_t n = strlen(cfg->listen) + 16;
 		if ((cfg->public_url = malloc(n)) != NULL)
 			snprintf(cfg->public_url, n, "http://%s", cfg->listen);
+	}
+	if (cfg->node == NULL) {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		host[strcspn(host, ".")] = '\0';   /* the short name: the rest seldom tells nodes apart */
+		host[NODE_MAX] = '\0';
+		cfg->node = strdup(host[0] != '\0' ? host : "localhost");
 	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
 		diags_add(d, path, "$.tls", 0, 0, "needs both cert and key");

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -264,8 +265,11 @@ class Broker:
     """One elevated with its own state dir, policy and users."""
 
     def __init__(self, emulator, tmp=None, profiles=None, config=None, smtp_port=None,
-                 users=None, env=None):
+                 users=None, env=None, peer=None):
+        """peer: another Broker this one is a second node of (Ctx.nodes): the same users,
+        policy and store; its own port, state_dir, audit file and log."""
         self.emulator = emulator
+        self.peer = peer
         self.tmp = tmp or tempfile.mkdtemp(prefix='elevate-it-')
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -276,14 +280,16 @@ class Broker:
         self.extra_env = env or {}
         os.makedirs(self.policy_dir, exist_ok=True)
         self.users = {}
-        for name in (users or USERS):
+        for name in (() if peer else (users or USERS)):
             cfg = os.path.join(self.tmp, 'cfg', name)
             r = subprocess.run([os.path.join(BIN, 'elevate'), 'init', '--server', self.url,
                                 '--user', name], env=dict(os.environ, ELEVATE_CONFIG_DIR=cfg,
                                 HOME=self.tmp), capture_output=True, text=True)
             assert r.returncode == 0, 'elevate init failed: %s' % r.stderr
             self.users[name] = User(name, cfg)
-        self.profiles = profiles or DEFAULT_PROFILES
+        if peer:
+            self.users = peer.users
+        self.profiles = profiles or (peer.profiles if peer else DEFAULT_PROFILES)
         self.write_policy()
         self.config = {
             'listen': '127.0.0.1:%d' % self.port,
@@ -307,6 +313,9 @@ class Broker:
                 else:
                     self.config[k] = v
         self.pg = None
+        if peer and 'store' not in self.config:
+            self.pg = peer.pg
+            self.config['store'] = dict(peer.config['store'])
         if STORE == 'pg' and 'store' not in self.config:
             import pg
             self.pg = pg.shared()
@@ -380,6 +389,8 @@ class Broker:
     def cli(self, user, *args, input=None, env=None, timeout=60):
         e = dict(os.environ, ELEVATE_CONFIG_DIR=self.users[user].cfgdir, HOME=self.tmp,
                  ELEVATE_CACHE_DIR=os.path.join(self.tmp, 'cache', user))
+        if self.peer:                  # the users' config names the first node
+            e['ELEVATE_SERVER'] = self.url
         if env:
             e.update(env)
         return subprocess.run([os.path.join(BIN, 'elevate')] + list(args), input=input,
@@ -608,6 +619,33 @@ class Ctx:
         b = Broker(self.emulator, **kw)
         self._cleanup.append(b.close)
         return b
+
+    def nodes(self, n=2, pg=None, config=None, **kw):
+        """n elevated nodes of one deployment: one PostgreSQL database (a new one on pg, a
+        server of the test's own, else on the run's shared server), the same users and
+        policy, the same key set (`elevated keygen`, copied into every state_dir), each node
+        with its own port, state_dir, audit.key, audit file and log. kw go to every
+        Broker (config is merged into each node's). Not started."""
+        import pg as pgmod
+        server = pg or pgmod.shared()
+        cfg = dict(config or {})
+        cfg['store'] = dict(cfg.get('store') or {}, url=server.new_database())
+        first = self.broker(config=dict(cfg, node='node-a'), **kw)
+        first.pg = server
+        out = [first]
+        for i in range(1, n):
+            out.append(self.broker(config=dict(cfg, node='node-' + chr(ord('a') + i)),
+                                   peer=first, **{k: v for k, v in kw.items() if k != 'users'}))
+        keys = os.path.join(first.tmp, 'keyset')
+        r = subprocess.run([os.path.join(BIN, 'elevated'), 'keygen', keys],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, 'elevated keygen: %s' % r.stderr
+        for b in out:
+            os.makedirs(b.state_dir, mode=0o700, exist_ok=True)
+            for f in ('token.key', 'secret.key'):
+                shutil.copy2(os.path.join(keys, f), os.path.join(b.state_dir, f))
+                os.chmod(os.path.join(b.state_dir, f), 0o600)
+        return out
 
     def smtp(self, tmp, auth=None):
         s = SMTPServer(tmp, auth=auth)
