@@ -20,6 +20,7 @@
 #include "api.h"
 #include "commands.h"
 #include "output.h"
+#include "wait.h"
 
 static int creds_run(int, char **);
 
@@ -39,11 +40,13 @@ creds_help(void)
 	    "of PROFILE with the latest end. For ~/.aws/config:\n\n"
 	    "    [profile elevate-prod-readonly]\n"
 	    "    credential_process = elevate creds --profile prod-readonly\n\n"
+	    "A grant approved a moment ago is still `activating` while the broker mints its\n"
+	    "credentials: creds waits for it (up to %d s, saying so on stderr after 2 s).\n"
 	    "Credentials are cached (mode 0600) in $ELEVATE_CACHE_DIR, else\n"
 	    "$XDG_CACHE_HOME/elevate, else ~/.cache/elevate, until %d s before they expire\n"
 	    "or the window ends. Errors go to stderr with a non-zero exit: %d when there\n"
 	    "is no active grant, %d when the request is not active.\n",
-	    cmd_creds.usage, CACHE_MARGIN, CLI_NOTFOUND, CLI_REFUSED);
+	    cmd_creds.usage, WAIT_MINTED_MAX, CACHE_MARGIN, CLI_NOTFOUND, CLI_REFUSED);
 }
 
 int
@@ -94,6 +97,45 @@ mention_pending(struct api *a, const char *profile)
 	json_decref(res);
 }
 
+/* No active grant of profile: one being activated (approved, the broker is minting),
+ * followed until it is active. *out: that grant (new reference), or NULL when there is
+ * none or it did not become active. */
+static int
+find_activating(struct api *a, const char *profile, json_t **out)
+{
+	json_t *res = NULL, *r, *req = NULL;
+	const char *p;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = api_do(a, "GET", "/v1/requests?state=activating&mine=1", NULL, &res)) != CLI_OK)
+		return rc;
+	json_array_foreach(json_object_get(res, "requests"), i, r) {
+		p = output_str(r, "profile");
+		if (p != NULL && strcmp(p, profile) == 0 && api_valid_id(output_str(r, "id"))) {
+			req = json_incref(r);
+			break;
+		}
+	}
+	json_decref(res);
+	if (req == NULL)
+		return CLI_OK;
+	if ((rc = wait_minted(a, &req, WAIT_MINTED_MAX)) == CLI_OK) {
+		p = output_str(req, "state");
+		if (p != NULL && strcmp(p, "active") == 0) {
+			*out = req;
+			return CLI_OK;
+		}
+		output_err("%s for %s was approved, but is now %s", output_str(req, "id"), profile,
+		    p != NULL ? p : "in an unknown state");
+		status_next(req, stderr);
+		rc = CLI_REFUSED;
+	}
+	json_decref(req);
+	return rc;
+}
+
 /* The caller's active grant of profile with the latest window end; new reference. */
 static int
 find_grant(struct api *a, const char *profile, json_t **out)
@@ -117,16 +159,19 @@ find_grant(struct api *a, const char *profile, json_t **out)
 			best_end = end;
 		}
 	}
-	if (best == NULL) {
-		output_err("no active grant for %s: run elevate request %s --for 15m --reason ...",
-		    profile, profile);
-		mention_pending(a, profile);
+	if (best != NULL) {
+		*out = json_incref(best);
 		json_decref(res);
-		return CLI_NOTFOUND;
+		return CLI_OK;
 	}
-	*out = json_incref(best);
 	json_decref(res);
-	return CLI_OK;
+	/* approved a moment ago: followed until minted */
+	if ((rc = find_activating(a, profile, out)) != CLI_OK || *out != NULL)
+		return rc;
+	output_err("no active grant for %s: run elevate request %s --for 15m --reason ...",
+	    profile, profile);
+	mention_pending(a, profile);
+	return CLI_NOTFOUND;
 }
 
 int
@@ -163,6 +208,10 @@ creds_get(struct api *a, const char *id, const char *profile, json_t **creds, ch
 		snprintf(path, sizeof(path), "/v1/requests/%s", cid);
 		if ((rc = api_do(a, "GET", path, NULL, &req)) != CLI_OK)
 			return rc;
+		if ((rc = wait_minted(a, &req, WAIT_MINTED_MAX)) != CLI_OK) {
+			json_decref(req);
+			return rc;
+		}
 		st = output_str(req, "state");
 		if (st == NULL || strcmp(st, "active") != 0) {
 			output_err("%s is %s: it has no credentials to give", cid,

@@ -285,3 +285,35 @@ wait_follow(struct api *a, json_t **reqp, int64_t timeout, int say_missing, int 
 		return rc;
 	return wait_outcome(*reqp);
 }
+
+int
+wait_minted(struct api *a, json_t **reqp, int64_t timeout)
+{
+	int64_t start = el_now_ms(), deadline = start + timeout * 1000;
+	long pause = 50;
+	int said = 0, rc;
+	char id[72], path[128];
+	json_t *next;
+
+	el_strlcpy(id, output_str(*reqp, "id") ? output_str(*reqp, "id") : "", sizeof(id));
+	snprintf(path, sizeof(path), "/v1/requests/%s", id);
+	while (state_is(*reqp, "activating")) {
+		if (el_now_ms() >= deadline) {
+			output_err("%s is still activating after %llds: the broker has not minted its "
+			    "credentials yet; see `elevate status %s`", id, (long long)timeout, id);
+			return CLI_TIMEOUT;
+		}
+		if (!said && el_now_ms() - start >= WAIT_SAY_ACTIVATING_MS) {
+			fprintf(stderr, "%s is approved; waiting for the broker to mint its "
+			    "credentials...\n", id);
+			said = 1;
+		}
+		sleep_ms(pause);
+		pause = pause * 2 > 1000 ? 1000 : pause * 2;
+		if ((rc = api_do(a, "GET", path, NULL, &next)) != CLI_OK)
+			return rc;
+		json_decref(*reqp);
+		*reqp = next;
+	}
+	return CLI_OK;
+}

@@ -33,6 +33,16 @@ struct api;
 int wait_follow(struct api *a, json_t **reqp, int64_t timeout, int say_missing,
     int can_cancel);
 
+/*
+ * `creds` just after an approval: while *reqp is `activating`, looks again (after 50 ms,
+ * doubling to 1 s) until it is not, saying on stderr once after WAIT_SAY_ACTIVATING_MS
+ * what it waits for. Returns CLI_OK once it is no longer activating (in whatever state:
+ * the caller judges; *reqp is the newest answer), CLI_TIMEOUT after timeout s (said on
+ * stderr), or the API's error.
+ */
+#define WAIT_MINTED_MAX 60        /* s `creds` waits for an activating grant */
+int wait_minted(struct api *a, json_t **reqp, int64_t timeout);
+
 /* True while the broker has not finished with req: pending or activating. */
 int wait_undecided(const json_t *req);
 

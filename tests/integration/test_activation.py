@@ -133,6 +133,25 @@ def test_approval_answers_before_aws_mints(ctx):
     assert ev == ['request.approval', 'request.approved', 'grant.activated'], ev
 
 
+def test_creds_right_after_the_approval_waits_for_the_minting(ctx):
+    """credential_process runs `elevate creds` the moment the approver has clicked: while
+    AWS holds the AssumeRole the command waits (and says so on stderr after 2 s), then
+    prints exactly the credentials that call issued; `creds ID` the same way."""
+    emu = ctx.emulator
+    b, rid, d, call = approved_while_held(ctx)
+    by_profile = Cli(ctx, b, 'alice', 'creds', '--profile', 'dev')
+    by_id = Cli(ctx, b, 'alice', 'creds', rid)
+    by_profile.wait_stderr('waiting for the broker to mint')
+    by_id.wait_stderr('waiting for the broker to mint')
+    assert by_profile.running() and by_id.running()
+    emu.release()
+    key = issued_key(emu, call['seq'])
+    for cli in (by_profile, by_id):
+        rc, out, err = cli.finish()
+        assert rc == 0, (rc, out, err)
+        assert json.loads(out)['AccessKeyId'] == key, out
+
+
 def test_cli_approve_follows_the_activation(ctx):
     """`elevate approve ID --wait` is still waiting (saying "activating" on stderr) while
     AWS holds the AssumeRole its vote started, and exits 0 once the grant is active.
