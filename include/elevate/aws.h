@@ -62,6 +62,7 @@ struct aws_config {
 	 */
 	const char *endpoint_all;
 	const char *endpoint_sts, *endpoint_iam, *endpoint_ssm, *endpoint_ec2, *endpoint_s3;
+	const char *endpoint_signin;    /* the console's federation endpoint */
 	long timeout_ms;                /* per attempt; 0 = 10000 */
 	int max_attempts;               /* 0 = 5 */
 	long max_retry_ms;              /* total retry budget; 0 = 20000 */
@@ -173,6 +174,14 @@ enum el_err aws_s3_put_object(struct aws_client *c, const char *bucket, const ch
     const char *retain_until, struct aws_error *err);
 enum el_err aws_s3_get_object(struct aws_client *c, const char *bucket, const char *key,
     struct dbuf *out, struct aws_error *err);
+
+/*
+ * The AWS console for role credentials as (with a session token): a sign-in token from the
+ * federation endpoint, then *url (malloc'd; a secret for 15 minutes: wipe it) =
+ * ENDPOINT/federation?Action=login&Issuer=issuer&Destination=destination&SigninToken=….
+ */
+enum el_err aws_signin_url(struct aws_client *c, const struct aws_creds *as,
+    const char *issuer, const char *destination, char **url, struct aws_error *err);
 
 /* Frees an id list returned above. */
 

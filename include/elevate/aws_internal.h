@@ -24,8 +24,10 @@
 #define AWS_POOL_MAX       8               /* idle curl handles kept for connection reuse */
 #define AWS_REFRESH_MARGIN 300             /* refresh broker credentials this early (s) */
 
+/* signin: the console federation endpoint, plain GETs that carry the credentials in the
+ * query instead of a signature */
 enum aws_svc { AWS_SVC_STS = 0, AWS_SVC_IAM, AWS_SVC_SSM, AWS_SVC_EC2, AWS_SVC_S3,
-	AWS_SVC__MAX };
+	AWS_SVC_SIGNIN, AWS_SVC__MAX };
 
 struct aws_client {
 	char *region;                           /* default region or NULL */

@@ -33,7 +33,7 @@ struct config {
 	int64_t mail_max_attempts;
 	char *aws_region;
 	char *aws_endpoint, *aws_endpoint_sts, *aws_endpoint_iam, *aws_endpoint_ssm,
-	    *aws_endpoint_ec2, *aws_endpoint_s3;
+	    *aws_endpoint_ec2, *aws_endpoint_s3, *aws_endpoint_signin;
 	char *aws_ca_file;
 	int64_t aws_max_attempts;
 	int64_t aws_timeout;       /* seconds per attempt */

@@ -76,6 +76,11 @@ enum el_err engine_credentials(struct engine *e, const char *user, const char *i
     const char *peer, json_t **out, struct el_why *w);
 enum el_err engine_start_session(struct engine *e, const char *user, const char *id,
     json_t *body, json_t **out, struct el_why *w);
+/* The AWS console for an active grant of user's: body {"destination"?: "https://…"};
+ * *out {id, url (a sign-in URL, a secret for url_valid_seconds), window_end,
+ * url_valid_seconds}. Audited as grant.console. */
+enum el_err engine_console(struct engine *e, const char *user, const char *id,
+    const char *peer, json_t *body, json_t **out, struct el_why *w);
 enum el_err engine_terminate_session(struct engine *e, const char *user, const char *id,
     const char *session_id, json_t **out, struct el_why *w);
 /* Revokes many active grants in one sweep (one policy update per role). body:

@@ -175,6 +175,19 @@ find_grant(struct api *a, const char *profile, json_t **out)
 }
 
 int
+creds_grant_id(struct api *a, const char *profile, char *id, size_t len)
+{
+	json_t *req = NULL;
+	int rc;
+
+	if ((rc = find_grant(a, profile, &req)) != CLI_OK)
+		return rc;
+	el_strlcpy(id, output_str(req, "id"), len);
+	json_decref(req);
+	return CLI_OK;
+}
+
+int
 creds_get(struct api *a, const char *id, const char *profile, json_t **creds, char *region,
     size_t regionlen, char *req_id, size_t req_idlen)
 {

@@ -28,6 +28,14 @@ extern const struct cli_cmd cmd_debug;
 extern const struct cli_cmd cmd_ssm;
 extern const struct cli_cmd cmd_extend;
 extern const struct cli_cmd cmd_report;
+extern const struct cli_cmd cmd_console;
+
+/*
+ * The id of the caller's active grant of profile (the latest window end; one being
+ * activated is waited for) into id. Otherwise the message is printed and the return is
+ * the exit code. cmd_creds.c.
+ */
+int creds_grant_id(struct api *a, const char *profile, char *id, size_t len);
 
 /*
  * One or two lines on req's state and what happens next ("waiting for 1 approval from

@@ -23,6 +23,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_creds,
 	&cmd_exec,
 	&cmd_ssm,
+	&cmd_console,
 	&cmd_extend,
 	&cmd_audit,
 	&cmd_report,

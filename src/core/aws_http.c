@@ -31,10 +31,11 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS  5000
 
-static const char *const svc_names[AWS_SVC__MAX] = {"sts", "iam", "ssm", "ec2", "s3"};
+static const char *const svc_names[AWS_SVC__MAX] = {"sts", "iam", "ssm", "ec2", "s3",
+	"signin"};
 static const char *const svc_env[AWS_SVC__MAX] = {
 	"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_SSM",
-	"AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_S3",
+	"AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SIGNIN",
 };
 
 static pthread_once_t aws_once = PTHREAD_ONCE_INIT;
@@ -575,6 +576,7 @@ aws_client_new(const struct aws_config *cfg, struct aws_client **out, struct el_
 	cfg_ep[AWS_SVC_SSM] = cfg->endpoint_ssm;
 	cfg_ep[AWS_SVC_EC2] = cfg->endpoint_ec2;
 	cfg_ep[AWS_SVC_S3] = cfg->endpoint_s3;
+	cfg_ep[AWS_SVC_SIGNIN] = cfg->endpoint_signin;
 	for (i = 0; i < AWS_SVC__MAX; i++) {
 		c->endpoint[i] = first_set(cfg_ep[i], getenv(svc_env[i]), cfg->endpoint_all,
 		    getenv("AWS_ENDPOINT_URL"));
@@ -673,7 +675,17 @@ endpoint_for(struct aws_client *c, enum aws_svc svc, const char *region, struct 
 	enum el_err r;
 
 	memset(ep, 0, sizeof(*ep));
-	if (svc == AWS_SVC_IAM) {
+	if (svc == AWS_SVC_SIGNIN) {
+		/* one per partition; nothing is signed */
+		el_strlcpy(ep->url, "https://signin.aws.amazon.com/", sizeof(ep->url));
+		if (aws_region(c, region, reg, sizeof(reg), NULL) == EL_OK) {
+			if (strncmp(reg, "cn-", 3) == 0)
+				el_strlcpy(ep->url, "https://signin.amazonaws.cn/", sizeof(ep->url));
+			else if (strncmp(reg, "us-gov-", 7) == 0)
+				el_strlcpy(ep->url, "https://signin.amazonaws-us-gov.com/",
+				    sizeof(ep->url));
+		}
+	} else if (svc == AWS_SVC_IAM) {
 		/* IAM is global: one endpoint per partition, signed in its home region. */
 		el_strlcpy(ep->sign_region, "us-east-1", sizeof(ep->sign_region));
 		el_strlcpy(ep->url, "https://iam.amazonaws.com/", sizeof(ep->url));
@@ -1009,9 +1021,10 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 	struct curl_slist *hl = NULL;
 	struct el_why w = {{0}};
 	char amz_date[32], target[160], errbuf[CURL_ERROR_SIZE] = "", payload[65];
-	char path[1024], url[2048];
+	char path[4096], url[8192];      /* a sign-in GET carries the session in its query */
 	const char *ctype, *method = "POST";
 	int rest = call->proto == AWS_PROTO_REST;
+	int sign = call->svc != AWS_SVC_SIGNIN;
 	struct tm tm;
 	time_t now;
 	size_t nh = 0;
@@ -1095,12 +1108,18 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 	sp.amz_date = amz_date;
 	sp.normalize_path = !rest;
 	sp.double_encode_path = !rest;
-	if ((r = sigv4_sign(&sreq, &sp, &sig)) != EL_OK) {
+	if (sign && (r = sigv4_sign(&sreq, &sp, &sig)) != EL_OK) {
 		aws_error_set(err, 0, NULL, "signing failed: %s", el_strerror(r));
 		goto out;
 	}
 
-	if ((r = slist_add(&hl, "Host: %s", ep->host)) != EL_OK ||
+	if (!sign) {
+		if ((r = slist_add(&hl, "Host: %s", ep->host)) != EL_OK ||
+		    (r = slist_add(&hl, "Accept: application/json")) != EL_OK) {
+			aws_error_set(err, 0, NULL, "out of memory");
+			goto out;
+		}
+	} else if ((r = slist_add(&hl, "Host: %s", ep->host)) != EL_OK ||
 	    (r = ctype ? slist_add(&hl, "Content-Type: %s", ctype) :
 	    slist_add(&hl, "Content-Type:")) != EL_OK ||
 	    (rest && (r = slist_add(&hl, "X-Amz-Content-SHA256: %s", payload)) != EL_OK) ||
@@ -1151,7 +1170,12 @@ attempt_once(struct aws_client *c, const struct aws_call *call, const struct end
 		r = EL_OK;
 		goto out;
 	}
-	if (call->proto == AWS_PROTO_JSON)
+	if (!sign) {
+		/* the federation endpoint answers a refusal with a bare status */
+		aws_error_set(err, (int)code, x.request_id, "the federation endpoint answered "
+		    "HTTP %ld: it refused the credentials (expired or revoked?)", code);
+		r = EL_OK;
+	} else if (call->proto == AWS_PROTO_JSON)
 		r = aws_parse_json_error(resp->body.p, resp->body.len, (int)code,
 		    x.request_id[0] ? x.request_id : NULL, err);
 	else

@@ -126,6 +126,8 @@ static const struct schema_field endpoints_fields[] = {
 	OPT("ssm", aws_endpoint_ssm, "SSM endpoint override"),
 	OPT("ec2", aws_endpoint_ec2, "EC2 endpoint override"),
 	OPT("s3", aws_endpoint_s3, "S3 endpoint override (audit.anchor; path-style requests)"),
+	OPT("signin", aws_endpoint_signin, "console federation endpoint override (elevate "
+	    "console; default https://signin.aws.amazon.com, whose /federation is called)"),
 };
 static const struct schema endpoints_schema = SCHEMA(endpoints_fields);
 

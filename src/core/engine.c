@@ -199,6 +199,7 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	ac.endpoint_ssm = cfg->aws_endpoint_ssm;
 	ac.endpoint_ec2 = cfg->aws_endpoint_ec2;
 	ac.endpoint_s3 = cfg->aws_endpoint_s3;
+	ac.endpoint_signin = cfg->aws_endpoint_signin;
 	ac.ca_file = cfg->aws_ca_file;
 	ac.max_attempts = (int)cfg->aws_max_attempts;
 	ac.timeout_ms = (long)cfg->aws_timeout * 1000;

@@ -61,12 +61,31 @@ report(struct http_req *rq)
 	return query_call(rq, engine_report);
 }
 
+/* POST /v1/requests/{id}/console: the AWS console sign-in URL of an active grant. */
+static int
+console(struct http_req *rq)
+{
+	struct el_why w = {{0}};
+	json_t *body, *out = NULL;
+	int res = MHD_NO;
+	enum el_err e;
+
+	if ((body = http_body_json(rq, &res)) == NULL)
+		return res;
+	e = engine_console(rq->engine, rq->user, rq->captures[0], rq->peer, body, &out, &w);
+	json_decref(body);
+	if (e != EL_OK)
+		return http_engine_error(rq, e, &w);
+	return http_json(rq, 200, out);
+}
+
 static const struct route routes[] = {
 	{"GET", "/healthz", ROUTE_PUBLIC, healthz, ROUTE_MAY_WAIT},
 	{"GET", "/metrics", ROUTE_PUBLIC, metrics, ROUTE_QUICK},
 	{"GET", "/v1/audit", ROUTE_SIGNED, audit, ROUTE_MAY_WAIT},
 	/* appended: the order numbers messages */
 	{"GET", "/v1/report", ROUTE_SIGNED, report, ROUTE_MAY_WAIT},
+	{"POST", "/v1/requests/*/console", ROUTE_SIGNED, console, ROUTE_MAY_WAIT},
 };
 
 const struct route_group routes_misc = {routes, sizeof(routes) / sizeof(routes[0])};

@@ -402,6 +402,8 @@ class State:
             self.documents = list(docs)
             self.creds = {}
             self.sessions = {}
+            self.signin_tokens = {}   # sign-in token -> {access_key_id, arn, issued, used}
+            self.consoles = []        # console logins (Action=login accepted)
             self.s3 = {}   # (bucket, key) -> [versions], newest last
             self.clock_offset = float(cfg.get('clock_offset', 0) or 0)
             if 'skew_tolerance' in cfg:
@@ -554,6 +556,7 @@ class State:
                 'documents': self.documents,
                 'credentials': creds,
                 'sessions': [session_public(s) for s in self.sessions.values()],
+                'consoles': [dict(c) for c in self.consoles],
                 'clock_offset': self.clock_offset,
                 'skew_tolerance': self.skew_tolerance,
                 'now': n,
@@ -1967,6 +1970,8 @@ class Handler(BaseHTTPRequestHandler):
             path = self.path.split('?', 1)[0]
             if path == '/_emulator' or path.startswith('/_emulator/'):
                 self._control()
+            elif path == '/federation':
+                self._federation()
             else:
                 self._aws()
         except (BrokenPipeError, ConnectionResetError):
@@ -2308,6 +2313,78 @@ class Handler(BaseHTTPRequestHandler):
         if pr.cred is not None and S.now() >= pr.cred['expiration']:
             raise AwsError('expired_token')
         return pr
+
+    # console federation endpoint -------------------------------------------------------------
+    def _federation(self):
+        """signin.aws.amazon.com/federation: GET ?Action=getSigninToken&Session={"sessionId",
+        "sessionKey","sessionToken"} answers {"SigninToken"} for valid, unexpired role
+        credentials (a SessionDuration is refused: AWS takes none with role credentials);
+        GET ?Action=login&Issuer&Destination&SigninToken redirects (302) to Destination
+        while the token is unused and under 15 minutes old. Logged like the AWS calls
+        (service "signin"), holdable by action; refusals answer a bare 400/403 like AWS."""
+        rid = str(uuid.uuid4())
+        entry = S.log_start(rid)
+        req = Req(rid, entry)
+        req.service = 'signin'
+        t0 = time.time()
+        status, body, hdrs = self._federation_inner(req)
+        with S.lock:
+            entry['status'] = status
+            entry['duration_ms'] = round((time.time() - t0) * 1000, 1)
+        log('#%d signin %s -> %d [%s]' % (entry['seq'], req.action or '?', status,
+                                           entry['principal'] or 'anonymous'))
+        self._send(status, body, 'application/json' if status == 200 else 'text/plain',
+                   [('x-amzn-RequestId', rid)] + hdrs)
+
+    def _federation_inner(self, req):
+        if self.command != 'GET':
+            return 405, 'GET only', []
+        q = dict(parse_qsl(self.path.partition('?')[2], keep_blank_values=True))
+        req.action = q.get('Action')
+        with S.lock:
+            req.entry['action'] = req.action
+            req.entry['service'] = 'signin'
+            req.entry['params'] = sorted(q)
+        call = H.take(req)
+        if call is not None:
+            H.wait(call)
+        if req.action == 'getSigninToken':
+            if 'SessionDuration' in q:
+                return 400, 'SessionDuration is not accepted with role credentials', []
+            try:
+                sess = json.loads(q.get('Session', ''))
+                akid, key, token = sess['sessionId'], sess['sessionKey'], sess['sessionToken']
+            except (ValueError, KeyError, TypeError):
+                return 400, 'Session must be JSON with sessionId, sessionKey, sessionToken', []
+            if set(sess) != {'sessionId', 'sessionKey', 'sessionToken'}:
+                return 400, 'unexpected keys in Session', []
+            pr, secret, expect = principal_for_key(akid)
+            if pr is None or pr.kind != 'session' or secret != key or expect != token:
+                return 403, 'invalid credentials', []
+            with S.lock:
+                req.entry['access_key_id'] = akid
+                req.entry['principal'] = pr.arn
+                if S.now() >= pr.cred['expiration']:
+                    return 403, 'expired credentials', []
+                t = secrets.token_urlsafe(48)
+                S.signin_tokens[t] = {'access_key_id': akid, 'arn': pr.arn,
+                                      'issued': S.now(), 'used': False}
+            return 200, json.dumps({'SigninToken': t}), []
+        if req.action == 'login':
+            dest, issuer, t = q.get('Destination'), q.get('Issuer'), q.get('SigninToken')
+            if not dest or not dest.startswith('https://') or not t or issuer is None:
+                return 400, 'login needs Destination (https://), Issuer and SigninToken', []
+            with S.lock:
+                tok = S.signin_tokens.get(t)
+                if tok is None or tok['used'] or S.now() - tok['issued'] > 900:
+                    return 400, 'invalid or expired SigninToken', []
+                tok['used'] = True
+                req.entry['access_key_id'] = tok['access_key_id']
+                req.entry['principal'] = tok['arn']
+                S.consoles.append({'access_key_id': tok['access_key_id'], 'arn': tok['arn'],
+                                   'destination': dest, 'issuer': issuer, 'time': S.now()})
+            return 302, '', [('Location', dest)]
+        return 400, 'Action must be getSigninToken or login', []
 
     # control API -------------------------------------------------------------------------------
     def _control(self):
