@@ -13,6 +13,8 @@ pkgs=(
   # server and psql that the tests run in a temporary directory of their own
   # (tests/integration/pg.py; Debian's own cluster, if it made one, is not used).
   libpq-dev postgresql postgresql-client
+  # Time zones of auto-approval rules' hours (/usr/share/zoneinfo, read by tzone.c)
+  tzdata
   chromium
   # The fuzzers (make fuzz). libclang-rt-dev (Debian 12: libclang-rt-14-dev) ships
   # libclang_rt.fuzzer and the sanitizer runtimes; clang only recommends it, and

@@ -43,6 +43,25 @@ struct pol_rule {
 	size_t nfroms;
 };
 
+struct tzone;
+
+/*
+ * An auto-approval rule of a profile: a request that meets every condition given is
+ * approved by the rule, with no human. requesters is required; the rest are optional.
+ */
+struct pol_auto_rule {
+	char *name;                     /* "name", else "auto_approve[i]" */
+	char **requesters;              /* principals */
+	size_t nrequesters;
+	int64_t max_duration;           /* seconds; 0: the profile's max_duration */
+	char *ticket_pattern;           /* POSIX ERE or NULL */
+	regex_t ticket_re;              /* compiled iff ticket_pattern != NULL */
+	char *tz;                       /* "hours": IANA zone name, or NULL (no hours) */
+	struct tzone *zone;             /* loaded tz */
+	unsigned days;                  /* bit d = weekday d (0 Sunday) allowed */
+	int from_min, to_min;           /* minutes of the local day: from <= t < to */
+};
+
 struct pol_profile {
 	char *name;
 	char *description;              /* may be NULL */
@@ -74,6 +93,8 @@ struct pol_profile {
 	int64_t max_credential_duration;/* DurationSeconds ceiling for AssumeRole (default 3600) */
 	char *revocation_probe;         /* read-only action tried with an ended grant's own
 	                                 * credentials until AWS refuses it, or NULL */
+	struct pol_auto_rule *auto_rules;
+	size_t nauto_rules;
 };
 
 struct policy {
@@ -122,6 +143,15 @@ const struct pol_user *policy_user_by_key(const struct policy *p, const unsigned
  */
 enum el_err policy_check_request(const struct policy *p, const char *user, const char *profile,
     int64_t *duration, const char *reason, const char *ticket, struct el_why *w);
+
+/*
+ * The first auto-approval rule of profile pr that approves user's request for duration
+ * seconds with this ticket (may be NULL) at time now, or NULL: every rule's requesters,
+ * max_duration, ticket_pattern and hours (the zone's local day and time) must hold.
+ */
+const struct pol_auto_rule *policy_auto_rule(const struct policy *p,
+    const struct pol_profile *pr, const char *user, int64_t duration, const char *ticket,
+    int64_t now);
 
 /* May `approver` decide on a request of `requester` for `profile`? (self rule included) */
 enum el_err policy_check_approver(const struct policy *p, const char *profile,

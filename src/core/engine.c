@@ -529,6 +529,7 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	size_t nvoters = 0;
 	struct el_why w = {{0}};
 	struct policy *p;
+	json_t *auto_rule = NULL;
 	bool met;
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o,"
@@ -554,11 +555,15 @@ engine_request_json(struct engine *e, const struct store_request *r)
 			    "comment", ap[i].comment, "at", at, "via", ap[i].via));
 			if (voters != NULL && strcmp(ap[i].decision, "approve") == 0)
 				voters[nvoters++] = ap[i].approver;
+			if (strcmp(ap[i].via, "auto") == 0 && auto_rule == NULL)
+				auto_rule = json_string(ap[i].approver + 5);   /* "auto:" */
 		}
 	}
 	json_object_set_new(o, "approvals", arr);
+	json_object_set_new(o, "auto_approved", auto_rule != NULL ? auto_rule : json_null());
 	p = engine_policy(e);
-	met = policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
+	met = auto_rule != NULL ||
+	    policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
 	policy_release(p);
 	json_object_set_new(o, "quorum", json_pack("{s:b, s:s?}", "met", met,
 	    "missing", met ? NULL : w.msg));
@@ -684,14 +689,61 @@ make_id(char *buf, size_t len)
 }
 
 /*
- * Stores a new pending request (r's strings are borrowed) with its audit record and the
- * approvers' mails, in one transaction; requests and extensions alike.
+ * The auto-approval rule ar approves r, in the caller's transaction: its vote (approver
+ * "auto:RULE", via "auto"), request.auto_approved naming the rule and what it checked, and
+ * the quorum's transition to activating. *activate: mint after the commit.
  */
 static enum el_err
-insert_request(struct engine *e, const char *user, const struct store_request *r,
-    struct el_why *w)
+auto_approve(struct engine *e, const struct policy *p, struct store_request *r,
+    const struct pol_auto_rule *ar, bool *activate)
+{
+	struct store_approval a;
+	static const char *const dn[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+	json_t *data, *hours = NULL;
+	char from[24], to[24], days[32] = "";
+	enum el_err rc;
+	int d;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.approver, sizeof(a.approver), "auto:%s", ar->name);
+	el_strlcpy(a.decision, "approve", sizeof(a.decision));
+	el_strlcpy(a.via, "auto", sizeof(a.via));
+	a.at = el_now();
+	if ((rc = store_approval_insert(e->store, r->id, &a)) != EL_OK)
+		return rc;
+	if (ar->tz != NULL) {
+		snprintf(from, sizeof(from), "%02d:%02d", ar->from_min / 60, ar->from_min % 60);
+		snprintf(to, sizeof(to), "%02d:%02d", ar->to_min / 60, ar->to_min % 60);
+		for (d = 0; d < 7; d++)
+			if (ar->days & (1u << d))
+				snprintf(days + strlen(days), sizeof(days) - strlen(days), "%s%s",
+				    days[0] != '\0' ? "," : "", dn[d]);
+		hours = json_pack("{s:s, s:s, s:s, s:s}", "tz", ar->tz, "days", days,
+		    "from", from, "to", to);
+	}
+	data = json_pack("{s:s, s:I, s:s?, s:o?}", "rule", ar->name, "max_duration",
+	    (json_int_t)ar->max_duration, "ticket_pattern", ar->ticket_pattern, "hours", hours);
+	rc = engine_audit(e, "system", "request.auto_approved", r->id, data);
+	json_decref(data);
+	if (rc != EL_OK)
+		return rc;
+	r->decided_at = a.at;
+	atomic_fetch_add(&e->approvals_total, 1);
+	return engine_quorum_reached(e, p, r, "system", activate);
+}
+
+/*
+ * Stores a new pending request (r's strings are borrowed) with its audit record and the
+ * approvers' mails, in one transaction; requests and extensions alike. With an
+ * auto-approval rule ar, the rule approves it in the same transaction instead (no mail to
+ * approvers) and the minting starts after the commit.
+ */
+static enum el_err
+insert_request(struct engine *e, const char *user, struct store_request *r,
+    const struct policy *p, const struct pol_auto_rule *ar, struct el_why *w)
 {
 	json_t *data;
+	bool activate = false;
 	enum el_err rc;
 
 	data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?}", "profile", r->profile,
@@ -705,7 +757,8 @@ insert_request(struct engine *e, const char *user, const struct store_request *r
 	}
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
-	    (rc = engine_notify_approvers(e, r)) != EL_OK) {
+	    (rc = ar != NULL ? auto_approve(e, p, r, ar, &activate) :
+	    engine_notify_approvers(e, r)) != EL_OK) {
 		engine_tx_rollback(e);
 		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
 		    el_strerror(rc));
@@ -715,9 +768,13 @@ insert_request(struct engine *e, const char *user, const struct store_request *r
 		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
 	}
-	log_info("request %s created by %s for %s (%llds)%s%s", r->id, user, r->profile,
+	log_info("request %s created by %s for %s (%llds)%s%s%s%s", r->id, user, r->profile,
 	    (long long)r->duration, r->parent_id ? ", extending " : "",
-	    r->parent_id ? r->parent_id : "");
+	    r->parent_id ? r->parent_id : "", ar != NULL ? ", auto-approved by rule " : "",
+	    ar != NULL ? ar->name : "");
+	if (activate && !engine_activate_async(e, r->id))
+		log_warn("request %s: no worker for its activation now; the reaper resumes it "
+		    "within %d s", r->id, ACTIVATION_LEASE);
 	engine_wake_reaper(e);
 out:
 	json_decref(data);
@@ -753,7 +810,8 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
 	r.created_at = now;
 	r.pending_until = now + pp->pending_ttl;
-	if ((rc = insert_request(e, user, &r, w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, policy_auto_rule(p, pp, user, duration,
+	    r.ticket, now), w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);
 out:
@@ -1317,7 +1375,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	if (r.pending_until > parent.window_end)
 		r.pending_until = parent.window_end;   /* an extension of an ended grant is moot */
 	r.parent_id = parent.id;
-	if ((rc = insert_request(e, user, &r, w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, NULL, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);   /* r borrows parent's strings: before freeing */
 out:

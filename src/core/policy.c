@@ -12,6 +12,7 @@
 
 #include "elevate/el.h"
 #include "elevate/policy.h"
+#include "elevate/tzone.h"
 #include "elevate/schema.h"
 #include "policy_int.h"
 
@@ -69,6 +70,18 @@ policy_free(struct policy *p)
 		free(pr->role_name);
 		free(pr->region);
 		free(pr->revocation_probe);
+		for (j = 0; j < pr->nauto_rules; j++) {
+			struct pol_auto_rule *ar = &pr->auto_rules[j];
+
+			free(ar->name);
+			el_strv_free(ar->requesters, ar->nrequesters);
+			if (ar->ticket_pattern != NULL)
+				regfree(&ar->ticket_re);
+			free(ar->ticket_pattern);
+			free(ar->tz);
+			tzone_free(ar->zone);
+		}
+		free(pr->auto_rules);
 		el_strv_free(pr->requesters, pr->nrequesters);
 		el_strv_free(pr->approvers, pr->napprovers);
 		for (j = 0; j < pr->nrules; j++)
@@ -213,6 +226,39 @@ in_requesters(const struct policy *p, const struct pol_profile *pr, const char *
 		if (policy_principal_has(p, pr->requesters[i], user))
 			return true;
 	return false;
+}
+
+const struct pol_auto_rule *
+policy_auto_rule(const struct policy *p, const struct pol_profile *pr, const char *user,
+    int64_t duration, const char *ticket, int64_t now)
+{
+	const struct pol_auto_rule *ar;
+	struct tm tm;
+	size_t i, j;
+	int min;
+
+	for (i = 0; i < pr->nauto_rules; i++) {
+		ar = &pr->auto_rules[i];
+		for (j = 0; j < ar->nrequesters; j++)
+			if (policy_principal_has(p, ar->requesters[j], user))
+				break;
+		if (j == ar->nrequesters)
+			continue;
+		if (duration > (ar->max_duration > 0 ? ar->max_duration : pr->max_duration))
+			continue;
+		if (ar->ticket_pattern != NULL && (ticket == NULL || *ticket == '\0' ||
+		    regexec(&ar->ticket_re, ticket, 0, NULL, 0) != 0))
+			continue;
+		if (ar->zone != NULL) {
+			tzone_local(ar->zone, now, &tm, NULL);
+			min = tm.tm_hour * 60 + tm.tm_min;
+			if (!(ar->days & (1u << tm.tm_wday)) || min < ar->from_min ||
+			    min >= ar->to_min)
+				continue;
+		}
+		return ar;
+	}
+	return NULL;
 }
 
 /* Length in characters (UTF-8 code points) of s without leading/trailing white space. */

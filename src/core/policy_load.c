@@ -25,6 +25,7 @@
 #include "elevate/log.h"
 #include "elevate/policy.h"
 #include "elevate/schema.h"
+#include "elevate/tzone.h"
 #include "policy_int.h"
 
 #define POLICY_MAX_TOTAL (16 * 1024 * 1024)   /* all files of a directory together */
@@ -576,6 +577,209 @@ set_approvers(struct schema_ctx *c, const struct schema_field *f, const char *pa
 	L->approvers_form = 2;
 }
 
+/* ------------------------------------------------------------------ auto_approve */
+
+#define AUTO_RULES_MAX 16
+#define AO(m) offsetof(struct pol_auto_rule, m)
+
+static const char *const day_names[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+static int
+day_of(const char *s, size_t n)
+{
+	int d;
+
+	for (d = 0; d < 7; d++)
+		if (n == 3 && strncasecmp(s, day_names[d], 3) == 0)
+			return d;
+	return -1;
+}
+
+/* "mon-fri", "mon,wed,fri", "fri-mon" (wraps), "sat-sun,wed": a bit per weekday. */
+static bool
+parse_days(const char *s, unsigned *out)
+{
+	const char *p = s, *comma, *dash;
+	int a, b;
+
+	*out = 0;
+	while (*p != '\0') {
+		comma = strchr(p, ',');
+		if (comma == NULL)
+			comma = p + strlen(p);
+		dash = memchr(p, '-', (size_t)(comma - p));
+		if (dash == NULL) {
+			if ((a = day_of(p, (size_t)(comma - p))) < 0)
+				return false;
+			b = a;
+		} else if ((a = day_of(p, (size_t)(dash - p))) < 0 ||
+		    (b = day_of(dash + 1, (size_t)(comma - dash - 1))) < 0)
+			return false;
+		for (;; a = (a + 1) % 7) {
+			*out |= 1u << a;
+			if (a == b)
+				break;
+		}
+		p = *comma == ',' ? comma + 1 : comma;
+		if (*comma == ',' && *p == '\0')
+			return false;
+	}
+	return *out != 0;
+}
+
+/* "HH:MM" (00:00 to 24:00) as minutes of the day, or -1. */
+static int
+parse_hhmm(const char *s)
+{
+	int h, m;
+
+	if (strlen(s) != 5 || s[2] != ':' || s[0] < '0' || s[0] > '9' || s[1] < '0' ||
+	    s[1] > '9' || s[3] < '0' || s[3] > '5' || s[4] < '0' || s[4] > '9')
+		return -1;
+	h = (s[0] - '0') * 10 + (s[1] - '0');
+	m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 24 || (h == 24 && m != 0))
+		return -1;
+	return h * 60 + m;
+}
+
+/* "hours": {"tz": "Asia/Tokyo", "days": "mon-fri", "from": "09:00", "to": "19:00"} */
+static void
+set_hours(struct schema_ctx *c, const struct schema_field *f, const char *path, json_t *v,
+    void *dst)
+{
+	struct pol_auto_rule *ar = dst;
+	struct el_why w = {{0}};
+	char kp[SCHEMA_PATH_LEN], q[SCHEMA_SHOW_LEN];
+	const char *k, *tz, *days, *from, *to;
+	json_t *x;
+
+	(void)f;
+	if (!json_is_object(v)) {
+		schema_wrong_type(c, path, "an object {\"tz\", \"days\", \"from\", \"to\"}", v);
+		return;
+	}
+	json_object_foreach(v, k, x) {
+		if (strcmp(k, "tz") != 0 && strcmp(k, "days") != 0 && strcmp(k, "from") != 0 &&
+		    strcmp(k, "to") != 0) {
+			schema_path_key(kp, sizeof(kp), path, k);
+			schema_problem(c, kp, "unknown key (hours takes tz, days, from and to)");
+			return;
+		}
+		if (!json_is_string(x) || json_string_length(x) > TZONE_NAME_MAX) {
+			schema_path_key(kp, sizeof(kp), path, k);
+			schema_wrong_type(c, kp, "a string of at most 64 characters", x);
+			return;
+		}
+	}
+	tz = json_string_value(json_object_get(v, "tz"));
+	days = json_string_value(json_object_get(v, "days"));
+	from = json_string_value(json_object_get(v, "from"));
+	to = json_string_value(json_object_get(v, "to"));
+	if (tz == NULL || from == NULL || to == NULL) {
+		schema_problem(c, path, "needs tz (like \"Asia/Tokyo\"), from and to (\"HH:MM\"); "
+		    "days is optional (default mon-sun)");
+		return;
+	}
+	schema_path_key(kp, sizeof(kp), path, "tz");
+	if (tzone_load(NULL, tz, &ar->zone, &w) != EL_OK) {
+		schema_problem(c, kp, "%s", w.msg);
+		return;
+	}
+	schema_path_key(kp, sizeof(kp), path, "days");
+	if (days == NULL)
+		ar->days = 0x7f;
+	else if (!parse_days(days, &ar->days)) {
+		schema_problem(c, kp, "\"%s\" is not a list of days (like \"mon-fri\" or "
+		    "\"mon,wed,sat-sun\")", schema_show(q, sizeof(q), days));
+		return;
+	}
+	ar->from_min = parse_hhmm(from);
+	ar->to_min = parse_hhmm(to);
+	if (ar->from_min < 0 || ar->to_min < 0) {
+		schema_path_key(kp, sizeof(kp), path, ar->from_min < 0 ? "from" : "to");
+		schema_problem(c, kp, "\"%s\" is not a time of day HH:MM (00:00 to 24:00)",
+		    schema_show(q, sizeof(q), ar->from_min < 0 ? from : to));
+		return;
+	}
+	if (ar->from_min >= ar->to_min) {
+		schema_path_key(kp, sizeof(kp), path, "to");
+		schema_problem(c, kp, "%s is not after from %s: a window over midnight is two "
+		    "rules (one to 24:00, one from 00:00)", to, from);
+		return;
+	}
+	if ((ar->tz = strdup(tz)) == NULL)
+		schema_oom(c);
+}
+
+static bool
+check_rule_name(struct schema_ctx *c, const char *path, const char *s)
+{
+	return check_name(c, path, s, "rule");
+}
+
+static const struct schema_field auto_fields[] = {
+	{ .key = "name", .kind = SF_STR, .min = 1, .max = POLICY_NAME_MAX, .off = AO(name),
+	  .check = check_rule_name },
+	{ .key = "requesters", .kind = SF_STRLIST, .required = true, .min = 1, .max = 256,
+	  .off = AO(requesters), .off2 = AO(nrequesters), .check = check_principal },
+	{ .key = "max_duration", .kind = SF_DURATION, .min = 60, .max = WINDOW_MAX,
+	  .off = AO(max_duration) },
+	{ .key = "ticket_pattern", .kind = SF_STR, .min = 1, .max = 256,
+	  .off = AO(ticket_pattern), .check = check_ticket_pattern },
+	{ .key = "hours", .kind = SF_CUSTOM, .custom = set_hours },
+};
+static const struct schema auto_spec = SCHEMA(auto_fields);
+
+/* "auto_approve": [rule, ...]: when no human is needed (struct pol_auto_rule). */
+static void
+set_auto_approve(struct schema_ctx *c, const struct schema_field *f, const char *path,
+    json_t *v, void *dst)
+{
+	struct pol_profile *pr = dst;
+	char ip[SCHEMA_PATH_LEN], b1[48];
+	json_t *it;
+	size_t i, n;
+
+	(void)f;
+	if (!json_is_array(v)) {
+		schema_wrong_type(c, path, "a list of rules {\"requesters\", \"max_duration\"?, "
+		    "\"ticket_pattern\"?, \"hours\"?}", v);
+		return;
+	}
+	if ((n = json_array_size(v)) > AUTO_RULES_MAX) {
+		schema_problem(c, path, "lists %zu rules; at most %d are allowed", n,
+		    AUTO_RULES_MAX);
+		return;
+	}
+	if (n == 0 || (pr->auto_rules = calloc(n, sizeof(*pr->auto_rules))) == NULL) {
+		if (n > 0)
+			schema_oom(c);
+		return;
+	}
+	pr->nauto_rules = n;
+	json_array_foreach(v, i, it) {
+		struct pol_auto_rule *ar = &pr->auto_rules[i];
+
+		schema_path_idx(ip, sizeof(ip), path, i);
+		if (!json_is_object(it)) {
+			schema_wrong_type(c, ip, "a rule {\"requesters\": [...], ...}", it);
+			continue;
+		}
+		schema_apply(c, &auto_spec, it, ip, ar);
+		if (ar->name == NULL) {
+			snprintf(b1, sizeof(b1), "auto_approve[%zu]", i);
+			if ((ar->name = strdup(b1)) == NULL)
+				schema_oom(c);
+		}
+		if (ar->ticket_pattern != NULL &&
+		    regcomp(&ar->ticket_re, ar->ticket_pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+			free(ar->ticket_pattern);
+			ar->ticket_pattern = NULL;
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ the tables */
 
 #define UO(m) offsetof(struct pol_user, m)
@@ -634,9 +838,7 @@ static const struct schema_field profile_fields[] = {
 	  .dflt = "1h", .off = PO(max_credential_duration) },
 	{ .key = "revocation_probe", .kind = SF_STR, .null_ok = true, .min = 1, .max = 64,
 	  .off = PO(revocation_probe), .check = check_probe },
-	{ .key = "auto_approve", .kind = SF_REJECT,
-	  .why = "auto-approval is not supported yet; remove auto_approve (every request "
-	  "needs its approvals)" },
+	{ .key = "auto_approve", .kind = SF_CUSTOM, .custom = set_auto_approve },
 };
 static const struct schema profile_spec = SCHEMA(profile_fields);
 
@@ -1035,6 +1237,22 @@ finish_profile(struct loader *L, struct pol_profile *pr, const char *path,
 		el_format_duration(pr->max_duration, b2, sizeof(b2));
 		schema_path_key(fp, sizeof(fp), path, "default_duration");
 		schema_problem(&L->sc, fp, "%s is longer than max_duration %s", b1, b2);
+	}
+
+	for (i = 0; i < pr->nauto_rules; i++) {
+		const struct pol_auto_rule *ar = &pr->auto_rules[i];
+
+		if (ar->max_duration > pr->max_duration && schema_ok(s, a, "max_duration")) {
+			char ip[SCHEMA_PATH_LEN];
+
+			el_format_duration(ar->max_duration, b1, sizeof(b1));
+			el_format_duration(pr->max_duration, b2, sizeof(b2));
+			schema_path_key(fp, sizeof(fp), path, "auto_approve");
+			schema_path_idx(ip, sizeof(ip), fp, i);
+			schema_path_key(fp, sizeof(fp), ip, "max_duration");
+			schema_problem(&L->sc, fp, "%s is longer than the profile's max_duration %s",
+			    b1, b2);
+		}
 	}
 
 	/* Validated by check_ticket_pattern; keep "ticket_re compiled iff pattern set". */

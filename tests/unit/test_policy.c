@@ -179,9 +179,17 @@ static struct load_case load_cases[] = {
 	{ "load: principal of an unknown kind",
 	  DOCP(ARN ", " REQ ", \"approvers\": [\"role:admin\"]"),
 	  { "$.profiles.p.approvers[0]: \"role:admin\" is not a principal" } },
-	{ "load: auto_approve is refused",
+	{ "load: auto_approve not a list",
 	  DOCP(P_MIN ", \"auto_approve\": {\"from\": \"group:sre-leads\"}"),
-	  { "$.profiles.p.auto_approve: auto-approval is not supported yet" } },
+	  { "$.profiles.p.auto_approve: expected a list of rules" } },
+	{ "load: auto_approve rules that cannot hold",
+	  DOCP(P_MIN ", \"auto_approve\": [{\"requesters\": [\"alice\"], \"hours\": "
+	  "{\"tz\": \"UTC\", \"from\": \"9:00\", \"to\": \"17:00\"}}, {\"requesters\": "
+	  "[\"alice\"], \"hours\": {\"tz\": \"UTC\", \"from\": \"09:00\", \"to\": \"24:01\"}},"
+	  " {\"hours\": {\"tz\": \"UTC\", \"from\": \"09:00\", \"to\": \"17:00\"}}]"),
+	  { "$.profiles.p.auto_approve[0].hours.from: \"9:00\" is not a time of day",
+	    "$.profiles.p.auto_approve[1].hours.to: \"24:01\" is not a time of day",
+	    "$.profiles.p.auto_approve[2]: missing required key \"requesters\"" } },
 	{ "load: missing required role_arn",
 	  DOCP(REQ ", " APP),
 	  { "$.profiles.p: missing required key \"role_arn\"" } },
@@ -230,6 +238,57 @@ run_load_case(void **state)
 			fail_msg("wanted \"%s\" among:\n%s", c->want[i], text);
 	}
 	free(text);
+	diags_free(&d);
+}
+
+/* ------------------------------------------------------------------ auto-approval */
+
+/* policy_auto_rule at fixed instants: the first rule that holds wins; hours are local to
+ * the rule's zone (Tokyo is UTC+9, no DST), days wrap (fri-mon), "to" is exclusive and may
+ * be 24:00. 2026-12-04 is a Friday. */
+static void
+test_auto_rule(void **state)
+{
+	static const char doc[] = DOCP(P_MIN ", \"max_duration\": \"2h\", \"auto_approve\": ["
+	    "{\"name\": \"office\", \"requesters\": [\"group:engineers\"], \"max_duration\": "
+	    "\"30m\", \"ticket_pattern\": \"^INC-[0-9]+$\", \"hours\": {\"tz\": \"Asia/Tokyo\", "
+	    "\"days\": \"mon-fri\", \"from\": \"09:00\", \"to\": \"19:00\"}}, "
+	    "{\"name\": \"late\", \"requesters\": [\"frank\"], \"hours\": {\"tz\": "
+	    "\"Asia/Tokyo\", \"days\": \"fri-mon\", \"from\": \"22:00\", \"to\": \"24:00\"}}]");
+	/* 2026-12-04 Friday: 00:00 UTC = 09:00 JST */
+	const int64_t fri9 = 1796342400;
+	const struct pol_auto_rule *ar;
+	const struct pol_profile *pr;
+	struct policy *p = NULL;
+	struct diags d;
+
+	(void)state;
+	diags_init(&d);
+	if (policy_load_string(doc, "t.json", &p, &d) != EL_OK) {
+		char *t = diags_text(&d);
+		fail_msg("%s", t);
+	}
+	pr = policy_profile(p, "p");
+	assert_int_equal(pr->nauto_rules, 2);
+	assert_non_null(ar = policy_auto_rule(p, pr, "alice", 1800, "INC-1", fri9));
+	assert_string_equal(ar->name, "office");
+	assert_null(policy_auto_rule(p, pr, "alice", 1800, "INC-1", fri9 - 1));  /* 08:59:59 */
+	assert_non_null(policy_auto_rule(p, pr, "alice", 1800, "INC-1", fri9 + 10 * 3600 - 1));
+	assert_null(policy_auto_rule(p, pr, "alice", 1800, "INC-1", fri9 + 10 * 3600)); /* 19:00 */
+	assert_null(policy_auto_rule(p, pr, "alice", 1801, "INC-1", fri9));       /* > 30m */
+	assert_null(policy_auto_rule(p, pr, "alice", 1800, "CHG-1", fri9));       /* ticket */
+	assert_null(policy_auto_rule(p, pr, "alice", 1800, NULL, fri9));
+	assert_null(policy_auto_rule(p, pr, "carol", 1800, "INC-1", fri9));       /* requester */
+	assert_null(policy_auto_rule(p, pr, "alice", 1800, "INC-1", fri9 + 86400)); /* Saturday */
+	/* frank is in engineers too: office first, then late (no ticket, up to the profile's
+	 * 2h) on Friday to Monday from 22:00 until midnight, Tokyo time */
+	assert_null(policy_auto_rule(p, pr, "frank", 7200, NULL, fri9));
+	assert_non_null(ar = policy_auto_rule(p, pr, "frank", 7200, NULL, fri9 + 13 * 3600));
+	assert_string_equal(ar->name, "late");
+	assert_non_null(policy_auto_rule(p, pr, "frank", 7200, NULL, fri9 + 15 * 3600 - 1));
+	assert_non_null(policy_auto_rule(p, pr, "frank", 7200, NULL, fri9 + 3 * 86400 + 13 * 3600));
+	assert_null(policy_auto_rule(p, pr, "frank", 7200, NULL, fri9 + 4 * 86400 + 13 * 3600));
+	policy_release(p);
 	diags_free(&d);
 }
 
@@ -824,6 +883,7 @@ main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_load_defaults),
+		cmocka_unit_test(test_auto_rule),
 		cmocka_unit_test(test_load_rules_and_lookups),
 		cmocka_unit_test(test_load_example),
 		cmocka_unit_test(test_dir_merges_files),
