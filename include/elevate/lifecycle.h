@@ -34,6 +34,7 @@ enum req_event {
 	EV_REVOKE,       /* early end, asked by a person */
 	EV_WINDOW_END,
 	EV_REVOKED,      /* sessions terminated, credentials denied: access is over */
+	EV_BREAK_GLASS,  /* an emergency request: active at once, reviewed afterwards */
 	EV__COUNT
 };
 

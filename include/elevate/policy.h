@@ -62,6 +62,18 @@ struct pol_auto_rule {
 	int from_min, to_min;           /* minutes of the local day: from <= t < to */
 };
 
+/* A profile's break-glass: who may take the role at once, without approval, for how long;
+ * who is told (besides the auditors); how soon an approver must review it afterwards. */
+struct pol_glass {
+	bool on;                        /* the profile allows break-glass */
+	char **requesters;
+	size_t nrequesters;
+	int64_t max_duration;           /* seconds; 0: the profile's max_duration */
+	char **notify;                  /* principals; none: the profile's approvers */
+	size_t nnotify;
+	int64_t review_within;          /* seconds */
+};
+
 struct pol_profile {
 	char *name;
 	char *description;              /* may be NULL */
@@ -95,6 +107,7 @@ struct pol_profile {
 	                                 * credentials until AWS refuses it, or NULL */
 	struct pol_auto_rule *auto_rules;
 	size_t nauto_rules;
+	struct pol_glass glass;
 };
 
 struct policy {
@@ -152,6 +165,15 @@ enum el_err policy_check_request(const struct policy *p, const char *user, const
 const struct pol_auto_rule *policy_auto_rule(const struct policy *p,
     const struct pol_profile *pr, const char *user, int64_t duration, const char *ticket,
     int64_t now);
+
+/*
+ * May `user` take `profile` by break-glass for `*duration` seconds (0: the profile's
+ * default, capped by break_glass.max_duration; written back) with this reason (required)
+ * and ticket (optional; checked against ticket_pattern when given)? EL_OK or EL_EPERM /
+ * EL_EINVAL with what to do.
+ */
+enum el_err policy_check_glass(const struct policy *p, const char *user, const char *profile,
+    int64_t *duration, const char *reason, const char *ticket, struct el_why *w);
 
 /* May `approver` decide on a request of `requester` for `profile`? (self rule included) */
 enum el_err policy_check_approver(const struct policy *p, const char *profile,

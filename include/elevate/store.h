@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 struct store;
 struct config;
@@ -142,6 +142,28 @@ struct store_approval {
 	char via[8];             /* "cli" | "email" */
 	int64_t at;
 };
+/* A break-glass grant's review (table glass): due, done (review "ratified" or "rejected",
+ * by whom, when) or escalated to the auditors. */
+struct store_glass {
+	int64_t review_due_at;
+	int64_t reviewed_at;     /* 0: not reviewed */
+	char reviewed_by[72];
+	char review[12];         /* "", "ratified", "rejected" */
+	int64_t escalated_at;    /* 0: not escalated */
+};
+enum el_err store_glass_insert(struct store *s, const char *request_id, int64_t review_due_at);
+/* EL_ENOENT: not a break-glass request. */
+enum el_err store_glass_get(struct store *s, const char *request_id, struct store_glass *g);
+/* Records the review once: EL_ESTATE if it was reviewed already. */
+enum el_err store_glass_review(struct store *s, const char *request_id, const char *by,
+    const char *review, int64_t at);
+/* Marks an unreviewed one escalated: EL_ESTATE if reviewed or escalated meanwhile. */
+enum el_err store_glass_escalate(struct store *s, const char *request_id, int64_t at);
+/* Unreviewed, unescalated break-glass grants whose review is due by now (oldest first). */
+enum el_err store_glass_due(struct store *s, int64_t now, int limit, char ***ids, size_t *n);
+/* The earliest review due of those (INT64_MAX: none). */
+enum el_err store_glass_next_due(struct store *s, int64_t *t);
+
 /* EL_EEXIST if this approver has already decided this request. */
 enum el_err store_approval_insert(struct store *s, const char *request_id,
     const struct store_approval *a);

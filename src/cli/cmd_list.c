@@ -73,7 +73,7 @@ print_table(const json_t *list)
 	};
 	struct output_table *t;
 	const json_t *r;
-	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8];
+	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8], st[32];
 	const char *cells[7];
 	int64_t now = el_now();
 	size_t i;
@@ -92,6 +92,11 @@ print_table(const json_t *list)
 		cells[1] = output_str(r, "profile");
 		cells[2] = output_str(r, "requester");
 		cells[3] = output_str(r, "state");
+		if (json_is_object(json_object_get(r, "break_glass"))) {
+			/* marked where the eye goes: the state column */
+			snprintf(st, sizeof(st), "%s!glass", cells[3] ? cells[3] : "?");
+			cells[3] = st;
+		}
 		cells[4] = output_int(r, "duration", 0) > 0 ? dur : "-";
 		cells[5] = wa;
 		cells[6] = reason;

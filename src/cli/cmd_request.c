@@ -22,7 +22,7 @@ static int request_run(int, char **);
 const struct cli_cmd cmd_request = {
 	.name = "request",
 	.usage = "elevate request PROFILE --for DUR --reason TEXT [--ticket T] "
-	    "[--wait [--timeout DUR]]",
+	    "[--break-glass] [--wait [--timeout DUR]]",
 	.summary = "ask for a role for a bounded time",
 	.run = request_run,
 };
@@ -37,6 +37,11 @@ request_help(void)
 	    "                   omitted; the policy caps it)\n"
 	    "  --reason TEXT    why, shown to the approvers (at most %d characters)\n"
 	    "  --ticket T       a ticket reference, when the profile asks for one\n"
+	    "  --break-glass    an emergency: active at once without approval, where the\n"
+	    "                   profile allows it (break_glass in the policy). The\n"
+	    "                   approvers and the security team are told at once and an\n"
+	    "                   approver reviews it afterwards: deny revokes it. Needs a\n"
+	    "                   reason.\n"
 	    "  --wait           wait for the decision and, once approved, for the broker to\n"
 	    "                   mint the credentials; exit 0 once active, %d when denied,\n"
 	    "                   cancelled, lapsed or failed, %d on timeout. Ctrl-C stops\n"
@@ -56,6 +61,7 @@ request_run(int argc, char **argv)
 		{"reason", required_argument, NULL, 'r'},
 		{"ticket", required_argument, NULL, 't'},
 		{"wait", no_argument, NULL, 'w'},
+		{"break-glass", no_argument, NULL, 'B'},
 		{"timeout", required_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
@@ -65,7 +71,7 @@ request_run(int argc, char **argv)
 	int64_t secs, timeout = 0;
 	struct api *a = NULL;
 	json_t *body = NULL, *req = NULL;
-	int ch, wait = 0, rc;
+	int ch, wait = 0, glass = 0, rc;
 
 	while ((ch = getopt_long(argc, argv, "f:r:t:wT:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -73,6 +79,7 @@ request_run(int argc, char **argv)
 		case 'r': reason = optarg; break;
 		case 't': ticket = optarg; break;
 		case 'w': wait = 1; break;
+		case 'B': glass = 1; break;
 		case 'T':
 			if (el_parse_duration(optarg, &timeout) != EL_OK)
 				return output_usage(&cmd_request, "--timeout: not a duration: "
@@ -99,11 +106,15 @@ request_run(int argc, char **argv)
 		    TICKET_MAX);
 	if (timeout > 0 && !wait)
 		return output_usage(&cmd_request, "--timeout goes with --wait");
+	if (glass && (reason == NULL || *reason == '\0'))
+		return output_usage(&cmd_request, "--break-glass needs --reason: say what the "
+		    "emergency is");
 	if ((body = json_object()) == NULL ||
 	    json_object_set_new(body, "profile", json_string(profile)) != 0 ||
 	    (dur != NULL && json_object_set_new(body, "duration", json_string(dur)) != 0) ||
 	    (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0) ||
-	    (ticket != NULL && json_object_set_new(body, "ticket", json_string(ticket)) != 0)) {
+	    (ticket != NULL && json_object_set_new(body, "ticket", json_string(ticket)) != 0) ||
+	    (glass && json_object_set_new(body, "break_glass", json_true()) != 0)) {
 		/* json_string() refuses text that is not UTF-8 */
 		json_decref(body);
 		return output_usage(&cmd_request, "arguments must be valid UTF-8 text");
@@ -119,9 +130,12 @@ request_run(int argc, char **argv)
 		rc = CLI_ERR;
 		goto out;
 	}
-	if (wait && strcmp(st, "pending") == 0) {
+	if (glass && !output_json())
+		fprintf(stderr, "BREAK-GLASS: %s is active without approval; the approvers and "
+		    "the security team have been told, and an approver will review it\n", id);
+	if (wait && wait_undecided(req)) {
 		if (!output_json())
-			printf("%s  %s  pending\n", id, profile);
+			printf("%s  %s  %s\n", id, profile, st);
 		status_next(req, output_json() ? stderr : stdout);
 		fflush(stdout);
 		rc = wait_follow(a, &req, timeout, 1, 1);

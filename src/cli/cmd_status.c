@@ -263,6 +263,22 @@ print_detail(const json_t *req)
 	}
 	field_time("ended", req, "ended_at");
 	print_approvals(req);
+	if ((s = output_str(req, "auto_approved")) != NULL)
+		field("auto-approved", s);
+	if (json_is_object(g = json_object_get(req, "break_glass"))) {
+		const char *rv = output_str(g, "review");
+		char due[32];
+
+		el_format_time(output_time(g, "review_due_at"), due, sizeof(due));
+		if (rv != NULL)
+			snprintf(line, sizeof(line), "yes: %s by %s", rv,
+			    output_str(g, "reviewed_by") ? output_str(g, "reviewed_by") : "?");
+		else
+			snprintf(line, sizeof(line), "yes: NOT REVIEWED (due %s%s)", due,
+			    output_str(g, "escalated_at") ? "; escalated to the auditors" : "");
+		field("break-glass", line);
+	}
+	g = json_object_get(req, "grant");
 	if (json_is_object(q))
 		field("quorum", json_is_true(json_object_get(q, "met")) ? "met" :
 		    output_str(q, "missing") ? output_str(q, "missing") : "not met");

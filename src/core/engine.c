@@ -561,6 +561,7 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	}
 	json_object_set_new(o, "approvals", arr);
 	json_object_set_new(o, "auto_approved", auto_rule != NULL ? auto_rule : json_null());
+	json_object_set_new(o, "break_glass", engine_glass_json(e, r->id));
 	p = engine_policy(e);
 	met = auto_rule != NULL ||
 	    policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
@@ -676,6 +677,7 @@ static const struct schema_field create_fields[] = {
 	{ .key = "reason", .kind = SF_TEXT, .null_ok = true, .max = REASON_MAX },
 	{ .key = "ticket", .kind = SF_TEXT, .null_ok = true, .max = TICKET_MAX },
 	{ .key = "targets", .kind = SF_STRLIST, .null_ok = true, .max = 50, .item_max = 64 },
+	{ .key = "break_glass", .kind = SF_BOOL, .null_ok = true },
 };
 static const struct schema create_spec = SCHEMA(create_fields);
 
@@ -740,7 +742,7 @@ auto_approve(struct engine *e, const struct policy *p, struct store_request *r,
  */
 static enum el_err
 insert_request(struct engine *e, const char *user, struct store_request *r,
-    const struct policy *p, const struct pol_auto_rule *ar, struct el_why *w)
+    const struct policy *p, const struct pol_auto_rule *ar, bool glass, struct el_why *w)
 {
 	json_t *data;
 	bool activate = false;
@@ -749,6 +751,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?}", "profile", r->profile,
 	    "requester", r->requester, "duration", (json_int_t)r->duration, "reason", r->reason,
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
+	if (data != NULL && glass)
+		json_object_set_new(data, "break_glass", json_true());
 	if (data == NULL)
 		return EL_ENOMEM;
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
@@ -757,8 +761,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	}
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
-	    (rc = ar != NULL ? auto_approve(e, p, r, ar, &activate) :
-	    engine_notify_approvers(e, r)) != EL_OK) {
+	    (rc = glass ? engine_glass_begin(e, p, r, user) : ar != NULL ?
+	    auto_approve(e, p, r, ar, &activate) : engine_notify_approvers(e, r)) != EL_OK) {
 		engine_tx_rollback(e);
 		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
 		    el_strerror(rc));
@@ -767,6 +771,11 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	if ((rc = engine_tx_commit(e)) != EL_OK) {
 		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
+	}
+	if (glass) {
+		activate = true;
+		log_warn("request %s: %s broke the glass for %s (%llds): active without approval, "
+		    "to be reviewed", r->id, user, r->profile, (long long)r->duration);
 	}
 	log_info("request %s created by %s for %s (%llds)%s%s%s%s", r->id, user, r->profile,
 	    (long long)r->duration, r->parent_id ? ", extending " : "",
@@ -789,14 +798,17 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	const struct pol_profile *pp;
 	struct store_request r;
 	int64_t duration, now = el_now();
+	bool glass;
 	enum el_err rc;
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = jspec_check(body, &create_spec, w)) != EL_OK)
 		goto out;
 	duration = jspec_duration(body, "duration");
-	if ((rc = policy_check_request(p, user, jspec_str(body, "profile"), &duration,
-	    jspec_str(body, "reason"), jspec_str(body, "ticket"), w)) != EL_OK)
+	glass = json_is_true(json_object_get(body, "break_glass"));
+	if ((rc = (glass ? policy_check_glass : policy_check_request)(p, user,
+	    jspec_str(body, "profile"), &duration, jspec_str(body, "reason"),
+	    jspec_str(body, "ticket"), w)) != EL_OK)
 		goto out;
 	pp = policy_profile(p, jspec_str(body, "profile"));
 	make_id(r.id, sizeof(r.id));
@@ -810,8 +822,8 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
 	r.created_at = now;
 	r.pending_until = now + pp->pending_ttl;
-	if ((rc = insert_request(e, user, &r, p, policy_auto_rule(p, pp, user, duration,
-	    r.ticket, now), w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, glass ? NULL : policy_auto_rule(p, pp, user,
+	    duration, r.ticket, now), glass, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);
 out:
@@ -899,6 +911,10 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	bool met;
 
 	*activate = false;
+	/* Not pending: the review of a break-glass grant, or too late. */
+	if (r->state != RS_PENDING &&
+	    (rc = engine_glass_review(e, p, r, user, approve, comment, via, w)) != EL_ENOENT)
+		return rc;
 	if (r->state == RS_ACTIVATING)
 		return el_fail(w, EL_ESTATE, "request %s is activating: it was approved and its "
 		    "credentials are being minted, so it can no longer be %s; %s", r->id,
@@ -1375,7 +1391,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	if (r.pending_until > parent.window_end)
 		r.pending_until = parent.window_end;   /* an extension of an ended grant is moot */
 	r.parent_id = parent.id;
-	if ((rc = insert_request(e, user, &r, p, NULL, w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, NULL, false, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);   /* r borrows parent's strings: before freeing */
 out:

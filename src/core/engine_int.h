@@ -339,6 +339,22 @@ enum el_err engine_load_visible(struct engine *e, const struct policy *p, const 
 enum el_err engine_load_own(struct engine *e, const struct policy *p, const char *user,
     const char *id, const char *what, struct store_request *r, struct el_why *w);
 
+/* engine_glass.c */
+/* A new break-glass request r (pending, just inserted in the caller's transaction): its
+ * review row, pending -> activating (request.break_glass), the notice in the outbox. */
+enum el_err engine_glass_begin(struct engine *e, const struct policy *p,
+    struct store_request *r, const char *user);
+/* An approver's vote on a request that is no longer pending: the review of a break-glass
+ * grant (approve ratifies; deny rejects and revokes it at once); EL_ENOENT, with nothing
+ * said, when r is not a break-glass request. In the caller's transaction. */
+enum el_err engine_glass_review(struct engine *e, const struct policy *p,
+    struct store_request *r, const char *user, bool approve, const char *comment,
+    const char *via, struct el_why *w);
+/* The request's "break_glass" member: its review, or JSON null (new reference). */
+json_t *engine_glass_json(struct engine *e, const char *id);
+/* The reaper: unreviewed break-glass grants past review_within go to the auditors. */
+void engine_glass_escalate_due(struct engine *e, int64_t now);
+
 /* engine_sched.c */
 void *engine_reaper_main(void *arg);
 enum el_err engine_resume(struct engine *e);

@@ -210,6 +210,7 @@ grant_json(struct engine *e, const struct store_request *r, int64_t now_ms, json
 	    json_integer((r->ended_at > 0 && r->ended_at < r->window_end ? r->ended_at :
 	    r->window_end) - r->window_start) : json_integer(0));
 	add_end(g, r, revoke, ended_ms, now_ms, overdue);
+	json_object_set_new(g, "break_glass", engine_glass_json(e, r->id));
 	*out = g;
 out:
 	json_decref(receipt);

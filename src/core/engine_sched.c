@@ -193,6 +193,7 @@ sweep(struct engine *e)
 	lapse_due(e, now);
 	activate_due(e, now);
 	warn_due(e, now);
+	engine_glass_escalate_due(e, now);
 }
 
 /* Start-up: nothing is in flight in a new process, so every activation is due now. */
@@ -239,12 +240,15 @@ engine_reaper_main(void *arg)
 
 	for (;;) {
 		struct timespec ts;
-		int64_t next, summary;
+		int64_t next, summary, glass;
 
 		sweep(e);
 		summary = engine_refusals_flush(e, el_now(), false);
-		if (store_next_deadline(e->store, e->cfg->ending_soon, &next) != EL_OK)
+		if (store_next_deadline(e->store, e->cfg->ending_soon, &next) != EL_OK ||
+		    store_glass_next_due(e->store, &glass) != EL_OK)
 			next = el_now() + 1;   /* the store failed: look again soon, never never */
+		else if (glass < next)
+			next = glass;
 		if (e->sync_next_at > 0 && e->sync_next_at < next)
 			next = e->sync_next_at;
 		if (summary < next)

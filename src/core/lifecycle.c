@@ -30,6 +30,7 @@ static const char *const event_names[EV__COUNT] = {
 	[EV_REVOKE] = "revoke",
 	[EV_WINDOW_END] = "window_end",
 	[EV_REVOKED] = "revoked",
+	[EV_BREAK_GLASS] = "break_glass",
 };
 
 const struct lifecycle_transition lifecycle_table[] = {
@@ -38,6 +39,7 @@ const struct lifecycle_transition lifecycle_table[] = {
 	{RS_PENDING, EV_CANCEL, RS_CANCELLED, "request.cancelled"},
 	{RS_PENDING, EV_LAPSE, RS_LAPSED, "request.lapsed"},
 	{RS_PENDING, EV_FAIL, RS_FAILED, "request.failed"},
+	{RS_PENDING, EV_BREAK_GLASS, RS_ACTIVATING, "request.break_glass"},
 	{RS_ACTIVATING, EV_MINTED, RS_ACTIVE, "grant.activated"},
 	{RS_ACTIVATING, EV_APPLIED, RS_ENDED, "request.extension_applied"},
 	{RS_ACTIVATING, EV_FAIL, RS_FAILED, "request.failed"},

@@ -82,6 +82,8 @@ policy_free(struct policy *p)
 			tzone_free(ar->zone);
 		}
 		free(pr->auto_rules);
+		el_strv_free(pr->glass.requesters, pr->glass.nrequesters);
+		el_strv_free(pr->glass.notify, pr->glass.nnotify);
 		el_strv_free(pr->requesters, pr->nrequesters);
 		el_strv_free(pr->approvers, pr->napprovers);
 		for (j = 0; j < pr->nrules; j++)
@@ -280,14 +282,55 @@ trimmed_chars(const char *s, size_t *total)
 	return n;
 }
 
+/* The reason and ticket of a request for pr; need_ticket: a missing ticket is refused. */
+static enum el_err
+check_text(const struct pol_profile *pr, const char *reason, const char *ticket,
+    bool need_ticket, struct el_why *w)
+{
+	char q[SCHEMA_SHOW_LEN], pat[SCHEMA_SHOW_LEN] = "";
+	const char *c;
+	size_t total;
+
+	if (reason == NULL)
+		reason = "";
+	if (trimmed_chars(reason, &total) == 0 && pr->reason_required)
+		return el_fail(w, EL_EINVAL, "profile %s: a reason is required; say why you need "
+		    "access", pr->name);
+	if (total > REASON_MAX)
+		return el_fail(w, EL_EINVAL, "profile %s: the reason is %zu characters; at most "
+		    "%d are allowed", pr->name, total, REASON_MAX);
+	/* Reasons go into emails and pages: no control characters but line breaks and tabs. */
+	for (c = reason; *c != '\0'; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f)
+			return el_fail(w, EL_EINVAL, "profile %s: the reason contains a control "
+			    "character", pr->name);
+	if (ticket != NULL && ticket[0] == '\0')
+		ticket = NULL;
+	if (pr->ticket_pattern != NULL)
+		schema_show(pat, sizeof(pat), pr->ticket_pattern);
+	if (ticket == NULL) {
+		if (!need_ticket)
+			return EL_OK;
+		if (pr->ticket_pattern != NULL)
+			return el_fail(w, EL_EINVAL, "profile %s: a ticket matching %s is required",
+			    pr->name, pat);
+		return el_fail(w, EL_EINVAL, "profile %s: a ticket is required", pr->name);
+	}
+	if (strlen(ticket) > TICKET_MAX || schema_has_control(ticket))
+		return el_fail(w, EL_EINVAL, "profile %s: a ticket is at most %d characters "
+		    "without control characters", pr->name, TICKET_MAX);
+	if (pr->ticket_pattern != NULL && regexec(&pr->ticket_re, ticket, 0, NULL, 0) != 0)
+		return el_fail(w, EL_EINVAL, "profile %s: ticket \"%s\" does not match %s",
+		    pr->name, schema_show(q, sizeof(q), ticket), pat);
+	return EL_OK;
+}
+
 enum el_err
 policy_check_request(const struct policy *p, const char *user, const char *profile,
     int64_t *duration, const char *reason, const char *ticket, struct el_why *w)
 {
 	const struct pol_profile *pr;
-	char q[SCHEMA_SHOW_LEN], who[256], b1[32], b2[32], pat[SCHEMA_SHOW_LEN] = "";
-	const char *c;
-	size_t total;
+	char q[SCHEMA_SHOW_LEN], who[256], b1[32], b2[32];
 
 	if (p == NULL || user == NULL || profile == NULL || duration == NULL)
 		return el_fail(w, EL_EINVAL, "missing user, profile or duration");
@@ -310,37 +353,48 @@ policy_check_request(const struct policy *p, const char *user, const char *profi
 		return el_fail(w, EL_EINVAL, "profile %s: %s is longer than its max_duration %s",
 		    pr->name, b1, b2);
 	}
-	if (reason == NULL)
-		reason = "";
-	if (trimmed_chars(reason, &total) == 0 && pr->reason_required)
-		return el_fail(w, EL_EINVAL, "profile %s: a reason is required; say why you need "
-		    "access", pr->name);
-	if (total > REASON_MAX)
-		return el_fail(w, EL_EINVAL, "profile %s: the reason is %zu characters; at most "
-		    "%d are allowed", pr->name, total, REASON_MAX);
-	/* Reasons go into emails and pages: no control characters but line breaks and tabs. */
-	for (c = reason; *c != '\0'; c++)
-		if (((unsigned char)*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f)
-			return el_fail(w, EL_EINVAL, "profile %s: the reason contains a control "
-			    "character", pr->name);
-	if (ticket != NULL && ticket[0] == '\0')
-		ticket = NULL;
-	if (pr->ticket_pattern != NULL)
-		schema_show(pat, sizeof(pat), pr->ticket_pattern);
-	if (ticket == NULL) {
-		if (!pr->ticket_required)
-			return EL_OK;
-		if (pr->ticket_pattern != NULL)
-			return el_fail(w, EL_EINVAL, "profile %s: a ticket matching %s is required",
-			    pr->name, pat);
-		return el_fail(w, EL_EINVAL, "profile %s: a ticket is required", pr->name);
+	return check_text(pr, reason, ticket, pr->ticket_required, w);
+}
+
+enum el_err
+policy_check_glass(const struct policy *p, const char *user, const char *profile,
+    int64_t *duration, const char *reason, const char *ticket, struct el_why *w)
+{
+	const struct pol_profile *pr;
+	char q[SCHEMA_SHOW_LEN], who[256], b1[32], b2[32];
+	int64_t max;
+	size_t i, total;
+
+	if ((pr = policy_profile(p, profile)) == NULL)
+		return el_fail(w, EL_ENOENT, "no profile named \"%s\"",
+		    schema_show(q, sizeof(q), profile));
+	if (!pr->glass.on)
+		return el_fail(w, EL_EPERM, "profile %s does not allow break-glass: ask for it "
+		    "the usual way (elevate request %s ...)", pr->name, pr->name);
+	for (i = 0; i < pr->glass.nrequesters; i++)
+		if (policy_principal_has(p, pr->glass.requesters[i], user))
+			break;
+	if (i == pr->glass.nrequesters) {
+		policy_join(who, sizeof(who), pr->glass.requesters, pr->glass.nrequesters, ", ");
+		return el_fail(w, EL_EPERM, "profile %s: %s may not break glass (only %s may)",
+		    pr->name, schema_show(q, sizeof(q), user), who);
 	}
-	if (strlen(ticket) > TICKET_MAX || schema_has_control(ticket))
-		return el_fail(w, EL_EINVAL, "profile %s: a ticket is at most %d characters "
-		    "without control characters", pr->name, TICKET_MAX);
-	if (pr->ticket_pattern != NULL && regexec(&pr->ticket_re, ticket, 0, NULL, 0) != 0)
-		return el_fail(w, EL_EINVAL, "profile %s: ticket \"%s\" does not match %s",
-		    pr->name, schema_show(q, sizeof(q), ticket), pat);
-	return EL_OK;
+	if (reason == NULL || trimmed_chars(reason, &total) == 0)
+		return el_fail(w, EL_EINVAL, "profile %s: break-glass needs a reason: say what "
+		    "the emergency is (--reason)", pr->name);
+	max = pr->glass.max_duration > 0 ? pr->glass.max_duration : pr->max_duration;
+	if (*duration == 0)
+		*duration = pr->default_duration < max ? pr->default_duration : max;
+	if (*duration > max) {
+		el_format_duration(*duration, b1, sizeof(b1));
+		el_format_duration(max, b2, sizeof(b2));
+		return el_fail(w, EL_EINVAL, "profile %s: break-glass lasts at most %s; %s asked",
+		    pr->name, b2, b1);
+	}
+	if (*duration < 0)
+		return el_fail(w, EL_EINVAL, "profile %s: the duration must be positive",
+		    pr->name);
+	/* the reason and ticket rules of an ordinary request, a ticket being optional */
+	return check_text(pr, reason, ticket, false, w);
 }
 

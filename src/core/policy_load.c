@@ -780,6 +780,42 @@ set_auto_approve(struct schema_ctx *c, const struct schema_field *f, const char 
 	}
 }
 
+/* ------------------------------------------------------------------ break_glass */
+
+#define GO(m) offsetof(struct pol_glass, m)
+#define GLASS_REVIEW_DEFAULT (24 * 3600)
+
+static const struct schema_field glass_fields[] = {
+	{ .key = "requesters", .kind = SF_STRLIST, .required = true, .min = 1, .max = 256,
+	  .off = GO(requesters), .off2 = GO(nrequesters), .check = check_principal },
+	{ .key = "max_duration", .kind = SF_DURATION, .min = 60, .max = WINDOW_MAX,
+	  .off = GO(max_duration) },
+	{ .key = "notify", .kind = SF_STRLIST, .min = 1, .max = 64, .off = GO(notify),
+	  .off2 = GO(nnotify), .check = check_principal },
+	{ .key = "review_within", .kind = SF_DURATION, .min = 1, .max = 30 * 86400,
+	  .off = GO(review_within) },
+};
+static const struct schema glass_spec = SCHEMA(glass_fields);
+
+/* "break_glass": {"requesters", "max_duration"?, "notify"?, "review_within"?} */
+static void
+set_glass(struct schema_ctx *c, const struct schema_field *f, const char *path, json_t *v,
+    void *dst)
+{
+	struct pol_profile *pr = dst;
+
+	(void)f;
+	if (!json_is_object(v)) {
+		schema_wrong_type(c, path, "an object {\"requesters\", \"max_duration\"?, "
+		    "\"notify\"?, \"review_within\"?}", v);
+		return;
+	}
+	schema_apply(c, &glass_spec, v, path, &pr->glass);
+	if (pr->glass.review_within == 0)
+		pr->glass.review_within = GLASS_REVIEW_DEFAULT;
+	pr->glass.on = true;
+}
+
 /* ------------------------------------------------------------------ the tables */
 
 #define UO(m) offsetof(struct pol_user, m)
@@ -839,6 +875,7 @@ static const struct schema_field profile_fields[] = {
 	{ .key = "revocation_probe", .kind = SF_STR, .null_ok = true, .min = 1, .max = 64,
 	  .off = PO(revocation_probe), .check = check_probe },
 	{ .key = "auto_approve", .kind = SF_CUSTOM, .custom = set_auto_approve },
+	{ .key = "break_glass", .kind = SF_CUSTOM, .custom = set_glass },
 };
 static const struct schema profile_spec = SCHEMA(profile_fields);
 
@@ -1239,6 +1276,16 @@ finish_profile(struct loader *L, struct pol_profile *pr, const char *path,
 		schema_problem(&L->sc, fp, "%s is longer than max_duration %s", b1, b2);
 	}
 
+	if (pr->glass.max_duration > pr->max_duration && schema_ok(s, a, "max_duration")) {
+		el_format_duration(pr->glass.max_duration, b1, sizeof(b1));
+		el_format_duration(pr->max_duration, b2, sizeof(b2));
+		char gp[SCHEMA_PATH_LEN];
+
+		schema_path_key(gp, sizeof(gp), path, "break_glass");
+		schema_path_key(fp, sizeof(fp), gp, "max_duration");
+		schema_problem(&L->sc, fp, "%s is longer than the profile's max_duration %s", b1,
+		    b2);
+	}
 	for (i = 0; i < pr->nauto_rules; i++) {
 		const struct pol_auto_rule *ar = &pr->auto_rules[i];
 

@@ -1188,6 +1188,76 @@ store_nonce_prune(struct store *s, const char *kind, int64_t older_than)
 	    older_than);
 }
 
+/* ---- break-glass reviews ---- */
+
+enum el_err
+store_glass_insert(struct store *s, const char *request_id, int64_t review_due_at)
+{
+	return exec(s, "INSERT INTO glass (request_id, review_due_at) VALUES (?, ?)", "ti",
+	    request_id, review_due_at);
+}
+
+enum el_err
+store_glass_get(struct store *s, const char *request_id, struct store_glass *g)
+{
+	struct q q;
+	enum el_err r;
+
+	memset(g, 0, sizeof(*g));
+	if ((r = q_read(s, &q, "SELECT review_due_at, COALESCE(reviewed_at, 0),"
+	    " COALESCE(reviewed_by, ''), COALESCE(review, ''), COALESCE(escalated_at, 0)"
+	    " FROM glass WHERE request_id = ?", "t", request_id)) != EL_OK)
+		return r;
+	if ((r = one_row(&q, "glass")) == EL_OK) {
+		g->review_due_at = q_int(&q, 0);
+		g->reviewed_at = q_int(&q, 1);
+		col_copy(&q, 2, g->reviewed_by, sizeof(g->reviewed_by));
+		col_copy(&q, 3, g->review, sizeof(g->review));
+		g->escalated_at = q_int(&q, 4);
+	}
+	q_end(&q);
+	return r;
+}
+
+enum el_err
+store_glass_review(struct store *s, const char *request_id, const char *by,
+    const char *review, int64_t at)
+{
+	enum el_err r = exec_one(s, "UPDATE glass SET reviewed_at = ?, reviewed_by = ?,"
+	    " review = ? WHERE request_id = ? AND reviewed_at IS NULL", "ittt", at, by, review,
+	    request_id);
+	return r == EL_ENOENT ? EL_ESTATE : r;
+}
+
+enum el_err
+store_glass_escalate(struct store *s, const char *request_id, int64_t at)
+{
+	enum el_err r = exec_one(s, "UPDATE glass SET escalated_at = ? WHERE request_id = ?"
+	    " AND reviewed_at IS NULL AND escalated_at IS NULL", "it", at, request_id);
+	return r == EL_ENOENT ? EL_ESTATE : r;
+}
+
+enum el_err
+store_glass_due(struct store *s, int64_t now, int limit, char ***ids, size_t *n)
+{
+	struct q q;
+	enum el_err r;
+
+	/* the WHERE is the partial index's */
+	if ((r = q_read(s, &q, "SELECT request_id FROM glass WHERE reviewed_at IS NULL AND"
+	    " escalated_at IS NULL AND review_due_at <= ? ORDER BY review_due_at LIMIT ?", "ii",
+	    now, (int64_t)limit)) != EL_OK)
+		return r;
+	return collect_strings(&q, ids, n);
+}
+
+enum el_err
+store_glass_next_due(struct store *s, int64_t *t)
+{
+	return scalar_query(s, "next review due", INT64_MAX, t, "SELECT MIN(review_due_at)"
+	    " FROM glass WHERE reviewed_at IS NULL AND escalated_at IS NULL", NULL);
+}
+
 /* ---- outbox ---- */
 
 enum el_err

@@ -153,6 +153,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE revoked ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE nonces ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;",
+
+	/* 8 -> 9: break-glass grants and their review */
+	"CREATE TABLE glass ("
+	"  request_id " T " PRIMARY KEY REFERENCES requests(id), review_due_at BIGINT NOT NULL,"
+	"  reviewed_at BIGINT, reviewed_by " T ", review " T ", escalated_at BIGINT);"
+	"CREATE INDEX glass_unreviewed ON glass(review_due_at)"
+	"  WHERE reviewed_at IS NULL AND escalated_at IS NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

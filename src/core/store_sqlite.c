@@ -253,6 +253,13 @@ static const char *const migrations[] = {
 	"DROP TABLE nonces;"
 	"ALTER TABLE nonces_v8 RENAME TO nonces;"
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
+
+	/* 8 -> 9: break-glass grants and their review */
+	"CREATE TABLE glass ("
+	"  request_id TEXT PRIMARY KEY REFERENCES requests(id), review_due_at INTEGER NOT NULL,"
+	"  reviewed_at INTEGER, reviewed_by TEXT, review TEXT, escalated_at INTEGER);"
+	"CREATE INDEX glass_unreviewed ON glass(review_due_at)"
+	"  WHERE reviewed_at IS NULL AND escalated_at IS NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
