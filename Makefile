@@ -46,7 +46,7 @@ IT_BIN     := build/tests/pg_smoke
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration soak demo bench bench-revoke bench-audit fuzz clean check-deps
+.PHONY: all deps test unit integration soak demo demo-flows bench bench-revoke bench-audit fuzz clean check-deps
 all: bin/elevated bin/elevate bin/elevate-full
 
 build/%.o: %.c build/.flags
@@ -117,6 +117,11 @@ soak: deps all
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
+
+# make demo-flows: auto-approval, break-glass with the mail server down, the AWS console
+demo-flows: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo-flows.sh
 
 # make bench: every benchmark, one line each (bench/README.md); never part of make test.
 BENCH_BIN := build/bench/loadgen build/bench/bare build/bench/store_bench build/bench/audit_bench

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# make demo-flows: the access flows beyond "ask and wait" (issue 13) on loopback, against
+# the project's AWS emulator: a request an auto-approval rule approves at once; break-glass
+# while the mail server is down (active at once, the notices wait in the outbox and go out
+# when it is back), its review rejecting it (revoked at once); the AWS console through the
+# federation endpoint. DEMO_KEEP=1 leaves everything running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+T=$(mktemp -d /tmp/elevate-flows.XXXXXX)
+PIDS=()
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say()  { printf '   %s\n' "$*"; }
+run()  { printf '   $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/     /'; return "${PIPESTATUS[0]}"; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+if [ -z "${DEMO_KEEP:-}" ]; then trap cleanup EXIT; fi
+as() { local u=$1; shift; ELEVATE_CONFIG_DIR="$T/cfg/$u" ELEVATE_CACHE_DIR="$T/cache/$u" "$@"; }
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d[k] if d is not None else None
+print(d)' "$1"; }
+
+step "Starting the AWS emulator and the broker (state in $T); no mail server yet"
+/usr/bin/python3 tests/aws-emulator/emulator.py --port 0 --port-file "$T/emu.port" --quiet \
+  >"$T/emulator.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do [ -s "$T/emu.port" ] && break; sleep 0.1; done
+EMU="http://127.0.0.1:$(cat "$T/emu.port")"
+SMTP_PORT=$(port)
+PORT=$(port)
+URL="http://127.0.0.1:$PORT"
+export HOME="$T/home"; mkdir -p "$HOME"
+for u in alice bob carol erin; do
+  ELEVATE_CONFIG_DIR="$T/cfg/$u" bin/elevate init --server "$URL" --user "$u" >/dev/null
+done
+pub() { python3 -c "import base64,sys; k=base64.b64decode(open(sys.argv[1]).read()); print('ed25519:'+base64.b64encode(k[32:]).decode())" "$T/cfg/$1/key"; }
+mkdir -p "$T/policies"
+cat >"$T/policies/flows.json" <<JSON
+{
+  "users": {
+    "alice": {"email": "alice@example.com", "keys": ["$(pub alice)"]},
+    "bob":   {"email": "bob@example.com",   "keys": ["$(pub bob)"]},
+    "carol": {"email": "carol@example.com", "keys": ["$(pub carol)"]},
+    "erin":  {"email": "erin@example.com",  "keys": ["$(pub erin)"]}
+  },
+  "groups": {"oncall": ["alice", "bob"], "sre-leads": ["carol"], "security": ["erin"]},
+  "profiles": {
+    "prod-readonly": {
+      "role_arn": "arn:aws:iam::111122223333:role/ProdReadOnly",
+      "region": "ap-northeast-1",
+      "requesters": ["group:oncall"], "approvers": ["group:sre-leads"],
+      "default_duration": "15m", "max_duration": "1h",
+      "ticket_pattern": "^INC-[0-9]+\$", "ticket_required": false,
+      "auto_approve": [{"name": "oncall-with-incident", "requesters": ["group:oncall"],
+                        "max_duration": "30m", "ticket_pattern": "^INC-[0-9]+\$",
+                        "hours": {"tz": "Asia/Tokyo", "days": "mon-sun",
+                                  "from": "00:00", "to": "24:00"}}],
+      "break_glass": {"requesters": ["group:oncall"], "max_duration": "1h",
+                      "notify": ["group:sre-leads"], "review_within": "4h"}
+    }
+  }
+}
+JSON
+cat >"$T/elevated.json" <<JSON
+{
+  "listen": "127.0.0.1:$PORT", "public_url": "$URL",
+  "state_dir": "$T/state", "policies": "$T/policies", "templates": "$ROOT/templates",
+  "smtp": {"url": "smtp://127.0.0.1:$SMTP_PORT", "from": "elevate@example.com", "timeout": "3s"},
+  "aws": {"region": "ap-northeast-1", "endpoint": "$EMU"},
+  "audit": {"file": "$T/audit.jsonl"},
+  "auditors": "group:security", "admins": "group:security"
+}
+JSON
+run bin/elevated check --config "$T/elevated.json"
+AWS_ACCESS_KEY_ID=AKIDBROKER0000000001 AWS_SECRET_ACCESS_KEY=broker-secret-key-for-tests-only \
+AWS_EC2_METADATA_DISABLED=true bin/elevated --config "$T/elevated.json" >"$T/elevated.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+say "broker: $URL (log: $T/elevated.log); SMTP at 127.0.0.1:$SMTP_PORT is DOWN"
+
+step "1. Auto-approval: alice is on call and names an incident; the rule approves at once"
+run as alice bin/elevate request prod-readonly --for 15m --reason "5xx spike" --ticket INC-4711 --wait
+AID=$(as alice bin/elevate --json list --mine | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"][0]["id"])')
+run as alice bin/elevate status "$AID" | grep -E "state|auto-approved|approvals|quorum"
+say "without an incident ticket the same request waits for carol, as before:"
+run as alice bin/elevate request prod-readonly --for 15m --reason "just looking"
+
+step "2. Break-glass while the mail server is down"
+run as bob bin/elevate request prod-readonly --break-glass --for 30m --reason "payments down, INC pending" --wait
+BID=$(as bob bin/elevate --json list --mine | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["requests"] if r.get("break_glass")][0]["id"])')
+run as bob bin/elevate status "$BID" | grep -E "state|break-glass|window"
+say "bob's credentials work right away (credential_process):"
+BK=$(as bob bin/elevate creds "$BID" | jget AccessKeyId)
+say "  access key ${BK:0:8}... issued to bob's role session"
+say "the notices to carol (approver) and erin (security) wait in the outbox:"
+sqlite3 "$T/state/elevate.db" "SELECT '     '||state||'  '||rcpt||'  '||subject FROM outbox WHERE subject LIKE 'BREAK-GLASS%'"
+
+step "The mail server comes back: the notices go out"
+mkdir -p "$T/mail"
+/usr/bin/python3 tests/integration/smtp_sink.py "$SMTP_PORT" "$T/mail" >/dev/null 2>&1 & PIDS+=($!)
+for _ in $(seq 600); do
+  n=$(grep -l "BREAK-GLASS" "$T/mail"/*.eml 2>/dev/null | wc -l || true)
+  [ "$n" -ge 2 ] && break; sleep 0.1
+done
+for f in "$T/mail"/*.eml; do
+  python3 - "$f" <<'PY'
+import email, sys
+from email import policy
+m = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=policy.default)
+if m["Subject"].startswith("BREAK-GLASS"):
+    print("     to %-18s %s" % (m["To"], m["Subject"]))
+PY
+done
+
+step "3. carol reviews it: not justified. Deny revokes it at once and flags it"
+run as carol bin/elevate deny "$BID" --comment "no incident on record"
+for _ in $(seq 100); do
+  st=$(as bob bin/elevate --json status "$BID" | jget state); [ "$st" = ended ] && break; sleep 0.1
+done
+run as bob bin/elevate status "$BID" | grep -E "state|break-glass|ended"
+say "bob's credentials (still in his local cache), used directly, are now refused by AWS:"
+eval "$(as bob bin/elevate creds "$BID" 2>/dev/null | python3 -c 'import json,sys,shlex; c=json.load(sys.stdin); print("K=%s S=%s X=%s" % tuple(shlex.quote(c[k]) for k in ("AccessKeyId","SecretAccessKey","SessionToken")))' 2>/dev/null || true)"
+if [ -n "${K:-}" ] && env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$K" AWS_SECRET_ACCESS_KEY="$S" AWS_SESSION_TOKEN="$X" \
+   AWS_DEFAULT_REGION=ap-northeast-1 /usr/bin/aws --endpoint-url "$EMU" ec2 describe-instances >"$T/denied.out" 2>&1; then
+  echo "   UNEXPECTED: the call still worked" >&2; exit 1
+fi
+[ -s "$T/denied.out" ] && sed 's/^/     /' "$T/denied.out" | grep -v '^ *$' | head -2 || say "  (the broker hands out nothing for an ended grant)"
+say "what the audit says of it (elevate audit show, as erin of the security team):"
+as erin bin/elevate --json audit show --since 1h | python3 -c '
+import json,sys
+for r in json.load(sys.stdin)["records"]:
+    if r["request_id"] == sys.argv[1]:
+        print("     %-34s %s" % (r["event"], r["actor"]))' "$BID"
+
+step "4. The AWS console for alice's auto-approved grant (federation sign-in URL)"
+CURL_URL=$(as alice bin/elevate console "$AID" --print 2>"$T/console.err")
+sed 's/^/     /' "$T/console.err"
+say "URL: ${CURL_URL:0:72}..."
+say "the federation endpoint signs her in and sends her on to:"
+curl -s -o /dev/null -w '     HTTP %{http_code} -> %{redirect_url}\n' "$CURL_URL"
+
+step "The audit trail verifies"
+kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null || true
+run bin/elevate audit verify "$T/audit.jsonl" --pubkey "$(cat "$T/state/audit.pub")"
+step "Demo complete"
