@@ -89,6 +89,8 @@ int64_t el_now_ms(void);
 void el_format_time(int64_t t, char *buf, size_t len);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (or +00:00). */
 enum el_err el_parse_time(const char *s, int64_t *t);
+/* The same, or with an RFC 3339 numeric offset: "2026-12-02T09:00:00+09:00". */
+enum el_err el_parse_time_offset(const char *s, int64_t *t);
 
 /* Base64 (standard, padded) and base64url (no padding). Caller frees the result. */
 char *el_b64_encode(const unsigned char *in, size_t len);

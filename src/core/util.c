@@ -366,6 +366,35 @@ el_parse_time(const char *s, int64_t *t)
 	return EL_OK;
 }
 
+enum el_err
+el_parse_time_offset(const char *s, int64_t *t)
+{
+	char utc[40];
+	size_t n;
+	int64_t v, off;
+	const char *p;
+
+	if (s == NULL || (n = strlen(s)) < 20 || n >= sizeof(utc))
+		return EL_EINVAL;
+	p = s + n - 6;
+	if ((p[0] == '+' || p[0] == '-') && p[1] >= '0' && p[1] <= '2' && p[2] >= '0' &&
+	    p[2] <= '9' && p[3] == ':' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
+	    p[5] <= '9') {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 +
+		    (p[5] - '0')) * 60;
+		if (off > 24 * 3600)
+			return EL_EINVAL;
+		/* the same local time as UTC, then moved by the offset */
+		memcpy(utc, s, n - 6);
+		memcpy(utc + n - 6, "Z", 2);
+		if (el_parse_time(utc, &v) != EL_OK)
+			return EL_EINVAL;
+		*t = p[0] == '-' ? v + off : v - off;
+		return EL_OK;
+	}
+	return el_parse_time(s, t);
+}
+
 static char *
 b64_encode(const unsigned char *in, size_t len, int variant)
 {

@@ -126,6 +126,28 @@ time_parse_accepts(void **state)
 }
 
 static void
+time_parse_offsets(void **state)
+{
+	int64_t t = 0;
+
+	(void)state;
+	assert_int_equal(el_parse_time_offset("2026-11-22T12:26:00+09:00", &t), EL_OK);
+	assert_int_equal(t, T_2026);
+	assert_int_equal(el_parse_time_offset("2026-11-21T22:26:00-05:00", &t), EL_OK);
+	assert_int_equal(t, T_2026);
+	assert_int_equal(el_parse_time_offset("2026-11-22T03:26:00Z", &t), EL_OK);
+	assert_int_equal(t, T_2026);
+	assert_int_equal(el_parse_time_offset("2026-11-22T08:56:00.5+05:30", &t), EL_OK);
+	assert_int_equal(t, T_2026);
+	assert_int_equal(el_parse_time_offset("2026-11-22T03:26:00+25:00", &t), EL_EINVAL);
+	assert_int_equal(el_parse_time_offset("2026-11-22T03:26:00+0900", &t), EL_EINVAL);
+	assert_int_equal(el_parse_time_offset("2026-11-22T03:26:00", &t), EL_EINVAL);
+	assert_int_equal(el_parse_time_offset("2026-02-30T03:26:00+01:00", &t), EL_EINVAL);
+	/* the plain parser keeps refusing offsets (signed dates are UTC) */
+	assert_int_equal(el_parse_time("2026-11-22T12:26:00+09:00", &t), EL_EINVAL);
+}
+
+static void
 time_parse_refuses(void **state)
 {
 	static const char *const bad[] = {
@@ -541,6 +563,7 @@ main(void)
 		cmocka_unit_test(duration_format),
 		cmocka_unit_test(time_parse_accepts),
 		cmocka_unit_test(time_parse_refuses),
+		cmocka_unit_test(time_parse_offsets),
 		cmocka_unit_test(time_parse_refuses_noncanonical),
 		cmocka_unit_test(time_format),
 		cmocka_unit_test(b64_round_trip),
