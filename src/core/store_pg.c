@@ -153,6 +153,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE revoked ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE nonces ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;",
+
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

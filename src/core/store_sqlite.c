@@ -253,6 +253,10 @@ static const char *const migrations[] = {
 	"DROP TABLE nonces;"
 	"ALTER TABLE nonces_v8 RENAME TO nonces;"
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
+
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
