@@ -183,6 +183,13 @@ struct audit_verify_report {
 	char problem[EL_WHYLEN];       /* what is wrong, empty if intact */
 };
 
+/* Did node n sign in the walk (a node of its own, not the unnamed one a named node took
+ * over)? */
+int audit_node_signed(const struct audit_node *n);
+/* " by 2 nodes (node-a 7, node-b 5)": the checkpoints of each node that signed; "" when
+ * one node (or none) did. */
+void audit_nodes_summary(const struct audit_verify_report *rep, char *buf, size_t len);
+
 /*
  * Verifies a JSON Lines export read from f: every hash, every link, sequence numbers
  * contiguous from the first, and (when pk != NULL) every checkpoint signature, with pk

@@ -127,7 +127,7 @@ nodes_json(const struct audit_verify_report *rep)
 		const struct audit_node *n = &rep->nodes[i];
 		char *key;
 
-		if (!n->bound || n->checkpoints + n->rotations == 0)
+		if (!audit_node_signed(n))
 			continue;
 		if ((key = reqsig_pubkey_format(n->key)) == NULL ||
 		    json_array_append_new(a, json_pack("{s:s?, s:I, s:I, s:s}", "node",
@@ -179,28 +179,17 @@ head_signed(const char *text, size_t len, const struct audit_verify_report *rep,
 	return 0;
 }
 
-/* ", 12 checkpoints by 2 nodes (node-a 7, node-b 5)": only when more than one node or
- * key is in play, so that the one-key summary reads as it always did. */
+/* " by 2 nodes (node-a 7, node-b 5), 2 of 2 keys given used": only when more than one
+ * node or key is in play, so that the one-key summary reads as it always did. */
 static void
 print_nodes(const struct audit_verify_report *rep)
 {
-	int i, n = 0, first = 1;
+	char buf[AUDIT_NODES_MAX * (AUDIT_NODE_MAX + 24) + 64];
 
-	for (i = 0; i < rep->nnodes; i++)
-		n += rep->nodes[i].bound && rep->nodes[i].checkpoints + rep->nodes[i].rotations > 0;
-	if (n < 2 && rep->nkeys < 2)
+	audit_nodes_summary(rep, buf, sizeof(buf));
+	if (buf[0] == '\0' && rep->nkeys < 2)
 		return;
-	printf(" by %d node%s (", n, n == 1 ? "" : "s");
-	for (i = 0; i < rep->nnodes; i++) {
-		const struct audit_node *d = &rep->nodes[i];
-
-		if (!d->bound || d->checkpoints + d->rotations == 0)
-			continue;
-		printf("%s%s %lld", first ? "" : ", ", d->name[0] ? d->name : "(unnamed)",
-		    (long long)d->checkpoints);
-		first = 0;
-	}
-	printf("), %d of %d key%s given used", rep->keys_used, rep->nkeys,
+	printf("%s, %d of %d key%s given used", buf, rep->keys_used, rep->nkeys,
 	    rep->nkeys == 1 ? "" : "s");
 }
 

@@ -168,6 +168,24 @@ unsigned_problem(const struct audit_walk *v, int i, int rotation, char *problem,
 		    what, n->name, n->name);
 }
 
+/* A key belongs to one node: is key no other node's current key? */
+static enum el_err
+key_is_free(const struct audit_walk *v, int i, const unsigned char *key, const char *verb,
+    char *problem, size_t plen)
+{
+	int j;
+
+	for (j = 0; j < v->nnodes; j++)
+		if (j != i && v->nodes[j].bound && !v->nodes[j].merged &&
+		    sodium_memcmp(v->nodes[j].key, key, 32) == 0) {
+			snprintf(problem, plen, "node %s %s the key of node %s: each node has a key "
+			    "of its own", v->nodes[i].name[0] ? v->nodes[i].name : "(unnamed)", verb,
+			    v->nodes[j].name[0] ? v->nodes[j].name : "(unnamed)");
+			return EL_ECRYPTO;
+		}
+	return EL_OK;
+}
+
 /*
  * The node that signed r (a checkpoint, or a rotation), whose signature verifies with its
  * key; next and *signed_seq are set. A node not bound yet binds now: to the key of the
@@ -233,14 +251,8 @@ signer(struct audit_walk *v, const struct audit_rec *r, int rotation, unsigned c
 		    "audit.node_joined (seq %lld) announced", n->name, (long long)n->joined_seq);
 		return -1;
 	}
-	for (j = 0; j < v->nnodes; j++)
-		if (j != i && v->nodes[j].bound && !v->nodes[j].merged &&
-		    sodium_memcmp(v->nodes[j].key, n->key, sizeof(n->key)) == 0) {
-			snprintf(problem, plen, "node %s signs with the key of node %s: each node "
-			    "has a key of its own", n->name[0] ? n->name : "(none named)",
-			    v->nodes[j].name[0] ? v->nodes[j].name : "(none named)");
-			return -1;
-		}
+	if (key_is_free(v, i, n->key, "signs with", problem, plen) != EL_OK)
+		return -1;
 signed_ok:
 	if (n->first_signed == 0)
 		n->first_signed = r->seq;
@@ -324,7 +336,8 @@ audit_walk_next(struct audit_walk *v, const struct audit_rec *r,
 		v->last_signed_seq = signed_seq;
 		v->last_is_checkpoint = 1;
 	} else if (v->keyed && strcmp(r->event, AUDIT_ROTATION_EVENT) == 0) {
-		if ((i = signer(v, r, 1, next, &signed_seq, problem, plen)) < 0)
+		if ((i = signer(v, r, 1, next, &signed_seq, problem, plen)) < 0 ||
+		    (e = key_is_free(v, i, next, "rotates to", problem, plen)) != EL_OK)
 			return EL_ECRYPTO;
 		memcpy(v->nodes[i].key, next, sizeof(v->nodes[i].key));
 		v->nodes[i].rotations++;
@@ -358,4 +371,35 @@ audit_walk_report(const struct audit_walk *v, struct audit_verify_report *rep)
 		rep->keys_used += v->key_node[i] >= 0;
 	rep->last_signed_seq = v->last_signed_seq;
 	rep->last_is_checkpoint = v->last_is_checkpoint;
+}
+
+void
+audit_nodes_summary(const struct audit_verify_report *rep, char *buf, size_t len)
+{
+	struct dbuf b;
+	int i, n = 0, first = 1;
+
+	buf[0] = '\0';
+	for (i = 0; i < rep->nnodes; i++)
+		n += audit_node_signed(&rep->nodes[i]);
+	if (n < 2)
+		return;
+	dbuf_init(&b, len);
+	dbuf_printf(&b, " by %d nodes (", n);
+	for (i = 0; i < rep->nnodes; i++) {
+		if (!audit_node_signed(&rep->nodes[i]))
+			continue;
+		dbuf_printf(&b, "%s%s %lld", first ? "" : ", ", rep->nodes[i].name[0] ?
+		    rep->nodes[i].name : "(unnamed)", (long long)rep->nodes[i].checkpoints);
+		first = 0;
+	}
+	dbuf_printf(&b, ")");
+	el_strlcpy(buf, b.p != NULL ? b.p : "", len);
+	dbuf_free(&b);
+}
+
+int
+audit_node_signed(const struct audit_node *n)
+{
+	return n->bound && !n->merged && n->checkpoints + n->rotations > 0;
 }

@@ -150,11 +150,9 @@ may_make_key(struct engine *e, const char *path, const char *db, int64_t tail,
 		named_how(&ni, how, sizeof(how));
 		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s names "
 		    "node %s (%s): this node's key is lost: restore audit.key from a backup "
-		    "(audit.pub holds its public key); a new key would sign in node %s's name "
-		    "with a key no auditor holds. If the key is lost for good, give this node "
-		    "another name (config node): it then joins the chain as a new node, and "
-		    "auditors keep the old audit.pub for what it signed so far",
-		    path, db, node, how, node);
+		    "(audit.pub holds its public key). If it is lost for good, give this node "
+		    "another name (config node): it joins the chain as a new node", path, db,
+		    node, how);
 	}
 	if (!ni.node_aware)
 		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s holds "
@@ -196,10 +194,12 @@ join_chain(struct engine *e, const char *db, struct el_why *w)
 	}
 	if (ni.owner[0] != '\0') {
 		store_rollback(e->store);
-		return el_fail(w, EL_ECONFIG, "%s/audit.key is the key node %s announced in the "
-		    "audit chain in %s: each node needs a key of its own (was state_dir copied "
-		    "from node %s?). Remove audit.key and audit.pub here before this node's first "
-		    "start, and it makes its own", e->cfg->state_dir, ni.owner, db, ni.owner);
+		return el_fail(w, EL_ECONFIG, "%s/audit.key is the key of node %s in the audit "
+		    "chain in %s, but this node is named %s: a key belongs to one node. If this "
+		    "is node %s renamed (config node; its default is the host name), name it %s "
+		    "again; if its state_dir was copied, remove audit.key and audit.pub here: this "
+		    "node then makes its own", e->cfg->state_dir, ni.owner, db, node, ni.owner,
+		    ni.owner);
 	}
 	if ((r = audit_join(e->store, node, e->audit_sk, w)) != EL_OK ||
 	    (r = store_audit_tail(e->store, &seq, head)) != EL_OK) {

@@ -317,10 +317,14 @@ class Keys:
                         break
         if not nxt:
             raise Bad(kind, '%s of node %r: no given key verifies it' % (kind, name))
-        for m in self.nodes.values():
-            if m is not n and m.key == n.key and not m.merged:
-                raise Bad(kind, 'node %r signs with the key of node %r' % (name, m.name))
+        self.free(n, n.key, kind)
         return n, nxt
+
+    def free(self, n, key, kind):
+        """A key belongs to one node."""
+        for m in self.nodes.values():
+            if m is not n and m.key == key and not m.merged:
+                raise Bad(kind, 'node %r takes the key of node %r' % (n.name, m.name))
 
     def join(self, rec):
         j = join_of(rec)
@@ -399,6 +403,7 @@ def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False, head=No
                 last_is_checkpoint = True
             elif key is not None and rec['event'] == 'audit.key_rotated':
                 n, nxt = keys.signer(rec, True)
+                keys.free(n, nxt, 'rotation')
                 n.key = nxt
                 n.rotations += 1
                 n.first_signed = n.first_signed or seq
