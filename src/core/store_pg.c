@@ -154,7 +154,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE revoked ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE nonces ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;",
 
-	/* 8 -> 9: break-glass grants and their review */
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
+
+	/* 9 -> 10: break-glass grants and their review */
 	"CREATE TABLE glass ("
 	"  request_id " T " PRIMARY KEY REFERENCES requests(id), review_due_at BIGINT NOT NULL,"
 	"  reviewed_at BIGINT, reviewed_by " T ", review " T ", escalated_at BIGINT);"

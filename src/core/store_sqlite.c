@@ -254,7 +254,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE nonces_v8 RENAME TO nonces;"
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
 
-	/* 8 -> 9: break-glass grants and their review */
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
+
+	/* 9 -> 10: break-glass grants and their review */
 	"CREATE TABLE glass ("
 	"  request_id TEXT PRIMARY KEY REFERENCES requests(id), review_due_at INTEGER NOT NULL,"
 	"  reviewed_at INTEGER, reviewed_by TEXT, review TEXT, escalated_at INTEGER);"
