@@ -15,6 +15,8 @@
 #define CONFIG_MAX_FILE (256 * 1024)
 #define NODE_MAX 64                /* config node: the longest name */
 
+struct config_webhook;             /* webhook.h */
+
 struct config {
 	char *listen;              /* "127.0.0.1:8443" */
 	char *public_url;          /* links in mails are built from this, never from Host */
@@ -63,6 +65,11 @@ struct config {
 	int64_t refusal_addresses;    /* addresses tracked */
 	int64_t ending_soon;       /* seconds before the window end to mail the requester; 0 off */
 	char *revoke_policy_name;  /* inline policy holding early-revoked sessions */
+	struct config_webhook *webhooks;   /* notify.webhooks (webhook.c checks them) */
+	size_t nwebhooks;
+	int64_t webhook_timeout;      /* seconds per attempt */
+	int64_t webhook_retry_max;    /* seconds: the longest wait between two attempts */
+	int64_t webhook_give_up;      /* seconds after its event a delivery is given up */
 	char *log_level;
 	bool log_syslog;
 };

@@ -135,5 +135,8 @@ void el_random_id(char *buf, size_t len, size_t nbytes);
  * documents). Call once at start-up, before any json_* call.
  */
 void el_json_wipe_on_free(void);
+/* A time as JSON: the ISO 8601 string of t (seconds), or null when t <= 0. New ref
+ * (jansson's json_t). */
+struct json_t *el_time_json(int64_t t);
 
 #endif

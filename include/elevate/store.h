@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 struct store;
 struct config;
@@ -62,8 +62,8 @@ enum el_err store_begin(struct store *s);
 enum el_err store_begin_relaxed(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
-/* Is this thread inside a transaction on s? */
-int store_in_transaction(struct store *s);
+/* Has this thread a transaction open on s (also after a nested commit)? */
+bool store_in_transaction(struct store *s);
 /* The text of this thread's last store failure ("database is locked", "disk I/O error"),
  * for messages: never empty. */
 const char *store_errmsg(void);
@@ -239,6 +239,39 @@ enum el_err store_mail_next_due(struct store *s, int64_t *t);
 /* {"queued":..,"sent":..,"failed":..}; NULL on a read error. */
 json_t *store_mail_counts(struct store *s);
 void store_mail_free(struct store_mail *m);
+
+/* ---- webhook deliveries (engine_webhook.c) ---- */
+struct store_delivery {
+	char id[32];             /* "dlv_...": the receivers' de-duplication key */
+	char webhook[40];        /* the webhook's name */
+	int64_t seq;             /* the audit record told; (webhook, seq) is unique */
+	char event[48];
+	char *request_id;        /* NULL: an event of no request */
+	char *payload;           /* the generic JSON document */
+	int attempts;
+	int64_t next_attempt_at, give_up_at, created_at;
+	char *last_error;
+};
+/* In the caller's transaction (that of the audit record): EL_EEXIST when the webhook has
+ * a delivery of that seq already. */
+enum el_err store_delivery_insert(struct store *s, const struct store_delivery *d);
+/* In a transaction of its own: the oldest due delivery of a webhook whose older
+ * deliveries are all done, not leased, leased now to `node` until lease_until.
+ * EL_ENOENT when none. Caller frees with store_delivery_free. */
+enum el_err store_delivery_claim(struct store *s, int64_t now, int64_t lease_until,
+    const char *node, struct store_delivery *d);
+/* The end of an attempt by `node`: state "sent", "failed", or "queued" again (with
+ * d->attempts, d->next_attempt_at, d->last_error); the lease is released. EL_ESTATE when
+ * the delivery is no longer this node's. */
+enum el_err store_delivery_done(struct store *s, const struct store_delivery *d,
+    const char *state, const char *node, int64_t now);
+/* Releases the leases `node` holds (at start: nothing of it is in flight). */
+enum el_err store_delivery_release(struct store *s, const char *node);
+/* When the next delivery is due (its lease included); *t = INT64_MAX when none. */
+enum el_err store_delivery_next_due(struct store *s, int64_t *t);
+/* {"queued":..,"sent":..,"failed":..}; NULL on a read error. */
+json_t *store_delivery_counts(struct store *s);
+void store_delivery_free(struct store_delivery *d);
 
 /* ---- early revocation: denied role sessions per role ---- */
 struct store_revoked {

@@ -14,6 +14,7 @@
 #include "elevate/config.h"
 #include "elevate/schema.h"
 #include "elevate/store.h"
+#include "elevate/webhook.h"
 
 #define STR_MAX 4096
 #define CO(m) offsetof(struct config, m)
@@ -232,6 +233,21 @@ static const struct schema_field revoke_fields[] = {
 };
 static const struct schema revoke_schema = SCHEMA(revoke_fields);
 
+static const struct schema_field notify_fields[] = {
+	{ .key = "webhooks", .kind = SF_CUSTOM, .custom = webhook_config_set,
+	  .help = "up to 16 webhooks told of audit events, each {\"name\", \"url\", \"kind\": "
+	  "\"generic\" (JSON signed with HMAC-SHA256 by the key in \"secret_file\") or \"slack\", "
+	  "\"events\"?}; delivered once per event through a durable queue (docs/webhooks.md)" },
+	DUR("webhook_timeout", webhook_timeout, "10s", 1, 120,
+	    "per-attempt timeout of a webhook delivery"),
+	DUR("webhook_retry_max", webhook_retry_max, "5m", 1, 3600,
+	    "the longest wait between two attempts of a delivery (it doubles from 2 s up to this)"),
+	DUR("webhook_give_up", webhook_give_up, "24h", 60, 604800,
+	    "a delivery not accepted this long after its event is marked failed and audited "
+	    "(webhook.failed)"),
+};
+static const struct schema notify_schema = SCHEMA(notify_fields);
+
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
 static const struct schema_field log_fields[] = {
@@ -271,6 +287,7 @@ static const struct schema_field config_fields[] = {
 	    "who may revoke any grant and see every request"),
 	SECTION("limits", limits_schema),
 	SECTION("mail", mail_schema),
+	SECTION("notify", notify_schema),
 	SECTION("revoke", revoke_schema),
 	SECTION("log", log_schema),
 };
@@ -328,6 +345,9 @@ config_load(const char *path, struct config *cfg, struct diags *d)
 void
 config_free(struct config *cfg)
 {
+	webhook_config_free(cfg->webhooks, cfg->nwebhooks);
+	cfg->webhooks = NULL;
+	cfg->nwebhooks = 0;
 	schema_free(&config_schema, cfg);
 }
 
@@ -336,7 +356,7 @@ print_keys(FILE *f, const struct schema *s, const char *prefix)
 {
 	static const char *const tn[] = {
 		[SF_STR] = "string", [SF_BOOL] = "bool", [SF_INT] = "integer",
-		[SF_DURATION] = "duration",
+		[SF_DURATION] = "duration", [SF_CUSTOM] = "list",
 	};
 	const struct schema_field *k;
 	char path[128];

@@ -206,6 +206,8 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	if ((r = aws_client_new(&ac, &e->aws, w)) != EL_OK)
 		goto fail;
 	aws_client_set_observer(e->aws, engine_aws_observer, e);
+	if ((r = engine_webhooks_open(e, w)) != EL_OK)
+		goto fail;
 	if ((r = engine_refusals_open(e)) != EL_OK) {
 		el_fail(w, r, "cannot set up the per-address refusal throttle");
 		goto fail;
@@ -233,6 +235,7 @@ engine_close(struct engine *e)
 		engine_audit_stop(e);
 	free(e->anchor_doc);
 	engine_refusals_close(e);
+	engine_webhooks_close(e);
 	aws_client_free(e->aws);
 	template_set_free(e->templates);
 	if (e->policy != NULL)
@@ -280,6 +283,7 @@ engine_tx_commit(struct engine *e)
 	/* Any transaction may have queued mail (the outbox is written with the event). A
 	 * wake before the mailer runs is harmless: it looks at the outbox when it starts. */
 	engine_wake_mailer(e);
+	engine_webhooks_committed(e);
 	return EL_OK;
 }
 
@@ -292,6 +296,9 @@ engine_audit(struct engine *e, const char *actor, const char *event, const char 
 
 	if ((r = audit_append(e->store, actor, event, request_id, data, &w)) != EL_OK)
 		log_err("audit %s: %s", event, w.msg);
+	else if ((r = engine_webhook_queue(e, actor, event, request_id, data)) != EL_OK)
+		log_err("webhook deliveries of %s: %s", event, r == EL_EDB ? store_errmsg() :
+		    el_strerror(r));
 	return r;
 }
 
@@ -400,6 +407,10 @@ engine_start(struct engine *e)
 		return EL_ENOMEM;
 	}
 	e->mailer_started = 1;
+	if ((r = engine_webhooks_start(e)) != EL_OK) {
+		engine_stop(e);
+		return r;
+	}
 	return EL_OK;
 }
 
@@ -418,6 +429,7 @@ engine_stop(struct engine *e)
 	if (e->mailer_started)
 		pthread_join(e->mailer, NULL);
 	e->reaper_started = e->mailer_started = 0;
+	engine_webhooks_stop(e);
 	engine_workers_wait(e);
 	/* What was counted and not yet summarised is not lost on a clean stop. */
 	if (was_running)
@@ -509,12 +521,7 @@ out:
 static json_t *
 time_or_null(int64_t t)
 {
-	char buf[32];
-
-	if (t <= 0)
-		return json_null();
-	el_format_time(t, buf, sizeof(buf));
-	return json_string(buf);
+	return el_time_json(t);
 }
 
 json_t *
@@ -753,6 +760,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
 	if (data != NULL && glass)
 		json_object_set_new(data, "break_glass", json_true());
+	if (data != NULL && ar != NULL)   /* approved in this transaction: no approver asked */
+		json_object_set_new(data, "auto_rule", json_string(ar->name));
 	if (data == NULL)
 		return EL_ENOMEM;
 	if ((rc = engine_tx_begin(e)) != EL_OK) {

@@ -97,6 +97,8 @@ struct engine {
 	pthread_t mailer;
 	pthread_cond_t mail_cv;
 	int mail_wake;
+	/* webhooks (engine_webhook.c); NULL: none configured */
+	struct webhooks *hooks;
 	/* revocation entries not yet in IAM (minted credentials that lost a race): the
 	 * reaper's own, so no lock */
 	int64_t sync_next_at;
@@ -291,6 +293,21 @@ enum el_err engine_notify_approvers(struct engine *e, const struct store_request
 enum el_err engine_notify_others(struct engine *e, const struct store_request *r,
     const char *outcome, const char *decided_by);
 void *engine_mailer_main(void *arg);
+
+/* engine_webhook.c */
+/* The webhooks of the config, their keys read (engine_open); the end (engine_close). */
+enum el_err engine_webhooks_open(struct engine *e, struct el_why *w);
+void engine_webhooks_close(struct engine *e);
+/* The sender thread (engine_start, engine_stop; a POST in flight is cut short). */
+enum el_err engine_webhooks_start(struct engine *e);
+void engine_webhooks_stop(struct engine *e);
+/* In the transaction of the audit record just appended (engine_audit): a delivery for
+ * each webhook that takes it. */
+enum el_err engine_webhook_queue(struct engine *e, const char *actor, const char *event,
+    const char *request_id, json_t *data);
+/* After a commit: wakes the sender when this thread's transaction queued deliveries. */
+void engine_webhooks_committed(struct engine *e);
+void engine_webhook_metrics(struct engine *e, struct dbuf *b);
 
 /* engine_refuse.c */
 /* The per-address throttle from the config (engine_open), and its end (engine_close). */

@@ -165,6 +165,7 @@ engine_metrics(struct engine *e, struct dbuf *b)
 	}
 	pthread_mutex_unlock(&e->stat_mu);
 	engine_audit_metrics(e, b);
+	engine_webhook_metrics(e, b);
 	json_decref(counts);
 	json_decref(mail);
 	return EL_OK;

@@ -60,12 +60,7 @@ engine_event_time_ms(struct engine *e, const char *id, const char *event, int64_
 static json_t *
 time_json(int64_t t)
 {
-	char buf[32];
-
-	if (t <= 0)
-		return json_null();
-	el_format_time(t, buf, sizeof(buf));
-	return json_string(buf);
+	return el_time_json(t);
 }
 
 static double

@@ -416,12 +416,6 @@ store_begin_relaxed(struct store *s)
 	return begin(s, true);
 }
 
-int
-store_in_transaction(struct store *s)
-{
-	return tx_store == s;
-}
-
 enum el_err
 store_commit(struct store *s)
 {
@@ -440,6 +434,12 @@ store_commit(struct store *s)
 		return EL_EDB;
 	}
 	return s->be->commit(s);
+}
+
+bool
+store_in_transaction(struct store *s)
+{
+	return tx_store == s;
 }
 
 void
@@ -1336,6 +1336,112 @@ store_mail_free(struct store_mail *m)
 	free(m->message);
 	free(m->last_error);
 	memset(m, 0, sizeof(*m));
+}
+
+/* ---- webhook deliveries ---- */
+
+enum el_err
+store_delivery_insert(struct store *s, const struct store_delivery *d)
+{
+	return exec(s, "INSERT INTO webhook_deliveries (id, webhook, seq, event, request_id,"
+	    " payload, next_attempt_at, give_up_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+	    "ttitttiii", d->id, d->webhook, d->seq, d->event, d->request_id, d->payload,
+	    d->next_attempt_at, d->give_up_at, d->created_at);
+}
+
+/* A webhook's deliveries go out in the order of their events: only the oldest queued one
+ * of each webhook is ever due (the head). */
+#define DELIVERY_HEAD "state = 'queued' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o" \
+	" WHERE o.webhook = d.webhook AND o.state = 'queued' AND o.rid < d.rid)"
+
+enum el_err
+store_delivery_claim(struct store *s, int64_t now, int64_t lease_until, const char *node,
+    struct store_delivery *d)
+{
+	struct q q;
+	enum el_err r;
+
+	memset(d, 0, sizeof(*d));
+	if ((r = store_begin_relaxed(s)) != EL_OK)
+		return r;
+	if ((r = q_read(s, &q, "SELECT id, webhook, seq, event, request_id, payload, attempts,"
+	    " next_attempt_at, give_up_at, created_at FROM webhook_deliveries d WHERE "
+	    DELIVERY_HEAD " AND next_attempt_at <= ?1 AND COALESCE(lease_until, 0) <= ?1"
+	    " ORDER BY next_attempt_at, rid LIMIT 1", "i", now)) != EL_OK) {
+		store_rollback(s);
+		return r;
+	}
+	if ((r = one_row(&q, "next delivery")) == EL_OK) {
+		col_copy(&q, 0, d->id, sizeof(d->id));
+		col_copy(&q, 1, d->webhook, sizeof(d->webhook));
+		d->seq = q_int(&q, 2);
+		col_copy(&q, 3, d->event, sizeof(d->event));
+		d->request_id = col_str(&q, 4);
+		d->payload = col_str(&q, 5);
+		d->attempts = (int)q_int(&q, 6);
+		d->next_attempt_at = q_int(&q, 7);
+		d->give_up_at = q_int(&q, 8);
+		d->created_at = q_int(&q, 9);
+		if (d->payload == NULL)
+			r = EL_ENOMEM;
+	}
+	q_end(&q);
+	if (r == EL_OK)
+		r = exec_one(s, "UPDATE webhook_deliveries SET lease_until = ?, leased_by = ?"
+		    " WHERE id = ? AND state = 'queued'", "itt", lease_until, node, d->id);
+	if (r != EL_OK) {
+		store_rollback(s);
+		store_delivery_free(d);
+		return r;
+	}
+	if ((r = store_commit(s)) != EL_OK)
+		store_delivery_free(d);
+	return r;
+}
+
+enum el_err
+store_delivery_done(struct store *s, const struct store_delivery *d, const char *state,
+    const char *node, int64_t now)
+{
+	/* A sent delivery's document is dropped: the audit chain holds the event. */
+	return exec_one(s, "UPDATE webhook_deliveries SET state = ?1, attempts = ?2,"
+	    " next_attempt_at = ?3, last_error = ?4, lease_until = NULL, leased_by = NULL,"
+	    " sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,"
+	    " payload = CASE WHEN ?1 = 'sent' THEN '' ELSE payload END"
+	    " WHERE id = ?6 AND state = 'queued' AND leased_by = ?7", "tiititt", state,
+	    (int64_t)d->attempts, d->next_attempt_at, d->last_error, now, d->id, node);
+}
+
+enum el_err
+store_delivery_release(struct store *s, const char *node)
+{
+	return exec(s, "UPDATE webhook_deliveries SET lease_until = NULL, leased_by = NULL"
+	    " WHERE state = 'queued' AND leased_by = ?", "t", node);
+}
+
+enum el_err
+store_delivery_next_due(struct store *s, int64_t *t)
+{
+	return scalar_query(s, "next delivery due", INT64_MAX, t, "SELECT MIN(CASE WHEN"
+	    " COALESCE(lease_until, 0) > next_attempt_at THEN lease_until ELSE next_attempt_at"
+	    " END) FROM webhook_deliveries d WHERE " DELIVERY_HEAD, NULL);
+}
+
+json_t *
+store_delivery_counts(struct store *s)
+{
+	return group_counts(s, "SELECT state, COUNT(*) FROM webhook_deliveries GROUP BY state");
+}
+
+void
+store_delivery_free(struct store_delivery *d)
+{
+	if (d == NULL)
+		return;
+	free(d->request_id);
+	free(d->payload);
+	free(d->last_error);
+	d->request_id = d->payload = d->last_error = NULL;
 }
 
 /* ---- revoked role sessions ---- */

@@ -164,6 +164,17 @@ static const char *const migrations[] = {
 	"  reviewed_at BIGINT, reviewed_by " T ", review " T ", escalated_at BIGINT);"
 	"CREATE INDEX glass_unreviewed ON glass(review_due_at)"
 	"  WHERE reviewed_at IS NULL AND escalated_at IS NULL;",
+
+	/* 10 -> 11: webhook deliveries */
+	"CREATE TABLE webhook_deliveries ("
+	"  rid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id " T " NOT NULL UNIQUE,"
+	"  webhook " T " NOT NULL, seq BIGINT NOT NULL, event " T " NOT NULL, request_id " T ","
+	"  payload " T " NOT NULL,"
+	"  state " T " NOT NULL DEFAULT 'queued' CHECK (state IN ('queued','sent','failed')),"
+	"  attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL,"
+	"  give_up_at BIGINT NOT NULL, lease_until BIGINT, leased_by " T ", last_error " T ","
+	"  created_at BIGINT NOT NULL, sent_at BIGINT, UNIQUE (webhook, seq));"
+	"CREATE INDEX webhook_queued ON webhook_deliveries(webhook, rid) WHERE state = 'queued';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

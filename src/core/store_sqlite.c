@@ -264,6 +264,17 @@ static const char *const migrations[] = {
 	"  reviewed_at INTEGER, reviewed_by TEXT, review TEXT, escalated_at INTEGER);"
 	"CREATE INDEX glass_unreviewed ON glass(review_due_at)"
 	"  WHERE reviewed_at IS NULL AND escalated_at IS NULL;",
+
+	/* 10 -> 11: webhook deliveries, one per webhook and audit record (seq); claimed
+	 * with a lease by the node that sends it */
+	"CREATE TABLE webhook_deliveries ("
+	"  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, webhook TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL, event TEXT NOT NULL, request_id TEXT, payload TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued','sent','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  give_up_at INTEGER NOT NULL, lease_until INTEGER, leased_by TEXT, last_error TEXT,"
+	"  created_at INTEGER NOT NULL, sent_at INTEGER, UNIQUE (webhook, seq));"
+	"CREATE INDEX webhook_queued ON webhook_deliveries(webhook, rid) WHERE state = 'queued';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -716,3 +716,14 @@ el_json_wipe_on_free(void)
 {
 	json_set_alloc_funcs(malloc, wipe_free);
 }
+
+struct json_t *
+el_time_json(int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return json_null();
+	el_format_time(t, buf, sizeof(buf));
+	return json_string(buf);
+}

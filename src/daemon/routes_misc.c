@@ -1,6 +1,7 @@
 /*
  * routes_misc.c — /healthz, /metrics (anyone on the listener), the signed /v1/audit and
- * /v1/report (auditors).
+ * /v1/report (auditors), and /requests/{id}, where chat buttons lead (webhooks): it shows
+ * no request, only how an approver decides.
  */
 #include <string.h>
 
@@ -79,6 +80,38 @@ console(struct http_req *rq)
 	return http_json(rq, 200, out);
 }
 
+/*
+ * GET /requests/{id}: the page a chat message's button opens (notify.webhooks). Approval
+ * links are the approvers' own (a token each) and never go to a shared channel, so this
+ * page says where to decide instead; it answers anyone and reads nothing about the request.
+ */
+static int
+request_page(struct http_req *rq)
+{
+	const char *id = rq->captures[0];
+	char msg[512];
+	char *html = NULL;
+	size_t n = strlen(id);
+	json_t *ctx;
+
+	if (n < 5 || n > 31 || strncmp(id, "req_", 4) != 0 ||
+	    strspn(id + 4, "abcdefghijklmnopqrstuvwxyz0123456789") != n - 4)
+		return http_error(rq, 404, "not_found", "no such page");
+	snprintf(msg, sizeof(msg), "Approval links are personal: open the link in the approval "
+	    "mail elevate sent you, or run \"elevate approve %s\" (or \"elevate deny %s\") with "
+	    "your elevate key. A break-glass request is reviewed the same way; \"elevate status "
+	    "%s\" shows where it stands.", id, id, id);
+	ctx = json_pack("{s:s, s:s, s:s}", "title", "Decide in your approval mail", "message",
+	    msg, "request_id", id);
+	if (ctx == NULL || engine_render_page(rq->engine, "result_page.html", ctx, &html) !=
+	    EL_OK) {
+		json_decref(ctx);
+		return http_error(rq, 500, "internal", "cannot render the page");
+	}
+	json_decref(ctx);
+	return http_page(rq, 200, "text/html; charset=utf-8", html);
+}
+
 static const struct route routes[] = {
 	{"GET", "/healthz", ROUTE_PUBLIC, healthz, ROUTE_MAY_WAIT},
 	{"GET", "/metrics", ROUTE_PUBLIC, metrics, ROUTE_QUICK},
@@ -86,6 +119,7 @@ static const struct route routes[] = {
 	/* appended: the order numbers messages */
 	{"GET", "/v1/report", ROUTE_SIGNED, report, ROUTE_MAY_WAIT},
 	{"POST", "/v1/requests/*/console", ROUTE_SIGNED, console, ROUTE_MAY_WAIT},
+	{"GET", "/requests/*", ROUTE_PUBLIC, request_page, ROUTE_QUICK},
 };
 
 const struct route_group routes_misc = {routes, sizeof(routes) / sizeof(routes[0])};

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,6 +18,7 @@
 #include "elevate/store.h"
 #include "elevate/diag.h"
 #include "elevate/el.h"
+#include "elevate/webhook.h"
 
 struct fx {
 	char dir[64];
@@ -473,6 +475,72 @@ verdict_with_full_diags(void **state)
 	assert_int_equal(diags_count(&f->d), DIAGS_MAX + 1);
 }
 
+/* notify.webhooks: a valid list is kept as written; every mistake has its path. */
+static void
+webhooks(void **state)
+{
+	struct fx *f = *state;
+	char key[160], loose[160], text[2048];
+	FILE *fp;
+
+	snprintf(key, sizeof(key), "%s/hook.key", f->dir);
+	snprintf(loose, sizeof(loose), "%s/loose.key", f->dir);
+	fp = fopen(key, "w");
+	assert_non_null(fp);
+	fputs("0123456789abcdef0123456789abcdef\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(key, 0600), 0);
+	fp = fopen(loose, "w");
+	assert_non_null(fp);
+	fputs("0123456789abcdef0123456789abcdef\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(loose, 0644), 0);
+
+	snprintf(text, sizeof(text), "{\"notify\": {\"webhooks\": ["
+	    "{\"name\": \"ops\", \"url\": \"https://hooks.example.com/elevate\", \"kind\": "
+	    "\"generic\", \"secret_file\": \"%s\"},"
+	    "{\"name\": \"chat\", \"url\": \"http://127.0.0.1:9/x\", \"kind\": \"slack\","
+	    " \"events\": [\"grant.ended\", \"webhook.failed\"]}],"
+	    " \"webhook_retry_max\": \"2s\"}}", key);
+	assert_int_equal(load(f, text), EL_OK);
+	assert_int_equal(f->cfg.nwebhooks, 2);
+	assert_string_equal(f->cfg.webhooks[0].name, "ops");
+	assert_string_equal(f->cfg.webhooks[0].secret_file, key);
+	assert_null(f->cfg.webhooks[0].events);
+	assert_string_equal(f->cfg.webhooks[1].kind, "slack");
+	assert_int_equal(f->cfg.webhooks[1].nevents, 2);
+	assert_string_equal(f->cfg.webhooks[1].events[1], "webhook.failed");
+	assert_int_equal(f->cfg.webhook_retry_max, 2);
+	assert_int_equal(f->cfg.webhook_timeout, 10);
+	assert_int_equal(f->cfg.webhook_give_up, 86400);
+	config_free(&f->cfg);
+
+	snprintf(text, sizeof(text), "{\"notify\": {\"webhooks\": ["
+	    "{\"name\": \"ops\", \"url\": \"http://hooks.example.com/\", \"kind\": "
+	    "\"generic\", \"secret_file\": \"%s\"},"
+	    "{\"name\": \"ops\", \"url\": \"https://u:p@h.example/\", \"kind\": \"slack\","
+	    " \"secret_file\": \"%s\", \"events\": [\"grant.ende\"]},"
+	    "{\"name\": \"No\", \"url\": \"ftp://h\", \"kind\": \"generic\"},"
+	    "{\"url\": \"https://h.example\", \"kind\": \"teams\", \"color\": 1}, 7]}}",
+	    loose, key);
+	assert_int_equal(load(f, text), EL_ECONFIG);
+	expect_diag(f, "$.notify.webhooks[0].url", "only to a loopback address");
+	expect_diag(f, "$.notify.webhooks[0].secret_file", "mode 644");
+	expect_diag(f, "$.notify.webhooks[1].name", "names another webhook too");
+	expect_diag(f, "$.notify.webhooks[1].url", "user name or password");
+	expect_diag(f, "$.notify.webhooks[1].secret_file", "is for generic webhooks");
+	expect_diag(f, "$.notify.webhooks[1].events[0]", "did you mean grant.ended?");
+	expect_diag(f, "$.notify.webhooks[2].name", "a-z 0-9 _ -");
+	expect_diag(f, "$.notify.webhooks[2].url", "must start with https://");
+	expect_diag(f, "$.notify.webhooks[2].secret_file", "is required for a generic webhook");
+	expect_diag(f, "$.notify.webhooks[3]", "missing required key \"name\"");
+	expect_diag(f, "$.notify.webhooks[3].kind", "must be generic or slack");
+	expect_diag(f, "$.notify.webhooks[3].color", "unknown key");
+	expect_diag(f, "$.notify.webhooks[4]", "expected an object");
+	unlink(key);
+	unlink(loose);
+}
+
 static void
 reference_table(void **state)
 {
@@ -490,6 +558,7 @@ reference_table(void **state)
 	assert_non_null(strstr(buf, "| `limits.max_body` | integer | 65536 |"));
 	assert_non_null(strstr(buf, "(1024–1048576)"));
 	assert_non_null(strstr(buf, "| `log.syslog` | bool | false |"));
+	assert_non_null(strstr(buf, "| `notify.webhooks` | list | — |"));
 	free(buf);
 }
 
@@ -508,6 +577,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(every_problem_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_documents, setup, teardown),
 		cmocka_unit_test_setup_teardown(verdict_with_full_diags, setup, teardown),
+		cmocka_unit_test_setup_teardown(webhooks, setup, teardown),
 		cmocka_unit_test(reference_table),
 		/* Last: today it crashes, which ends a sanitizer build's run early. */
 		cmocka_unit_test_setup_teardown(null_for_required_strings, setup, teardown),

@@ -1,9 +1,9 @@
 /*
  * test_store.c — the store as the engine relies on it, on both backends: schema version,
  * upgrades from older databases, requests and their conditional state changes,
- * approvals, replay protection, deadlines, the outbox, revoked sessions and revocation
- * cohorts, grants, SSM sessions, and transactions (rollback really discards, nesting
- * commits once, writers are serialised). Every test runs against SQLite and against
+ * approvals, replay protection, deadlines, the outbox, webhook deliveries, revoked
+ * sessions and revocation cohorts, grants, SSM sessions, and transactions (rollback
+ * really discards, nesting commits once, writers are serialised). Every test runs against SQLite and against
  * PostgreSQL (ELEVATE_TEST_PG_URL: a database this test may empty, which tests/run-all.sh
  * provides through tests/unit/with_pg.py), except what only one backend has: SQLite's file
  * mode, WAL checkpointer and damaged pages; PostgreSQL's nodes migrating together, writers
@@ -300,7 +300,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 10);
+	assert_int_equal(STORE_SCHEMA_VERSION, 11);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -951,6 +951,104 @@ outbox(void **state)
 	/* id is optional. */
 	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", NULL, 1,
 	    NULL), EL_OK);
+}
+
+/* ---- webhook deliveries ---- */
+
+static void
+mkdelivery(struct store_delivery *d, const char *id, const char *hook, int64_t seq,
+    int64_t at)
+{
+	memset(d, 0, sizeof(*d));
+	el_strlcpy(d->id, id, sizeof(d->id));
+	el_strlcpy(d->webhook, hook, sizeof(d->webhook));
+	el_strlcpy(d->event, "request.created", sizeof(d->event));
+	d->seq = seq;
+	d->request_id = seq % 2 ? "req_1" : NULL;
+	d->payload = "{\"event\":\"request.created\"}";
+	d->next_attempt_at = d->created_at = at;
+	d->give_up_at = at + 86400;
+}
+
+static int64_t
+delivery_due(struct store *s)
+{
+	int64_t t = 0;
+
+	assert_int_equal(store_delivery_next_due(s, &t), EL_OK);
+	return t;
+}
+
+/* One per webhook and seq; each webhook's go out in order (only its oldest queued one is
+ * ever due); a claim leases it to one node until the lease runs out or is released. */
+static void
+deliveries(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery d, c;
+	json_t *n;
+
+	assert_true(delivery_due(f->s) == INT64_MAX);
+	assert_int_equal(store_delivery_claim(f->s, 1000, 1100, "a", &c), EL_ENOENT);
+	mkdelivery(&d, "dlv_1", "ops", 7, 100);
+	assert_int_equal(store_delivery_insert(f->s, &d), EL_OK);
+	mkdelivery(&d, "dlv_2", "ops", 7, 100);
+	assert_int_equal(store_delivery_insert(f->s, &d), EL_EEXIST);   /* same event */
+	mkdelivery(&d, "dlv_1", "chat", 7, 100);
+	assert_int_equal(store_delivery_insert(f->s, &d), EL_EEXIST);   /* same id */
+	mkdelivery(&d, "dlv_3", "chat", 7, 100);
+	assert_int_equal(store_delivery_insert(f->s, &d), EL_OK);
+	mkdelivery(&d, "dlv_4", "ops", 8, 90);
+	assert_int_equal(store_delivery_insert(f->s, &d), EL_OK);
+	assert_int_equal(delivery_due(f->s), 100);   /* dlv_4 waits behind dlv_1 */
+
+	assert_int_equal(store_delivery_claim(f->s, 50, 150, "a", &c), EL_ENOENT);
+	assert_int_equal(store_delivery_claim(f->s, 100, 150, "a", &c), EL_OK);
+	assert_string_equal(c.id, "dlv_1");
+	assert_string_equal(c.webhook, "ops");
+	assert_int_equal(c.seq, 7);
+	assert_string_equal(c.request_id, "req_1");
+	assert_string_equal(c.payload, "{\"event\":\"request.created\"}");
+	assert_int_equal(c.give_up_at, 100 + 86400);
+	/* Leased: node b gets the other webhook's, then nothing until the lease ends. */
+	assert_int_equal(store_delivery_claim(f->s, 100, 150, "b", &d), EL_OK);
+	assert_string_equal(d.id, "dlv_3");
+	store_delivery_free(&d);
+	assert_int_equal(store_delivery_claim(f->s, 120, 170, "b", &d), EL_ENOENT);
+	assert_int_equal(delivery_due(f->s), 150);
+	/* Only the node holding the lease records the outcome. */
+	c.attempts = 1;
+	c.next_attempt_at = 130;
+	c.last_error = strdup("HTTP 503");
+	assert_int_equal(store_delivery_done(f->s, &c, "queued", "b", 110), EL_ESTATE);
+	assert_int_equal(store_delivery_done(f->s, &c, "queued", "a", 110), EL_OK);
+	store_delivery_free(&c);
+	assert_int_equal(delivery_due(f->s), 130);
+	assert_int_equal(store_delivery_claim(f->s, 130, 200, "b", &c), EL_OK);
+	assert_string_equal(c.id, "dlv_1");
+	assert_int_equal(c.attempts, 1);
+	assert_int_equal(store_delivery_done(f->s, &c, "sent", "b", 131), EL_OK);
+	assert_int_equal(store_delivery_done(f->s, &c, "sent", "b", 131), EL_ESTATE);
+	store_delivery_free(&c);
+	assert_int_equal(outside_int(f, "SELECT COUNT(*) FROM webhook_deliveries WHERE id ="
+	    " 'dlv_1' AND payload = '' AND sent_at = 131"), 1);
+	/* dlv_4 is the head now. A node's leases are released at its start. */
+	assert_int_equal(store_delivery_claim(f->s, 131, 300, "a", &c), EL_OK);
+	assert_string_equal(c.id, "dlv_4");
+	assert_null(c.request_id);
+	assert_int_equal(store_delivery_claim(f->s, 132, 300, "a", &d), EL_ENOENT);
+	assert_int_equal(store_delivery_release(f->s, "a"), EL_OK);
+	assert_int_equal(store_delivery_claim(f->s, 132, 300, "a", &d), EL_OK);
+	assert_string_equal(d.id, "dlv_4");
+	assert_int_equal(store_delivery_done(f->s, &d, "failed", "a", 133), EL_OK);
+	store_delivery_free(&d);
+	store_delivery_free(&c);
+	n = store_delivery_counts(f->s);
+	assert_int_equal(json_integer_value(json_object_get(n, "sent")), 1);
+	assert_int_equal(json_integer_value(json_object_get(n, "failed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(n, "queued")), 1);   /* dlv_3, b's */
+	json_decref(n);
+	assert_int_equal(delivery_due(f->s), 150);
 }
 
 /* ---- revoked role sessions ---- */
@@ -2036,6 +2134,7 @@ pg_url_given(void **state)
 	T(nonces, setup, B), \
 	T(deadlines, setup, B), \
 	T(outbox, setup, B), \
+	T(deliveries, setup, B), \
 	T(revoked, setup, B), \
 	T(grants, setup, B), \
 	T(sessions, setup, B), \
