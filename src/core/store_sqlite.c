@@ -253,6 +253,19 @@ static const char *const migrations[] = {
 	"DROP TABLE nonces;"
 	"ALTER TABLE nonces_v8 RENAME TO nonces;"
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
+
+	/* 8 -> 9: reserved for the audit chain of several nodes (issue 12, being built in
+	 * another branch: its migration goes here when the branches meet) */
+	"",
+
+	/* 9 -> 10: leases on due work (several nodes: store.h). The activation lease was
+	 * next_attempt_at of a first attempt; with no node running (a schema change stops
+	 * them all) nothing is in flight, so those are due now. */
+	"ALTER TABLE requests ADD COLUMN lease_node TEXT;"
+	"ALTER TABLE requests ADD COLUMN lease_until INTEGER;"
+	"CREATE INDEX requests_leased ON requests(lease_until) WHERE lease_until IS NOT NULL;"
+	"UPDATE requests SET next_attempt_at = NULL WHERE state = 'activating'"
+	"  AND attempts = 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -858,6 +871,7 @@ static const struct store_backend sqlite_backend = {
 	.errmsg = sq_errmsg,
 	.done = sq_done,
 	.checkpointer_start = sq_checkpointer_start,
+	.claim_lock = "",
 	.close = sq_close,
 };
 
