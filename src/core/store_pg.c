@@ -178,8 +178,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE revoked ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE nonces ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;",
 
-	/* 8 -> 9: reserved for the audit chain of several nodes (issue 12, another branch) */
-	"",
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
 
 	/* 9 -> 10: leases on due work; the old activation leases are due now */
 	"ALTER TABLE requests ADD COLUMN lease_node " T ";"
@@ -849,8 +850,7 @@ migrate_to(struct conn *c, int target, struct el_why *w)
 		snprintf(sql, sizeof(sql), "INSERT INTO schema_version (k, version) VALUES (1, %d)"
 		    " ON CONFLICT (k) DO UPDATE SET version = excluded.version", v + 1);
 		if (simple(c, "BEGIN", PGRES_COMMAND_OK) != EL_OK ||
-		    (migrations[v][0] != '\0' &&
-		    simple(c, migrations[v], PGRES_COMMAND_OK) != EL_OK) ||
+		    simple(c, migrations[v], PGRES_COMMAND_OK) != EL_OK ||
 		    simple(c, sql, PGRES_COMMAND_OK) != EL_OK ||
 		    simple(c, "COMMIT", PGRES_COMMAND_OK) != EL_OK) {
 			el_fail(w, EL_EDB, "migration %d -> %d: %s", v, v + 1, c->err);

@@ -254,9 +254,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE nonces_v8 RENAME TO nonces;"
 	"CREATE INDEX nonces_kind_seen ON nonces(kind, seen_at);",
 
-	/* 8 -> 9: reserved for the audit chain of several nodes (issue 12, being built in
-	 * another branch: its migration goes here when the branches meet) */
-	"",
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
 
 	/* 9 -> 10: leases on due work (several nodes: store.h). The activation lease was
 	 * next_attempt_at of a first attempt; with no node running (a schema change stops

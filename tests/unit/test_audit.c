@@ -199,7 +199,7 @@ checkpoint(struct fx *f)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	if (audit_checkpoint(f->s, f->sk, &w) != EL_OK)
+	if (audit_checkpoint(f->s, NULL, f->sk, &w) != EL_OK)
 		fail_msg("audit_checkpoint: %s", w.msg);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
@@ -1027,7 +1027,7 @@ rotate(struct fx *f, const unsigned char *old_sk, const unsigned char *new_sk)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	if (audit_rotate(f->s, old_sk, new_sk, &w) != EL_OK)
+	if (audit_rotate(f->s, NULL, old_sk, new_sk, &w) != EL_OK)
 		fail_msg("audit_rotate: %s", w.msg);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
@@ -1038,7 +1038,7 @@ checkpoint_with(struct fx *f, const unsigned char *sk)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	assert_int_equal(audit_checkpoint(f->s, sk, &w), EL_OK);
+	assert_int_equal(audit_checkpoint(f->s, NULL, sk, &w), EL_OK);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
 
@@ -1111,33 +1111,33 @@ store_check_names_bad_seq(void **state)
 	append_n(f, 5);
 	checkpoint(f);                       /* seq 6 signs 5 */
 	append_n(f, 4);                      /* 7..10 unsigned */
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
 	assert_int_equal(rep.v.first_seq, 5);
 	assert_int_equal(rep.v.last_seq, 10);
-	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 1, &rep), EL_OK);
 	assert_int_equal(rep.v.records, 10);
 	/* another key: the checkpoint does not verify */
-	assert_int_equal(audit_check_store(f->s, f->pk2, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk2, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 6);
 	/* a tail record edited in the database */
 	exec_sql(f, "UPDATE audit SET actor = 'mallory' WHERE seq = 8");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 8);
 	assert_non_null(strstr(rep.v.problem, "seq 8: hash mismatch"));
 	exec_sql(f, "UPDATE audit SET actor = 'alice' WHERE seq = 8");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
 	/* an old record: only the whole check sees it */
 	exec_sql(f, "UPDATE audit SET event = 'request.forged' WHERE seq = 2");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
-	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 1, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 2);
 	exec_sql(f, "UPDATE audit SET event = 'request.created' WHERE seq = 2");
 	/* a row deleted, a row whose data is not JSON */
 	exec_sql(f, "DELETE FROM audit WHERE seq = 9");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 9);
 	exec_sql(f, "UPDATE audit SET data = '{no' WHERE seq = 7");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 7);
 }
 
