@@ -151,10 +151,11 @@ enum el_err store_lease_claim(struct store *s, enum store_due kind, const char *
  * activation: its own worker mints at once). EL_ENOENT when no such request. */
 enum el_err store_lease_take(struct store *s, const char *id, const char *node,
     int64_t until_ms);
-/* Moves node's leases on ids[0..n) to until_ms; *kept (may be NULL): how many node still
- * held (a lease that ran out and was claimed by another node is lost). */
+/* Moves node's leases on ids[0..n) to until_ms; *lost (may be NULL): how many of them
+ * another node holds now (node's ran out and was claimed); those let go meanwhile are
+ * neither. */
 enum el_err store_lease_renew(struct store *s, const char *node, char *const *ids, size_t n,
-    int64_t until_ms, size_t *kept);
+    int64_t until_ms, size_t *lost);
 /* Lets go of node's lease on id (a lease another node holds is left alone). */
 enum el_err store_lease_release(struct store *s, const char *id, const char *node);
 /* Lets go of every lease node holds (its start: nothing of its own is in flight any more);

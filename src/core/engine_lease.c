@@ -26,12 +26,27 @@ engine_node(const struct engine *e)
 	return e->cfg->node != NULL ? e->cfg->node : "localhost";
 }
 
+/* A claim alone is a relaxed transaction: one an OS crash loses was never worked on, and
+ * its lease would run out anyway. Inside the caller's transaction it is part of that. */
 enum el_err
 engine_claim(struct engine *e, enum store_due kind, int64_t now_ms, int limit, char ***ids,
     size_t *n)
 {
-	return store_lease_claim(e->store, kind, engine_node(e), now_ms, now_ms + LEASE_MS,
-	    limit, ids, n);
+	enum el_err r;
+
+	if ((r = store_begin_relaxed(e->store)) != EL_OK)
+		return r;
+	if ((r = store_lease_claim(e->store, kind, engine_node(e), now_ms, now_ms + LEASE_MS,
+	    limit, ids, n)) != EL_OK) {
+		store_rollback(e->store);
+		return r;
+	}
+	if ((r = store_commit(e->store)) != EL_OK) {
+		el_strv_free(*ids, *n);
+		*ids = NULL;
+		*n = 0;
+	}
+	return r;
 }
 
 enum el_err
@@ -92,12 +107,12 @@ engine_lease_unhold(struct engine *e, char *const *ids, size_t n)
 static void
 renew(struct engine *e, char **ids, size_t n)
 {
-	size_t kept = 0;
+	size_t lost = 0;
 	enum el_err r;
 
 	if ((r = store_begin_relaxed(e->store)) == EL_OK) {
 		if ((r = store_lease_renew(e->store, engine_node(e), ids, n,
-		    el_now_ms() + LEASE_MS, &kept)) == EL_OK)
+		    el_now_ms() + LEASE_MS, &lost)) == EL_OK)
 			r = store_commit(e->store);
 		else
 			store_rollback(e->store);
@@ -106,10 +121,10 @@ renew(struct engine *e, char **ids, size_t n)
 		log_warn("leases: cannot renew %zu lease%s on work in flight (%s): another node "
 		    "takes the work over if this lasts %d ms", n, n == 1 ? "" : "s",
 		    store_errmsg(), LEASE_MS);
-	else if (kept < n)
+	else if (lost > 0)
 		log_warn("leases: %zu of %zu leases on work in flight here ran out before they "
-		    "were renewed: another node may do that work too (whose state changes win "
-		    "by compare-and-set)", n - kept, n);
+		    "were renewed and another node holds them now: it may do that work too "
+		    "(whose state changes win by compare-and-set)", lost, n);
 }
 
 static void *

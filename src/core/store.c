@@ -875,6 +875,9 @@ store_request_due(struct store *s, enum req_state state, const char *column, int
 
 /* ---- leases on due work ---- */
 
+static enum el_err scalar_query(struct store *s, const char *what, int64_t dflt, int64_t *t,
+    const char *sql, const char *fmt, ...);
+
 /* Each kind of due work: the state and the deadline column (due_cols). */
 static const struct { enum req_state state; const char *column; } due_work[] = {
 	[STORE_DUE_LAPSE] = {RS_PENDING, "pending_until"},
@@ -957,23 +960,28 @@ store_lease_take(struct store *s, const char *id, const char *node, int64_t unti
 
 enum el_err
 store_lease_renew(struct store *s, const char *node, char *const *ids, size_t n,
-    int64_t until_ms, size_t *kept)
+    int64_t until_ms, size_t *lost)
 {
 	enum el_err r;
 	size_t i, k = 0;
-	int64_t c;
+	int64_t c, other;
 	bool own;
 
 	if ((r = own_begin(s, &own)) != EL_OK)
 		return r;
 	for (i = 0; i < n && r == EL_OK; i++) {
-		c = 0;
+		c = other = 0;
 		r = exec_count(s, &c, "UPDATE requests SET lease_until = ? WHERE id = ?"
 		    " AND lease_node = ?", "itt", until_ms, ids[i], node);
-		k += c > 0;
+		/* Not renewed: let go already (the work ended meanwhile), or another's now. */
+		if (r == EL_OK && c == 0)
+			r = scalar_query(s, "lease holder", 0, &other, "SELECT COUNT(*) FROM requests"
+			    " WHERE id = ? AND lease_node IS NOT NULL AND lease_node <> ?", "tt",
+			    ids[i], node);
+		k += other > 0;
 	}
-	if (kept != NULL)
-		*kept = k;
+	if (lost != NULL)
+		*lost = k;
 	return own_end(s, own, r);
 }
 

@@ -960,7 +960,7 @@ leases(void **state)
 	struct store_request r;
 	int64_t until = 0, t = 0, n = 0;
 	char *both[2] = {"a1", "a2"};
-	size_t kept = 9;
+	size_t lost = 9;
 
 	mkreq(&r, "p1", "pending", "alice", "p", 1);
 	r.pending_until = 500;
@@ -1004,11 +1004,11 @@ leases(void **state)
 	assert_int_equal(t, 402000);
 	assert_int_equal(store_lease_next_end(f->s, 402000, &t), EL_OK);
 	assert_int_equal(t, 403500);
-	/* The holder renews; another node's renewal keeps nothing. */
-	assert_int_equal(store_lease_renew(f->s, "node-b", both, 2, 405000, &kept), EL_OK);
-	assert_int_equal(kept, 0);
-	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 404000, &kept), EL_OK);
-	assert_int_equal(kept, 2);
+	/* The holder renews; another node's renewal changes nothing and finds them lost. */
+	assert_int_equal(store_lease_renew(f->s, "node-b", both, 2, 405000, &lost), EL_OK);
+	assert_int_equal(lost, 2);
+	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 404000, &lost), EL_OK);
+	assert_int_equal(lost, 0);
 	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 403499, 10), "");
 	/* node-a dies: at 404 s its leases have run out, node-b takes them over (a3's ran out
 	 * at 403.5 s too). */
@@ -1016,14 +1016,20 @@ leases(void **state)
 	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 404000, 10), "a2,a3");
 	assert_string_equal(holder(f->s, "a2", &until), "node-b");
 	assert_int_equal(until, 406000);
-	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 409000, &kept), EL_OK);
-	assert_int_equal(kept, 0);
-	/* Only the holder lets go; then the row is free for everyone at once. */
+	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 409000, &lost), EL_OK);
+	assert_int_equal(lost, 2);
+	/* Only the holder lets go; then the row is free for everyone at once, and a renewal
+	 * that comes after it (the work ended meanwhile) neither renews nor loses it. */
 	assert_int_equal(store_lease_release(f->s, "a1", "node-a"), EL_OK);
 	assert_string_equal(holder(f->s, "a1", NULL), "node-b");
 	assert_int_equal(store_lease_release(f->s, "a1", "node-b"), EL_OK);
 	assert_string_equal(holder(f->s, "a1", &until), "");
 	assert_int_equal(until, 0);
+	assert_int_equal(store_lease_renew(f->s, "node-b", both, 2, 406500, &lost), EL_OK);
+	assert_int_equal(lost, 0);
+	assert_string_equal(holder(f->s, "a1", &until), "");
+	assert_string_equal(holder(f->s, "a2", &until), "node-b");
+	assert_int_equal(until, 406500);
 	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-a", 404001, 10), "a1");
 
 	/* The deadline leaves out what is leased beyond now: e1 (400) and e2 (due now) are
