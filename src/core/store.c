@@ -482,7 +482,7 @@ own_end(struct store *s, bool own, enum el_err r)
 
 /* A write that tells the other nodes when it commits (store_notify): in the caller's
  * transaction or one of its own, which the notice joins. */
-#define exec_notify(s, ...) exec_told((s), NULL, __VA_ARGS__)
+#define exec_notify(s, ...) exec_told((s), true, NULL, __VA_ARGS__)
 
 /*
  * Runs a write on the writer, in the caller's transaction or in one of its own: a
@@ -545,10 +545,11 @@ exec_id(struct store *s, int64_t *id, const char *sql, const char *fmt, ...)
 	return r;
 }
 
-/* exec() whose commit tells the other nodes (store_notify); *changes (may be NULL): the
- * rows it wrote. Peers are told only when it wrote some. */
+/* exec() that counts the rows it wrote into *changes (may be NULL); with tell, its commit
+ * tells the other nodes (store_notify) when it wrote some. */
 static enum el_err
-exec_told(struct store *s, int64_t *changes, const char *sql, const char *fmt, ...)
+exec_told(struct store *s, bool tell, int64_t *changes, const char *sql, const char *fmt,
+    ...)
 {
 	va_list ap;
 	enum el_err r;
@@ -560,24 +561,11 @@ exec_told(struct store *s, int64_t *changes, const char *sql, const char *fmt, .
 	va_start(ap, fmt);
 	r = vexec(s, &n, NULL, sql, fmt, ap);
 	va_end(ap);
-	if (r == EL_OK && n > 0)
+	if (r == EL_OK && n > 0 && tell)
 		store_notify(s);
 	if (changes != NULL)
 		*changes = n;
 	return own_end(s, own, r);
-}
-
-/* exec() that counts the rows it wrote into *changes. */
-static enum el_err
-exec_count(struct store *s, int64_t *changes, const char *sql, const char *fmt, ...)
-{
-	va_list ap;
-	enum el_err r;
-
-	va_start(ap, fmt);
-	r = vexec(s, changes, NULL, sql, fmt, ap);
-	va_end(ap);
-	return r;
 }
 
 /* exec() of a write that must change exactly one row, else EL_ESTATE. */
@@ -723,8 +711,8 @@ store_request_cas(struct store *s, const struct store_request *r, enum req_state
 	int64_t n = 0;
 	enum el_err e;
 
-	e = exec_told(s, &n, "UPDATE requests SET state = ?, decided_at = ?, window_start = ?,"
-	    " window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
+	e = exec_told(s, true, &n, "UPDATE requests SET state = ?, decided_at = ?,"
+	    " window_start = ?, window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
 	    " next_attempt_at = ?, attempts = ?, duration = ?, updated_at = ?"
 	    " WHERE id = ? AND state = ?", "tzzzzttziiitt", lifecycle_state_name(r->state),
 	    r->decided_at, r->window_start, r->window_end, r->ended_at, r->failure_code,
@@ -971,7 +959,7 @@ store_lease_renew(struct store *s, const char *node, char *const *ids, size_t n,
 		return r;
 	for (i = 0; i < n && r == EL_OK; i++) {
 		c = other = 0;
-		r = exec_count(s, &c, "UPDATE requests SET lease_until = ? WHERE id = ?"
+		r = exec_told(s, false, &c, "UPDATE requests SET lease_until = ? WHERE id = ?"
 		    " AND lease_node = ?", "itt", until_ms, ids[i], node);
 		/* Not renewed: let go already (the work ended meanwhile), or another's now. */
 		if (r == EL_OK && c == 0)
@@ -996,7 +984,7 @@ store_lease_release(struct store *s, const char *id, const char *node)
 enum el_err
 store_lease_release_all(struct store *s, const char *node, int64_t *n)
 {
-	return exec_told(s, n, "UPDATE requests SET lease_node = NULL, lease_until = NULL"
+	return exec_told(s, true, n, "UPDATE requests SET lease_node = NULL, lease_until = NULL"
 	    " WHERE lease_until IS NOT NULL AND lease_node = ?", "t", node);
 }
 

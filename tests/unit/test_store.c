@@ -962,28 +962,26 @@ leases(void **state)
 	char *both[2] = {"a1", "a2"};
 	size_t lost = 9;
 
-	mkreq(&r, "p1", "pending", "alice", "p", 1);
-	r.pending_until = 500;
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "a1", "active", "alice", "p", 1);
-	r.window_end = 300;
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "a2", "active", "alice", "p", 1);
-	r.window_end = 350;
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "a3", "active", "alice", "p", 1);
-	r.window_end = 401;           /* not yet */
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "e1", "ending", "alice", "p", 1);
-	r.next_attempt_at = 400;
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "e2", "ending", "alice", "p", 1);   /* no retry time: due now */
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "x1", "activating", "alice", "p", 1);
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
-	mkreq(&r, "x2", "activating", "alice", "p", 1);
-	r.next_attempt_at = 9999;     /* a retry later */
-	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	/* id, state, and its deadline: pending_until, window_end or next_attempt_at (0: none,
+	 * due now) */
+	static const struct { const char *id, *state; int64_t due; } due[] = {
+		{"p1", "pending", 500}, {"a1", "active", 300}, {"a2", "active", 350},
+		{"a3", "active", 401},       /* not yet */
+		{"e1", "ending", 400}, {"e2", "ending", 0},
+		{"x1", "activating", 0}, {"x2", "activating", 9999},   /* a retry later */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(due) / sizeof(due[0]); i++) {
+		mkreq(&r, due[i].id, due[i].state, "alice", "p", 1);
+		if (r.state == RS_PENDING)
+			r.pending_until = due[i].due;
+		else if (r.state == RS_ACTIVE)
+			r.window_end = due[i].due;
+		else
+			r.next_attempt_at = due[i].due;
+		assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	}
 
 	/* Nothing is leased yet: the deadline is e2's (due now), no lease ends. */
 	assert_int_equal(store_next_deadline(f->s, 0, 400000, &t), EL_OK);
