@@ -39,7 +39,8 @@ def _rec_ms(r):
 def test_approval_link_served_by_another_node(ctx):
     """A request created through node A is approved by the link of its approval mail opened
     on node B (the page's POST); the grant's credentials are then fetched from A with
-    `elevate creds`: they are the ones the emulator issued for it."""
+    `elevate creds`: they are the ones the emulator issued for it. Revoked through B, it
+    answers `ended` and the role session is denied."""
     import tempfile
     import urllib.parse
     import urllib.request
@@ -72,6 +73,10 @@ def test_approval_link_served_by_another_node(ctx):
     assert r.returncode == 0, r.stderr
     creds = json.loads(r.stdout)
     assert creds['AccessKeyId'] in ctx.emulator.keys_of(request_id=rid), creds
+    # a revoke through B answers once the grant has ended, whichever node's reaper ended it
+    st, j = b.api('alice', 'POST', '/v1/requests/%s/revoke' % rid, {})
+    assert st == 200 and j['state'] == 'ended', (st, j)
+    assert ctx.emulator.session_denied(request_id=rid)
 
 
 def grants_ending_soon(a, n=100, sessions_every=10):
