@@ -46,7 +46,8 @@ IT_BIN     := build/tests/pg_smoke
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration soak demo demo-flows bench bench-revoke bench-audit fuzz clean check-deps
+.PHONY: all deps test unit integration soak demo demo-flows bench bench-revoke bench-failover \
+        bench-audit fuzz clean check-deps
 all: bin/elevated bin/elevate bin/elevate-full
 
 build/%.o: %.c build/.flags
@@ -130,6 +131,10 @@ bench: all $(BENCH_BIN)
 
 bench-revoke: all
 	@bench/revoke.sh
+
+# make bench-failover: two nodes on PostgreSQL, node A killed, node B ends its grants.
+bench-failover: all
+	@bench/failover.sh
 
 # make bench-audit [BENCH_AUDIT_RECORDS=N]: verify speed against a bare jansson parse.
 bench-audit: all build/bench/audit_bench

@@ -176,7 +176,7 @@ deadline(const char *path, int k)
 	for (i = 0; i < k; i++) {
 		double t0 = now_s();
 
-		if (store_next_deadline(s, 300, &t) != EL_OK) {
+		if (store_next_deadline(s, 300, el_now_ms(), &t) != EL_OK) {
 			fprintf(stderr, "store_bench: next deadline: %s\n", store_errmsg());
 			return 1;
 		}

@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 struct store;
 struct config;
@@ -122,14 +122,71 @@ enum el_err store_request_due(struct store *s, enum req_state state, const char 
     int64_t until, int limit, char ***ids, size_t *n);
 /* Earliest pending_until of pending / next attempt of activating / window_end of active /
  * next_attempt_at of ending / (window_end - warn_lead) of an active grant not yet warned
- * (warn_lead 0: no warnings); *t = INT64_MAX when none. A read error is an error. */
-enum el_err store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t);
+ * (warn_lead 0: no warnings); *t = INT64_MAX when none. Requests a node holds a lease on
+ * beyond now_ms (ms) are left out: their lease's end is store_lease_next_end's. A read
+ * error is an error. */
+enum el_err store_next_deadline(struct store *s, int64_t warn_lead, int64_t now_ms,
+    int64_t *t);
+/*
+ * ---- leases on due work ----
+ * Several nodes share the due work: a node claims a batch of due requests with a lease
+ * (its name and an end in ms), does the work (AWS calls), then changes the state by a
+ * compare-and-set and lets the lease go in the same transaction. A lease that runs out
+ * (its node died) makes the work claimable again by any node.
+ */
+enum store_due {
+	STORE_DUE_LAPSE,        /* pending, past pending_until */
+	STORE_DUE_WINDOW_END,   /* active, past window_end */
+	STORE_DUE_REVOKE,       /* ending, its next attempt due (NULL: now) */
+	STORE_DUE_ACTIVATE,     /* activating, its next attempt due (NULL: now) */
+};
+/* Claims up to `limit` requests whose `kind` of work is due at now_ms and that no node
+ * holds (no lease, or one that ran out by now_ms, whoever held it): node's lease on each
+ * until until_ms. One statement (PostgreSQL: the candidates locked FOR UPDATE SKIP LOCKED,
+ * so concurrent claims get disjoint rows). In the caller's transaction or one of its own.
+ * *ids: caller frees each and the array. */
+enum el_err store_lease_claim(struct store *s, enum store_due kind, const char *node,
+    int64_t now_ms, int64_t until_ms, int limit, char ***ids, size_t *n);
+/* Gives node the lease on id until until_ms whoever held it (the vote that starts an
+ * activation: its own worker mints at once). EL_ENOENT when no such request. */
+enum el_err store_lease_take(struct store *s, const char *id, const char *node,
+    int64_t until_ms);
+/* Moves node's leases on ids[0..n) to until_ms; *lost (may be NULL): how many of them
+ * another node holds now (node's ran out and was claimed); those let go meanwhile are
+ * neither. */
+enum el_err store_lease_renew(struct store *s, const char *node, char *const *ids, size_t n,
+    int64_t until_ms, size_t *lost);
+/* Lets go of node's lease on id (a lease another node holds is left alone). */
+enum el_err store_lease_release(struct store *s, const char *id, const char *node);
+/* Lets go of every lease node holds (its start: nothing of its own is in flight any more);
+ * *n (may be NULL): how many. */
+enum el_err store_lease_release_all(struct store *s, const char *node, int64_t *n);
+/* The earliest end after now_ms (ms) of a lease any node holds; INT64_MAX when none. */
+enum el_err store_lease_next_end(struct store *s, int64_t now_ms, int64_t *t);
+/* The holder of id's lease ("" none) and its end (0 none). */
+enum el_err store_lease_get(struct store *s, const char *id, char *node, size_t len,
+    int64_t *until);
+
+/*
+ * Wake-ups between nodes on one database. store_notify(), inside the caller's transaction:
+ * when it commits, the other nodes are told there is something new to look at (new due
+ * work, a lease let go, mail). store_listen(): fn(arg) is called on a thread of the
+ * store's own whenever another node's notice arrives, and once whenever the connection it
+ * listens on is back after a loss (notices may have been missed); stopped by
+ * store_listen_stop() or store_close(). PostgreSQL: NOTIFY and LISTEN on the channel
+ * elevate_wake. SQLite (one node): nothing to tell, nobody to listen to.
+ */
+void store_notify(struct store *s);
+enum el_err store_listen(struct store *s, void (*fn)(void *), void *arg);
+void store_listen_stop(struct store *s);
+
 /* Sum of the durations of parent's extensions in `activating` (in flight). */
 enum el_err store_extensions_in_flight(struct store *s, const char *parent_id, int64_t *sum);
 /* Active grants longer than warn_lead, not yet warned, ending within warn_lead of now. */
 enum el_err store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit,
     char ***ids, size_t *n);
-/* Marks an active grant warned (EL_ESTATE when it is no longer active). */
+/* Marks an active grant warned (EL_ESTATE when it is no longer active, or was warned
+ * already: by another node). */
 enum el_err store_request_warned(struct store *s, const char *id, int64_t at);
 /* Counts per state, as a JSON object {"pending": N, ...}. New ref; NULL on a read error. */
 json_t *store_request_counts(struct store *s);

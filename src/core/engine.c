@@ -140,11 +140,13 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 	pthread_mutex_init(&e->act_mu, NULL);
 	pthread_cond_init(&e->act_cv, NULL);
 	pthread_mutex_init(&e->end_mu, NULL);
+	pthread_mutex_init(&e->lease_mu, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&e->end_cv, &ca);
+		pthread_cond_init(&e->lease_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_mutex_init(&e->export_mu, NULL);
@@ -253,6 +255,9 @@ engine_close(struct engine *e)
 	for (i = 0; i < e->nclaimed; i++)
 		free(e->claimed[i].id);
 	free(e->claimed);
+	for (i = 0; i < e->nleased; i++)
+		free(e->leased[i]);
+	free(e->leased);
 	free(e->roles);
 	free(e->stats);
 	free(e);
@@ -356,7 +361,8 @@ engine_retry_at(struct engine *e, const char *id, enum req_state state, int64_t 
 	if (engine_tx_read(e, id, &r) != EL_OK)
 		return;
 	r.next_attempt_at = at;
-	if (r.state != state || engine_request_save(e, &r) != EL_OK)
+	if (r.state != state || engine_request_save(e, &r) != EL_OK ||
+	    engine_lease_release(e, id) != EL_OK)
 		engine_tx_rollback(e);
 	else
 		engine_tx_commit(e);
@@ -397,6 +403,8 @@ engine_start(struct engine *e)
 		engine_audit(e, "system", "daemon.started", NULL, NULL);
 		engine_tx_commit(e);
 	}
+	if ((r = engine_leases_start(e)) != EL_OK)
+		return r;
 	if ((r = engine_resume(e)) != EL_OK)
 		log_warn("resume: %s (will retry)", el_strerror(r));
 	if (pthread_create(&e->reaper, NULL, engine_reaper_main, e) != 0)
@@ -431,6 +439,7 @@ engine_stop(struct engine *e)
 	e->reaper_started = e->mailer_started = 0;
 	engine_webhooks_stop(e);
 	engine_workers_wait(e);
+	engine_leases_stop(e);
 	/* What was counted and not yet summarised is not lost on a clean stop. */
 	if (was_running)
 		engine_refusals_flush(e, el_now(), true);
@@ -791,8 +800,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	    r->parent_id ? r->parent_id : "", ar != NULL ? ", auto-approved by rule " : "",
 	    ar != NULL ? ar->name : "");
 	if (activate && !engine_activate_async(e, r->id))
-		log_warn("request %s: no worker for its activation now; the reaper resumes it "
-		    "within %d s", r->id, ACTIVATION_LEASE);
+		log_warn("request %s: no worker for its activation now; a reaper resumes it "
+		    "within %d ms", r->id, LEASE_MS);
 	engine_wake_reaper(e);
 out:
 	json_decref(data);
@@ -1016,11 +1025,13 @@ engine_quorum_reached(struct engine *e, const struct policy *p, struct store_req
 	enum el_err rc;
 
 	*activate = false;
-	/* A lease: whoever mints renews or ends it; the reaper takes over once it expires. */
-	r->next_attempt_at = el_now() + ACTIVATION_LEASE;
+	/* Due now: the caller's worker mints under this node's lease (taken below with the
+	 * transition), which any node's reaper takes over once it runs out. */
+	r->next_attempt_at = 0;
 	r->attempts = 0;
 	if (r->parent_id == NULL) {
-		if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK)
+		if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK &&
+		    (rc = engine_lease_take(e, r->id)) == EL_OK)
 			*activate = true;
 		return rc;
 	}
@@ -1048,7 +1059,8 @@ engine_quorum_reached(struct engine *e, const struct policy *p, struct store_req
 		rc = reject_extension(e, r, "WindowExceeded", msg);
 		goto out;
 	}
-	if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK)
+	if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK &&
+	    (rc = engine_lease_take(e, r->id)) == EL_OK)
 		*activate = true;
 out:
 	store_request_free(&parent);
@@ -1074,13 +1086,13 @@ after_decision(struct engine *e, const char *id, bool activate, json_t **out,
 		} else
 			el_fail(w, rc, "cannot read request %s: %s", id, store_errmsg());
 	}
-	/* No worker (no thread or memory): nothing is lost. The vote's transaction gave the
-	 * activation a lease (engine_quorum_reached); when it runs out the reaper, which
-	 * wakes for it, resumes it (activate_due), and a restart resumes it at once
-	 * (expire_leases). */
+	/* No worker (no thread or memory): nothing is lost. The vote's transaction gave this
+	 * node the activation's lease (engine_quorum_reached); when it runs out any node's
+	 * reaper, which wakes for it, resumes it (activate_due), and a restart of this node
+	 * resumes it at once (its own leases are let go at start). */
 	if (activate && !engine_activate_async(e, id))
-		log_warn("request %s: no worker for its activation now; the reaper resumes it "
-		    "within %d s", id, ACTIVATION_LEASE);
+		log_warn("request %s: no worker for its activation now; a reaper resumes it "
+		    "within %d ms", id, LEASE_MS);
 	engine_wake_reaper(e);
 	return rc;
 }

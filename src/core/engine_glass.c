@@ -61,11 +61,13 @@ engine_glass_begin(struct engine *e, const struct policy *p, struct store_reques
 		json_array_append_new(names, json_string(who[i]));
 	el_format_time(r->created_at + pp->glass.review_within, due, sizeof(due));
 	data = json_pack("{s:o, s:s}", "notified", names, "review_due", due);
-	/* A lease, as for a vote's activation: whoever mints renews or ends it. */
-	r->next_attempt_at = el_now() + ACTIVATION_LEASE;
+	/* Due now, as for a vote's activation: this node's worker mints under its lease,
+	 * which any node's reaper takes over once it runs out. */
+	r->next_attempt_at = 0;
 	r->attempts = 0;
 	r->decided_at = r->created_at;
-	rc = engine_transition(e, r, EV_BREAK_GLASS, user, data);
+	if ((rc = engine_transition(e, r, EV_BREAK_GLASS, user, data)) == EL_OK)
+		rc = engine_lease_take(e, r->id);
 	json_decref(data);
 	if (rc == EL_OK) {
 		extra = json_pack("{s:s}", "review_due", due);

@@ -1,8 +1,10 @@
 /*
  * engine_grant.c — owns minting a grant's credentials: the time-bound session policy,
  * AssumeRole (activation, extension, re-minting), the credentials encrypted at rest, and
- * the per-request claims that keep one minting at a time per grant. Every write after an
- * AWS call reads the request afresh and is a compare-and-set through the lifecycle.
+ * the per-request claims that keep one minting at a time per grant in this process (the
+ * node's lease on the request keeps the other nodes off it: engine_lease.c). Every write
+ * after an AWS call reads the request afresh and is a compare-and-set through the
+ * lifecycle.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -507,6 +509,8 @@ activation_failed(struct engine *e, const char *id, const struct aws_error *err)
 	}
 	json_decref(data);
 	store_request_free(&r);
+	if (rc == EL_OK)
+		rc = engine_lease_release(e, id);   /* a retry is any node's at its time */
 	if (rc != EL_OK) {
 		engine_tx_rollback(e);
 		return rc;
@@ -562,6 +566,8 @@ activation_done(struct engine *e, const char *id, const struct store_grant *g,
 	} else
 		rc = deny_minted(e, &r, g, end);
 	json_decref(data);
+	if (rc == EL_OK)
+		rc = engine_lease_release(e, id);   /* ending: any node's reaper revokes it */
 	if (rc != EL_OK) {
 		engine_tx_rollback(e);
 		store_request_free(&r);
@@ -689,6 +695,8 @@ apply_extension(struct engine *e, const char *xid, const char *parent_id)
 		rc = engine_notify(e, "approved", &parent, who, 1, NULL);
 	}
 commit:
+	if (rc == EL_OK)
+		rc = engine_lease_release(e, xid);
 	if (rc != EL_OK)
 		goto fail;
 	rc = engine_tx_commit(e);
@@ -750,8 +758,12 @@ activate_claimed(struct engine *e, const char *id)
 	memset(&err, 0, sizeof(err));
 	if ((rc = store_request_get(e->store, id, &r)) != EL_OK)
 		return rc;
-	if (r.state != RS_ACTIVATING)
-		goto out;   /* done, or revoked before anything was minted */
+	if (r.state != RS_ACTIVATING) {
+		/* Done, or revoked before anything was minted: the revocation is any node's. */
+		rc = engine_lease_release(e, id);
+		engine_wake_reaper(e);
+		goto out;
+	}
 	if (r.parent_id != NULL) {
 		/* Mints the grant's session: one at a time with its re-minting and other
 		 * extensions. */
@@ -789,8 +801,13 @@ activation_worker(void *arg)
 {
 	struct act_job *j = arg;
 	struct engine *e = j->e;
+	char *ids[1] = {j->id};
 
+	/* This node's lease on it (the vote's, or a claim's) is renewed while AWS mints; the
+	 * outcome's transaction lets it go. */
+	engine_lease_hold(e, ids, 1);
 	activate_claimed(e, j->id);
+	engine_lease_unhold(e, ids, 1);
 	release(e, j->id);
 	free(j);
 	engine_worker_done(e);

@@ -22,8 +22,12 @@
 #include "elevate/token.h"
 
 #define ENGINE_HIST_BUCKETS 12
-/* Seconds an activation may take before the reaper takes it over (kept while in flight). */
-#define ACTIVATION_LEASE 60
+/* A node's lease on due work (ms): another node takes the work over once it runs out, so a
+ * dead node's work waits at most this long after the lease's last renewal. Renewed every
+ * LEASE_RENEW_MS while the work runs (AWS calls of any length): three renewals may fail or
+ * stall before another node steps in. */
+#define LEASE_MS 2000
+#define LEASE_RENEW_MS 500
 
 struct hist {
 	_Atomic uint64_t bucket[ENGINE_HIST_BUCKETS];   /* cumulative on output */
@@ -111,6 +115,16 @@ struct engine {
 	struct claim *claimed;
 	size_t nclaimed;
 	int workers;                      /* detached activation workers still running */
+
+	/* leases on due work (engine_lease.c): the requests whose work is in flight here
+	 * (one entry per hold), their leases renewed by the leaser thread; under lease_mu */
+	pthread_mutex_t lease_mu;
+	pthread_cond_t lease_cv;          /* CLOCK_MONOTONIC: the leaser's stop */
+	char **leased;
+	size_t nleased, leased_cap;
+	pthread_t leaser;
+	int leaser_started;
+	int leaser_stop;
 
 	/* revocations waited for (engine_revoke.c): end_gen counts the moments grants left
 	 * `ending` or AWS work began on one; waiters sleep on end_cv (CLOCK_MONOTONIC) */
@@ -203,7 +217,8 @@ enum el_err engine_request_save(struct engine *e, const struct store_request *r)
 /* Begins a transaction and reads request id afresh in it (what was read before an AWS
  * call or a wait is stale). On failure nothing is left open. Caller frees r. */
 enum el_err engine_tx_read(struct engine *e, const char *id, struct store_request *r);
-/* Moves the next attempt of request id to `at`, if it is still in `state`. */
+/* Moves the next attempt of request id to `at`, if it is still in `state`, and lets go of
+ * this node's lease on it: the work is given up until then. */
 void engine_retry_at(struct engine *e, const char *id, enum req_state state, int64_t at);
 /* The vote that completes r's quorum (inside the caller's transaction, r read in it):
  * pending -> activating, or for an extension that no longer fits, pending -> failed.
@@ -260,7 +275,8 @@ enum el_err engine_grant_creds(struct engine *e, const struct store_grant *g,
 void engine_sync_revocations(struct engine *e, int64_t now);
 /* The role name of a role ARN (borrowed from arn). */
 const char *engine_role_name(const char *arn);
-/* Runs the revocation steps for grants in `ending`; each either ends or is rescheduled. */
+/* Runs the revocation steps for grants in `ending` this node holds the leases of; each
+ * either ends or is rescheduled, and its lease let go with it. */
 void engine_end_grants(struct engine *e, char **ids, size_t n);
 /* Wakes the waiters of engine_wait_ended: a grant left `ending`, or AWS began minting for
  * one. */
@@ -375,6 +391,29 @@ void engine_glass_escalate_due(struct engine *e, int64_t now);
 /* engine_sched.c */
 void *engine_reaper_main(void *arg);
 enum el_err engine_resume(struct engine *e);
+
+/* engine_lease.c */
+/* This node's name (config node), which its leases carry. */
+const char *engine_node(const struct engine *e);
+/* Claims up to limit requests whose `kind` of work is due at now_ms and free (store.h):
+ * this node's lease on each for LEASE_MS. In the caller's transaction or one of its own. */
+enum el_err engine_claim(struct engine *e, enum store_due kind, int64_t now_ms, int limit,
+    char ***ids, size_t *n);
+/* This node's lease on id for LEASE_MS, whoever held it (inside the vote's transaction:
+ * this node's worker mints at once). */
+enum el_err engine_lease_take(struct engine *e, const char *id);
+/* Lets go of this node's lease on id (the work is done or given up), in the caller's
+ * transaction (with the state change it ends in) or one of its own; the other nodes are
+ * told. */
+enum el_err engine_lease_release(struct engine *e, const char *id);
+/* The work on ids[0..n) is in flight here: their leases are renewed until unhold. */
+void engine_lease_hold(struct engine *e, char *const *ids, size_t n);
+void engine_lease_unhold(struct engine *e, char *const *ids, size_t n);
+/* At start (before the first sweep): lets go of this node's own leases, starts the leaser
+ * and listens to the other nodes; at stop (after the workers): stops both and lets go of
+ * what is left. */
+enum el_err engine_leases_start(struct engine *e);
+void engine_leases_stop(struct engine *e);
 
 /* engine_audit.c */
 /* After every commit: a checkpoint when checkpoint_every says so (else the auditor's

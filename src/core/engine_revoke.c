@@ -291,6 +291,8 @@ mark_ended(struct engine *e, struct store_request *rs, json_t **steps, const enu
 		rc = engine_transition(e, &r, EV_REVOKED, "system", steps[i]);
 		if (rc == EL_OK)
 			rc = engine_notify(e, "ended", &r, who, 1, NULL);
+		if (rc == EL_OK)
+			rc = engine_lease_release(e, r.id);
 		store_request_free(&r);
 		if (rc != EL_OK)
 			goto fail;
@@ -405,7 +407,8 @@ reschedule(struct engine *e, const char *id, const char *why, bool quick)
 	data = json_pack("{s:s, s:i, s:I}", "error", why, "attempt", r.attempts,
 	    "next_attempt_at", (json_int_t)r.next_attempt_at);
 	if (engine_request_save(e, &r) != EL_OK ||
-	    engine_audit(e, "system", "grant.revocation_retry", r.id, data) != EL_OK)
+	    engine_audit(e, "system", "grant.revocation_retry", r.id, data) != EL_OK ||
+	    engine_lease_release(e, r.id) != EL_OK)   /* the retry is any node's */
 		engine_tx_rollback(e);
 	else
 		engine_tx_commit(e);
@@ -473,6 +476,8 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 	for (i = 0; i < n; i++) {
 		st[i] = store_request_get(e->store, ids[i], &rs[i]);
 		if (st[i] != EL_OK || rs[i].state != RS_ENDING) {
+			if (st[i] == EL_OK)
+				engine_lease_release(e, ids[i]);
 			st[i] = EL_ESTATE;
 			continue;
 		}
@@ -483,8 +488,9 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			engine_retry_at(e, ids[i], RS_ENDING, el_now() + 1);
 			continue;
 		}
-		steps[i] = json_pack("{s:[], s:b}", "terminated_sessions", "early",
-		    el_now() < rs[i].window_end);
+		/* node: who revoked it, among several */
+		steps[i] = json_pack("{s:[], s:b, s:s}", "terminated_sessions", "early",
+		    el_now() < rs[i].window_end, "node", engine_node(e));
 		if (store_grant_get(e->store, ids[i], &gs[i]) != EL_OK)
 			memset(&gs[i], 0, sizeof(gs[i]));   /* never minted: nothing to take back */
 	}

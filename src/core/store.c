@@ -480,6 +480,10 @@ own_end(struct store *s, bool own, enum el_err r)
 	return r;
 }
 
+/* A write that tells the other nodes when it commits (store_notify): in the caller's
+ * transaction or one of its own, which the notice joins. */
+#define exec_notify(s, ...) exec_told((s), true, NULL, __VA_ARGS__)
+
 /*
  * Runs a write on the writer, in the caller's transaction or in one of its own: a
  * statement without rows, or one whose RETURNING row's first column goes to *id.
@@ -539,6 +543,29 @@ exec_id(struct store *s, int64_t *id, const char *sql, const char *fmt, ...)
 	if (r == EL_OK && id != NULL)
 		*id = v;
 	return r;
+}
+
+/* exec() that counts the rows it wrote into *changes (may be NULL); with tell, its commit
+ * tells the other nodes (store_notify) when it wrote some. */
+static enum el_err
+exec_told(struct store *s, bool tell, int64_t *changes, const char *sql, const char *fmt,
+    ...)
+{
+	va_list ap;
+	enum el_err r;
+	int64_t n = 0;
+	bool own;
+
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	va_start(ap, fmt);
+	r = vexec(s, &n, NULL, sql, fmt, ap);
+	va_end(ap);
+	if (r == EL_OK && n > 0 && tell)
+		store_notify(s);
+	if (changes != NULL)
+		*changes = n;
+	return own_end(s, own, r);
 }
 
 /* exec() of a write that must change exactly one row, else EL_ESTATE. */
@@ -652,7 +679,7 @@ store_request_free(struct store_request *r)
 enum el_err
 store_request_insert(struct store *s, const struct store_request *r)
 {
-	return exec(s, "INSERT INTO requests (" REQ_COLS ", updated_at) VALUES "
+	return exec_notify(s, "INSERT INTO requests (" REQ_COLS ", updated_at) VALUES "
 	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ttttittttiizzzzttzitz",
 	    r->id, r->profile, r->requester, lifecycle_state_name(r->state), r->duration,
 	    r->reason, r->ticket, r->role_arn, r->region, r->created_at, r->pending_until,
@@ -676,16 +703,22 @@ store_request_get(struct store *s, const char *id, struct store_request *r)
 	return e;
 }
 
+/* Every write of a request may move a deadline (a window, a retry, a state with one):
+ * the other nodes are told. */
 enum el_err
 store_request_cas(struct store *s, const struct store_request *r, enum req_state from)
 {
-	return exec_one(s, "UPDATE requests SET state = ?, decided_at = ?, window_start = ?,"
-	    " window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
+	int64_t n = 0;
+	enum el_err e;
+
+	e = exec_told(s, true, &n, "UPDATE requests SET state = ?, decided_at = ?,"
+	    " window_start = ?, window_end = ?, ended_at = ?, failure_code = ?, failure_message = ?,"
 	    " next_attempt_at = ?, attempts = ?, duration = ?, updated_at = ?"
 	    " WHERE id = ? AND state = ?", "tzzzzttziiitt", lifecycle_state_name(r->state),
 	    r->decided_at, r->window_start, r->window_end, r->ended_at, r->failure_code,
 	    r->failure_message, r->next_attempt_at, (int64_t)r->attempts, r->duration, el_now(),
 	    r->id, lifecycle_state_name(from));
+	return e == EL_OK && n != 1 ? EL_ESTATE : e;
 }
 
 /* A growing array of elem-sized items, filled by a row callback. */
@@ -787,34 +820,209 @@ collect_strings(struct q *q, char ***out, size_t *n)
 	return EL_OK;
 }
 
+/* A deadline column's name, and how a NULL in it counts: due at once, or never. The
+ * condition compares it with ?2 and orders by it. */
+static const struct { const char *name, *cond; } due_cols[] = {
+	{"pending_until", "COALESCE(pending_until, 0) <= ?2 ORDER BY pending_until"},
+	{"window_end", "COALESCE(window_end, 0) <= ?2 ORDER BY window_end"},
+	{"next_attempt_at", "COALESCE(next_attempt_at, 0) <= ?2 ORDER BY next_attempt_at"},
+	{"retry_at", "next_attempt_at IS NOT NULL AND next_attempt_at <= ?2"
+	    " ORDER BY next_attempt_at"},
+};
+#define NDUE_COLS (sizeof(due_cols) / sizeof(due_cols[0]))
+
+static const char *
+due_cond(const char *column)
+{
+	size_t i;
+
+	for (i = 0; i < NDUE_COLS; i++)
+		if (strcmp(column, due_cols[i].name) == 0)
+			return due_cols[i].cond;
+	return NULL;
+}
+
 enum el_err
 store_request_due(struct store *s, enum req_state state, const char *column, int64_t until,
     int limit, char ***ids, size_t *n)
 {
-	/* A column name, and how a NULL in it counts: due at once, or never. */
-	static const struct { const char *name, *cond; } cols[] = {
-		{"pending_until", "COALESCE(pending_until, 0) <= ?2 ORDER BY pending_until"},
-		{"window_end", "COALESCE(window_end, 0) <= ?2 ORDER BY window_end"},
-		{"next_attempt_at", "COALESCE(next_attempt_at, 0) <= ?2 ORDER BY next_attempt_at"},
-		{"retry_at", "next_attempt_at IS NOT NULL AND next_attempt_at <= ?2"
-		    " ORDER BY next_attempt_at"},
-	};
+	const char *cond = due_cond(column);
 	char sql[256];
 	struct q q;
 	enum el_err r;
-	size_t i;
 
-	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		if (strcmp(column, cols[i].name) == 0)
-			break;
-	if (i == sizeof(cols) / sizeof(cols[0]))
+	if (cond == NULL)
 		return EL_EINVAL;
 	snprintf(sql, sizeof(sql), "SELECT id FROM requests WHERE state = ?1 AND %s LIMIT ?3",
-	    cols[i].cond);
+	    cond);
 	if ((r = q_read(s, &q, sql, "tii", lifecycle_state_name(state), until, (int64_t)limit))
 	    != EL_OK)
 		return r;
 	return collect_strings(&q, ids, n);
+}
+
+/* ---- leases on due work ---- */
+
+static enum el_err scalar_query(struct store *s, const char *what, int64_t dflt, int64_t *t,
+    const char *sql, const char *fmt, ...);
+
+/* Each kind of due work: the state and the deadline column (due_cols). */
+static const struct { enum req_state state; const char *column; } due_work[] = {
+	[STORE_DUE_LAPSE] = {RS_PENDING, "pending_until"},
+	[STORE_DUE_WINDOW_END] = {RS_ACTIVE, "window_end"},
+	[STORE_DUE_REVOKE] = {RS_ENDING, "next_attempt_at"},
+	[STORE_DUE_ACTIVATE] = {RS_ACTIVATING, "next_attempt_at"},
+};
+
+/* A lease nobody holds at ?N (ms): none, or one that ran out. */
+#define LEASE_FREE(N) "(lease_until IS NULL OR lease_until <= ?" N ")"
+
+/* The rows of a write's RETURNING (its first column), in the caller's transaction or in
+ * one of its own. */
+static enum el_err
+exec_strings(struct store *s, char ***out, size_t *n, const char *sql, const char *fmt, ...)
+{
+	struct vec a = {NULL, 0, 0, sizeof(char *)};
+	struct q q;
+	va_list ap;
+	enum el_err r;
+	enum q_rc rc;
+	bool own;
+	char **v;
+
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	va_start(ap, fmt);
+	r = q_vstart(&q, s, s->w, !own, sql, fmt, ap);
+	va_end(ap);
+	if (r != EL_OK)
+		return own_end(s, own, r);
+	while ((rc = q_step(&q)) == Q_ROW)
+		if ((r = string_row(&q, &a)) != EL_OK)
+			break;
+	if (r == EL_OK && rc != Q_DONE)
+		r = q_fail(&q, sql);
+	s->be->done(&q);
+	v = a.v;
+	if (r != EL_OK) {
+		while (a.n > 0)
+			free(v[--a.n]);
+		free(v);
+		return own_end(s, own, r);
+	}
+	*out = v;
+	*n = a.n;
+	return own_end(s, own, r);
+}
+
+/*
+ * The claim: one UPDATE of the candidates' leases, the candidates chosen (and, on
+ * PostgreSQL, locked, skipping rows a concurrent claim has locked) by its subquery, in
+ * deadline order up to the limit. Params: ?1 state, ?2 now (s), ?3 limit, ?4 node, ?5 the
+ * lease's end, ?6 now (ms).
+ */
+enum el_err
+store_lease_claim(struct store *s, enum store_due kind, const char *node, int64_t now_ms,
+    int64_t until_ms, int limit, char ***ids, size_t *n)
+{
+	char sql[512];
+
+	if ((unsigned)kind >= sizeof(due_work) / sizeof(due_work[0]) || node == NULL)
+		return EL_EINVAL;
+	snprintf(sql, sizeof(sql), "UPDATE requests SET lease_node = ?4, lease_until = ?5"
+	    " WHERE rid IN (SELECT rid FROM requests WHERE state = ?1 AND " LEASE_FREE("6")
+	    " AND %s LIMIT ?3%s) RETURNING id", due_cond(due_work[kind].column),
+	    s->be->claim_lock);
+	return exec_strings(s, ids, n, sql, "tiitii", lifecycle_state_name(due_work[kind].state),
+	    now_ms / 1000, (int64_t)limit, node, until_ms, now_ms);
+}
+
+enum el_err
+store_lease_take(struct store *s, const char *id, const char *node, int64_t until_ms)
+{
+	enum el_err r = exec_one(s, "UPDATE requests SET lease_node = ?, lease_until = ?"
+	    " WHERE id = ?", "tit", node, until_ms, id);
+
+	return r == EL_ESTATE ? EL_ENOENT : r;
+}
+
+enum el_err
+store_lease_renew(struct store *s, const char *node, char *const *ids, size_t n,
+    int64_t until_ms, size_t *lost)
+{
+	enum el_err r;
+	size_t i, k = 0;
+	int64_t c, other;
+	bool own;
+
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	for (i = 0; i < n && r == EL_OK; i++) {
+		c = other = 0;
+		r = exec_told(s, false, &c, "UPDATE requests SET lease_until = ? WHERE id = ?"
+		    " AND lease_node = ?", "itt", until_ms, ids[i], node);
+		/* Not renewed: let go already (the work ended meanwhile), or another's now. */
+		if (r == EL_OK && c == 0)
+			r = scalar_query(s, "lease holder", 0, &other, "SELECT COUNT(*) FROM requests"
+			    " WHERE id = ? AND lease_node IS NOT NULL AND lease_node <> ?", "tt",
+			    ids[i], node);
+		k += other > 0;
+	}
+	if (lost != NULL)
+		*lost = k;
+	return own_end(s, own, r);
+}
+
+/* A lease let go makes the work claimable by every node at once: they are told. */
+enum el_err
+store_lease_release(struct store *s, const char *id, const char *node)
+{
+	return exec_notify(s, "UPDATE requests SET lease_node = NULL, lease_until = NULL"
+	    " WHERE id = ? AND lease_node = ?", "tt", id, node);
+}
+
+enum el_err
+store_lease_release_all(struct store *s, const char *node, int64_t *n)
+{
+	return exec_told(s, true, n, "UPDATE requests SET lease_node = NULL, lease_until = NULL"
+	    " WHERE lease_until IS NOT NULL AND lease_node = ?", "t", node);
+}
+
+enum el_err
+store_lease_get(struct store *s, const char *id, char *node, size_t len, int64_t *until)
+{
+	struct q q;
+	enum el_err r;
+
+	if ((r = q_read(s, &q, "SELECT lease_node, lease_until FROM requests WHERE id = ?", "t",
+	    id)) != EL_OK)
+		return r;
+	if ((r = one_row(&q, "lease")) == EL_OK) {
+		col_copy(&q, 0, node, len);
+		*until = q_int(&q, 1);
+	}
+	q_end(&q);
+	return r;
+}
+
+void
+store_notify(struct store *s)
+{
+	if (tx_store == s && s->be->notify != NULL)
+		s->be->notify(s);
+}
+
+enum el_err
+store_listen(struct store *s, void (*fn)(void *), void *arg)
+{
+	return s->be->listen != NULL ? s->be->listen(s, fn, arg) : EL_OK;
+}
+
+void
+store_listen_stop(struct store *s)
+{
+	if (s != NULL && s->be->listen_stop != NULL)
+		s->be->listen_stop(s);
 }
 
 /* One int64 from a single-row aggregate, read as q_read() reads; *t = dflt when it is
@@ -845,21 +1053,31 @@ scalar_query(struct store *s, const char *what, int64_t dflt, int64_t *t, const 
 }
 
 enum el_err
-store_next_deadline(struct store *s, int64_t warn_lead, int64_t *t)
+store_next_deadline(struct store *s, int64_t warn_lead, int64_t now_ms, int64_t *t)
 {
 	/* The warning's subquery walks requests_unwarned (a partial index: its WHERE must be
-	 * written out as in the index) in window order and stops at the first row; the others
-	 * take the MIN of an index on (state, column). */
+	 * written out as in the index) in window order and stops at the first row; pending
+	 * and active walk an index on (state, column) and stop at the first row no lease
+	 * holds (leases are few: the work in flight); activating and ending are few. */
 	return scalar_query(s, "next deadline", INT64_MAX, t, "SELECT MIN(t) FROM ("
 	    " SELECT * FROM (SELECT window_end - ?1 AS t FROM requests"
 	    "  WHERE state = 'active' AND warned_at IS NULL AND ?1 > 0"
 	    "  AND window_end - window_start > ?1 ORDER BY window_end LIMIT 1) AS w UNION ALL"
-	    " SELECT MIN(pending_until) AS t FROM requests WHERE state = ?2"
-	    " UNION ALL SELECT MIN(window_end) FROM requests WHERE state = ?3"
-	    " UNION ALL SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
-	    "  WHERE state = ?4 OR state = ?5) AS d", "itttt", warn_lead,
-	    lifecycle_state_name(RS_PENDING), lifecycle_state_name(RS_ACTIVE),
-	    lifecycle_state_name(RS_ENDING), lifecycle_state_name(RS_ACTIVATING));
+	    " SELECT * FROM (SELECT pending_until AS t FROM requests WHERE state = ?2"
+	    "  AND " LEASE_FREE("6") " ORDER BY pending_until LIMIT 1) AS p UNION ALL"
+	    " SELECT * FROM (SELECT window_end AS t FROM requests WHERE state = ?3"
+	    "  AND " LEASE_FREE("6") " ORDER BY window_end LIMIT 1) AS a UNION ALL"
+	    " SELECT MIN(COALESCE(next_attempt_at, 0)) FROM requests"
+	    "  WHERE (state = ?4 OR state = ?5) AND " LEASE_FREE("6") ") AS d", "itttti",
+	    warn_lead, lifecycle_state_name(RS_PENDING), lifecycle_state_name(RS_ACTIVE),
+	    lifecycle_state_name(RS_ENDING), lifecycle_state_name(RS_ACTIVATING), now_ms);
+}
+
+enum el_err
+store_lease_next_end(struct store *s, int64_t now_ms, int64_t *t)
+{
+	return scalar_query(s, "next lease end", INT64_MAX, t,
+	    "SELECT MIN(lease_until) FROM requests WHERE lease_until > ?", "i", now_ms);
 }
 
 enum el_err
@@ -916,8 +1134,9 @@ store_request_to_warn(struct store *s, int64_t now, int64_t warn_lead, int limit
 enum el_err
 store_request_warned(struct store *s, const char *id, int64_t at)
 {
-	return exec_one(s, "UPDATE requests SET warned_at = ? WHERE id = ? AND state = ?", "itt",
-	    at, id, lifecycle_state_name(RS_ACTIVE));
+	/* Once: of two nodes warning the same grant, the second finds it warned. */
+	return exec_one(s, "UPDATE requests SET warned_at = ? WHERE id = ? AND state = ?"
+	    " AND warned_at IS NULL", "itt", at, id, lifecycle_state_name(RS_ACTIVE));
 }
 
 json_t *
@@ -1271,9 +1490,18 @@ store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
     const char *subject, const char *message, const char *message_id, int64_t now,
     int64_t *id)
 {
-	return exec_id(s, id, "INSERT INTO outbox (request_id, rcpt, subject, message, message_id,"
+	enum el_err r;
+	bool own;
+
+	/* The other nodes' mailers are told of the new mail. */
+	if ((r = own_begin(s, &own)) != EL_OK)
+		return r;
+	r = exec_id(s, id, "INSERT INTO outbox (request_id, rcpt, subject, message, message_id,"
 	    " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) RETURNING id", "tttttii",
 	    request_id, rcpt, subject, message, message_id, now, now);
+	if (r == EL_OK)
+		store_notify(s);
+	return own_end(s, own, r);
 }
 
 enum el_err

@@ -68,6 +68,14 @@ struct store_backend {
 	const char *(*errmsg)(struct q *q);             /* why step failed */
 	void (*done)(struct q *q);
 	enum el_err (*checkpointer_start)(struct store *s);
+	/* What ends a SELECT of rows to claim: PostgreSQL's " FOR UPDATE SKIP LOCKED" (a
+	 * concurrent claim skips the rows another holds), SQLite's "" (one writer anyway). */
+	const char *claim_lock;
+	/* store_notify, store_listen (store.h); NULL: the backend has no peers to wake.
+	 * notify is called inside the thread's transaction, with mu held. */
+	void (*notify)(struct store *s);
+	enum el_err (*listen)(struct store *s, void (*fn)(void *), void *arg);
+	void (*listen_stop)(struct store *s);
 	void (*close)(struct store *s);                 /* frees s */
 };
 

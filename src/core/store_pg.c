@@ -15,9 +15,21 @@
  * A write inside a caller's transaction runs under a savepoint, sent in one round trip
  * with it (a pipeline), so that a constraint it violates (EL_EEXIST) leaves the
  * transaction usable, as in SQLite.
+ *
+ * Also the wake-ups between nodes: a transaction that store_notify() marks sends NOTIFY on
+ * the channel elevate_wake before its COMMIT (delivered with the commit, never without),
+ * its payload the store's own random tag; a listener thread on a connection of its own
+ * (LISTEN, then poll() on its socket and a pipe that stops it) calls back on every notice
+ * that carries another tag, and opens the connection again, once a second, when it is
+ * lost.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +45,8 @@
 /* Advisory lock keys: ('elev', 1) serialises writers, ('elev', 2) migrations. */
 #define PG_LOCK_WRITE "1701602678, 1"
 #define PG_LOCK_MIGRATE "1701602678, 2"
+/* The channel of wake-ups between nodes (store_notify, store_listen). */
+#define PG_WAKE_CHANNEL "elevate_wake"
 /* How long a writer waits for another node's transaction (SQLite's busy timeout). */
 #define PG_LOCK_TIMEOUT "SET lock_timeout = '5s'"
 
@@ -62,6 +76,16 @@ struct pg_store {
 	/* The open transaction, under base.mu: */
 	bool in_tx;             /* BEGIN done on wconn: it is never reopened until the end */
 	int tx_ok;              /* statements that succeeded in it */
+	bool tx_notify;         /* store_notify(): NOTIFY before its COMMIT */
+	/* Wake-ups: this store's tag (the payload of its notices, which its own listener
+	 * ignores) and the listener thread, started by pg_listen. */
+	char tag[17];
+	struct conn lconn;      /* the listener's, used by its thread only */
+	pthread_t lthread;
+	bool listening;         /* the thread runs (changed only by listen and stop) */
+	int lstop[2];           /* a byte written to lstop[1] stops it */
+	void (*lfn)(void *);
+	void *larg;
 };
 
 /* Text compares and sorts byte by byte, as SQLite's does (BINARY), whatever the
@@ -175,6 +199,13 @@ static const char *const migrations[] = {
 	"  give_up_at BIGINT NOT NULL, lease_until BIGINT, leased_by " T ", last_error " T ","
 	"  created_at BIGINT NOT NULL, sent_at BIGINT, UNIQUE (webhook, seq));"
 	"CREATE INDEX webhook_queued ON webhook_deliveries(webhook, rid) WHERE state = 'queued';",
+
+	/* 11 -> 12: leases on due work; the old activation leases are due now */
+	"ALTER TABLE requests ADD COLUMN lease_node " T ";"
+	"ALTER TABLE requests ADD COLUMN lease_until BIGINT;"
+	"CREATE INDEX requests_leased ON requests(lease_until) WHERE lease_until IS NOT NULL;"
+	"UPDATE requests SET next_attempt_at = NULL WHERE state = 'activating'"
+	"  AND attempts = 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -739,6 +770,7 @@ pg_begin(struct store *base, bool relaxed)
 	PQclear(res);
 	s->in_tx = true;
 	s->tx_ok = 0;
+	s->tx_notify = false;
 	return EL_OK;
 }
 
@@ -749,6 +781,7 @@ pg_rollback(struct store *base)
 	struct conn *c = &s->wconn;
 
 	s->in_tx = false;
+	s->tx_notify = false;
 	if (c->lost)
 		return;   /* the server rolls it back when the connection goes */
 	if (simple(c, "ROLLBACK", PGRES_COMMAND_OK) != EL_OK) {
@@ -769,6 +802,20 @@ pg_commit(struct store *base)
 	if (c->lost) {
 		r = store_fail("commit", c->err);
 		goto out;
+	}
+	if (s->tx_notify) {
+		char sql[64];
+
+		/* Queued by the server, delivered with the COMMIT or not at all. */
+		snprintf(sql, sizeof(sql), "NOTIFY " PG_WAKE_CHANNEL ", '%s'", s->tag);
+		s->tx_notify = false;
+		if (simple(c, sql, PGRES_COMMAND_OK) != EL_OK) {
+			check_lost(s, c);
+			r = store_fail("notify", c->err);
+			if (!c->lost)
+				PQclear(PQexec(c->pg, "ROLLBACK"));
+			goto out;
+		}
 	}
 	res = PQexec(c->pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -850,6 +897,141 @@ migrate(struct conn *c, int target, struct el_why *w)
 	return r;
 }
 
+/* ---- wake-ups between nodes ---- */
+
+static void
+pg_notify(struct store *base)
+{
+	pgs(base)->tx_notify = true;   /* under mu: this thread's transaction */
+}
+
+/* The listener's connection, opened and listening. */
+static enum el_err
+listen_open(struct pg_store *s)
+{
+	struct conn *c = &s->lconn;
+	struct el_why w = {{0}};
+
+	conn_close(c);
+	if (conn_open(s, c, &w) != EL_OK) {
+		el_strlcpy(c->err, w.msg, sizeof(c->err));
+		return EL_EDB;
+	}
+	if (simple(c, "LISTEN " PG_WAKE_CHANNEL, PGRES_COMMAND_OK) != EL_OK) {
+		conn_close(c);
+		return EL_EDB;
+	}
+	return EL_OK;
+}
+
+/* Notices from the other nodes (payload: their tag; this store's own are skipped).
+ * false: the connection is lost. */
+static bool
+listen_read(struct pg_store *s, bool *woken)
+{
+	PGconn *pg = s->lconn.pg;
+	PGnotify *nt;
+
+	if (PQconsumeInput(pg) != 1) {
+		set_err(&s->lconn, NULL);
+		return false;
+	}
+	while ((nt = PQnotifies(pg)) != NULL) {
+		if (nt->extra == NULL || strcmp(nt->extra, s->tag) != 0)
+			*woken = true;
+		PQfreemem(nt);
+	}
+	return PQstatus(pg) == CONNECTION_OK;
+}
+
+static void *
+listener(void *arg)
+{
+	struct pg_store *s = arg;
+	bool up = false, told = false;
+
+	for (;;) {
+		struct pollfd pf[2];
+		bool woken = false;
+
+		if (!up && listen_open(s) == EL_OK) {
+			up = true;
+			if (told)
+				log_info("store: listening to the other nodes again (%s)", s->where);
+			told = false;
+			woken = true;   /* what came while nobody listened */
+		} else if (!up && !told) {
+			log_warn("store: cannot listen to the other nodes (%s): %s; trying again "
+			    "every second", s->where, s->lconn.err);
+			told = true;
+		}
+		if (woken)
+			s->lfn(s->larg);
+		pf[0].fd = s->lstop[0];
+		pf[0].events = POLLIN;
+		pf[1].fd = up ? PQsocket(s->lconn.pg) : -1;
+		pf[1].events = POLLIN;
+		pf[0].revents = pf[1].revents = 0;
+		if (poll(pf, 2, up ? -1 : 1000) < 0 && errno != EINTR) {
+			log_warn("store: listener: poll: %s", strerror(errno));
+			break;
+		}
+		if (pf[0].revents != 0)
+			break;
+		if (!up || pf[1].revents == 0)
+			continue;
+		woken = false;
+		if (!listen_read(s, &woken)) {
+			log_warn("store: lost the connection the other nodes' wake-ups come on (%s): "
+			    "%s; reconnecting", s->where, s->lconn.err);
+			conn_close(&s->lconn);
+			up = false;
+			told = true;
+		}
+		if (woken)
+			s->lfn(s->larg);
+	}
+	conn_close(&s->lconn);
+	return NULL;
+}
+
+static enum el_err
+pg_listen(struct store *base, void (*fn)(void *), void *arg)
+{
+	struct pg_store *s = pgs(base);
+
+	if (s->listening)
+		return EL_EINVAL;
+	if (pipe2(s->lstop, O_CLOEXEC) != 0)
+		return store_fail("listen", strerror(errno));
+	s->lfn = fn;
+	s->larg = arg;
+	if (pthread_create(&s->lthread, NULL, listener, s) != 0) {
+		close(s->lstop[0]);
+		close(s->lstop[1]);
+		return store_fail("listen", "cannot start a thread");
+	}
+	s->listening = true;
+	return EL_OK;
+}
+
+static void
+pg_listen_stop(struct store *base)
+{
+	struct pg_store *s = pgs(base);
+	ssize_t n;
+
+	if (!s->listening)
+		return;
+	do
+		n = write(s->lstop[1], "x", 1);
+	while (n < 0 && errno == EINTR);
+	pthread_join(s->lthread, NULL);
+	close(s->lstop[0]);
+	close(s->lstop[1]);
+	s->listening = false;
+}
+
 /* ---- open and close ---- */
 
 static enum el_err
@@ -865,6 +1047,7 @@ pg_close(struct store *base)
 	struct pg_store *s = pgs(base);
 	int i;
 
+	pg_listen_stop(base);
 	for (i = 0; i < STORE_READERS; i++)
 		conn_close(&s->rconn[i]);
 	conn_close(&s->wconn);
@@ -893,6 +1076,10 @@ static const struct store_backend pg_backend = {
 	.errmsg = pg_errmsg,
 	.done = pg_done,
 	.checkpointer_start = pg_checkpointer_start,
+	.claim_lock = " FOR UPDATE SKIP LOCKED",
+	.notify = pg_notify,
+	.listen = pg_listen,
+	.listen_stop = pg_listen_stop,
 	.close = pg_close,
 };
 
@@ -912,6 +1099,7 @@ store_pg_open(const char *url, const char *password_file, int version, struct st
 	store_init(&s->base, &pg_backend);
 	s->base.w = &s->wconn;
 	store_pg_describe(url, s->where, sizeof(s->where));
+	el_random_id(s->tag, sizeof(s->tag), sizeof(s->tag) - 1);
 	if ((s->url = strdup(url)) == NULL || (password_file != NULL &&
 	    (s->password_file = strdup(password_file)) == NULL)) {
 		r = EL_ENOMEM;

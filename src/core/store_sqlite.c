@@ -275,6 +275,15 @@ static const char *const migrations[] = {
 	"  give_up_at INTEGER NOT NULL, lease_until INTEGER, leased_by TEXT, last_error TEXT,"
 	"  created_at INTEGER NOT NULL, sent_at INTEGER, UNIQUE (webhook, seq));"
 	"CREATE INDEX webhook_queued ON webhook_deliveries(webhook, rid) WHERE state = 'queued';",
+
+	/* 11 -> 12: leases on due work (several nodes: store.h). The activation lease was
+	 * next_attempt_at of a first attempt; with no node running (a schema change stops
+	 * them all) nothing is in flight, so those are due now. */
+	"ALTER TABLE requests ADD COLUMN lease_node TEXT;"
+	"ALTER TABLE requests ADD COLUMN lease_until INTEGER;"
+	"CREATE INDEX requests_leased ON requests(lease_until) WHERE lease_until IS NOT NULL;"
+	"UPDATE requests SET next_attempt_at = NULL WHERE state = 'activating'"
+	"  AND attempts = 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -880,6 +889,7 @@ static const struct store_backend sqlite_backend = {
 	.errmsg = sq_errmsg,
 	.done = sq_done,
 	.checkpointer_start = sq_checkpointer_start,
+	.claim_lock = "",
 	.close = sq_close,
 };
 

@@ -641,6 +641,7 @@ class Ctx:
                            capture_output=True, text=True)
         assert r.returncode == 0, 'elevated keygen: %s' % r.stderr
         for b in out:
+            b.pg = server                  # b.query() and b.audit() read the shared store
             os.makedirs(b.state_dir, mode=0o700, exist_ok=True)
             for f in ('token.key', 'secret.key'):
                 shutil.copy2(os.path.join(keys, f), os.path.join(b.state_dir, f))

@@ -255,7 +255,7 @@ deadline(struct store *s)
 {
 	int64_t t = -1;
 
-	assert_int_equal(store_next_deadline(s, 0, &t), EL_OK);
+	assert_int_equal(store_next_deadline(s, 0, 0, &t), EL_OK);
 	return t;
 }
 
@@ -300,7 +300,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 11);
+	assert_int_equal(STORE_SCHEMA_VERSION, 12);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -460,6 +460,39 @@ upgrade_from_v2(void **state)
 	assert_int_equal(r.attempts, 2);
 	assert_string_equal(r.parent_id, "req_parent");
 	store_request_free(&r);
+}
+
+/* Version 10's leases: the activation lease of a first attempt (next_attempt_at) is gone,
+ * a retry keeps its time, and nothing is leased. */
+static void
+upgrade_from_v8_frees_activations(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store_request r;
+	int64_t until = -1;
+	char node[16];
+
+	assert_int_equal(store_open_version(f->where, 8, &f->s, &w), EL_OK);
+	mkreq(&r, "req_first", "activating", "alice", "prod", 50);
+	r.next_attempt_at = 110;      /* the old 60 s lease */
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	mkreq(&r, "req_retry", "activating", "alice", "prod", 50);
+	r.next_attempt_at = 130;
+	r.attempts = 2;
+	assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	store_close(f->s);
+	assert_int_equal(store_open(f->where, &f->s, &w), EL_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	assert_int_equal(store_request_get(f->s, "req_first", &r), EL_OK);
+	assert_int_equal(r.next_attempt_at, 0);
+	store_request_free(&r);
+	assert_int_equal(store_request_get(f->s, "req_retry", &r), EL_OK);
+	assert_int_equal(r.next_attempt_at, 130);
+	store_request_free(&r);
+	assert_int_equal(store_lease_get(f->s, "req_first", node, sizeof(node), &until), EL_OK);
+	assert_string_equal(node, "");
+	assert_int_equal(until, 0);
 }
 
 /* ---- requests ---- */
@@ -875,6 +908,155 @@ deadlines(void **state)
 	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "id; DROP TABLE requests", 1, 1, &ids,
 	    &n), EL_EINVAL);
 	assert_int_equal(store_request_due(f->s, RS_ACTIVE, "created_at", 1, 1, &ids, &n), EL_EINVAL);
+}
+
+/* ---- leases on due work ---- */
+
+/* Claims `kind` as node at now_ms (a lease of 2 s): the ids, sorted, joined by ",". */
+static const char *
+claim(struct store *s, enum store_due kind, const char *node, int64_t now_ms, int limit)
+{
+	static char out[256];
+	char **ids = NULL, *t;
+	size_t n = 0, i, j;
+
+	assert_int_equal(store_lease_claim(s, kind, node, now_ms, now_ms + 2000, limit, &ids,
+	    &n), EL_OK);
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
+			t = ids[j];
+			ids[j] = ids[j - 1];
+			ids[j - 1] = t;
+		}
+	out[0] = '\0';
+	for (i = 0, j = 0; i < n; i++) {
+		j += (size_t)snprintf(out + j, sizeof(out) - j, "%s%s", i > 0 ? "," : "", ids[i]);
+		assert_true(j < sizeof(out));
+		free(ids[i]);
+	}
+	free(ids);
+	return out;
+}
+
+static const char *
+holder(struct store *s, const char *id, int64_t *until)
+{
+	static char node[72];
+	int64_t u = -1;
+
+	assert_int_equal(store_lease_get(s, id, node, sizeof(node), &u), EL_OK);
+	if (until != NULL)
+		*until = u;
+	return node;
+}
+
+/* Each kind of due work is claimed by one node at a time: due rows that no lease holds,
+ * or whose lease ran out (a dead node's); a live lease keeps other nodes off until it
+ * runs out or is let go; only its holder renews or lets it go. */
+static void
+leases(void **state)
+{
+	struct fx *f = *state;
+	struct store_request r;
+	int64_t until = 0, t = 0, n = 0;
+	char *both[2] = {"a1", "a2"};
+	size_t lost = 9;
+
+	/* id, state, and its deadline: pending_until, window_end or next_attempt_at (0: none,
+	 * due now) */
+	static const struct { const char *id, *state; int64_t due; } due[] = {
+		{"p1", "pending", 500}, {"a1", "active", 300}, {"a2", "active", 350},
+		{"a3", "active", 401},       /* not yet */
+		{"e1", "ending", 400}, {"e2", "ending", 0},
+		{"x1", "activating", 0}, {"x2", "activating", 9999},   /* a retry later */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(due) / sizeof(due[0]); i++) {
+		mkreq(&r, due[i].id, due[i].state, "alice", "p", 1);
+		if (r.state == RS_PENDING)
+			r.pending_until = due[i].due;
+		else if (r.state == RS_ACTIVE)
+			r.window_end = due[i].due;
+		else
+			r.next_attempt_at = due[i].due;
+		assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	}
+
+	/* Nothing is leased yet: the deadline is e2's (due now), no lease ends. */
+	assert_int_equal(store_next_deadline(f->s, 0, 400000, &t), EL_OK);
+	assert_int_equal(t, 0);
+	assert_int_equal(store_lease_next_end(f->s, 400000, &t), EL_OK);
+	assert_true(t == INT64_MAX);
+
+	/* Window ends due at 400 s: a1 and a2 (a3 ends at 401), once. */
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-a", 400000, 10), "a1,a2");
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 400000, 10), "");
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-a", 401500, 10), "a3");
+	assert_string_equal(holder(f->s, "a1", &until), "node-a");
+	assert_int_equal(until, 402000);
+	assert_string_equal(holder(f->s, "e1", &until), "");
+	assert_int_equal(until, 0);
+	/* Leased rows are not due for the reaper: their lease's end is. */
+	assert_int_equal(store_lease_next_end(f->s, 400000, &t), EL_OK);
+	assert_int_equal(t, 402000);
+	assert_int_equal(store_lease_next_end(f->s, 402000, &t), EL_OK);
+	assert_int_equal(t, 403500);
+	/* The holder renews; another node's renewal changes nothing and finds them lost. */
+	assert_int_equal(store_lease_renew(f->s, "node-b", both, 2, 405000, &lost), EL_OK);
+	assert_int_equal(lost, 2);
+	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 404000, &lost), EL_OK);
+	assert_int_equal(lost, 0);
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 403499, 10), "");
+	/* node-a dies: at 404 s its leases have run out, node-b takes them over (a3's ran out
+	 * at 403.5 s too). */
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 404000, 1), "a1");
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-b", 404000, 10), "a2,a3");
+	assert_string_equal(holder(f->s, "a2", &until), "node-b");
+	assert_int_equal(until, 406000);
+	assert_int_equal(store_lease_renew(f->s, "node-a", both, 2, 409000, &lost), EL_OK);
+	assert_int_equal(lost, 2);
+	/* Only the holder lets go; then the row is free for everyone at once, and a renewal
+	 * that comes after it (the work ended meanwhile) neither renews nor loses it. */
+	assert_int_equal(store_lease_release(f->s, "a1", "node-a"), EL_OK);
+	assert_string_equal(holder(f->s, "a1", NULL), "node-b");
+	assert_int_equal(store_lease_release(f->s, "a1", "node-b"), EL_OK);
+	assert_string_equal(holder(f->s, "a1", &until), "");
+	assert_int_equal(until, 0);
+	assert_int_equal(store_lease_renew(f->s, "node-b", both, 2, 406500, &lost), EL_OK);
+	assert_int_equal(lost, 0);
+	assert_string_equal(holder(f->s, "a1", &until), "");
+	assert_string_equal(holder(f->s, "a2", &until), "node-b");
+	assert_int_equal(until, 406500);
+	assert_string_equal(claim(f->s, STORE_DUE_WINDOW_END, "node-a", 404001, 10), "a1");
+
+	/* The deadline leaves out what is leased beyond now: e1 (400) and e2 (due now) are
+	 * free; once claimed, p1 (500) is next. */
+	assert_string_equal(claim(f->s, STORE_DUE_REVOKE, "node-a", 400000, 10), "e1,e2");
+	assert_string_equal(claim(f->s, STORE_DUE_ACTIVATE, "node-a", 400000, 10), "x1");
+	assert_int_equal(store_next_deadline(f->s, 0, 401000, &t), EL_OK);
+	assert_int_equal(t, 500);
+	/* ... and what is leased until a moment past counts again */
+	assert_int_equal(store_next_deadline(f->s, 0, 402000, &t), EL_OK);
+	assert_int_equal(t, 0);
+	assert_string_equal(claim(f->s, STORE_DUE_LAPSE, "node-a", 499999, 10), "");
+	assert_string_equal(claim(f->s, STORE_DUE_LAPSE, "node-b", 500000, 10), "p1");
+
+	/* A node's start lets go of its own leases only. */
+	assert_int_equal(store_lease_release_all(f->s, "node-a", &n), EL_OK);
+	assert_int_equal(n, 4);       /* a1, e1, e2, x1 */
+	assert_string_equal(holder(f->s, "e1", NULL), "");
+	assert_string_equal(holder(f->s, "a2", NULL), "node-b");
+	assert_string_equal(holder(f->s, "p1", NULL), "node-b");
+	/* The vote that starts an activation takes the lease whoever held it. */
+	assert_int_equal(store_lease_take(f->s, "x2", "node-a", 777000), EL_OK);
+	assert_int_equal(store_lease_take(f->s, "p1", "node-a", 777000), EL_OK);
+	assert_string_equal(holder(f->s, "p1", &until), "node-a");
+	assert_int_equal(until, 777000);
+	assert_int_equal(store_lease_take(f->s, "nope", "node-a", 777000), EL_ENOENT);
+	/* Nothing else is claimed: a kind out of range is refused. */
+	assert_int_equal(store_lease_claim(f->s, (enum store_due)9, "node-a", 1, 2, 1, NULL,
+	    NULL), EL_EINVAL);
 }
 
 /* ---- outbox ---- */
@@ -1969,6 +2151,157 @@ pg_writers_serialise_across_nodes(void **state)
 	store_close(other);
 }
 
+/* Two nodes claiming the same due work at once, from threads: every row once. */
+struct lease_claimer {
+	struct store *s;
+	const char *node;
+	char got[400][8];
+	size_t n;
+};
+
+static void *
+lease_claimer_main(void *arg)
+{
+	struct lease_claimer *c = arg;
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	do {
+		assert_int_equal(store_lease_claim(c->s, STORE_DUE_WINDOW_END, c->node, 1000000,
+		    2000000, 7, &ids, &n), EL_OK);
+		for (i = 0; i < n; i++) {
+			if (c->n < 400)
+				el_strlcpy(c->got[c->n++], ids[i], sizeof(c->got[0]));
+			free(ids[i]);
+		}
+		free(ids);
+	} while (n > 0);
+	return NULL;
+}
+
+static void
+pg_claims_are_disjoint(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	static struct lease_claimer ca, cb;
+	pthread_t ta, tb;
+	char id[8], seen[200];
+	size_t i;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	for (i = 0; i < 200; i++) {
+		struct store_request r;
+
+		snprintf(id, sizeof(id), "w%03zu", i);
+		mkreq(&r, id, "active", "alice", "p", 1);
+		r.window_end = 100 + (int64_t)i;
+		assert_int_equal(store_request_insert(f->s, &r), EL_OK);
+	}
+	assert_int_equal(store_commit(f->s), EL_OK);
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	ca.s = f->s;
+	ca.node = "node-a";
+	assert_int_equal(store_open(f->where, &cb.s, &w), EL_OK);
+	cb.node = "node-b";
+	assert_int_equal(pthread_create(&ta, NULL, lease_claimer_main, &ca), 0);
+	assert_int_equal(pthread_create(&tb, NULL, lease_claimer_main, &cb), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	store_close(cb.s);
+	assert_int_equal(ca.n + cb.n, 200);
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < ca.n + cb.n; i++) {
+		const char *x = i < ca.n ? ca.got[i] : cb.got[i - ca.n];
+		long k = strtol(x + 1, NULL, 10);
+
+		assert_true(k >= 0 && k < 200);
+		assert_int_equal(seen[k], 0);
+		seen[k] = 1;
+		assert_string_equal(holder(f->s, x, NULL), i < ca.n ? "node-a" : "node-b");
+	}
+}
+
+/* What a listener heard (store_listen's callback). */
+static atomic_int heard;
+
+static void
+hear(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&heard, 1);
+}
+
+/* Waits up to 10 s for the listener to have heard more than `before`. */
+static bool
+heard_after(int before)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (atomic_load(&heard) > before)
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
+/* A commit that store_notify() marked wakes the other nodes' listeners, never its own
+ * node's; a rollback wakes nobody; a listener whose connection is cut listens again and
+ * calls back once (what it may have missed). */
+static void
+pg_wakes_other_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store *other = NULL;
+	int before, tries;
+
+	atomic_store(&heard, 0);
+	assert_int_equal(store_listen(f->s, hear, NULL), EL_OK);
+	assert_true(heard_after(0));          /* listening: once, for what came before */
+	assert_int_equal(store_open(f->where, &other, &w), EL_OK);
+
+	before = atomic_load(&heard);
+	insert(other, "req_1", "pending", "alice", "prod", 1);   /* a new deadline */
+	assert_true(heard_after(before));
+
+	/* Its own commits: nothing. A rolled back one: nothing. Then the other's again. */
+	before = atomic_load(&heard);
+	insert(f->s, "req_2", "pending", "alice", "prod", 1);
+	assert_int_equal(store_begin(other), EL_OK);
+	insert(other, "req_3", "pending", "alice", "prod", 1);
+	store_rollback(other);
+	assert_int_equal(store_begin(other), EL_OK);
+	store_notify(other);
+	assert_int_equal(store_commit(other), EL_OK);
+	assert_true(heard_after(before));
+	usleep(200 * 1000);
+	assert_int_equal(atomic_load(&heard), before + 1);
+
+	/* The listener's connection is cut: it connects again and calls back. */
+	before = atomic_load(&heard);
+	assert_int_equal(outside_exec(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"), 0);
+	assert_true(heard_after(before));
+	for (tries = 0; tries < 1000; tries++) {   /* listening again: up to 10 s */
+		if (outside_int(f, "SELECT COUNT(*) FROM pg_stat_activity WHERE"
+		    " datname = current_database() AND query LIKE 'LISTEN%'") == 1)
+			break;
+		usleep(10 * 1000);
+	}
+	before = atomic_load(&heard);
+	assert_int_equal(store_begin(other), EL_OK);
+	store_notify(other);
+	assert_int_equal(store_commit(other), EL_OK);
+	assert_true(heard_after(before));
+
+	store_listen_stop(f->s);
+	store_listen_stop(f->s);              /* twice: nothing */
+	store_close(other);
+}
+
 /* Cuts every connection of the store (as a server restart or a failover does) and waits
  * until the server has closed them all. */
 static void
@@ -2146,7 +2479,9 @@ pg_url_given(void **state)
 	T(nonce_claims_group_commit, setup, B), \
 	T(readers_do_not_wait_for_the_writer, setup, B), \
 	T(revoked_sync, setup, B), \
-	T(cohorts, setup, B)
+	T(cohorts, setup, B), \
+	T(leases, setup, B), \
+	T(upgrade_from_v8_frees_activations, setup_dir, B)
 #define T(fn, su, B) cmocka_unit_test_prestate_setup_teardown(fn, su, teardown, B)
 
 int
@@ -2166,6 +2501,8 @@ main(void)
 		T(pg_writers_serialise_across_nodes, setup, &on_pg),
 		T(pg_reconnects, setup, &on_pg),
 		T(pg_password_file, setup_dir, &on_pg),
+		T(pg_claims_are_disjoint, setup, &on_pg),
+		T(pg_wakes_other_nodes, setup, &on_pg),
 	};
 	const struct CMUnitTest no_pg[] = {
 		cmocka_unit_test(pg_url_given),
