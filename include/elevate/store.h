@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 12
+#define STORE_SCHEMA_VERSION 13
 
 struct store;
 struct config;
@@ -222,6 +222,11 @@ enum el_err store_glass_escalate(struct store *s, const char *request_id, int64_
 enum el_err store_glass_due(struct store *s, int64_t now, int limit, char ***ids, size_t *n);
 /* The earliest review due of those (INT64_MAX: none). */
 enum el_err store_glass_next_due(struct store *s, int64_t *t);
+
+/* A scheduled request's window start (table schedules): EL_ENOENT for one that starts
+ * at its approval. */
+enum el_err store_schedule_insert(struct store *s, const char *request_id, int64_t start_at);
+enum el_err store_schedule_get(struct store *s, const char *request_id, int64_t *start_at);
 
 /* EL_EEXIST if this approver has already decided this request. */
 enum el_err store_approval_insert(struct store *s, const char *request_id,

@@ -73,7 +73,8 @@ print_table(const json_t *list)
 	};
 	struct output_table *t;
 	const json_t *r;
-	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8], st[32];
+	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8], st[32], rel[64];
+	int64_t start;
 	const char *cells[7];
 	int64_t now = el_now();
 	size_t i;
@@ -92,6 +93,14 @@ print_table(const json_t *list)
 		cells[1] = output_str(r, "profile");
 		cells[2] = output_str(r, "requester");
 		cells[3] = output_str(r, "state");
+		if ((start = output_time(r, "scheduled_start")) > now && cells[3] != NULL &&
+		    (strcmp(cells[3], "pending") == 0 || strcmp(cells[3], "activating") == 0)) {
+			/* approved and waiting for its start, or asked for a later start */
+			output_reltime(start, now, rel, sizeof(rel));
+			snprintf(wa, sizeof(wa), "starts %s", rel);
+			if (strcmp(cells[3], "activating") == 0)
+				cells[3] = "scheduled";
+		}
 		if (json_is_object(json_object_get(r, "break_glass"))) {
 			/* marked where the eye goes: the state column */
 			snprintf(st, sizeof(st), "%s!glass", cells[3] ? cells[3] : "?");

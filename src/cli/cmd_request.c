@@ -22,7 +22,7 @@ static int request_run(int, char **);
 const struct cli_cmd cmd_request = {
 	.name = "request",
 	.usage = "elevate request PROFILE --for DUR --reason TEXT [--ticket T] "
-	    "[--break-glass] [--wait [--timeout DUR]]",
+	    "[--at TIME | --in DUR] [--break-glass] [--wait [--timeout DUR]]",
 	.summary = "ask for a role for a bounded time",
 	.run = request_run,
 };
@@ -37,6 +37,10 @@ request_help(void)
 	    "                   omitted; the policy caps it)\n"
 	    "  --reason TEXT    why, shown to the approvers (at most %d characters)\n"
 	    "  --ticket T       a ticket reference, when the profile asks for one\n"
+	    "  --at TIME        schedule the window to start at TIME (RFC 3339, e.g.\n"
+	    "                   2026-12-02T09:00:00+09:00); approvals may come before it\n"
+	    "                   and the policy is checked again when it starts\n"
+	    "  --in DUR         the same, DUR from now (e.g. 3h)\n"
 	    "  --break-glass    an emergency: active at once without approval, where the\n"
 	    "                   profile allows it (break_glass in the policy). The\n"
 	    "                   approvers and the security team are told at once and an\n"
@@ -62,12 +66,16 @@ request_run(int argc, char **argv)
 		{"ticket", required_argument, NULL, 't'},
 		{"wait", no_argument, NULL, 'w'},
 		{"break-glass", no_argument, NULL, 'B'},
+		{"at", required_argument, NULL, 'A'},
+		{"in", required_argument, NULL, 'I'},
 		{"timeout", required_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *dur = NULL, *reason = NULL, *ticket = NULL, *profile, *st, *id;
+	const char *dur = NULL, *reason = NULL, *ticket = NULL, *profile, *st, *id, *at = NULL;
+	char atbuf[32];
+	int64_t in = 0, t;
 	int64_t secs, timeout = 0;
 	struct api *a = NULL;
 	json_t *body = NULL, *req = NULL;
@@ -80,6 +88,12 @@ request_run(int argc, char **argv)
 		case 't': ticket = optarg; break;
 		case 'w': wait = 1; break;
 		case 'B': glass = 1; break;
+		case 'A': at = optarg; break;
+		case 'I':
+			if (el_parse_duration(optarg, &in) != EL_OK || in <= 0)
+				return output_usage(&cmd_request, "--in: not a duration: \"%s\" "
+				    "(e.g. 30m, 3h)", optarg);
+			break;
 		case 'T':
 			if (el_parse_duration(optarg, &timeout) != EL_OK)
 				return output_usage(&cmd_request, "--timeout: not a duration: "
@@ -106,6 +120,17 @@ request_run(int argc, char **argv)
 		    TICKET_MAX);
 	if (timeout > 0 && !wait)
 		return output_usage(&cmd_request, "--timeout goes with --wait");
+	if (at != NULL && in > 0)
+		return output_usage(&cmd_request, "--at or --in, not both");
+	if (at != NULL && el_parse_time_offset(at, &t) != EL_OK)
+		return output_usage(&cmd_request, "--at: not a time: \"%s\" (e.g. "
+		    "2026-12-02T09:00:00+09:00)", at);
+	if (in > 0) {
+		el_format_time(el_now() + in, atbuf, sizeof(atbuf));
+		at = atbuf;
+	}
+	if (glass && at != NULL)
+		return output_usage(&cmd_request, "--break-glass starts now: no --at or --in");
 	if (glass && (reason == NULL || *reason == '\0'))
 		return output_usage(&cmd_request, "--break-glass needs --reason: say what the "
 		    "emergency is");
@@ -114,7 +139,8 @@ request_run(int argc, char **argv)
 	    (dur != NULL && json_object_set_new(body, "duration", json_string(dur)) != 0) ||
 	    (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0) ||
 	    (ticket != NULL && json_object_set_new(body, "ticket", json_string(ticket)) != 0) ||
-	    (glass && json_object_set_new(body, "break_glass", json_true()) != 0)) {
+	    (glass && json_object_set_new(body, "break_glass", json_true()) != 0) ||
+	    (at != NULL && json_object_set_new(body, "start_at", json_string(at)) != 0)) {
 		/* json_string() refuses text that is not UTF-8 */
 		json_decref(body);
 		return output_usage(&cmd_request, "arguments must be valid UTF-8 text");

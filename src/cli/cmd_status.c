@@ -110,6 +110,12 @@ status_next(const json_t *req, FILE *f)
 		put(f, line);
 		snprintf(line, sizeof(line), "  elevate creds %s   or   elevate exec %s -- aws sts "
 		    "get-caller-identity", id, id);
+	} else if (strcmp(state, "activating") == 0 &&
+	    (t = output_time(req, "scheduled_start")) > now) {
+		el_format_time(t, at, sizeof(at));
+		output_reltime(t, now, rel, sizeof(rel));
+		snprintf(line, sizeof(line), "approved: scheduled to start at %s (%s); the policy "
+		    "is checked again then", at, rel);
 	} else if (strcmp(state, "activating") == 0)
 		snprintf(line, sizeof(line), "approved: access is being activated (the broker "
 		    "is minting the credentials); follow it with `elevate status %s`", id);
@@ -249,6 +255,7 @@ print_detail(const json_t *req)
 	if ((s = output_str(req, "ticket")) != NULL && *s != '\0')
 		field("ticket", s);
 	field_time("created", req, "created_at");
+	field_time("scheduled", req, "scheduled_start");
 	if (state != NULL && strcmp(state, "pending") == 0)
 		field_time("pending until", req, "pending_until");
 	t0 = output_time(req, "window_start");

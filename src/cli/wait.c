@@ -112,10 +112,17 @@ state_is(const json_t *req, const char *state)
 }
 
 int
+wait_scheduled(const json_t *req)
+{
+	return state_is(req, "activating") && output_time(req, "scheduled_start") > el_now();
+}
+
+int
 wait_undecided(const json_t *req)
 {
-	/* activating: approved, the broker is minting; the outcome is still to come */
-	return state_is(req, "pending") || state_is(req, "activating");
+	/* activating: approved, the broker is minting; the outcome is still to come (a
+	 * scheduled window's approval is an outcome: it starts later) */
+	return state_is(req, "pending") || (state_is(req, "activating") && !wait_scheduled(req));
 }
 
 /* Ticks of POLL_TICK_MS before the next look: every 2 s while pending; while activating
@@ -266,7 +273,7 @@ wait_outcome(const json_t *req)
 		status_next(req, stdout);
 	if (output_str(req, "state") == NULL)
 		return CLI_ERR;
-	if (state_is(req, "active"))
+	if (state_is(req, "active") || wait_scheduled(req))
 		return CLI_OK;
 	if (grant == NULL && (state_is(req, "ending") || state_is(req, "ended")))
 		return CLI_ERR;       /* approved, but the window is already over */

@@ -43,7 +43,10 @@ int wait_follow(struct api *a, json_t **reqp, int64_t timeout, int say_missing,
 #define WAIT_MINTED_MAX 60        /* s `creds` waits for an activating grant */
 int wait_minted(struct api *a, json_t **reqp, int64_t timeout);
 
-/* True while the broker has not finished with req: pending or activating. */
+/* True when req is approved and waits for its scheduled start. */
+int wait_scheduled(const json_t *req);
+/* True while the broker has not finished with req: pending or activating (unless
+ * scheduled). */
 int wait_undecided(const json_t *req);
 
 /*

@@ -578,6 +578,12 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	json_object_set_new(o, "approvals", arr);
 	json_object_set_new(o, "auto_approved", auto_rule != NULL ? auto_rule : json_null());
 	json_object_set_new(o, "break_glass", engine_glass_json(e, r->id));
+	{
+		int64_t start;
+
+		json_object_set_new(o, "scheduled_start", store_schedule_get(e->store, r->id,
+		    &start) == EL_OK ? time_or_null(start) : json_null());
+	}
 	p = engine_policy(e);
 	met = auto_rule != NULL ||
 	    policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
@@ -694,6 +700,7 @@ static const struct schema_field create_fields[] = {
 	{ .key = "ticket", .kind = SF_TEXT, .null_ok = true, .max = TICKET_MAX },
 	{ .key = "targets", .kind = SF_STRLIST, .null_ok = true, .max = 50, .item_max = 64 },
 	{ .key = "break_glass", .kind = SF_BOOL, .null_ok = true },
+	{ .key = "start_at", .kind = SF_STR, .null_ok = true, .max = 40 },
 };
 static const struct schema create_spec = SCHEMA(create_fields);
 
@@ -758,7 +765,8 @@ auto_approve(struct engine *e, const struct policy *p, struct store_request *r,
  */
 static enum el_err
 insert_request(struct engine *e, const char *user, struct store_request *r,
-    const struct policy *p, const struct pol_auto_rule *ar, bool glass, struct el_why *w)
+    const struct policy *p, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
+    struct el_why *w)
 {
 	json_t *data;
 	bool activate = false;
@@ -769,6 +777,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
 	if (data != NULL && glass)
 		json_object_set_new(data, "break_glass", json_true());
+	if (data != NULL && start_at > 0)
+		json_object_set_new(data, "start_at", json_integer(start_at));
 	if (data != NULL && ar != NULL)   /* approved in this transaction: no approver asked */
 		json_object_set_new(data, "auto_rule", json_string(ar->name));
 	if (data == NULL)
@@ -778,6 +788,7 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 		goto out;
 	}
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
+	    (start_at > 0 && (rc = store_schedule_insert(e->store, r->id, start_at)) != EL_OK) ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
 	    (rc = glass ? engine_glass_begin(e, p, r, user) : ar != NULL ?
 	    auto_approve(e, p, r, ar, &activate) : engine_notify_approvers(e, r)) != EL_OK) {
@@ -808,6 +819,28 @@ out:
 	return rc;
 }
 
+/* A request's start_at: a time (RFC 3339, with an offset or Z) after now, within
+ * SCHEDULE_MAX; *start its epoch seconds. */
+static enum el_err
+check_start(const char *text, bool glass, int64_t now, int64_t *start, struct el_why *w)
+{
+	char max[32];
+
+	if (glass)
+		return el_fail(w, EL_EINVAL, "break-glass starts now: it takes no start_at");
+	if (el_parse_time_offset(text, start) != EL_OK)
+		return el_fail(w, EL_EINVAL, "start_at must be a time like "
+		    "2026-12-02T09:00:00+09:00 or 2026-12-02T00:00:00Z");
+	if (*start <= now)
+		return el_fail(w, EL_EINVAL, "start_at %s is not in the future: leave it out to "
+		    "start at the approval", text);
+	if (*start > now + SCHEDULE_MAX) {
+		el_format_duration(SCHEDULE_MAX, max, sizeof(max));
+		return el_fail(w, EL_EINVAL, "start_at is more than %s ahead", max);
+	}
+	return EL_OK;
+}
+
 enum el_err
 engine_create_request(struct engine *e, const char *user, json_t *body, json_t **out,
     struct el_why *w)
@@ -815,7 +848,8 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	struct policy *p = engine_policy(e);
 	const struct pol_profile *pp;
 	struct store_request r;
-	int64_t duration, now = el_now();
+	int64_t duration, now = el_now(), start = 0;
+	const char *start_at;
 	bool glass;
 	enum el_err rc;
 
@@ -840,8 +874,13 @@ engine_create_request(struct engine *e, const char *user, json_t *body, json_t *
 	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
 	r.created_at = now;
 	r.pending_until = now + pp->pending_ttl;
+	if ((start_at = jspec_str(body, "start_at")) != NULL &&
+	    (rc = check_start(start_at, glass, now, &start, w)) != EL_OK)
+		goto out;
+	if (start > 0)
+		r.pending_until = start;      /* approvals may come until the window starts */
 	if ((rc = insert_request(e, user, &r, p, glass ? NULL : policy_auto_rule(p, pp, user,
-	    duration, r.ticket, now), glass, w)) != EL_OK)
+	    duration, r.ticket, now), glass, start, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);
 out:
@@ -1021,7 +1060,7 @@ engine_quorum_reached(struct engine *e, const struct policy *p, struct store_req
 	const struct pol_profile *pp;
 	struct store_request parent;
 	char msg[400], a[32], b[32];
-	int64_t in_flight = 0, total;
+	int64_t in_flight = 0, total, start;
 	enum el_err rc;
 
 	*activate = false;
@@ -1029,6 +1068,13 @@ engine_quorum_reached(struct engine *e, const struct policy *p, struct store_req
 	 * transition), which any node's reaper takes over once it runs out. */
 	r->next_attempt_at = 0;
 	r->attempts = 0;
+	if (r->parent_id == NULL && store_schedule_get(e->store, r->id, &start) == EL_OK &&
+	    start > el_now())
+	{
+		/* Scheduled: due at its start, when a reaper claims it; nothing mints now. */
+		r->next_attempt_at = start;
+		return engine_transition(e, r, EV_QUORUM, actor, NULL);
+	}
 	if (r->parent_id == NULL) {
 		if ((rc = engine_transition(e, r, EV_QUORUM, actor, NULL)) == EL_OK &&
 		    (rc = engine_lease_take(e, r->id)) == EL_OK)
@@ -1412,7 +1458,7 @@ engine_extend(struct engine *e, const char *user, const char *id, json_t *body, 
 	if (r.pending_until > parent.window_end)
 		r.pending_until = parent.window_end;   /* an extension of an ended grant is moot */
 	r.parent_id = parent.id;
-	if ((rc = insert_request(e, user, &r, p, NULL, false, w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, NULL, false, 0, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);   /* r borrows parent's strings: before freeing */
 out:

@@ -743,6 +743,41 @@ grant_cohort(struct engine *e, struct store_request *r)
 		    store_errmsg());
 }
 
+/*
+ * A scheduled grant at its start: the policy is checked again (the requester may have
+ * left the profile's requesters, the profile may be gone or shorter since the approval)
+ * and its window must still be ahead. Otherwise *err says why, for activation_failed
+ * (codes PolicyChanged and ScheduleMissed: not retried).
+ */
+static bool
+scheduled_still_allowed(struct engine *e, const struct store_request *r, int64_t sched,
+    struct aws_error *err)
+{
+	struct policy *p = engine_policy(e);
+	struct el_why w = {{0}};
+	int64_t dur = r->duration;
+	bool ok = true;
+
+	memset(err, 0, sizeof(*err));
+	if (policy_check_request(p, r->requester, r->profile, &dur, r->reason, r->ticket, &w)
+	    != EL_OK) {
+		el_strlcpy(err->code, "PolicyChanged", sizeof(err->code));
+		snprintf(err->message, sizeof(err->message), "at the scheduled start the policy "
+		    "no longer allows this request: %.400s", w.msg);
+		ok = false;
+	} else if (sched + r->duration <= el_now()) {
+		el_strlcpy(err->code, "ScheduleMissed", sizeof(err->code));
+		snprintf(err->message, sizeof(err->message), "the scheduled window was over "
+		    "before it could be activated (the broker was down?)");
+		ok = false;
+	}
+	policy_release(p);
+	if (!ok)
+		log_warn("request %s: not activated at its scheduled start: %s", r->id,
+		    err->message);
+	return ok;
+}
+
 /* The activation of a claimed request (on its worker thread). */
 static enum el_err
 activate_claimed(struct engine *e, const char *id)
@@ -751,7 +786,7 @@ activate_claimed(struct engine *e, const char *id)
 	struct store_grant g;
 	struct aws_error err;
 	struct el_why w = {{0}};
-	int64_t start, end;
+	int64_t start, end, sched;
 	enum el_err rc;
 
 	memset(&g, 0, sizeof(g));
@@ -777,9 +812,22 @@ activate_claimed(struct engine *e, const char *id)
 		release(e, r.parent_id);
 		goto out;
 	}
-	grant_cohort(e, &r);
 	start = el_now();
 	end = start + r.duration;
+	if (store_schedule_get(e->store, id, &sched) == EL_OK) {
+		if (sched > start) {
+			/* claimed before its time: back to waiting for it */
+			engine_retry_at(e, id, RS_ACTIVATING, sched);
+			rc = EL_OK;
+			goto out;
+		}
+		if (!scheduled_still_allowed(e, &r, sched, &err)) {
+			rc = activation_failed(e, id, &err);
+			goto out;
+		}
+		end = sched + r.duration;       /* the window the approvers approved */
+	}
+	grant_cohort(e, &r);
 	el_strlcpy(g.request_id, r.id, sizeof(g.request_id));
 	if (mint(e, &r, end, &g, &err, &w) != EL_OK)
 		rc = activation_failed(e, id, &err);

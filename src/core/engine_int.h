@@ -21,6 +21,7 @@
 #include "elevate/template.h"
 #include "elevate/token.h"
 
+#define SCHEDULE_MAX (30 * 86400)   /* how far ahead a window may be scheduled (s) */
 #define ENGINE_HIST_BUCKETS 12
 /* A node's lease on due work (ms): another node takes the work over once it runs out, so a
  * dead node's work waits at most this long after the lease's last renewal. Renewed every

@@ -1413,6 +1413,27 @@ store_nonce_prune(struct store *s, const char *kind, int64_t older_than)
 	    older_than);
 }
 
+/* ---- scheduled windows ---- */
+
+enum el_err
+store_schedule_insert(struct store *s, const char *request_id, int64_t start_at)
+{
+	return exec(s, "INSERT INTO schedules (request_id, start_at) VALUES (?, ?)", "ti",
+	    request_id, start_at);
+}
+
+enum el_err
+store_schedule_get(struct store *s, const char *request_id, int64_t *start_at)
+{
+	enum el_err r;
+
+	/* an aggregate: one row, NULL when there is no schedule */
+	if ((r = scalar_query(s, "schedule", INT64_MIN, start_at, "SELECT MAX(start_at) FROM"
+	    " schedules WHERE request_id = ?", "t", request_id)) != EL_OK)
+		return r;
+	return *start_at == INT64_MIN ? EL_ENOENT : EL_OK;
+}
+
 /* ---- break-glass reviews ---- */
 
 enum el_err

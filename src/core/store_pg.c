@@ -206,6 +206,10 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_leased ON requests(lease_until) WHERE lease_until IS NOT NULL;"
 	"UPDATE requests SET next_attempt_at = NULL WHERE state = 'activating'"
 	"  AND attempts = 0;",
+
+	/* 12 -> 13: scheduled windows (a request's window starts at start_at) */
+	"CREATE TABLE schedules ("
+	"  request_id " T " PRIMARY KEY REFERENCES requests(id), start_at BIGINT NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
