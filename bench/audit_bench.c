@@ -65,7 +65,7 @@ gen(const char *dir, long long n)
 			json_decref(d);
 			if (e == EL_OK && (i + 1) % CHECKPOINT_EVERY == 0 && i + 1 < n) {
 				i++;
-				e = audit_checkpoint(s, sk, &w);
+				e = audit_checkpoint(s, "bench", sk, &w);
 			}
 			if (e != EL_OK) {
 				fprintf(stderr, "append: %s\n", w.msg);
@@ -76,7 +76,7 @@ gen(const char *dir, long long n)
 			goto dberr;
 	}
 	/* The export ends with a checkpoint, as after a clean stop. */
-	if (store_begin(s) != EL_OK || audit_checkpoint(s, sk, &w) != EL_OK ||
+	if (store_begin(s) != EL_OK || audit_checkpoint(s, "bench", sk, &w) != EL_OK ||
 	    store_commit(s) != EL_OK)
 		goto dberr;
 	snprintf(path, sizeof(path), "%s/audit.jsonl", dir);

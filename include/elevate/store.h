@@ -69,6 +69,8 @@ enum el_err store_begin(struct store *s);
 enum el_err store_begin_relaxed(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Is this thread inside a transaction on s? */
+int store_in_transaction(struct store *s);
 /* The text of this thread's last store failure ("database is locked", "disk I/O error"),
  * for messages: never empty. */
 const char *store_errmsg(void);
@@ -293,5 +295,9 @@ enum el_err store_audit_list(struct store *s, const struct store_audit_filter *f
  * audit table holds. */
 enum el_err store_audit_last_event(struct store *s, const char *event, int64_t *seq);
 enum el_err store_audit_count(struct store *s, int64_t *n);
+/* The records that tell the chain's keys (audit.node_joined, audit.key_rotated) with seq
+ * > since_seq, at most limit, ascending, as store_audit_list's. New ref. */
+enum el_err store_audit_key_records(struct store *s, int64_t since_seq, int limit,
+    json_t **out);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * cmd_audit.c — `elevate audit verify FILE...`: checks an exported audit trail (hash chain
- * across rotated files, sequence, signed checkpoints, and against a signed head: a cut
- * export) offline with audit_verify_stream(); `elevate audit show`:
- * reads filtered audit records from the broker (GET /v1/audit, auditors only).
+ * across rotated files, sequence, signed checkpoints of one node or several, each with
+ * its own key, and against a signed head: a cut export) offline with
+ * audit_verify_stream_keys(); `elevate audit show`: reads filtered audit records from the
+ * broker (GET /v1/audit, auditors only).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,7 +31,7 @@ static int audit_run(int, char **);
 
 const struct cli_cmd cmd_audit = {
 	.name = "audit",
-	.usage = "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F] "
+	.usage = "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F]... "
 	    "[--head HEADFILE|s3://BUCKET/KEY] [--partial] [--allow-unsigned-tail]"
 	    " | elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
 	    "[--limit N]",
@@ -39,7 +40,7 @@ const struct cli_cmd cmd_audit = {
 };
 
 static const char verify_usage[] =
-    "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F] "
+    "elevate audit verify FILE... [--pubkey ed25519:KEY|--pubkey-file F]... "
     "[--head HEADFILE|s3://BUCKET/KEY] [--partial] [--allow-unsigned-tail]";
 static const char show_usage[] =
     "elevate audit show [--user U] [--profile P] [--event E] [--since DUR|TIME] "
@@ -63,13 +64,18 @@ audit_help(void)
 	    "dropped, reordered or truncated record is reported with its line. Several FILEs\n"
 	    "(the live file and its rotated ones, in any order) are one chain: sorted by first\n"
 	    "seq, a gap between two files names both. Exit 0 when intact, 1 otherwise; with a\n"
-	    "key, a trail no checkpoint signs is not intact.\n\n"
-	    "  --pubkey ed25519:KEY   the broker's audit checkpoint public key\n"
+	    "key, a trail no checkpoint signs is not intact.\n"
+	    "Several nodes sign one chain, each with its own key: give each node's FIRST key\n"
+	    "(repeat --pubkey / --pubkey-file, up to %d). A node's first checkpoint binds it to\n"
+	    "the given key that verifies it (a key binds to one node only); a checkpoint no\n"
+	    "given key verifies fails, naming its node.\n\n"
+	    "  --pubkey ed25519:KEY   an audit checkpoint public key (a node's first audit.pub)\n"
 	    "  --pubkey-file F        the same, read from a file\n"
 	    "  --head H               the broker's signed head (audit.head_file, or the\n"
 	    "                         s3://BUCKET/KEY of audit.anchor, read with the usual AWS\n"
-	    "                         credentials and AWS_ENDPOINT_URL_S3): an export that ends\n"
-	    "                         before the head's seq, or differs from it there, was cut\n"
+	    "                         credentials and AWS_ENDPOINT_URL_S3; a node's own, signed\n"
+	    "                         with its key): an export that ends before the head's seq,\n"
+	    "                         or differs from it there, was cut\n"
 	    "  --partial              the export need not start at seq 1 (a rotated file)\n"
 	    "  --allow-unsigned-tail  accept records after the last checkpoint (their hashes are\n"
 	    "                         unkeyed: without it they fail the check)\n\n"
@@ -80,7 +86,8 @@ audit_help(void)
 	    "  --since D     records of the last D (24h, 7d) or since a time\n"
 	    "                (2026-11-22T03:26:00Z)\n"
 	    "  --limit N     at most N records (1..%d)\n"
-	    "  --json        the broker's JSON\n", verify_usage, show_usage, LIMIT_MAX);
+	    "  --json        the broker's JSON\n", verify_usage, show_usage, AUDIT_KEYS_MAX,
+	    LIMIT_MAX);
 }
 
 static int
@@ -109,22 +116,81 @@ load_pubkey(const char *text, const char *file, unsigned char pk[crypto_sign_PUB
 	return rc;
 }
 
+/* The nodes that signed, each with its counts and the key it ends with. New ref. */
+static json_t *
+nodes_json(const struct audit_verify_report *rep)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; a != NULL && i < rep->nnodes; i++) {
+		const struct audit_node *n = &rep->nodes[i];
+		char *key;
+
+		if (!audit_node_signed(n))
+			continue;
+		if ((key = reqsig_pubkey_format(n->key)) == NULL ||
+		    json_array_append_new(a, json_pack("{s:s?, s:I, s:I, s:s}", "node",
+		    n->name[0] ? n->name : NULL, "checkpoints", (json_int_t)n->checkpoints,
+		    "rotations", (json_int_t)n->rotations, "key", key)) != 0) {
+			free(key);
+			json_decref(a);
+			return NULL;
+		}
+		free(key);
+	}
+	return a;
+}
+
 static int
 verify_json(const struct audit_verify_report *rep, int ok, int keyed)
 {
 	json_t *j;
 	int rc;
 
-	j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:s}", "ok", ok,
+	j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:o?, s:i, s:i}", "ok", ok,
 	    "records", (json_int_t)rep->records, "first_seq", (json_int_t)rep->first_seq,
 	    "last_seq", (json_int_t)rep->last_seq, "checkpoints", (json_int_t)rep->checkpoints,
 	    "last_signed_seq", (json_int_t)rep->last_signed_seq, "checkpoints_verified", keyed,
-	    "bad_line", (json_int_t)rep->bad_line, "problem", rep->problem);
+	    "bad_line", (json_int_t)rep->bad_line, "problem", rep->problem,
+	    "nodes", keyed ? nodes_json(rep) : NULL, "keys_given", rep->nkeys,
+	    "keys_used", rep->keys_used);
 	if (j == NULL)
 		return CLI_ERR;
 	rc = output_print_json(j);
 	json_decref(j);
 	return rc;
+}
+
+/* Does the head verify with the key some node ends the chain with? A node signs its own
+ * heads, after its own checkpoints. */
+static int
+head_signed(const char *text, size_t len, const struct audit_verify_report *rep,
+    struct audit_head *head, struct el_why *w)
+{
+	int i;
+
+	for (i = 0; i < rep->nnodes; i++)
+		if (rep->nodes[i].bound && audit_head_parse(text, len, rep->nodes[i].key, head,
+		    w) == EL_OK)
+			return 1;
+	if (w->msg[0] == '\0')
+		el_fail(w, EL_ECRYPTO, "the head's signature does not verify with this key");
+	return 0;
+}
+
+/* " by 2 nodes (node-a 7, node-b 5), 2 of 2 keys given used": only when more than one
+ * node or key is in play, so that the one-key summary reads as it always did. */
+static void
+print_nodes(const struct audit_verify_report *rep)
+{
+	char buf[AUDIT_NODES_MAX * (AUDIT_NODE_MAX + 24) + 64];
+
+	audit_nodes_summary(rep, buf, sizeof(buf));
+	if (buf[0] == '\0' && rep->nkeys < 2)
+		return;
+	printf("%s, %d of %d key%s given used", buf, rep->keys_used, rep->nkeys,
+	    rep->nkeys == 1 ? "" : "s");
 }
 
 /* Reads the head document: a file, or an S3 object with the usual AWS credential chain. */
@@ -205,61 +271,33 @@ head_covers(FILE *f, const struct audit_verify_report *rep, const struct audit_h
 	return 1;
 }
 
+/* The verification proper, once the options are read: keys (nkeys, 0 for none) are
+ * each a node's first key. */
 static int
-audit_verify(int argc, char **argv)
+verify_files(char **files, size_t nfiles, const unsigned char (*keys)[32], int nkeys,
+    const char *headsrc, int partial, int allow_tail)
 {
-	static const struct option opts[] = {
-		{"pubkey", required_argument, NULL, 'k'},
-		{"pubkey-file", required_argument, NULL, 'K'},
-		{"head", required_argument, NULL, 'H'},
-		{"partial", no_argument, NULL, 'P'},
-		{"allow-unsigned-tail", no_argument, NULL, 'T'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-	const char *keytext = NULL, *keyfile = NULL, *headsrc = NULL, *file;
-	struct audit_verify_report rep;
+	struct audit_verify_report *rep = NULL;
 	struct audit_file_info *info = NULL;
 	struct audit_head head;
 	struct el_why w = {{0}};
 	struct dbuf hb;
 	char *hb_text = NULL;
-	size_t nfiles, hb_len = 0;
+	size_t hb_len = 0;
 	enum el_err r;
 	FILE *f;
-	int ch, partial = 0, allow_tail = 0, rc, ok, cut = 0;
+	int rc, ok, cut = 0, keyed = nkeys > 0;
 	int64_t tail;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'k': keytext = optarg; break;
-		case 'K': keyfile = optarg; break;
-		case 'H': headsrc = optarg; break;
-		case 'P': partial = 1; break;
-		case 'T': allow_tail = 1; break;
-		case 'J': output_set_json(1); break;
-		case 'h': audit_help(); return CLI_OK;
-		default: return output_usage(&cmd_verify, NULL);
-		}
-	}
-	if (argc - optind < 1)
-		return output_usage(&cmd_verify, "FILE expected (- for stdin)");
-	if (keytext != NULL && keyfile != NULL)
-		return output_usage(&cmd_verify, "--pubkey or --pubkey-file, not both");
-	if (headsrc != NULL && keytext == NULL && keyfile == NULL)
+	if (headsrc != NULL && !keyed)
 		return output_usage(&cmd_verify, "--head needs --pubkey: an unverified head "
 		    "proves nothing");
-	if ((keytext != NULL || keyfile != NULL) &&
-	    (rc = load_pubkey(keytext, keyfile, pk)) != CLI_OK)
-		return rc == CLI_USAGE ? output_usage(&cmd_verify, NULL) : rc;
 	memset(&head, 0, sizeof(head));
 	if (headsrc != NULL) {
 		dbuf_init(&hb, HEAD_FILE_MAX);
 		rc = read_head(headsrc, &hb);
-		/* its signature is checked after the walk, with the key current at the end
-		 * of the chain (the first, or the one the last rotation named) */
+		/* its signature is checked after the walk, with the keys the nodes end the
+		 * chain with (each node's first, or the one its last rotation named) */
 		if (rc == CLI_OK && audit_head_parse(hb.p ? hb.p : "", hb.len, NULL, &head, &w)
 		    != EL_OK) {
 			output_err("--head %s: %s", headsrc, w.msg);
@@ -273,125 +311,127 @@ audit_verify(int argc, char **argv)
 		if (rc != CLI_OK)
 			return rc == CLI_USAGE ? output_usage(&cmd_verify, NULL) : rc;
 	}
-	file = argv[optind];
-	nfiles = (size_t)(argc - optind);
-	if (nfiles == 1 && strcmp(file, "-") == 0) {
-		if (headsrc != NULL) {
-			free(hb_text);
-			return output_usage(&cmd_verify, "--head needs files, not stdin");
-		}
-		f = stdin;
-	} else if (audit_files_open(argv + optind, nfiles, &f, &info, &w) != EL_OK) {
+	if ((rep = calloc(1, sizeof(*rep))) == NULL) {
 		free(hb_text);
-		if (output_json()) {
-			memset(&rep, 0, sizeof(rep));
-			el_strlcpy(rep.problem, w.msg, sizeof(rep.problem));
-			rc = verify_json(&rep, 0, keytext || keyfile);
-			return rc != CLI_OK ? rc : CLI_ERR;
-		}
-		printf("audit FAILED: %s\n", w.msg);
 		return CLI_ERR;
 	}
-	memset(&rep, 0, sizeof(rep));
-	r = audit_verify_stream(f, keytext || keyfile ? pk : NULL, !partial, &rep);
-	ok = r == EL_OK && rep.records > 0 &&
-	    (!(keytext || keyfile) || rep.last_signed_seq > 0);
-	if (ok && headsrc != NULL && (audit_head_parse(hb_text, hb_len, rep.key, &head, &w)
-	    != EL_OK)) {
+	if (nfiles == 1 && strcmp(files[0], "-") == 0) {
+		if (headsrc != NULL) {
+			rc = output_usage(&cmd_verify, "--head needs files, not stdin");
+			goto out;
+		}
+		f = stdin;
+	} else if (audit_files_open(files, nfiles, &f, &info, &w) != EL_OK) {
+		if (output_json()) {
+			el_strlcpy(rep->problem, w.msg, sizeof(rep->problem));
+			rc = verify_json(rep, 0, keyed);
+			rc = rc != CLI_OK ? rc : CLI_ERR;
+			goto out;
+		}
+		printf("audit FAILED: %s\n", w.msg);
+		rc = CLI_ERR;
+		goto out;
+	}
+	r = audit_verify_stream_keys(f, keys, nkeys, !partial, rep);
+	ok = r == EL_OK && rep->records > 0 && (!keyed || rep->last_signed_seq > 0);
+	if (ok && headsrc != NULL && !head_signed(hb_text, hb_len, rep, &head, &w)) {
 		ok = 0;
 		cut = 1;
-		snprintf(rep.problem, sizeof(rep.problem), "--head: %.400s", w.msg);
-	} else if (ok && headsrc != NULL && !head_covers(f, &rep, &head, rep.problem,
-	    sizeof(rep.problem))) {
+		snprintf(rep->problem, sizeof(rep->problem), "--head: %.400s", w.msg);
+	} else if (ok && headsrc != NULL && !head_covers(f, rep, &head, rep->problem,
+	    sizeof(rep->problem))) {
 		ok = 0;
 		cut = 1;
 	}
 	/* Records after the last checkpoint carry only unkeyed hashes: anyone can edit them
 	 * and compute the hashes again. The last record being the checkpoint itself (as after
 	 * a clean shutdown) leaves nothing unsigned. */
-	tail = rep.last_is_checkpoint || rep.last_signed_seq == 0 ? 0 :
-	    rep.last_seq - rep.last_signed_seq - 1;
-	if (ok && (keytext || keyfile) && tail > 0 && !allow_tail) {
+	tail = rep->last_is_checkpoint || rep->last_signed_seq == 0 ? 0 :
+	    rep->last_seq - rep->last_signed_seq - 1;
+	if (ok && keyed && tail > 0 && !allow_tail) {
 		ok = 0;
 		cut = 1;
-		snprintf(rep.problem, sizeof(rep.problem), "%lld record%s after seq %lld %s not "
+		snprintf(rep->problem, sizeof(rep->problem), "%lld record%s after seq %lld %s not "
 		    "covered by a signed checkpoint: their hashes are unkeyed and could have been "
 		    "rewritten (--allow-unsigned-tail accepts them, e.g. for an export taken while "
 		    "the broker runs)", (long long)tail, tail == 1 ? "" : "s",
-		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
+		    (long long)rep->last_signed_seq + 1, tail == 1 ? "is" : "are");
 	}
-	free(hb_text);
 	if (f != stdin)
 		fclose(f);
-	if (r != EL_OK && info != NULL && nfiles > 1 && rep.bad_line > 0) {
+	if (r != EL_OK && info != NULL && nfiles > 1 && rep->bad_line > 0) {
 		/* name the file: the stream's line numbers run across all of them */
 		int64_t in_file = 0;
 		const struct audit_file_info *where = audit_files_where(info, nfiles,
-		    rep.bad_line, &in_file);
+		    rep->bad_line, &in_file);
 		struct dbuf tmp;
 
 		if (where != NULL) {
 			dbuf_init(&tmp, 2 * EL_WHYLEN);
-			const char *rest = rep.problem;
+			const char *rest = rep->problem;
 
 			/* audit.c's "line N" counts across the files: say the file's own */
 			if (strncmp(rest, "line ", 5) == 0)
 				rest += 5 + strspn(rest + 5, "0123456789");
 			dbuf_printf(&tmp, "%s line %lld%s%s", where->path, (long long)in_file,
 			    *rest == ':' || *rest == ' ' ? "" : ": ", rest);
-			el_strlcpy(rep.problem, tmp.p ? tmp.p : "", sizeof(rep.problem));
+			el_strlcpy(rep->problem, tmp.p ? tmp.p : "", sizeof(rep->problem));
 			dbuf_free(&tmp);
-			rep.bad_line = 0;
+			rep->bad_line = 0;
 		}
 	}
-	free(info);
-	if (r == EL_OK && !ok && rep.problem[0] == '\0')
-		snprintf(rep.problem, sizeof(rep.problem), "%s", rep.records == 0 ?
+	if (r == EL_OK && !ok && rep->problem[0] == '\0')
+		snprintf(rep->problem, sizeof(rep->problem), "%s", rep->records == 0 ?
 		    "no audit records" : "no signed checkpoint covers these records");
 	if (output_json()) {
-		rc = verify_json(&rep, ok, keytext || keyfile);
-		return rc != CLI_OK ? rc : ok ? CLI_OK : CLI_ERR;
+		rc = verify_json(rep, ok, keyed);
+		rc = rc != CLI_OK ? rc : ok ? CLI_OK : CLI_ERR;
+		goto out;
 	}
+	rc = CLI_ERR;
 	if (cut) {
-		printf("audit FAILED: %s\n", rep.problem);
-		return CLI_ERR;
+		printf("audit FAILED: %s\n", rep->problem);
+		goto out;
 	}
 	if (r != EL_OK) {
 		/* audit.c's problem text names the line already ("line 7 (seq 7): ...") */
-		if (rep.bad_line > 0 && strncmp(rep.problem, "line ", 5) != 0)
-			printf("audit FAILED at line %lld: %s\n", (long long)rep.bad_line,
-			    rep.problem[0] ? rep.problem : el_strerror(r));
+		if (rep->bad_line > 0 && strncmp(rep->problem, "line ", 5) != 0)
+			printf("audit FAILED at line %lld: %s\n", (long long)rep->bad_line,
+			    rep->problem[0] ? rep->problem : el_strerror(r));
 		else
-			printf("audit FAILED: %s\n", rep.problem[0] ? rep.problem : el_strerror(r));
-		if (rep.records > 0)
+			printf("audit FAILED: %s\n", rep->problem[0] ? rep->problem : el_strerror(r));
+		if (rep->records > 0)
 			printf("(%lld records read before the problem, seq %lld..%lld)\n",
-			    (long long)rep.records, (long long)rep.first_seq,
-			    (long long)rep.last_seq);
-		return CLI_ERR;
+			    (long long)rep->records, (long long)rep->first_seq,
+			    (long long)rep->last_seq);
+		goto out;
 	}
-	if (rep.records == 0) {
-		printf("audit FAILED: %s holds no audit records\n", file);
-		return CLI_ERR;
+	if (rep->records == 0) {
+		printf("audit FAILED: %s holds no audit records\n", files[0]);
+		goto out;
 	}
-	if (!(keytext || keyfile)) {
+	rc = CLI_OK;
+	if (!keyed) {
 		printf("audit OK: %lld records (seq %lld..%lld), hash chain intact; checkpoints "
-		    "NOT verified (no --pubkey given)\n", (long long)rep.records,
-		    (long long)rep.first_seq, (long long)rep.last_seq);
-		return CLI_OK;
+		    "NOT verified (no --pubkey given)\n", (long long)rep->records,
+		    (long long)rep->first_seq, (long long)rep->last_seq);
+		goto out;
 	}
-	if (rep.last_signed_seq <= 0) {
+	if (rep->last_signed_seq <= 0) {
 		printf("audit FAILED: %lld records (seq %lld..%lld) chain correctly, but no "
 		    "signed checkpoint covers any of them: nothing proves the broker wrote them\n",
-		    (long long)rep.records, (long long)rep.first_seq, (long long)rep.last_seq);
-		return CLI_ERR;
+		    (long long)rep->records, (long long)rep->first_seq, (long long)rep->last_seq);
+		rc = CLI_ERR;
+		goto out;
 	}
-	printf("audit OK: %lld records (seq %lld..%lld), %lld checkpoint%s, signed through "
-	    "seq %lld", (long long)rep.records, (long long)rep.first_seq,
-	    (long long)rep.last_seq, (long long)rep.checkpoints, rep.checkpoints == 1 ? "" : "s",
-	    (long long)rep.last_signed_seq);
-	if (rep.rotations > 0)
-		printf(", %lld key rotation%s", (long long)rep.rotations,
-		    rep.rotations == 1 ? "" : "s");
+	printf("audit OK: %lld records (seq %lld..%lld), %lld checkpoint%s",
+	    (long long)rep->records, (long long)rep->first_seq, (long long)rep->last_seq,
+	    (long long)rep->checkpoints, rep->checkpoints == 1 ? "" : "s");
+	print_nodes(rep);
+	printf(", signed through seq %lld", (long long)rep->last_signed_seq);
+	if (rep->rotations > 0)
+		printf(", %lld key rotation%s", (long long)rep->rotations,
+		    rep->rotations == 1 ? "" : "s");
 	printf("\n");
 	if (headsrc != NULL)
 		printf("the export holds the broker's signed head (seq %lld, %s): not cut\n",
@@ -399,8 +439,62 @@ audit_verify(int argc, char **argv)
 	if (tail > 0)
 		printf("note: %lld record%s after seq %lld %s not yet covered by a signed "
 		    "checkpoint\n", (long long)tail, tail == 1 ? "" : "s",
-		    (long long)rep.last_signed_seq + 1, tail == 1 ? "is" : "are");
-	return CLI_OK;
+		    (long long)rep->last_signed_seq + 1, tail == 1 ? "is" : "are");
+out:
+	free(info);
+	free(hb_text);
+	free(rep);
+	return rc;
+}
+
+static int
+audit_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pubkey", required_argument, NULL, 'k'},
+		{"pubkey-file", required_argument, NULL, 'K'},
+		{"head", required_argument, NULL, 'H'},
+		{"partial", no_argument, NULL, 'P'},
+		{"allow-unsigned-tail", no_argument, NULL, 'T'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	unsigned char (*keys)[crypto_sign_PUBLICKEYBYTES];
+	const char *headsrc = NULL;
+	int ch, partial = 0, allow_tail = 0, nkeys = 0, rc = CLI_OK;
+
+	if ((keys = calloc(AUDIT_KEYS_MAX, sizeof(*keys))) == NULL)
+		return CLI_ERR;
+	while (rc == CLI_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+		case 'K':
+			if (nkeys == AUDIT_KEYS_MAX)
+				rc = output_usage(&cmd_verify, "at most %d keys", AUDIT_KEYS_MAX);
+			else if ((rc = load_pubkey(ch == 'k' ? optarg : NULL, ch == 'K' ? optarg :
+			    NULL, keys[nkeys])) == CLI_USAGE)
+				rc = output_usage(&cmd_verify, NULL);
+			else
+				nkeys++;
+			break;
+		case 'H': headsrc = optarg; break;
+		case 'P': partial = 1; break;
+		case 'T': allow_tail = 1; break;
+		case 'J': output_set_json(1); break;
+		case 'h': audit_help(); rc = -1; break;
+		default: rc = output_usage(&cmd_verify, NULL); break;
+		}
+	}
+	if (rc == -1)
+		rc = CLI_OK;
+	else if (rc == CLI_OK && argc - optind < 1)
+		rc = output_usage(&cmd_verify, "FILE expected (- for stdin)");
+	else if (rc == CLI_OK)
+		rc = verify_files(argv + optind, (size_t)(argc - optind),
+		    (const unsigned char (*)[32])keys, nkeys, headsrc, partial, allow_tail);
+	free(keys);
+	return rc;
 }
 
 static void

@@ -13,6 +13,7 @@
 
 #define CANON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 #define AUDIT_MAX_LINE (AUDIT_MAX_RECORD + 1024)
+#define CHECKPOINT_MSG_MAX (160 + AUDIT_NODE_MAX)
 
 char *
 audit_canonical(const struct audit_rec *r)
@@ -64,6 +65,12 @@ audit_append(struct store *s, const char *actor, const char *event, const char *
 	enum el_err e;
 
 	memset(&r, 0, sizeof(r));
+	/* The tail read and the insert must be one write transaction (on PostgreSQL, under
+	 * the lock every node's writers share): outside one, two appenders could both take
+	 * the same tail. */
+	if (!store_in_transaction(s))
+		return el_fail(w, EL_EINVAL, "audit record %s written outside a store "
+		    "transaction", event);
 	if (data == NULL)
 		data = empty = json_object();
 	if ((e = store_audit_tail(s, &r.seq, r.prev_hash)) != EL_OK)
@@ -92,17 +99,21 @@ out:
 	return e;
 }
 
+/* "elevate-audit-checkpoint\n" SEQ "\n" HEX, and "\n" NODE when it names one (node NULL
+ * or absent: as before nodes). A node's name holds no newline: the two never collide. */
 static void
-checkpoint_message(int64_t seq, const char *hexhash, char *buf, size_t len)
+checkpoint_message(int64_t seq, const char *hexhash, const char *node, char *buf, size_t len)
 {
-	snprintf(buf, len, "elevate-audit-checkpoint\n%lld\n%s", (long long)seq, hexhash);
+	snprintf(buf, len, "elevate-audit-checkpoint\n%lld\n%s%s%s", (long long)seq, hexhash,
+	    node != NULL ? "\n" : "", node != NULL ? node : "");
 }
 
 enum el_err
-audit_checkpoint(struct store *s, const unsigned char sk[64], struct el_why *w)
+audit_checkpoint(struct store *s, const char *node, const unsigned char sk[64],
+    struct el_why *w)
 {
 	unsigned char head[AUDIT_HASH_BYTES], sig[crypto_sign_BYTES];
-	char hex[2 * AUDIT_HASH_BYTES + 1], msg[160], *b64;
+	char hex[2 * AUDIT_HASH_BYTES + 1], msg[CHECKPOINT_MSG_MAX], *b64;
 	int64_t seq;
 	json_t *data;
 	enum el_err e;
@@ -110,18 +121,38 @@ audit_checkpoint(struct store *s, const unsigned char sk[64], struct el_why *w)
 	if ((e = store_audit_tail(s, &seq, head)) != EL_OK)
 		return e;
 	el_hex(head, sizeof(head), hex);
-	checkpoint_message(seq, hex, msg, sizeof(msg));
+	checkpoint_message(seq, hex, node, msg, sizeof(msg));
 	crypto_sign_detached(sig, NULL, (const unsigned char *)msg, strlen(msg), sk);
 	if ((b64 = el_b64_encode(sig, sizeof(sig))) == NULL)
 		return EL_ENOMEM;
-	data = json_pack("{s:I, s:s, s:s}", "signed_seq", (json_int_t)seq, "signed_hash", hex,
-	    "sig", b64);
+	data = json_pack("{s:I, s:s, s:s, s:s*}", "signed_seq", (json_int_t)seq, "signed_hash",
+	    hex, "sig", b64, "node", node);
 	free(b64);
 	if (data == NULL)
 		return EL_ENOMEM;
 	e = audit_append(s, "system", AUDIT_CHECKPOINT_EVENT, NULL, data, w);
 	json_decref(data);
 	return e;
+}
+
+const char *
+audit_rec_node(const struct audit_rec *r)
+{
+	json_t *n = json_object_get(r->data, "node");
+	const char *s;
+	size_t len;
+
+	if (n == NULL)
+		return "";
+	if (!json_is_string(n))
+		return NULL;
+	s = json_string_value(n);
+	len = strlen(s);
+	/* config's rule for a node's name: [A-Za-z0-9._-]{1,64} */
+	if (len < 1 || len > AUDIT_NODE_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
+		return NULL;
+	return s;
 }
 
 json_t *
@@ -200,13 +231,13 @@ audit_checkpoint_verify(const struct audit_rec *r, const unsigned char *pk,
     int64_t *signed_seq)
 {
 	json_int_t seq;
-	const char *hex, *sig;
+	const char *hex, *sig, *node;
 	unsigned char raw[crypto_sign_BYTES + 4], want[AUDIT_HASH_BYTES];
-	char msg[160];
+	char msg[CHECKPOINT_MSG_MAX];
 	size_t n;
 
 	if (json_unpack(r->data, "{s:I, s:s, s:s}", "signed_seq", &seq, "signed_hash", &hex,
-	    "sig", &sig) != 0)
+	    "sig", &sig) != 0 || (node = audit_rec_node(r)) == NULL)
 		return 0;
 	if (el_b64_decode(sig, raw, sizeof(raw), &n) != EL_OK || n != crypto_sign_BYTES)
 		return 0;
@@ -215,7 +246,8 @@ audit_checkpoint_verify(const struct audit_rec *r, const unsigned char *pk,
 	/* A checkpoint signs the head just before it: the record it links to. */
 	if (seq != r->seq - 1 || sodium_memcmp(r->prev_hash, want, AUDIT_HASH_BYTES) != 0)
 		return 0;
-	checkpoint_message(seq, hex, msg, sizeof(msg));
+	/* A checkpoint without "node" was signed before nodes, over the old message. */
+	checkpoint_message(seq, hex, node[0] != '\0' ? node : NULL, msg, sizeof(msg));
 	if (crypto_sign_verify_detached(raw, (const unsigned char *)msg, strlen(msg), pk) != 0)
 		return 0;
 	*signed_seq = seq;
@@ -259,6 +291,17 @@ enum el_err
 audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
     struct audit_verify_report *rep)
 {
+	unsigned char k[1][32];
+
+	if (pk != NULL)
+		memcpy(k[0], pk, sizeof(k[0]));
+	return audit_verify_stream_keys(f, k, pk != NULL ? 1 : 0, require_start, rep);
+}
+
+enum el_err
+audit_verify_stream_keys(FILE *f, const unsigned char (*keys)[32], int nkeys,
+    int require_start, struct audit_verify_report *rep)
+{
 	struct audit_walk v;
 	struct audit_canon_hint hint;
 	char *line = NULL, problem[EL_WHYLEN - 64];
@@ -266,9 +309,16 @@ audit_verify_stream(FILE *f, const unsigned char *pk, int require_start,
 	ssize_t len;
 	int64_t lineno = 0;
 	enum el_err e = EL_OK;
+	int i;
 
 	memset(rep, 0, sizeof(*rep));
-	audit_walk_init(&v, pk, require_start);
+	audit_walk_init(&v, nkeys > 0 ? keys[0] : NULL, require_start);
+	for (i = 1; i < nkeys; i++)
+		if (audit_walk_add_key(&v, keys[i]) != EL_OK) {
+			snprintf(rep->problem, sizeof(rep->problem), "more than %d keys",
+			    AUDIT_KEYS_MAX);
+			return EL_EINVAL;
+		}
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		struct audit_rec r;
 		struct el_why w = {{0}};

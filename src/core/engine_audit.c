@@ -1,10 +1,11 @@
 /*
- * engine_audit.c — owns the audit signing key in state_dir and the chain's trust at
- * start: audit.key is never made anew under an existing chain, an interrupted rotation is
- * finished or undone, audit.pub always holds the current public key, and the store checks
- * its chain from the last checkpoint before the engine adds to it. Also the two offline
- * commands: `elevated audit-rotate-key` (run with the broker stopped: it takes the
- * engine's lock) and `elevated check --audit`.
+ * engine_audit.c — owns this node's audit signing key in state_dir and the chain's trust
+ * at start: audit.key is never made anew for a node the chain already names (a node new
+ * to a chain that nodes sign makes one and joins), an interrupted rotation is finished or
+ * undone, audit.pub always holds the current public key, and the store checks its chain
+ * from the last checkpoint before the engine adds to it. Also the two offline commands:
+ * `elevated audit-rotate-key` (run with this node stopped: it takes the engine's lock)
+ * and `elevated check --audit`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,7 +107,8 @@ finish_rotation(struct engine *e, struct el_why *w)
 	crypto_sign_ed25519_sk_to_pk(pk, sk);
 	sodium_free(sk);
 	state_path(e->cfg->state_dir, "audit.key", key, sizeof(key));
-	if (audit_check_store(e->store, pk, 0, &rep) == EL_OK && rep.v.checkpoints > 0) {
+	if (audit_check_store(e->store, e->cfg->node, pk, 0, &rep) == EL_OK &&
+	    rep.v.checkpoints > 0) {
 		if (rename(path, key) != 0)
 			return el_fail(w, EL_EIO, "cannot finish the audit key rotation: rename %s "
 			    "%s: %s", path, key, strerror(errno));
@@ -118,28 +120,121 @@ finish_rotation(struct engine *e, struct el_why *w)
 	return EL_OK;
 }
 
+/* How the chain names node, for messages: "its audit.node_joined at seq 12". */
+static void
+named_how(const struct audit_node_info *ni, char *buf, size_t len)
+{
+	snprintf(buf, len, "its %s at seq %lld", ni->joined == ni->named ? AUDIT_JOIN_EVENT :
+	    ni->named_by_checkpoint == ni->named ? AUDIT_CHECKPOINT_EVENT : AUDIT_ROTATION_EVENT,
+	    (long long)ni->named);
+}
+
+/*
+ * audit.key is missing and the chain has records up to seq tail: a new key is made only
+ * for a node the chain has never named, on a chain that nodes sign by name (it then
+ * joins). Otherwise the key is lost, and the message says which case it is.
+ */
+static enum el_err
+may_make_key(struct engine *e, const char *path, const char *db, int64_t tail,
+    struct el_why *w)
+{
+	const char *node = e->cfg->node;
+	struct audit_node_info ni;
+	char how[128];
+	enum el_err r;
+
+	if ((r = audit_node_info(e->store, node, NULL, 1, &ni)) != EL_OK)
+		return el_fail(w, r, "cannot read the audit chain in %s: %s", db,
+		    r == EL_ECRYPTO ? "a record naming its keys cannot be read" : store_errmsg());
+	if (ni.named > 0) {
+		named_how(&ni, how, sizeof(how));
+		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s names "
+		    "node %s (%s): this node's key is lost: restore audit.key from a backup "
+		    "(audit.pub holds its public key). If it is lost for good, give this node "
+		    "another name (config node): it joins the chain as a new node", path, db,
+		    node, how);
+	}
+	if (!ni.node_aware)
+		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s holds "
+		    "records up to seq %lld signed by a key whose checkpoints name no node (a "
+		    "chain from before nodes): restore audit.key from a backup (audit.pub holds "
+		    "its public key). A new key would leave the chain unverifiable; if the key is "
+		    "lost for good, set the store aside (elevate.db, or the PostgreSQL database) "
+		    "to begin a new chain", path, db, (long long)tail);
+	log_info("audit: the chain in %s has never named node %s: it makes a key and joins",
+	    db, node);
+	return EL_OK;
+}
+
+/*
+ * Announces this node's key in the chain if the chain has no join of it yet (a new chain,
+ * a new node, a chain from before nodes): checked again under the store's write lock, so
+ * two starts of one node cannot both join.
+ */
+static enum el_err
+join_chain(struct engine *e, const char *db, struct el_why *w)
+{
+	const char *node = e->cfg->node;
+	struct audit_node_info ni;
+	int64_t seq = 0;
+	unsigned char head[AUDIT_HASH_BYTES];
+	char why[EL_WHYLEN];
+	enum el_err r;
+
+	if ((r = store_begin(e->store)) != EL_OK)
+		return el_fail(w, r, "cannot begin a store transaction: %s", store_errmsg());
+	if ((r = audit_node_info(e->store, node, e->audit_pk, 0, &ni)) != EL_OK) {
+		store_rollback(e->store);
+		return el_fail(w, r, "cannot read the audit chain in %s: %s", db, r ==
+		    EL_ECRYPTO ? "a record naming its keys cannot be read" : store_errmsg());
+	}
+	if (ni.joined > 0) {
+		store_rollback(e->store);
+		return EL_OK;
+	}
+	if (ni.owner[0] != '\0') {
+		store_rollback(e->store);
+		return el_fail(w, EL_ECONFIG, "%s/audit.key is the key of node %s in the audit "
+		    "chain in %s, but this node is named %s: a key belongs to one node. If this "
+		    "is node %s renamed (config node; its default is the host name), name it %s "
+		    "again; if its state_dir was copied, remove audit.key and audit.pub here: this "
+		    "node then makes its own", e->cfg->state_dir, ni.owner, db, node, ni.owner,
+		    ni.owner);
+	}
+	if ((r = audit_join(e->store, node, e->audit_sk, w)) != EL_OK ||
+	    (r = store_audit_tail(e->store, &seq, head)) != EL_OK) {
+		el_strlcpy(why, w->msg[0] ? w->msg : store_errmsg(), sizeof(why));
+		store_rollback(e->store);
+		return el_fail(w, r, "cannot announce node %s's key in the audit chain: %s",
+		    node, why);
+	}
+	if ((r = store_commit(e->store)) != EL_OK)
+		return el_fail(w, r, "cannot announce node %s's key in the audit chain: %s",
+		    node, store_errmsg());
+	log_info("audit: node %s joined the chain in %s at seq %lld", node, db,
+	    (long long)seq - 1);
+	return EL_OK;
+}
+
 enum el_err
 engine_audit_key_open(struct engine *e, struct el_why *w)
 {
 	const char *dir = e->cfg->state_dir;
 	struct audit_check_report rep;
+	unsigned char head[AUDIT_HASH_BYTES];
 	char path[PATH_MAX], db[PATH_MAX];
-	int64_t n = 0;
+	int64_t tail = 0;
 	enum el_err r;
 
-	if ((r = store_audit_count(e->store, &n)) != EL_OK)
+	if ((r = store_audit_tail(e->store, &tail, head)) != EL_OK)
 		return el_fail(w, r, "cannot read the audit chain: %s", store_errmsg());
 	if ((r = finish_rotation(e, w)) != EL_OK)
 		return r;
 	state_path(dir, "audit.key", path, sizeof(path));
 	store_where(e->cfg, db, sizeof(db));
-	if (n > 0 && access(path, F_OK) != 0 && errno == ENOENT)
-		return el_fail(w, EL_ECONFIG, "%s is missing, but the audit chain in %s holds %lld "
-		    "records its checkpoints sign: restore audit.key from a backup (audit.pub "
-		    "holds its public key). A new key would leave the chain unverifiable; if the "
-		    "key is lost for good, set the store aside (elevate.db, or the PostgreSQL "
-		    "database) to begin a new chain",
-		    path, db, (long long)n);
+	if (tail > 0 && access(path, F_OK) != 0 && errno == ENOENT &&
+	    (r = may_make_key(e, path, db, tail, w)) != EL_OK)
+		return r;
 	if ((r = engine_load_key(dir, "audit.key", crypto_sign_SECRETKEYBYTES,
 	    KEY_NEW_SIGN, &e->audit_sk,
 	    w)) != EL_OK)
@@ -150,14 +245,14 @@ engine_audit_key_open(struct engine *e, struct el_why *w)
 	/* Auditors need the public key to verify checkpoints; it is no secret. */
 	state_path(dir, "audit.pub", path, sizeof(path));
 	write_pub(path, e->audit_pk, NULL);
-	if ((r = audit_check_store(e->store, e->audit_pk, 0, &rep)) != EL_OK)
+	if ((r = audit_check_store(e->store, e->cfg->node, e->audit_pk, 0, &rep)) != EL_OK)
 		return el_fail(w, r, "the audit chain in %s does not verify: %s. Nothing is "
 		    "added to a broken chain: `elevated check --audit` checks all of it; restore "
 		    "the store (and audit.key, if it is not the key that signed the chain) from "
 		    "a backup", db, rep.v.problem);
 	log_info("audit chain checked from seq %lld to %lld (%lld records)",
 	    (long long)rep.v.first_seq, (long long)rep.v.last_seq, (long long)rep.v.records);
-	return EL_OK;
+	return join_chain(e, db, w);
 }
 
 /* The first public key: audit.pub.first once a rotation happened, else audit.pub. */
@@ -189,7 +284,7 @@ engine_audit_check(const struct config *cfg, struct audit_check_report *rep,
 		return r;
 	if ((r = store_open_config(cfg, &s, w)) != EL_OK)
 		return r;
-	r = audit_check_store(s, first, 1, rep);
+	r = audit_check_store(s, cfg->node, first, 1, rep);
 	store_close(s);
 	if (r == EL_OK && rep->v.records > 0 && sodium_memcmp(rep->key, cur, sizeof(cur)) != 0) {
 		snprintf(rep->v.problem, sizeof(rep->v.problem), "the chain's last key is not the one "
@@ -208,6 +303,7 @@ engine_audit_rotate_key(const struct config *cfg, char *newpub, size_t len,
 	unsigned char old_pk[crypto_sign_PUBLICKEYBYTES], new_pk[crypto_sign_PUBLICKEYBYTES];
 	unsigned char head[AUDIT_HASH_BYTES];
 	struct audit_check_report rep;
+	struct audit_node_info ni;
 	struct store *s = NULL;
 	int lock = -1;
 	enum el_err r;
@@ -220,7 +316,7 @@ engine_audit_rotate_key(const struct config *cfg, char *newpub, size_t len,
 	    KEY_MUST_EXIST, &old_sk, w)) != EL_OK)
 		goto out;
 	crypto_sign_ed25519_sk_to_pk(old_pk, old_sk);
-	if ((r = audit_check_store(s, old_pk, 0, &rep)) != EL_OK) {
+	if ((r = audit_check_store(s, cfg->node, old_pk, 0, &rep)) != EL_OK) {
 		el_fail(w, r, "not rotating: the audit chain does not verify with the current "
 		    "key: %s", rep.v.problem);
 		goto out;
@@ -242,7 +338,13 @@ engine_audit_rotate_key(const struct config *cfg, char *newpub, size_t len,
 		el_fail(w, r, "cannot begin a store transaction: %s", store_errmsg());
 		goto out;
 	}
-	if ((r = audit_rotate(s, old_sk, new_sk, w)) != EL_OK) {
+	/* A node that has not joined yet (a chain from before nodes) announces the key it
+	 * hands over from first. */
+	if ((r = audit_node_info(s, cfg->node, NULL, 0, &ni)) != EL_OK ||
+	    (ni.joined == 0 && (r = audit_join(s, cfg->node, old_sk, w)) != EL_OK) ||
+	    (r = audit_rotate(s, cfg->node, old_sk, new_sk, w)) != EL_OK) {
+		if (w->msg[0] == '\0')
+			el_fail(w, r, "cannot read the audit chain: %s", store_errmsg());
 		store_rollback(s);
 		unlink(next);
 		goto out;

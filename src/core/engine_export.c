@@ -292,30 +292,43 @@ publish_head(struct engine *e, const char *doc, int64_t seq)
 
 /*
  * Writes a checkpoint when records are unsigned and `force` or checkpoint_every says so.
- * Returns the signed head to publish (caller frees) or NULL.
+ * Other nodes sign the same chain: the count runs from the last checkpoint of any node,
+ * read again under the store's write lock before signing, and records another node's
+ * checkpoint already covers are not signed again. Returns the signed head to publish
+ * (caller frees) or NULL.
  */
 static char *
 checkpoint(struct engine *e, int force, int64_t *head_seq)
 {
 	struct audit_head h;
 	unsigned char hash[AUDIT_HASH_BYTES];
-	int64_t seq = 0;
+	int64_t seq = 0, last = 0;
 	char *doc = NULL;
 	int ok = 0;
 
 	pthread_mutex_lock(&e->ckpt_mu);
+	/* e->checkpoint_seq: the last checkpoint this node saw; others only make it later */
 	if (store_audit_tail(e->store, &seq, hash) != EL_OK || seq <= e->checkpoint_seq)
 		goto out;
-	if (!force && seq - e->checkpoint_seq < e->cfg->audit_checkpoint_every) {
-		if (e->unsigned_since_ms == 0) {
-			e->unsigned_since_ms = el_now_ms();
-			engine_wake_auditor(e);
-		}
-		goto out;
-	}
+	if (!force && seq - e->checkpoint_seq < e->cfg->audit_checkpoint_every)
+		goto unsigned_left;
 	if (store_begin(e->store) != EL_OK)
 		goto out;
-	if (audit_checkpoint(e->store, e->audit_sk, NULL) == EL_OK &&
+	if (store_audit_last_event(e->store, AUDIT_CHECKPOINT_EVENT, &last) != EL_OK ||
+	    store_audit_tail(e->store, &seq, hash) != EL_OK) {
+		store_rollback(e->store);
+		goto out;
+	}
+	if (seq == last || (!force && seq - last < e->cfg->audit_checkpoint_every)) {
+		store_rollback(e->store);   /* another node signed meanwhile */
+		e->checkpoint_seq = last;
+		if (seq == last) {
+			e->unsigned_since_ms = 0;
+			goto out;
+		}
+		goto unsigned_left;
+	}
+	if (audit_checkpoint(e->store, e->cfg->node, e->audit_sk, NULL) == EL_OK &&
 	    store_audit_tail(e->store, &h.seq, hash) == EL_OK && store_commit(e->store) == EL_OK)
 		ok = 1;
 	else
@@ -328,6 +341,12 @@ checkpoint(struct engine *e, int force, int64_t *head_seq)
 	now_iso_ms(h.time, sizeof(h.time));
 	if ((doc = audit_head_sign(&h, e->audit_sk)) != NULL)
 		*head_seq = h.seq;
+	goto out;
+unsigned_left:
+	if (e->unsigned_since_ms == 0) {
+		e->unsigned_since_ms = el_now_ms();
+		engine_wake_auditor(e);
+	}
 out:
 	pthread_mutex_unlock(&e->ckpt_mu);
 	return doc;

@@ -425,6 +425,12 @@ store_begin_relaxed(struct store *s)
 	return begin(s, true);
 }
 
+int
+store_in_transaction(struct store *s)
+{
+	return tx_store == s;
+}
+
 enum el_err
 store_commit(struct store *s)
 {
@@ -1617,8 +1623,10 @@ audit_scalar(struct store *s, const char *sql, const char *arg, const char *what
 enum el_err
 store_audit_last_event(struct store *s, const char *event, int64_t *seq)
 {
-	return audit_scalar(s, "SELECT coalesce(max(seq), 0) FROM audit WHERE event = ?",
-	    event, "audit last event", seq);
+	/* Backwards from the head, which stops at the first match: max(seq) WHERE ... reads
+	 * the whole table on SQLite. */
+	return audit_scalar(s, "SELECT coalesce((SELECT seq FROM audit WHERE event = ?"
+	    " ORDER BY seq DESC LIMIT 1), 0)", event, "audit last event", seq);
 }
 
 enum el_err
@@ -1627,30 +1635,51 @@ store_audit_count(struct store *s, int64_t *n)
 	return audit_scalar(s, "SELECT count(*) FROM audit", NULL, "audit count", n);
 }
 
-enum el_err
-store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out)
+/* The rows of an audit query (the columns audit_row reads), as a JSON array. */
+static enum el_err
+audit_rows(struct q *q, enum el_err r, json_t **out)
 {
-	struct q q;
 	json_t *arr;
-	enum el_err r;
 
-	if ((arr = json_array()) == NULL)
+	if (r != EL_OK)
+		return r;
+	if ((arr = json_array()) == NULL) {
+		q_end(q);
 		return EL_ENOMEM;
-	r = q_read(s, &q, "SELECT a.seq, a.time, a.actor, a.event, a.request_id, a.data,"
-	    " a.prev_hash, a.hash FROM audit a LEFT JOIN requests q ON q.id = a.request_id"
-	    " WHERE a.seq > ?1 AND (?2 IS NULL OR a.actor = ?2) AND (?3 IS NULL OR a.event = ?3"
-	    " OR a.event LIKE ?3 || '.%') AND (?4 IS NULL OR a.request_id = ?4)"
-	    " AND (?5 IS NULL OR q.profile = ?5) AND (?6 IS NULL OR a.time >= ?6)"
-	    " ORDER BY a.seq LIMIT ?7", "ittttti", f->since_seq, f->actor, f->event,
-	    f->request_id, f->profile, f->since_time, (int64_t)(f->limit > 0 ? f->limit : 1000));
-	if (r == EL_OK) {
-		r = each_row(&q, "audit list", audit_row, arr);
-		q_end(&q);
 	}
+	r = each_row(q, "audit list", audit_row, arr);
+	q_end(q);
 	if (r != EL_OK) {
 		json_decref(arr);
 		return r;
 	}
 	*out = arr;
 	return EL_OK;
+}
+
+enum el_err
+store_audit_list(struct store *s, const struct store_audit_filter *f, json_t **out)
+{
+	struct q q;
+
+	return audit_rows(&q, q_read(s, &q, "SELECT a.seq, a.time, a.actor, a.event,"
+	    " a.request_id, a.data, a.prev_hash, a.hash FROM audit a"
+	    " LEFT JOIN requests q ON q.id = a.request_id"
+	    " WHERE a.seq > ?1 AND (?2 IS NULL OR a.actor = ?2) AND (?3 IS NULL OR a.event = ?3"
+	    " OR a.event LIKE ?3 || '.%') AND (?4 IS NULL OR a.request_id = ?4)"
+	    " AND (?5 IS NULL OR q.profile = ?5) AND (?6 IS NULL OR a.time >= ?6)"
+	    " ORDER BY a.seq LIMIT ?7", "ittttti", f->since_seq, f->actor, f->event,
+	    f->request_id, f->profile, f->since_time, (int64_t)(f->limit > 0 ? f->limit : 1000)),
+	    out);
+}
+
+enum el_err
+store_audit_key_records(struct store *s, int64_t since_seq, int limit, json_t **out)
+{
+	struct q q;
+
+	/* The partial index audit_keys holds exactly these rows (schema 9). */
+	return audit_rows(&q, q_read(s, &q, "SELECT seq, time, actor, event, request_id, data,"
+	    " prev_hash, hash FROM audit WHERE seq > ? AND event IN ('audit.node_joined',"
+	    " 'audit.key_rotated') ORDER BY seq LIMIT ?", "ii", since_seq, (int64_t)limit), out);
 }

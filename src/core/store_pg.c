@@ -157,9 +157,12 @@ static const char *const migrations[] = {
 	"ALTER TABLE revoked ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;"
 	"ALTER TABLE nonces ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;",
 
-	/* 8 -> 9 and 9 -> 10: kept for the audit chain's and the due work's migrations of
-	 * issue 12, built beside this one (the merge puts them here) */
-	"DO $$ BEGIN END $$",
+	/* 8 -> 9: the records that tell the audit chain's keys, found without a scan */
+	"CREATE INDEX audit_keys ON audit(seq)"
+	"  WHERE event IN ('audit.node_joined', 'audit.key_rotated');",
+
+	/* 9 -> 10: kept for the due work's migration of issue 12, built beside this one (the
+	 * merge puts it here) */
 	"DO $$ BEGIN END $$",
 
 	/* 10 -> 11: a mail is claimed by one node at a time, until its lease runs out */

@@ -29,7 +29,8 @@
 static const char usage_text[] =
     "usage: elevated [--config FILE] [--log-level LEVEL]     serve\n"
     "       elevated check [--config FILE] [--aws] [--audit] validate config, policies, templates\n"
-    "       elevated audit-rotate-key [--config FILE]        new audit key, handed over in the chain\n"
+    "       elevated audit-rotate-key [--config FILE]        new audit key of this node, handed\n"
+    "                                                        over in the chain\n"
     "       elevated config-reference                        print every config key\n"
     "       elevated audit-export --from SEQ --to FILE       export the audit chain again\n"
     "                                                        from the store (offline)\n"
@@ -40,9 +41,10 @@ static const char usage_text[] =
     "  --aws           with check: also find the broker's AWS credentials and say where from\n"
     "  --audit         with check: verify the store's whole audit chain, name the first bad seq\n"
     "\n"
-    "audit-rotate-key runs with the broker stopped (it refuses while one runs on state_dir):\n"
-    "the old key signs a record naming the new one, the new key signs from then on; keep\n"
-    "the first audit.pub: it verifies every rotation after it (docs/audit.md).\n"
+    "audit-rotate-key rotates this node's key, with this node stopped (it refuses while one\n"
+    "runs on state_dir): the old key signs a record naming the node and the new key, the\n"
+    "new key signs from then on; keep the node's first audit.pub: it verifies every\n"
+    "rotation after it (docs/audit.md).\n"
     "\n"
     "keygen writes DIR/token.key (signs approval links) and DIR/secret.key (seals credentials\n"
     "and mail at rest), mode 0600; it never replaces them without --force. Copy both into\n"
@@ -127,15 +129,17 @@ static int
 check_audit(const struct config *cfg)
 {
 	struct audit_check_report rep;
+	char nodes[AUDIT_NODES_MAX * (AUDIT_NODE_MAX + 24) + 64];
 	struct el_why w = {{0}};
 	enum el_err r;
 
 	r = engine_audit_check(cfg, &rep, &w);
 	if (r == EL_OK) {
-		printf("audit chain OK: %lld records (seq %lld..%lld), %lld checkpoint%s, %lld key "
-		    "rotation%s, signed through seq %lld\n", (long long)rep.v.records,
+		audit_nodes_summary(&rep.v, nodes, sizeof(nodes));
+		printf("audit chain OK: %lld records (seq %lld..%lld), %lld checkpoint%s%s, %lld "
+		    "key rotation%s, signed through seq %lld\n", (long long)rep.v.records,
 		    (long long)rep.v.first_seq, (long long)rep.v.last_seq, (long long)rep.v.checkpoints,
-		    rep.v.checkpoints == 1 ? "" : "s", (long long)rep.v.rotations,
+		    rep.v.checkpoints == 1 ? "" : "s", nodes, (long long)rep.v.rotations,
 		    rep.v.rotations == 1 ? "" : "s", (long long)rep.v.last_signed_seq);
 		return 0;
 	}

@@ -1,13 +1,14 @@
 """An independent verifier of elevate's audit exports, written from docs/audit.md alone
 (no code shared with src/core/audit*.c): the canonical form (section 2), the hash rule
-(section 3), checkpoints, key rotations and the unsigned tail (section 4). Ed25519 from
-the `cryptography` package, BLAKE2b from hashlib.
+(section 3), checkpoints, key rotations, nodes and their keys, and the unsigned tail
+(section 4). Ed25519 from the `cryptography` package, BLAKE2b from hashlib.
 
-    python3 audit_verifier.py FILE [--pubkey ed25519:KEY] [--partial] [--allow-unsigned-tail]
+    python3 audit_verifier.py FILE [--pubkey ed25519:KEY]... [--partial] [--allow-unsigned-tail]
 
 prints "audit OK: ..." or "audit FAILED: KIND: ..." and exits 0 or 1. verify() returns a
 Verdict whose `kind` names the problem (None when intact): parse, start, seq, link, hash,
-checkpoint, rotation, no_signature, unsigned_tail."""
+checkpoint, rotation, join, no_signature, unsigned_tail."""
+import re
 import base64
 import binascii
 import hashlib
@@ -42,6 +43,7 @@ class Verdict:
         self.checkpoints = self.rotations = 0
         self.last_signed_seq = 0
         self.unsigned_tail = 0
+        self.nodes = {}          # name ('' for signatures naming none) -> Node
 
     def __repr__(self):
         return 'Verdict(ok=%r, kind=%r, line=%r, problem=%r)' % (
@@ -191,6 +193,9 @@ def _sig_ok(pk, sig_b64, msg):
         return False
 
 
+NODE_NAME = re.compile(r'[A-Za-z0-9._-]{1,64}\Z')
+
+
 def _signs_head(rec):
     d = rec['data']
     n, h = d.get('signed_seq'), d.get('signed_hash')
@@ -199,28 +204,136 @@ def _signs_head(rec):
             and all(c in '0123456789abcdefABCDEF' for c in h))
 
 
+def node_of(rec):
+    """The node a signature or join names: '' when its data has no "node" (signed before
+    nodes), None when "node" is not a node's name."""
+    d = rec['data']
+    if 'node' not in d:
+        return ''
+    n = d['node']
+    return n if isinstance(n, str) and NODE_NAME.match(n) else None
+
+
+def _with_node(msg, node):
+    return msg + '\n' + node if node else msg
+
+
 def checkpoint_ok(pk, rec):
     d = rec['data']
-    if not _signs_head(rec) or not isinstance(d.get('sig'), str):
+    node = node_of(rec)
+    if node is None or not _signs_head(rec) or not isinstance(d.get('sig'), str):
         return False
-    return _sig_ok(pk, d['sig'], 'elevate-audit-checkpoint\n%d\n%s' % (
-        d['signed_seq'], d['signed_hash']))
+    return _sig_ok(pk, d['sig'], _with_node('elevate-audit-checkpoint\n%d\n%s' % (
+        d['signed_seq'], d['signed_hash']), node))
 
 
 def rotation_next_key(pk, rec):
     """The key a valid rotation hands over to, or None."""
     d = rec['data']
     nk = d.get('new_key')
-    if not _signs_head(rec) or not isinstance(d.get('sig'), str) or not isinstance(nk, str):
+    node = node_of(rec)
+    if (node is None or not _signs_head(rec) or not isinstance(d.get('sig'), str) or
+            not isinstance(nk, str)):
         return None
     try:
         nxt = parse_pubkey(nk)
     except (ValueError, binascii.Error):
         return None
-    if not _sig_ok(pk, d['sig'], 'elevate-audit-key-rotation\n%d\n%s\n%s' % (
-            d['signed_seq'], d['signed_hash'], nk)):
+    if not _sig_ok(pk, d['sig'], _with_node('elevate-audit-key-rotation\n%d\n%s\n%s' % (
+            d['signed_seq'], d['signed_hash'], nk), node)):
         return None
     return nxt
+
+
+def join_of(rec):
+    """(node, key) of a well-formed audit.node_joined, else None."""
+    node = node_of(rec)
+    k = rec['data'].get('public_key')
+    if not node or not isinstance(k, str):
+        return None
+    try:
+        return node, parse_pubkey(k)
+    except (ValueError, binascii.Error):
+        return None
+
+
+class Node:
+    def __init__(self, name):
+        self.name = name
+        self.key = None          # bound: its current key
+        self.given = None        # the index of the given key it bound to
+        self.merged = False      # '' only: a named node took its key over
+        self.joined = 0          # seq of its audit.node_joined
+        self.announced = None
+        self.first_signed = 0
+        self.checkpoints = self.rotations = 0
+
+
+class Keys:
+    """Section 4, "Nodes and their keys": each node's first signature binds it."""
+
+    def __init__(self, given):
+        self.given = given               # [raw key]
+        self.owner = [None] * len(given)  # node name each given key is bound to
+        self.nodes = {}
+
+    def node(self, name):
+        if name not in self.nodes:
+            if len(self.nodes) >= 64:
+                raise Bad('checkpoint', 'more than 64 nodes sign this chain')
+            self.nodes[name] = Node(name)
+        return self.nodes[name]
+
+    def signer(self, rec, rotation):
+        """The node that signed rec; for a rotation also the key it hands over to."""
+        kind = 'rotation' if rotation else 'checkpoint'
+        name = node_of(rec)
+        if name is None:
+            raise Bad(kind, '%s names no valid node' % kind)
+        n = self.node(name)
+
+        def signs(pk):
+            return rotation_next_key(pk, rec) if rotation else checkpoint_ok(pk, rec)
+
+        if n.key is not None:
+            nxt = signs(n.key)
+            if not nxt:
+                raise Bad(kind, '%s of node %r not signed by its current key' % (kind, name))
+            return n, nxt
+        old = self.nodes.get('')
+        nxt = None
+        if name and old is not None and old.key is not None and not old.merged:
+            nxt = signs(old.key)
+            if nxt:
+                n.key, n.given, old.merged = old.key, old.given, True
+                if n.given is not None:
+                    self.owner[n.given] = name
+        if not nxt:
+            for g, pk in enumerate(self.given):
+                if self.owner[g] is None:
+                    nxt = signs(pk)
+                    if nxt:
+                        n.key, n.given, self.owner[g] = pk, g, name
+                        break
+        if not nxt:
+            raise Bad(kind, '%s of node %r: no given key verifies it' % (kind, name))
+        self.free(n, n.key, kind)
+        return n, nxt
+
+    def free(self, n, key, kind):
+        """A key belongs to one node."""
+        for m in self.nodes.values():
+            if m is not n and m.key == key and not m.merged:
+                raise Bad(kind, 'node %r takes the key of node %r' % (n.name, m.name))
+
+    def join(self, rec):
+        j = join_of(rec)
+        if j is None:
+            raise Bad('join', 'audit.node_joined names no valid node or key')
+        n = self.node(j[0])
+        if n.joined or n.first_signed:
+            raise Bad('join', 'node %r joins again' % j[0])
+        n.joined, n.announced = rec['seq'], j[1]
 
 
 # ---- the walk ----
@@ -238,12 +351,15 @@ def head_ok(pk, head):
 
 
 def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False, head=None):
-    """lines: an iterable of bytes or str lines. pubkey: 'ed25519:...' (the first key).
-    head: a signed head (a dict), checked with the key current at the end of the chain:
-    the export must reach its seq and hold its hash there."""
+    """lines: an iterable of bytes or str lines. pubkey: 'ed25519:...' (a first key), or a
+    list of them (each node's first key). head: a signed head (a dict), checked with the
+    keys the nodes end the chain with: the export must reach its seq and hold its hash
+    there."""
     v = Verdict()
     hashes = {}
-    key = parse_pubkey(pubkey) if pubkey else None
+    given = [pubkey] if isinstance(pubkey, str) else list(pubkey or [])
+    keys = Keys(list(dict.fromkeys(parse_pubkey(k) for k in given))) if given else None
+    key = keys
     prev = None
     expect = None
     last_is_checkpoint = False
@@ -279,18 +395,22 @@ def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False, head=No
                 raise Bad('hash', 'hash mismatch: the record was edited')
             last_is_checkpoint = False
             if key is not None and rec['event'] == 'audit.checkpoint':
-                if not checkpoint_ok(key, rec):
-                    raise Bad('checkpoint', 'checkpoint signature does not verify')
+                n, _ = keys.signer(rec, False)
+                n.checkpoints += 1
+                n.first_signed = n.first_signed or seq
                 v.checkpoints += 1
                 v.last_signed_seq = rec['data']['signed_seq']
                 last_is_checkpoint = True
             elif key is not None and rec['event'] == 'audit.key_rotated':
-                nxt = rotation_next_key(key, rec)
-                if nxt is None:
-                    raise Bad('rotation', 'key rotation not signed by the current key')
-                key = nxt
+                n, nxt = keys.signer(rec, True)
+                keys.free(n, nxt, 'rotation')
+                n.key = nxt
+                n.rotations += 1
+                n.first_signed = n.first_signed or seq
                 v.rotations += 1
                 v.last_signed_seq = rec['data']['signed_seq']
+            elif key is not None and rec['event'] == 'audit.node_joined':
+                keys.join(rec)
             prev = rec['hash'].lower()
             if head is not None:
                 hashes[seq] = prev
@@ -303,9 +423,11 @@ def verify(lines, pubkey=None, partial=False, allow_unsigned_tail=False, head=No
             if v.last_signed_seq == 0:
                 raise Bad('no_signature', 'no signed checkpoint covers these records')
             v.unsigned_tail = 0 if last_is_checkpoint else v.last_seq - v.last_signed_seq - 1
+            v.nodes = keys.nodes
             if head is not None:
                 v.line = 0
-                if not head_ok(key, head):
+                if not any(n.key is not None and head_ok(n.key, head)
+                           for n in keys.nodes.values()):
                     raise Bad('head', 'the head is not signed by the chain\'s current key')
                 if v.last_seq < head['seq']:
                     raise Bad('cut', 'the export ends at seq %d but the head is at seq %d: '
@@ -329,7 +451,7 @@ def main(argv):
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('file')
-    ap.add_argument('--pubkey')
+    ap.add_argument('--pubkey', action='append')
     ap.add_argument('--partial', action='store_true')
     ap.add_argument('--allow-unsigned-tail', action='store_true')
     ap.add_argument('--head', help='a signed head file (audit.head_file)')

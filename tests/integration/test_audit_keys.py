@@ -125,14 +125,16 @@ def test_rotate_key_and_verify_with_first_key(ctx):
         mallory.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
     d = recs[i]['data']
     d['new_key'] = mk
-    msg = 'elevate-audit-key-rotation\n%d\n%s\n%s' % (d['signed_seq'], d['signed_hash'], mk)
+    msg = 'elevate-audit-key-rotation\n%d\n%s\n%s\n%s' % (d['signed_seq'], d['signed_hash'], mk,
+                                                          d['node'])
     d['sig'] = base64.b64encode(mallory.sign(msg.encode())).decode()
     for k in range(i, len(recs)):
         recs[k]['prev_hash'] = recs[k - 1]['hash']
         if k > i and recs[k]['event'] == 'audit.checkpoint':
             recs[k]['data']['signed_hash'] = recs[k]['prev_hash']
-            m = 'elevate-audit-checkpoint\n%d\n%s' % (recs[k]['data']['signed_seq'],
-                                                      recs[k]['prev_hash'])
+            m = 'elevate-audit-checkpoint\n%d\n%s\n%s' % (recs[k]['data']['signed_seq'],
+                                                          recs[k]['prev_hash'],
+                                                          recs[k]['data']['node'])
             recs[k]['data']['sig'] = base64.b64encode(mallory.sign(m.encode())).decode()
         recs[k]['hash'] = av.record_hash(recs[k]['prev_hash'], recs[k])
     path = os.path.join(b.tmp, 'forged-rotation.jsonl')

@@ -47,6 +47,8 @@ def rehash(recs, start):
 def sign_checkpoint(rec, sk):
     d = rec['data']
     msg = 'elevate-audit-checkpoint\n%d\n%s' % (d['signed_seq'], d['signed_hash'])
+    if 'node' in d:                           # the node that signs is under the signature
+        msg += '\n' + d['node']
     d['sig'] = base64.b64encode(sk.sign(msg.encode())).decode()
 
 

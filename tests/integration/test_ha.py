@@ -1,9 +1,17 @@
 """Several elevated nodes on one PostgreSQL database (issue 12): any node serves any call,
 and what one node knows (requests, nonces) every node knows."""
 import base64
+import json
 import os
+import shutil
+import subprocess
 import time
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import audit_verifier as av
+import harness
 from harness import iso
 
 
@@ -21,3 +29,143 @@ def test_two_nodes_share_requests_and_nonces(ctx):
     assert st == 200, j
     st, j = b.api('alice', 'GET', '/v1/requests/' + rid, date=date, nonce=nonce)
     assert st == 401 and j['error']['code'] == 'replayed_nonce', (st, j)
+
+
+def _pub(n):
+    return open(os.path.join(n.state_dir, 'audit.pub')).read().strip()
+
+
+def _verify(n, path, *keys_and_flags):
+    r = n.cli('erin', 'audit', 'verify', path, *keys_and_flags)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_one_audit_chain_signed_by_each_node(ctx):
+    """Requests and decisions through both nodes land in one chain, each checkpoint signed
+    by the key of the node that wrote it and naming it. A's export verifies with both
+    nodes' first keys (checkpoints of both counted), not with A's alone (naming node-b);
+    a checkpoint re-signed with a third key is refused even when that key is given too;
+    B, its audit.key lost after it signed, refuses to start naming the case, and under
+    another name joins as a new node (not with A's key). A rotation of B's key names B and
+    leaves A's alone; both nodes' `elevated check --audit` walk the whole chain."""
+    a, b = ctx.nodes(2, config={'audit': {'checkpoint_every': 4}})
+    a.config['audit']['head_file'] = os.path.join(a.tmp, 'audit.head')
+    a.write_config()
+    a.start()
+    b.start()
+    for i, (one, other) in enumerate(((a, b), (b, a), (a, b), (b, a), (a, b))):
+        rid = one.request(reason='one chain %d' % i)['id']
+        if i % 2:
+            st, j = other.api('dave', 'POST', '/v1/requests/%s/deny' % rid, {})
+        else:
+            st, j = other.approve(rid)
+        assert st == 200, (st, j)
+    b.stop()
+    a.stop()
+    pa, pb = _pub(a), _pub(b)
+    assert pa != pb
+    recs = [json.loads(x) for x in open(a.audit_file)]
+    joins = [r['data'] for r in recs if r['event'] == 'audit.node_joined']
+    assert joins == [{'node': 'node-a', 'public_key': pa}, {'node': 'node-b', 'public_key': pb}]
+    signers = [r['data']['node'] for r in recs if r['event'] == 'audit.checkpoint']
+    na, nb = signers.count('node-a'), signers.count('node-b')
+    assert na >= 2 and nb >= 2 and na + nb == len(signers), signers
+    # checkpoints count from the last one of either node: none signs just a checkpoint
+    ev = [r['event'] for r in recs]
+    assert all(not (x == y == 'audit.checkpoint') for x, y in zip(ev, ev[1:])), ev
+    # B's own export is the same chain, up to where B stopped
+    blines = open(b.audit_file).read().splitlines()
+    assert blines == open(a.audit_file).read().splitlines()[:len(blines)]
+
+    rc, out = _verify(a, a.audit_file, '--pubkey', pa, '--pubkey', pb, '--head',
+                      a.config['audit']['head_file'])
+    assert rc == 0 and 'audit OK' in out and 'not cut' in out, out
+    assert ('%d checkpoints by 2 nodes (node-a %d, node-b %d), 2 of 2 keys given used'
+            % (na + nb, na, nb)) in out, out
+    with open(a.audit_file, 'rb') as f:
+        v = av.verify(f, [pa, pb])
+    assert v.ok and {n: x.checkpoints for n, x in v.nodes.items()} == {
+        'node-a': na, 'node-b': nb}, v
+    # with A's key alone, B's first checkpoint is signed by a key not given
+    first_b = next(i for i, r in enumerate(recs) if r['event'] == 'audit.checkpoint' and
+                   r['data']['node'] == 'node-b')
+    rc, out = _verify(a, a.audit_file, '--pubkey', pa)
+    assert rc == 1 and 'line %d (seq %d)' % (first_b + 1, recs[first_b]['seq']) in out, out
+    assert 'checkpoint signature does not verify with any given key: node node-b' in out, out
+    with open(a.audit_file, 'rb') as f:
+        v = av.verify(f, pa)
+    assert v.kind == 'checkpoint' and v.line == first_b + 1, v
+
+    # a later checkpoint of B re-signed with a third key, the hashes recomputed after it
+    mallory = Ed25519PrivateKey.generate()
+    pm = av.pubkey_text(mallory.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    k = next(i for i, r in enumerate(recs) if i > first_b and
+             r['event'] == 'audit.checkpoint' and r['data']['node'] == 'node-b')
+    d = recs[k]['data']
+    msg = 'elevate-audit-checkpoint\n%d\n%s\nnode-b' % (d['signed_seq'], d['signed_hash'])
+    d['sig'] = base64.b64encode(mallory.sign(msg.encode())).decode()
+    for i in range(k, len(recs)):
+        recs[i]['prev_hash'] = recs[i - 1]['hash']
+        recs[i]['hash'] = av.record_hash(recs[i]['prev_hash'], recs[i])
+    forged = os.path.join(a.tmp, 'forged.jsonl')
+    with open(forged, 'w') as f:
+        f.write(''.join(av.canonical(r) + '\n' for r in recs))
+    for keys in ((pa, pb), (pa, pb, pm)):
+        args = [x for p in keys for x in ('--pubkey', p)]
+        rc, out = _verify(a, forged, *args)
+        assert rc == 1 and 'line %d ' % (k + 1) in out, out
+        assert 'does not verify with the key of node node-b' in out, out
+        with open(forged, 'rb') as f:
+            v = av.verify(f, list(keys))
+        assert v.kind == 'checkpoint' and v.line == k + 1, v
+
+    # B rotates its own key (B stopped, A not): the rotation names node-b
+    elevated = os.path.join(harness.BIN, 'elevated')
+    a.start()
+    r = subprocess.run([elevated, 'audit-rotate-key', '--config', b.config_path],
+                       capture_output=True, text=True, env=b.env(), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _pub(b) != pb and _pub(a) == pa
+    b.start()
+    b.request(reason='after the rotation')
+    b.stop()
+    a.stop()
+    rot = [r['data'] for r in map(json.loads, open(a.audit_file))
+           if r['event'] == 'audit.key_rotated']
+    assert len(rot) == 1 and rot[0]['node'] == 'node-b' and rot[0]['new_key'] == _pub(b), rot
+    rc, out = _verify(a, a.audit_file, '--pubkey', pa, '--pubkey', pb)
+    assert rc == 0 and '1 key rotation' in out, out
+    with open(a.audit_file, 'rb') as f:
+        assert av.verify(f, [pa, pb]).ok
+    # the whole chain, as the store holds it, from each node's side
+    for n in (a, b):
+        r = subprocess.run([elevated, 'check', '--audit', '--config', n.config_path],
+                           capture_output=True, text=True, env=n.env(), timeout=60)
+        assert r.returncode == 0 and 'audit chain OK' in r.stdout, r.stdout + r.stderr
+        assert 'by 2 nodes' in r.stdout and '1 key rotation' in r.stdout, r.stdout
+
+    def start_fails(n, *words):
+        n.start(wait=False)
+        assert n.proc.wait(30) != 0
+        n.proc = None
+        log = n.logtext()
+        for w in words:
+            assert w in log, 'log does not say %r:\n%s' % (w, log[-2000:])
+
+    # B's key lost after B signed: it refuses, and makes no key
+    key = os.path.join(b.state_dir, 'audit.key')
+    os.unlink(key)
+    start_fails(b, key + ' is missing', 'names node node-b (its audit.node_joined at seq',
+                "this node's key is lost: restore audit.key from a backup")
+    assert not os.path.exists(key)
+    # under another name it is a new node, but not with A's key (a copied state_dir) ...
+    b.config['node'] = 'node-b2'
+    b.write_config()
+    shutil.copy2(os.path.join(a.state_dir, 'audit.key'), key)
+    start_fails(b, 'audit.key is the key of node node-a', 'this node is named node-b2')
+    # ... with a key of its own, it joins
+    os.unlink(key)
+    b.start()
+    b.stop()
+    joined = [r['data'] for r in a.audit() if r['event'] == 'audit.node_joined']
+    assert joined[-1] == {'node': 'node-b2', 'public_key': _pub(b)}, joined

@@ -279,7 +279,7 @@ def test_store_migrates_old_schema(ctx):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
-    assert v == 8, v
+    assert v == 9, v
     b.approve_until('req_oldoldoldold')
 
 

@@ -199,7 +199,7 @@ checkpoint(struct fx *f)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	if (audit_checkpoint(f->s, f->sk, &w) != EL_OK)
+	if (audit_checkpoint(f->s, NULL, f->sk, &w) != EL_OK)
 		fail_msg("audit_checkpoint: %s", w.msg);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
@@ -297,7 +297,9 @@ expect_bad(enum el_err e, enum el_err want, const struct audit_verify_report *re
 {
 	if (e != want)
 		fail_msg("verify returned %d, want %d (problem: %s)", e, want, rep->problem);
-	assert_int_equal(rep->bad_line, line);
+	if (rep->bad_line != line)
+		fail_msg("bad line %lld, want %lld (problem: %s)", (long long)rep->bad_line,
+		    (long long)line, rep->problem);
 	if (needle != NULL && strstr(rep->problem, needle) == NULL)
 		fail_msg("problem \"%s\" does not mention \"%s\"", rep->problem, needle);
 }
@@ -1027,7 +1029,7 @@ rotate(struct fx *f, const unsigned char *old_sk, const unsigned char *new_sk)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	if (audit_rotate(f->s, old_sk, new_sk, &w) != EL_OK)
+	if (audit_rotate(f->s, NULL, old_sk, new_sk, &w) != EL_OK)
 		fail_msg("audit_rotate: %s", w.msg);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
@@ -1038,7 +1040,7 @@ checkpoint_with(struct fx *f, const unsigned char *sk)
 	struct el_why w = {{0}};
 
 	assert_int_equal(store_begin(f->s), EL_OK);
-	assert_int_equal(audit_checkpoint(f->s, sk, &w), EL_OK);
+	assert_int_equal(audit_checkpoint(f->s, NULL, sk, &w), EL_OK);
 	assert_int_equal(store_commit(f->s), EL_OK);
 }
 
@@ -1111,33 +1113,33 @@ store_check_names_bad_seq(void **state)
 	append_n(f, 5);
 	checkpoint(f);                       /* seq 6 signs 5 */
 	append_n(f, 4);                      /* 7..10 unsigned */
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
 	assert_int_equal(rep.v.first_seq, 5);
 	assert_int_equal(rep.v.last_seq, 10);
-	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 1, &rep), EL_OK);
 	assert_int_equal(rep.v.records, 10);
 	/* another key: the checkpoint does not verify */
-	assert_int_equal(audit_check_store(f->s, f->pk2, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk2, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 6);
 	/* a tail record edited in the database */
 	exec_sql(f, "UPDATE audit SET actor = 'mallory' WHERE seq = 8");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 8);
 	assert_non_null(strstr(rep.v.problem, "seq 8: hash mismatch"));
 	exec_sql(f, "UPDATE audit SET actor = 'alice' WHERE seq = 8");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
 	/* an old record: only the whole check sees it */
 	exec_sql(f, "UPDATE audit SET event = 'request.forged' WHERE seq = 2");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_OK);
-	assert_int_equal(audit_check_store(f->s, f->pk, 1, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 1, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 2);
 	exec_sql(f, "UPDATE audit SET event = 'request.created' WHERE seq = 2");
 	/* a row deleted, a row whose data is not JSON */
 	exec_sql(f, "DELETE FROM audit WHERE seq = 9");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 9);
 	exec_sql(f, "UPDATE audit SET data = '{no' WHERE seq = 7");
-	assert_int_equal(audit_check_store(f->s, f->pk, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, NULL, f->pk, 0, &rep), EL_ECRYPTO);
 	assert_int_equal(rep.bad_seq, 7);
 }
 
@@ -1187,6 +1189,263 @@ line_shortcut_is_only_a_hint(void **state)
 	lines_free(&l);
 }
 
+
+/* ---- several nodes, one chain ---- */
+
+static void
+as_node(struct fx *f, const char *what, const char *node, const unsigned char *sk,
+    const unsigned char *sk2)
+{
+	struct el_why w = {{0}};
+	enum el_err e;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	if (strcmp(what, "join") == 0)
+		e = audit_join(f->s, node, sk, &w);
+	else if (strcmp(what, "rotate") == 0)
+		e = audit_rotate(f->s, node, sk, sk2, &w);
+	else
+		e = audit_checkpoint(f->s, node, sk, &w);
+	if (e != EL_OK)
+		fail_msg("%s as %s: %s", what, node ? node : "(none)", w.msg);
+	assert_int_equal(store_commit(f->s), EL_OK);
+}
+
+static enum el_err
+verify_keys(const struct lines *l, const unsigned char *k1, const unsigned char *k2,
+    const unsigned char *k3, struct audit_verify_report *rep)
+{
+	unsigned char keys[3][32];
+	FILE *fp = tmpfile();
+	int n = 0;
+	size_t i;
+	enum el_err e;
+
+	if (k1 != NULL)
+		memcpy(keys[n++], k1, 32);
+	if (k2 != NULL)
+		memcpy(keys[n++], k2, 32);
+	if (k3 != NULL)
+		memcpy(keys[n++], k3, 32);
+	assert_non_null(fp);
+	for (i = 0; i < l->n; i++)
+		assert_int_equal(fputs(l->v[i], fp) >= 0, 1);
+	rewind(fp);
+	e = audit_verify_stream_keys(fp, (const unsigned char (*)[32])keys, n, 1, rep);
+	fclose(fp);
+	return e;
+}
+
+/* node-a joins (1 join, 2 its checkpoint), 3..4, node-b joins (5, 6), 7..8, node-a signs
+ * (9), 10, node-b signs (11). */
+static void
+two_node_chain(struct fx *f, struct lines *l)
+{
+	as_node(f, "join", "node-a", f->sk, NULL);
+	append_n(f, 2);
+	as_node(f, "join", "node-b", f->sk2, NULL);
+	append_n(f, 2);
+	as_node(f, "checkpoint", "node-a", f->sk, NULL);
+	append_n(f, 1);
+	as_node(f, "checkpoint", "node-b", f->sk2, NULL);
+	export(f, l);
+	assert_int_equal(l->n, 11);
+}
+
+static void
+each_node_signs_with_its_own_key(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	const struct audit_node *a, *b;
+	char sum[256];
+	struct lines l;
+
+	two_node_chain(f, &l);
+	assert_non_null(strstr(l.v[0], "\"event\":\"audit.node_joined\""));
+	assert_non_null(strstr(l.v[1], "\"node\":\"node-a\""));
+	/* both keys, in either order: each node binds to the key that verifies it */
+	assert_int_equal(verify_keys(&l, f->pk, f->pk2, NULL, &rep), EL_OK);
+	assert_int_equal(rep.checkpoints, 4);
+	assert_int_equal(rep.last_signed_seq, 10);
+	assert_int_equal(rep.keys_used, 2);
+	assert_non_null(a = audit_nodes_find(rep.nodes, rep.nnodes, "node-a"));
+	assert_non_null(b = audit_nodes_find(rep.nodes, rep.nnodes, "node-b"));
+	assert_int_equal(a->checkpoints, 2);
+	assert_int_equal(b->checkpoints, 2);
+	assert_memory_equal(a->key, f->pk, 32);
+	assert_memory_equal(b->key, f->pk2, 32);
+	audit_nodes_summary(&rep, sum, sizeof(sum));
+	assert_string_equal(sum, " by 2 nodes (node-a 2, node-b 2)");
+	assert_int_equal(verify_keys(&l, f->pk2, f->pk, NULL, &rep), EL_OK);
+	/* node-a's key alone: node-b's first checkpoint (line 6) names the node */
+	expect_bad(verify_keys(&l, f->pk, NULL, NULL, &rep), EL_ECRYPTO, &rep, 6,
+	    "with any given key: node node-b signs here for the first time");
+	/* a key given twice is one key */
+	expect_bad(verify_keys(&l, f->pk, f->pk, NULL, &rep), EL_ECRYPTO, &rep, 6, "node-b");
+	/* one node's rotation leaves the other alone */
+	as_node(f, "rotate", "node-a", f->sk, f->sk2);
+	lines_free(&l);
+	export(f, &l);
+	/* node-a's new key is node-b's: a key belongs to one node */
+	expect_bad(verify_keys(&l, f->pk, f->pk2, NULL, &rep), EL_ECRYPTO, &rep, 12,
+	    "node node-a rotates to the key of node node-b");
+	lines_free(&l);
+}
+
+static void
+a_key_binds_to_one_node(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	struct lines l;
+
+	as_node(f, "join", "node-a", f->sk, NULL);
+	append_n(f, 1);
+	/* node-b signs with node-a's key: no given key is free for it */
+	as_node(f, "checkpoint", "node-b", f->sk, NULL);
+	export(f, &l);
+	expect_bad(verify_keys(&l, f->pk, f->pk2, NULL, &rep), EL_ECRYPTO, &rep, 4,
+	    "node node-b signs here for the first time");
+	lines_free(&l);
+}
+
+static void
+forged_checkpoint_of_a_bound_node(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	unsigned char pk3[32], sk3[64], prev[AUDIT_HASH_BYTES], h[AUDIT_HASH_BYTES];
+	struct audit_rec r;
+	struct lines l;
+	json_t *j;
+
+	crypto_sign_keypair(pk3, sk3);
+	as_node(f, "join", "node-a", f->sk, NULL);
+	append_n(f, 1);
+	as_node(f, "checkpoint", "node-a", sk3, NULL);
+	export(f, &l);
+	/* a third key given does not let it through: node-a is bound to its first key */
+	expect_bad(verify_keys(&l, f->pk, pk3, f->pk2, &rep), EL_ECRYPTO, &rep, 4,
+	    "does not verify with the key of node node-a: a forged or broken checkpoint");
+	/* the signed message names the node: node-a's checkpoint renamed node-b fails */
+	while (l.n > 2)
+		drop(&l, l.n - 1);
+	j = json_loads(l.v[1], 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(audit_rec_from_json(j, &r, NULL), EL_OK);
+	json_decref(j);
+	json_object_set_new(r.data, "node", json_string("node-b"));
+	memcpy(prev, r.prev_hash, sizeof(prev));
+	free(l.v[1]);
+	l.v[1] = forge(r.seq, prev, r.actor, r.event, r.request_id, r.data, h);
+	audit_rec_free(&r);
+	expect_bad(verify_keys(&l, f->pk, f->pk2, NULL, &rep), EL_ECRYPTO, &rep, 2,
+	    "node node-b signs here for the first time");
+	lines_free(&l);
+	sodium_memzero(sk3, sizeof(sk3));
+}
+
+static void
+chain_from_before_nodes_taken_over(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_report rep;
+	struct audit_check_report crep;
+	const struct audit_node *n;
+	char sum[256];
+	struct lines l;
+
+	append_n(f, 2);
+	checkpoint(f);                       /* seq 3: no node */
+	rotate(f, f->sk, f->sk2);            /* seq 4, 5: no node, key 2 */
+	as_node(f, "join", "node-a", f->sk2, NULL);   /* the upgrade: 6, 7 */
+	append_n(f, 1);
+	as_node(f, "checkpoint", "node-a", f->sk2, NULL);
+	export(f, &l);
+	assert_int_equal(verify_keys(&l, f->pk, NULL, NULL, &rep), EL_OK);
+	assert_int_equal(rep.checkpoints, 4);
+	assert_non_null(n = audit_nodes_find(rep.nodes, rep.nnodes, "node-a"));
+	assert_int_equal(n->checkpoints, 2);
+	audit_nodes_summary(&rep, sum, sizeof(sum));
+	assert_string_equal(sum, "");        /* one node signed all of it */
+	/* the store checks it too: from the last checkpoint, and all of it */
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk2, 0, &crep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk, 1, &crep), EL_OK);
+	assert_memory_equal(crep.key, f->pk2, 32);
+	lines_free(&l);
+}
+
+static void
+store_check_takes_keys_from_joins(void **state)
+{
+	struct fx *f = *state;
+	struct audit_check_report rep;
+	struct audit_node_info ni;
+	unsigned char pk3[32], sk3[64];
+
+	crypto_sign_keypair(pk3, sk3);
+	as_node(f, "join", "node-a", f->sk, NULL);
+	append_n(f, 2);
+	as_node(f, "join", "node-b", f->sk2, NULL);
+	append_n(f, 2);
+	as_node(f, "checkpoint", "node-b", f->sk2, NULL);   /* the last checkpoint: node-b's */
+	append_n(f, 1);
+	/* node-a at start: node-b's checkpoint checked with the key node-b announced */
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk, 0, &rep), EL_OK);
+	assert_int_equal(rep.v.checkpoints, 1);
+	assert_int_equal(audit_check_store(f->s, "node-b", f->pk2, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk, 1, &rep), EL_OK);
+	assert_int_equal(rep.v.checkpoints, 3);
+	assert_memory_equal(rep.key, f->pk, 32);
+	/* a key other than the one the chain names for the node */
+	assert_int_equal(audit_check_store(f->s, "node-a", pk3, 0, &rep), EL_ECRYPTO);
+	assert_non_null(strstr(rep.v.problem, "as node node-a's key"));
+	/* node-b rotates: the key the chain ends with for it is the new one */
+	as_node(f, "rotate", "node-b", f->sk2, sk3);
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, "node-b", pk3, 0, &rep), EL_OK);
+	assert_int_equal(audit_check_store(f->s, "node-b", f->pk2, 0, &rep), EL_ECRYPTO);
+	assert_int_equal(audit_check_store(f->s, "node-b", f->pk2, 1, &rep), EL_OK);
+	assert_memory_equal(rep.key, pk3, 32);
+	/* what a node starting without its key learns */
+	assert_int_equal(audit_node_info(f->s, "node-b", NULL, 1, &ni), EL_OK);
+	assert_true(ni.named > 0 && ni.joined == ni.named && ni.node_aware);
+	assert_int_equal(audit_node_info(f->s, "node-c", f->pk, 1, &ni), EL_OK);
+	assert_true(ni.named == 0 && ni.joined == 0 && ni.node_aware);
+	assert_string_equal(ni.owner, "node-a");
+	/* a checkpoint of a node the chain announces no key of */
+	as_node(f, "checkpoint", "node-c", sk3, NULL);
+	assert_int_equal(audit_check_store(f->s, "node-a", f->pk, 0, &rep), EL_ECRYPTO);
+	assert_non_null(strstr(rep.v.problem, "announces no key of node node-c"));
+	assert_int_equal(audit_node_info(f->s, "node-c", NULL, 0, &ni), EL_OK);
+	assert_int_equal(ni.named, 0);        /* named by a checkpoint only: the deep scan */
+	assert_int_equal(audit_node_info(f->s, "node-c", NULL, 1, &ni), EL_OK);
+	assert_true(ni.named > 0 && ni.named_by_checkpoint == ni.named && ni.joined == 0);
+	/* a second join of a node is a broken chain */
+	as_node(f, "join", "node-a", sk3, NULL);
+	assert_int_equal(audit_check_store(f->s, "node-b", pk3, 0, &rep), EL_ECRYPTO);
+	assert_non_null(strstr(rep.v.problem, "node node-a joins again"));
+	sodium_memzero(sk3, sizeof(sk3));
+}
+
+static void
+chain_from_before_nodes_is_not_node_aware(void **state)
+{
+	struct fx *f = *state;
+	struct audit_node_info ni;
+	struct el_why w = {{0}};
+
+	append_n(f, 2);
+	checkpoint(f);
+	assert_int_equal(audit_node_info(f->s, "node-a", NULL, 1, &ni), EL_OK);
+	assert_true(ni.named == 0 && !ni.node_aware);
+	/* an append outside a transaction is refused: its tail read would race */
+	assert_int_equal(audit_append(f->s, "alice", "request.created", NULL, NULL, &w),
+	    EL_EINVAL);
+	assert_non_null(strstr(w.msg, "outside a store transaction"));
+}
+
 int
 main(void)
 {
@@ -1209,6 +1468,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(forged_rotation_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(store_check_names_bad_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(line_shortcut_is_only_a_hint, setup, teardown),
+		cmocka_unit_test_setup_teardown(each_node_signs_with_its_own_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_key_binds_to_one_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(forged_checkpoint_of_a_bound_node, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(chain_from_before_nodes_taken_over, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(store_check_takes_keys_from_joins, setup, teardown),
+		cmocka_unit_test_setup_teardown(chain_from_before_nodes_is_not_node_aware, setup,
+		    teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);
