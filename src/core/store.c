@@ -581,19 +581,12 @@ grow(void *v, size_t *cap, size_t n, size_t elem)
 	return nv;
 }
 
+/* A backend that locks the rows it claims is one other nodes use at once. */
 bool
 store_shared(const struct store *s)
 {
-	return s->be->shared;
+	return s->be->claim_lock[0] != '\0';
 }
-
-/*
- * A statement that claims rows, in the backend's words: `sql` is a macro of one argument,
- * the clause that ends the SELECT taking the rows. Where nodes share the database it is
- * FOR UPDATE SKIP LOCKED: each row goes to one claimer, and none waits for another's.
- * SQLite has one writer at a time, and no such clause.
- */
-#define CLAIM_SQL(s, sql) ((s)->be->shared ? sql(" FOR UPDATE SKIP LOCKED") : sql(""))
 
 int
 store_schema_version(struct store *s)
@@ -1179,8 +1172,19 @@ store_nonce_use(struct store *s, const char *kind, const char *nonce, const char
 }
 
 #define NONCE_PRUNE_EACH "8"
-#define NONCE_PRUNE_SQL(lock) "DELETE FROM nonces WHERE rid IN (SELECT rid FROM nonces" \
-	" WHERE kind = ?1 AND seen_at < ?2 ORDER BY seen_at LIMIT " NONCE_PRUNE_EACH lock ")"
+
+/* Deletes up to NONCE_PRUNE_EACH of kind's nonces seen before `before`, the oldest first,
+ * skipping those a concurrent claim is deleting (its backend's claim_lock). */
+static enum el_err
+nonce_prune_some(struct store *s, const char *kind, int64_t before)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "DELETE FROM nonces WHERE rid IN (SELECT rid FROM nonces"
+	    " WHERE kind = ?1 AND seen_at < ?2 ORDER BY seen_at LIMIT " NONCE_PRUNE_EACH "%s)",
+	    s->be->claim_lock);
+	return exec(s, sql, "ti", kind, before);
+}
 
 /*
  * A claim is a relaxed transaction of its own: it needs no fsync (SQLite: its group
@@ -1206,7 +1210,7 @@ store_nonce_claim(struct store *s, const char *kind, const char *nonce, const ch
 	/* Each claim takes a few expired ones away: the table keeps pace with the calls, and
 	 * no transaction has a second's worth to delete (that stalled every call behind it). */
 	if (r == EL_OK && prune_before > 0)
-		r = exec(s, CLAIM_SQL(s, NONCE_PRUNE_SQL), "ti", kind, prune_before);
+		r = nonce_prune_some(s, kind, prune_before);
 	if (r != EL_OK) {
 		store_rollback(s);
 		return r;
@@ -1236,24 +1240,26 @@ store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
 /* A mail is claimed by a node (claimed_by) until claimed_until, inclusive; a claim that
  * ran out is anyone's. */
 #define MAIL_CLAIMABLE "state = 'queued' AND (claimed_until IS NULL OR claimed_until < ?2)"
-#define MAIL_CLAIM_SQL(lock) "UPDATE outbox SET claimed_by = ?1, claimed_until = ?3" \
-	" WHERE id = (SELECT id FROM outbox WHERE " MAIL_CLAIMABLE " AND next_attempt_at <= ?2" \
-	" ORDER BY next_attempt_at, id LIMIT 1" lock ") AND " MAIL_CLAIMABLE \
-	" RETURNING id, request_id, rcpt, subject, message, attempts, next_attempt_at, state," \
-	" last_error"
 
 enum el_err
 store_mail_claim(struct store *s, const char *node, int64_t now, int64_t lease,
     struct store_mail *m)
 {
+	char sql[512];
 	struct q q;
 	enum el_err r, c;
 
+	/* The row is chosen (and on PostgreSQL locked) by the subquery, and checked again by
+	 * the UPDATE: a claim another node committed meanwhile is seen there. */
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET claimed_by = ?1, claimed_until = ?3"
+	    " WHERE id = (SELECT id FROM outbox WHERE " MAIL_CLAIMABLE " AND next_attempt_at"
+	    " <= ?2 ORDER BY next_attempt_at, id LIMIT 1%s) AND " MAIL_CLAIMABLE " RETURNING id,"
+	    " request_id, rcpt, subject, message, attempts, next_attempt_at, state, last_error",
+	    s->be->claim_lock);
 	if ((r = store_begin_relaxed(s)) != EL_OK)
 		return r;
 	memset(m, 0, sizeof(*m));
-	if ((r = q_start(&q, s, s->w, CLAIM_SQL(s, MAIL_CLAIM_SQL), "tii", node, now,
-	    now + lease)) == EL_OK) {
+	if ((r = q_start(&q, s, s->w, sql, "tii", node, now, now + lease)) == EL_OK) {
 		if ((r = one_row(&q, "mail claim")) == EL_OK) {
 			m->id = q_int(&q, 0);
 			m->request_id = col_str(&q, 1);

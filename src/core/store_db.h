@@ -48,10 +48,6 @@ struct q {
 
 struct store_backend {
 	const char *name;
-	/* Other nodes may use the database at once (PostgreSQL): a claim's SELECT locks the
-	 * row it takes and skips those others hold (FOR UPDATE SKIP LOCKED, CLAIM_SQL in
-	 * store.c). SQLite has one writer at a time, and no such clause. */
-	bool shared;
 	/* The schema version, as one row of one integer (a query on any connection). */
 	const char *version_sql;
 	/* Called with mu held and no transaction open on the writer; keeps mu. A relaxed
@@ -74,6 +70,9 @@ struct store_backend {
 	const char *(*errmsg)(struct q *q);             /* why step failed */
 	void (*done)(struct q *q);
 	enum el_err (*checkpointer_start)(struct store *s);
+	/* What ends a SELECT of rows to claim: PostgreSQL's " FOR UPDATE SKIP LOCKED" (a
+	 * concurrent claim skips the rows another holds), SQLite's "" (one writer anyway). */
+	const char *claim_lock;
 	void (*close)(struct store *s);                 /* frees s */
 };
 

@@ -872,7 +872,6 @@ pg_close(struct store *base)
 
 static const struct store_backend pg_backend = {
 	.name = "postgresql",
-	.shared = true,
 	.version_sql = "SELECT version FROM schema_version WHERE k = 1",
 	.begin = pg_begin,
 	.commit = pg_commit,
@@ -887,6 +886,7 @@ static const struct store_backend pg_backend = {
 	.errmsg = pg_errmsg,
 	.done = pg_done,
 	.checkpointer_start = pg_checkpointer_start,
+	.claim_lock = " FOR UPDATE SKIP LOCKED",
 	.close = pg_close,
 };
 

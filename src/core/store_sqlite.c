@@ -870,6 +870,7 @@ static const struct store_backend sqlite_backend = {
 	.errmsg = sq_errmsg,
 	.done = sq_done,
 	.checkpointer_start = sq_checkpointer_start,
+	.claim_lock = "",
 	.close = sq_close,
 };
 
