@@ -226,8 +226,9 @@ enum el_err audit_check_store(struct store *s, const char *node, const unsigned 
  * What the chain in the store says of node (audit_check.c), for a node that starts
  * without its key or has not joined yet: named, the seq of the first join or rotation
  * naming it, or with deep (a scan of every checkpoint) checkpoint; joined, the seq of
- * its join; node_aware, whether the last checkpoint names a node; owner, the node whose
- * join announced pk ("" if none; pk may be NULL). EL_ECRYPTO for a record that cannot
+ * its join; node_aware, whether nodes sign the chain by name (a node joined, or the last
+ * checkpoint names one); owner, the node whose join announced pk ("" if none; pk may be
+ * NULL). EL_ECRYPTO for a record that cannot
  * be read, another error when the store cannot be.
  */
 struct audit_node_info {

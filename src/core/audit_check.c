@@ -393,6 +393,8 @@ audit_node_info(struct store *s, const char *node, const unsigned char *pk, int 
 					name = NULL;
 			} else
 				name = audit_rec_node(&r);
+			if (join && name != NULL)
+				out->node_aware = 1;
 			if (name != NULL && strcmp(name, node) == 0) {
 				if (out->named == 0)
 					out->named = r.seq;
@@ -405,7 +407,8 @@ audit_node_info(struct store *s, const char *node, const unsigned char *pk, int 
 		}
 		json_decref(recs);
 	}
-	if ((e = last_checkpoint_named(s, &out->node_aware)) != EL_OK)
+	/* Nodes join before they sign: a join, or a checkpoint naming a node, says so. */
+	if (!out->node_aware && (e = last_checkpoint_named(s, &out->node_aware)) != EL_OK)
 		return e;
 	if (deep && out->named == 0 && (e = first_checkpoint_of(s, node,
 	    &out->named_by_checkpoint)) == EL_OK)

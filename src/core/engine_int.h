@@ -129,7 +129,7 @@ struct engine {
 	int64_t published_seq;            /* the newest head published */
 	/* checkpoints; under ckpt_mu */
 	pthread_mutex_t ckpt_mu;          /* committing threads race for the checkpoint */
-	int64_t checkpoint_seq;           /* seq of the newest checkpoint (or tail at start) */
+	int64_t checkpoint_seq;           /* newest checkpoint of any node seen (tail at start) */
 	int64_t unsigned_since_ms;        /* first record no checkpoint covers yet; 0: none */
 	/* the auditor and anchor threads; under wake_mu */
 	pthread_t auditor, anchorer;
