@@ -1,4 +1,4 @@
-# elevate — plain Makefile. `make`, `make test`, `make demo`, `make SANITIZER=address,undefined test`,
+# elevate — plain Makefile. `make`, `make test`, `make demo`, `make demo-ha`, `make SANITIZER=address,undefined test`,
 # `make fuzz [FUZZ_SECONDS=N]`.
 PKGS      := libcurl openssl libmicrohttpd jansson libsodium sqlite3 libpq libxml-2.0 libseccomp
 CC        ?= cc
@@ -46,8 +46,8 @@ IT_BIN     := build/tests/pg_smoke
 
 LIB := build/libelevate.a
 
-.PHONY: all deps test unit integration soak demo demo-flows bench bench-revoke bench-failover \
-        bench-audit fuzz clean check-deps
+.PHONY: all deps test unit integration soak demo demo-flows demo-ha bench bench-revoke \
+        bench-failover bench-audit fuzz clean check-deps
 all: bin/elevated bin/elevate bin/elevate-full
 
 build/%.o: %.c build/.flags
@@ -123,6 +123,11 @@ demo: deps
 demo-flows: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo-flows.sh
+
+# make demo-ha: PostgreSQL and two nodes on this machine, node A killed half-way.
+demo-ha: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo-ha.sh
 
 # make bench: every benchmark, one line each (bench/README.md); never part of make test.
 BENCH_BIN := build/bench/loadgen build/bench/bare build/bench/store_bench build/bench/audit_bench

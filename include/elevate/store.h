@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 13
+#define STORE_SCHEMA_VERSION 14
 
 struct store;
 struct config;
@@ -50,15 +50,22 @@ void store_close(struct store *s);
  * the WAL 1,000 pages long checkpoints it, as SQLite does by default. PostgreSQL: none. */
 enum el_err store_checkpointer_start(struct store *s);
 int store_schema_version(struct store *s);
+/* Whether other nodes may use the store at once (PostgreSQL): what one node queues,
+ * another may take. */
+bool store_shared(const struct store *s);
 
 /* Transactions: store_commit() returns once the transaction is on disk (SQLite: group-
  * committed, with the others in the same fsync; PostgreSQL: COMMIT). One write
  * transaction at a time (PostgreSQL: across nodes too, by an advisory lock). Recursive:
  * store_* calls inside are fine. */
 enum el_err store_begin(struct store *s);
-/* A transaction whose loss in an OS crash costs only a repeat (a mail marked sent is sent
- * again): it commits without an fsync when nothing else in its group needs one. Durable
- * across a kill of the process all the same. No audit record may be written in it. */
+/* A transaction that writes rows of its own only (a nonce claimed, a mail claimed or
+ * marked sent) and whose loss in an OS crash costs only a repeat (a mail marked sent is
+ * sent again): it commits without an fsync when nothing else in its group needs one, and
+ * on PostgreSQL it takes no advisory lock, so another node's writer never holds it up
+ * (row locks and unique keys keep it right). Durable across a kill of the process all
+ * the same. No audit record may be written in it, nor a store_begin() nested in it
+ * (both fail with EL_EINVAL): they need the writers' lock. */
 enum el_err store_begin_relaxed(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
@@ -293,10 +300,23 @@ struct store_mail {
 enum el_err store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
     const char *subject, const char *message, const char *message_id, int64_t now,
     int64_t *id);
-/* The oldest queued mail due by now. EL_ENOENT when none. */
-enum el_err store_mail_next(struct store *s, int64_t now, struct store_mail *m);
-enum el_err store_mail_update(struct store *s, const struct store_mail *m);
-/* *t = INT64_MAX when none. */
+/*
+ * Claims the oldest queued mail due by now that no node holds a claim on (or whose claim
+ * ran out before now) for `node` until now + lease, in a relaxed transaction of its own;
+ * on PostgreSQL nodes claiming together skip each other's row (FOR UPDATE SKIP LOCKED),
+ * so each mail is claimed by one node at a time. EL_ENOENT when none.
+ */
+enum el_err store_mail_claim(struct store *s, const char *node, int64_t now, int64_t lease,
+    struct store_mail *m);
+/* Writes the outcome of an attempt of the mail `node` claimed, and ends the claim (the
+ * node's name stays on a mail sent or failed for good). EL_ESTATE when the mail is no
+ * longer queued under node's claim: its lease ran out and another node took it over. */
+enum el_err store_mail_update(struct store *s, const char *node, const struct store_mail *m);
+/* Ends every claim of node on a queued mail: a node starting again under its name gives up
+ * what it was sending when it stopped or died. */
+enum el_err store_mail_release(struct store *s, const char *node);
+/* When the next queued mail may be claimed: its next attempt, or after the claim on it
+ * runs out. *t = INT64_MAX when none. */
 enum el_err store_mail_next_due(struct store *s, int64_t *t);
 /* {"queued":..,"sent":..,"failed":..}; NULL on a read error. */
 json_t *store_mail_counts(struct store *s);

@@ -3,6 +3,13 @@
  * mails in the durable outbox inside the transaction of the event that causes them, the
  * approval-request mails with their signed links, and the mailer thread that sends with
  * retries and backoff.
+ *
+ * Several nodes may share the outbox (PostgreSQL). A mailer claims a mail for its node
+ * before it sends it (store_mail_claim: a lease of smtp.timeout + MAIL_LEASE_MARGIN), so
+ * no two nodes send the same mail; the claim ends with the attempt's outcome. A node that
+ * dies in the middle of a send leaves its claim to run out, and another node then sends
+ * the mail again, with the same Message-ID (or the node itself at once, when it starts
+ * again under its name): each mail is sent once, and at least once across a crash.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +21,14 @@
 #include "engine_int.h"
 
 #define MAIL_RENDER_MAX (256 * 1024)
+/* A claim lasts the send (smtp.timeout bounds it whole) and this much more: reading the
+ * password file, and committing the outcome behind other writers (each waits at most 5 s
+ * for the store's lock). */
+#define MAIL_LEASE_MARGIN 30
+/* On a store other nodes share, an idle mailer looks at the outbox at least this often
+ * (seconds): a mail another node queued and could not send (it died) is not left until
+ * this node queues one of its own. */
+#define MAIL_LOOK_AGAIN 30
 
 
 static void
@@ -345,6 +360,14 @@ out:
 
 /* ---- the mailer thread ---- */
 
+/* The name this node's claims are held under. */
+static const char *
+node(struct engine *e)
+{
+	return e->cfg->node != NULL ? e->cfg->node : "localhost";
+}
+
+/* Sends m, which this node claimed, and writes the outcome. */
 static void
 send_one(struct engine *e, struct store_mail *m)
 {
@@ -353,7 +376,7 @@ send_one(struct engine *e, struct store_mail *m)
 	struct dbuf msg;
 	const char *rcpt[1] = {m->rcpt};
 	char *password = NULL;
-	enum el_err rc;
+	enum el_err rc, u;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.url = e->cfg->smtp_url;
@@ -388,9 +411,22 @@ done:
 	}
 	/* A mail marked sent that an OS crash unmarks is sent again, with the same Message-ID
 	 * (at least once, as across any crash): that needs no fsync of its own. */
-	if ((rc == EL_OK ? store_begin_relaxed(e->store) : engine_tx_begin(e)) != EL_OK)
+	if ((rc == EL_OK ? store_begin_relaxed(e->store) : engine_tx_begin(e)) != EL_OK) {
+		log_err("mail %lld to %s: cannot record the attempt (%s): it is tried again once "
+		    "its claim runs out", (long long)m->id, m->rcpt, store_errmsg());
 		return;
-	store_mail_update(e->store, m);
+	}
+	if ((u = store_mail_update(e->store, node(e), m)) != EL_OK) {
+		store_rollback(e->store);
+		if (u == EL_ESTATE)
+			log_warn("mail %lld to %s: its claim ran out during the attempt and another "
+			    "node took it over (%s): this attempt's outcome is dropped", (long long)m->id,
+			    m->rcpt, rc == EL_OK ? "sent: it may arrive twice" : w.msg);
+		else
+			log_err("mail %lld to %s: cannot record the attempt (%s): it is tried again "
+			    "once its claim runs out", (long long)m->id, m->rcpt, store_errmsg());
+		return;
+	}
 	if (rc == EL_OK)
 		atomic_fetch_add(&e->mail_sent_total, 1);
 	if (strcmp(m->state, "failed") == 0) {
@@ -413,11 +449,17 @@ void *
 engine_mailer_main(void *arg)
 {
 	struct engine *e = arg;
+	int64_t lease = e->cfg->smtp_timeout + MAIL_LEASE_MARGIN;
 
+	/* What this node was sending when it stopped or died is for it to send again now,
+	 * not after the claim runs out. */
+	if (e->cfg->smtp_url != NULL && store_mail_release(e->store, node(e)) != EL_OK)
+		log_warn("mail: cannot end the claims this node left (%s): those mails are sent "
+		    "once the claims run out", store_errmsg());
 	for (;;) {
 		struct store_mail m;
 		struct timespec ts;
-		int64_t next;
+		int64_t next = INT64_MAX, now;
 
 		pthread_mutex_lock(&e->wake_mu);
 		if (e->stopping) {
@@ -425,14 +467,24 @@ engine_mailer_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&e->wake_mu);
-		if (e->cfg->smtp_url != NULL && store_mail_next(e->store, el_now(), &m) == EL_OK) {
-			send_one(e, &m);
-			store_mail_free(&m);
-			continue;
+		if (e->cfg->smtp_url != NULL) {
+			/* A read first: most wakes (every commit wakes the mailer) find nothing due,
+			 * and a claim is a write. */
+			now = el_now();
+			if (store_mail_next_due(e->store, &next) != EL_OK)
+				next = now + 1;   /* the store failed: look again soon */
+			else if (next <= now) {
+				if (store_mail_claim(e->store, node(e), now, lease, &m) == EL_OK) {
+					send_one(e, &m);
+					store_mail_free(&m);
+					continue;
+				}
+				/* Another node claimed it meanwhile (or the store failed). */
+				next = now + 1;
+			}
+			if (store_shared(e->store) && next > now + MAIL_LOOK_AGAIN)
+				next = now + MAIL_LOOK_AGAIN;
 		}
-		next = INT64_MAX;
-		if (e->cfg->smtp_url != NULL && store_mail_next_due(e->store, &next) != EL_OK)
-			next = el_now() + 1;   /* the store failed: look again soon */
 		pthread_mutex_lock(&e->wake_mu);
 		while (!e->stopping && !e->mail_wake) {
 			if (next == INT64_MAX) {

@@ -327,17 +327,24 @@ engine_ends_changed(struct engine *e)
 }
 
 /* Whether a revoke's caller has waited long enough for id: it left `ending`, or AWS is
- * still minting for it (a revoked activation ends only after AWS answers). Once AWS has
- * answered, the minter commits at once and the grant ends after it: that is waited for. */
+ * still minting for it (a revoked activation ends only after AWS answers), here or on
+ * another node that holds its lease. Once AWS has answered, the minter commits at once
+ * and the grant ends after it: that is waited for. */
 static bool
 end_settled(struct engine *e, const char *id)
 {
 	struct store_request r;
+	char node[NODE_MAX + 1];
+	int64_t until = 0;
 	bool settled;
 
 	if (engine_minting(e, id) || store_request_get(e->store, id, &r) != EL_OK)
 		return true;
 	settled = r.state != RS_ENDING;
+	if (!settled && r.window_start == 0 &&
+	    store_lease_get(e->store, id, node, sizeof(node), &until) == EL_OK &&
+	    node[0] != '\0' && strcmp(node, engine_node(e)) != 0 && until > el_now_ms())
+		settled = true;     /* another node mints it: its outcome ends it there */
 	store_request_free(&r);
 	return settled;
 }

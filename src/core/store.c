@@ -390,7 +390,15 @@ begin(struct store *s, bool relaxed)
 	enum el_err r;
 
 	if (tx_store == s) {
-		s->depth++;   /* nested: part of the outer transaction */
+		/* Nested: part of the outer transaction, which must hold the writers' lock if
+		 * this one needs it. A relaxed one holds none: fail the whole. */
+		if (s->relaxed && !relaxed) {
+			s->poisoned = true;
+			store_fail("begin", "a transaction that needs the writers' lock was begun "
+			    "inside a relaxed one");
+			return EL_EINVAL;
+		}
+		s->depth++;
 		return EL_OK;
 	}
 	lock(s);
@@ -400,6 +408,7 @@ begin(struct store *s, bool relaxed)
 	}
 	s->depth = 1;
 	s->poisoned = false;
+	s->relaxed = relaxed;
 	tx_store = s;
 	return EL_OK;
 }
@@ -597,6 +606,13 @@ grow(void *v, size_t *cap, size_t n, size_t elem)
 		return NULL;
 	*cap = ncap;
 	return nv;
+}
+
+/* A backend that locks the rows it claims is one other nodes use at once. */
+bool
+store_shared(const struct store *s)
+{
+	return s->be->claim_lock[0] != '\0';
 }
 
 int
@@ -1376,11 +1392,28 @@ store_nonce_use(struct store *s, const char *kind, const char *nonce, const char
 
 #define NONCE_PRUNE_EACH "8"
 
+/* Deletes up to NONCE_PRUNE_EACH of kind's nonces seen before `before`, the oldest first,
+ * skipping those a concurrent claim is deleting (its backend's claim_lock). */
+static enum el_err
+nonce_prune_some(struct store *s, const char *kind, int64_t before)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "DELETE FROM nonces WHERE rid IN (SELECT rid FROM nonces"
+	    " WHERE kind = ?1 AND seen_at < ?2 ORDER BY seen_at LIMIT " NONCE_PRUNE_EACH "%s)",
+	    s->be->claim_lock);
+	return exec(s, sql, "ti", kind, before);
+}
+
 /*
- * A claim is a transaction of its own that needs no fsync: its group commits with
- * synchronous=NORMAL when nothing else in it needs one. The WAL write is done before the
- * answer, so a kill of the process loses no claim; what an OS crash could lose is covered
- * by refusing, after a restart, signatures dated before it (engine_authenticate).
+ * A claim is a relaxed transaction of its own: it needs no fsync (SQLite: its group
+ * commits with synchronous=NORMAL when nothing else in it needs one; PostgreSQL:
+ * synchronous_commit off). The write is done before the answer, so a kill of the process
+ * loses no claim; what an OS crash could lose is covered by refusing, after a restart,
+ * signatures dated before it (engine_authenticate). It touches the nonces table alone,
+ * so on PostgreSQL it takes no writers' lock: the unique key refuses a replay to any
+ * node (a claim of the same nonce waits for the first to commit, then fails), and the
+ * pruning skips rows another claim is deleting.
  */
 enum el_err
 store_nonce_claim(struct store *s, const char *kind, const char *nonce, const char *who,
@@ -1396,9 +1429,7 @@ store_nonce_claim(struct store *s, const char *kind, const char *nonce, const ch
 	/* Each claim takes a few expired ones away: the table keeps pace with the calls, and
 	 * no transaction has a second's worth to delete (that stalled every call behind it). */
 	if (r == EL_OK && prune_before > 0)
-		r = exec(s, "DELETE FROM nonces WHERE rid IN (SELECT rid FROM nonces"
-		    " WHERE kind = ?1 AND seen_at < ?2 ORDER BY seen_at LIMIT " NONCE_PRUNE_EACH ")",
-		    "ti", kind, prune_before);
+		r = nonce_prune_some(s, kind, prune_before);
 	if (r != EL_OK) {
 		store_rollback(s);
 		return r;
@@ -1525,47 +1556,84 @@ store_mail_enqueue(struct store *s, const char *request_id, const char *rcpt,
 	return own_end(s, own, r);
 }
 
-enum el_err
-store_mail_next(struct store *s, int64_t now, struct store_mail *m)
-{
-	struct q q;
-	enum el_err r;
+/* A mail is claimed by a node (claimed_by) until claimed_until, inclusive; a claim that
+ * ran out is anyone's. */
+#define MAIL_CLAIMABLE "state = 'queued' AND (claimed_until IS NULL OR claimed_until < ?2)"
 
-	if ((r = q_read(s, &q, "SELECT id, request_id, rcpt, subject, message, attempts,"
-	    " next_attempt_at, state, last_error FROM outbox WHERE state = 'queued' AND"
-	    " next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1", "i", now)) != EL_OK)
+enum el_err
+store_mail_claim(struct store *s, const char *node, int64_t now, int64_t lease,
+    struct store_mail *m)
+{
+	char sql[512];
+	struct q q;
+	enum el_err r, c;
+
+	/* The row is chosen (and on PostgreSQL locked) by the subquery, and checked again by
+	 * the UPDATE: a claim another node committed meanwhile is seen there. */
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET claimed_by = ?1, claimed_until = ?3"
+	    " WHERE id = (SELECT id FROM outbox WHERE " MAIL_CLAIMABLE " AND next_attempt_at"
+	    " <= ?2 ORDER BY next_attempt_at, id LIMIT 1%s) AND " MAIL_CLAIMABLE " RETURNING id,"
+	    " request_id, rcpt, subject, message, attempts, next_attempt_at, state, last_error",
+	    s->be->claim_lock);
+	if ((r = store_begin_relaxed(s)) != EL_OK)
 		return r;
-	if ((r = one_row(&q, "mail next")) == EL_OK) {
-		memset(m, 0, sizeof(*m));
-		m->id = q_int(&q, 0);
-		m->request_id = col_str(&q, 1);
-		m->rcpt = col_str(&q, 2);
-		m->subject = col_str(&q, 3);
-		m->message = col_str(&q, 4);
-		m->attempts = (int)q_int(&q, 5);
-		m->next_attempt_at = q_int(&q, 6);
-		col_copy(&q, 7, m->state, sizeof(m->state));
-		m->last_error = col_str(&q, 8);
+	memset(m, 0, sizeof(*m));
+	if ((r = q_start(&q, s, s->w, sql, "tii", node, now, now + lease)) == EL_OK) {
+		if ((r = one_row(&q, "mail claim")) == EL_OK) {
+			m->id = q_int(&q, 0);
+			m->request_id = col_str(&q, 1);
+			m->rcpt = col_str(&q, 2);
+			m->subject = col_str(&q, 3);
+			m->message = col_str(&q, 4);
+			m->attempts = (int)q_int(&q, 5);
+			m->next_attempt_at = q_int(&q, 6);
+			col_copy(&q, 7, m->state, sizeof(m->state));
+			m->last_error = col_str(&q, 8);
+			if (q_step(&q) != Q_DONE)
+				r = q_fail(&q, "mail claim");
+			else if (m->rcpt == NULL || m->subject == NULL || m->message == NULL)
+				r = EL_ENOMEM;
+		}
+		q_end(&q);
 	}
-	q_end(&q);
+	if (r != EL_OK && r != EL_ENOENT) {
+		store_mail_free(m);
+		store_rollback(s);
+		return r;
+	}
+	if ((c = store_commit(s)) != EL_OK) {
+		store_mail_free(m);
+		return c;
+	}
 	return r;
 }
 
 enum el_err
-store_mail_update(struct store *s, const struct store_mail *m)
+store_mail_update(struct store *s, const char *node, const struct store_mail *m)
 {
-	/* A sent mail's body is dropped: approval mails carry a live token. */
-	return exec(s, "UPDATE outbox SET state = ?1, attempts = ?2, next_attempt_at = ?3,"
-	    " last_error = ?4, message = CASE WHEN ?1 = 'sent' THEN '' ELSE message END"
-	    " WHERE id = ?5", "tiiti", m->state, (int64_t)m->attempts, m->next_attempt_at,
-	    m->last_error, m->id);
+	/* A sent mail's body is dropped: approval mails carry a live token. A mail to be
+	 * tried again is anyone's at its next attempt. */
+	return exec_one(s, "UPDATE outbox SET state = ?1, attempts = ?2, next_attempt_at = ?3,"
+	    " last_error = ?4, message = CASE WHEN ?1 = 'sent' THEN '' ELSE message END,"
+	    " claimed_by = CASE WHEN ?1 = 'queued' THEN NULL ELSE claimed_by END,"
+	    " claimed_until = NULL"
+	    " WHERE id = ?5 AND claimed_by = ?6 AND state = 'queued'", "tiitit", m->state,
+	    (int64_t)m->attempts, m->next_attempt_at, m->last_error, m->id, node);
+}
+
+enum el_err
+store_mail_release(struct store *s, const char *node)
+{
+	return exec(s, "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+	    " WHERE claimed_by = ? AND state = 'queued'", "t", node);
 }
 
 enum el_err
 store_mail_next_due(struct store *s, int64_t *t)
 {
 	return scalar_query(s, "mail next due", INT64_MAX, t,
-	    "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'", NULL);
+	    "SELECT MIN(CASE WHEN claimed_until >= next_attempt_at THEN claimed_until + 1"
+	    " ELSE next_attempt_at END) FROM outbox WHERE state = 'queued'", NULL);
 }
 
 json_t *
@@ -1924,10 +1992,16 @@ store_audit_tail(struct store *s, int64_t *seq, unsigned char hash[AUDIT_HASH_BY
 enum el_err
 store_audit_insert(struct store *s, const struct audit_rec *r)
 {
-	char *data = json_dumps(r->data, JSON_COMPACT | JSON_SORT_KEYS);
+	char *data;
 	enum el_err e;
 
-	if (data == NULL)
+	/* The chain's tail is read and appended to under the writers' lock. */
+	if (tx_store == s && s->relaxed) {
+		s->poisoned = true;
+		store_fail("audit insert", "an audit record in a relaxed transaction");
+		return EL_EINVAL;
+	}
+	if ((data = json_dumps(r->data, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		return EL_ENOMEM;
 	e = exec(s, "INSERT INTO audit (seq, time, actor, event, request_id, data, prev_hash,"
 	    " hash) VALUES (?,?,?,?,?,?,?,?)", "itttttbb", r->seq, r->time, r->actor, r->event,

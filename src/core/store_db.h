@@ -50,7 +50,9 @@ struct store_backend {
 	const char *name;
 	/* The schema version, as one row of one integer (a query on any connection). */
 	const char *version_sql;
-	/* Called with mu held and no transaction open on the writer; keeps mu. */
+	/* Called with mu held and no transaction open on the writer; keeps mu. A relaxed
+	 * transaction writes rows of its own only (store_begin_relaxed): it needs no fsync,
+	 * and takes no lock that serialises writers across nodes. */
 	enum el_err (*begin)(struct store *s, bool relaxed);
 	/* Called with mu held; returns once the transaction is durable, with mu released. */
 	enum el_err (*commit)(struct store *s);
@@ -89,6 +91,7 @@ struct store {
 	pthread_mutex_t mu;
 	struct conn *w;
 	int depth;              /* under mu: store_begin() calls of the open transaction */
+	bool relaxed;           /* under mu: it is relaxed (rows of its own, no audit) */
 	bool poisoned;          /* under mu: a nested rollback fails the whole transaction */
 
 	pthread_mutex_t rd_mu;

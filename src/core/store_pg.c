@@ -11,7 +11,10 @@
  * every connection to the database - threads, processes, nodes - as SQLite has one
  * writer, so a read-then-write inside it (the audit chain's tail) is safe. COMMIT returns
  * once the transaction is durable (the server's synchronous_commit; PostgreSQL flushes
- * concurrent commits together by itself); a relaxed transaction turns it off for itself.
+ * concurrent commits together by itself). A relaxed transaction (a nonce claim, a mail
+ * claimed or marked sent: rows of its own, no audit record) takes no advisory lock - row
+ * locks, unique keys and FOR UPDATE SKIP LOCKED keep it right, and another node's
+ * writer never holds it up - and turns synchronous_commit off for itself.
  * A write inside a caller's transaction runs under a savepoint, sent in one round trip
  * with it (a pipeline), so that a constraint it violates (EL_EEXIST) leaves the
  * transaction usable, as in SQLite.
@@ -210,6 +213,10 @@ static const char *const migrations[] = {
 	/* 12 -> 13: scheduled windows (a request's window starts at start_at) */
 	"CREATE TABLE schedules ("
 	"  request_id " T " PRIMARY KEY REFERENCES requests(id), start_at BIGINT NOT NULL);",
+
+	/* 13 -> 14: a mail is claimed by one node at a time, until its lease runs out */
+	"ALTER TABLE outbox ADD COLUMN claimed_by " T ";"
+	"ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -758,12 +765,12 @@ pg_begin(struct store *base, bool relaxed)
 
 	if ((r = conn_ready(s, c)) != EL_OK)
 		return r;
-	/* One round trip: the lock is taken in the transaction and held to its end. */
-	res = PQexec(c->pg, relaxed ?
-	    "BEGIN; SET LOCAL synchronous_commit = off;"
-	    " SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")" :
+	/* One round trip: the lock is taken in the transaction and held to its end. A
+	 * relaxed transaction writes rows of its own only: their locks and unique keys
+	 * suffice, and it never waits for another node's writer. */
+	res = PQexec(c->pg, relaxed ? "BEGIN; SET LOCAL synchronous_commit = off" :
 	    "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (PQresultStatus(res) != (relaxed ? PGRES_COMMAND_OK : PGRES_TUPLES_OK)) {
 		set_err(c, res);
 		PQclear(res);
 		check_lost(s, c);

@@ -59,7 +59,7 @@ struct sqlite_store {
 	 * synced) once for all of them. Under base.mu: */
 	bool group_open;        /* BEGIN done, COMMIT not yet */
 	bool group_lost;        /* SQLite rolled it back by itself (I/O error, full disk) */
-	bool group_relaxed;     /* synchronous=NORMAL: only nonce claims may join it */
+	bool group_relaxed;     /* synchronous=NORMAL: only relaxed ones may join it */
 	int waiting;            /* transactions waiting for a relaxed group to end */
 	struct member *members; /* released savepoints waiting for the COMMIT */
 	/* Under gmu: */
@@ -288,6 +288,10 @@ static const char *const migrations[] = {
 	/* 12 -> 13: scheduled windows (a request's window starts at start_at) */
 	"CREATE TABLE schedules ("
 	"  request_id TEXT PRIMARY KEY REFERENCES requests(id), start_at INTEGER NOT NULL);",
+
+	/* 13 -> 14: a mail is claimed by one node at a time, until its lease runs out */
+	"ALTER TABLE outbox ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -657,10 +661,10 @@ sq_checkpointer_start(struct store *base)
  * what a caller was told is committed is on disk, as with a COMMIT each. A group that
  * fails fails every member.
  *
- * A group of relaxed transactions alone (API nonce claims, mail marked sent) commits with
- * synchronous=NORMAL: no fsync. They may join any group; another transaction waits for a
- * relaxed group to end and starts a synced one, so nothing but relaxed writes is ever
- * visible before it is on disk.
+ * A group of relaxed transactions alone (API nonce claims, mail claimed or marked sent)
+ * commits with synchronous=NORMAL: no fsync. They may join any group; another transaction
+ * waits for a relaxed group to end and starts a synced one, so nothing but relaxed writes
+ * is ever visible before it is on disk.
  */
 static void
 group_ended(struct sqlite_store *s)

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -354,3 +355,81 @@ def test_live_lease_is_not_taken_over(ctx):
     key = json.loads(r.stdout)['AccessKeyId']
     assert [e for e in emu.log_entries(calls[1]['seq'] - 1)
             if e['seq'] == calls[1]['seq']][0]['issued_access_key_id'] == key
+
+
+# ---- nonce claims and the outbox across nodes ----
+
+def test_nonce_claims_do_not_wait_for_the_write_lock(ctx):
+    """An API call's nonce claim takes no store-wide write lock: while another session holds
+    it (PostgreSQL's advisory lock, as another node's long write would), signed calls are
+    served by both nodes; once it is let go, a call replayed to the other node is still
+    refused. (Were the claim a write under that lock, each call would wait for it 5 s
+    (lock_timeout) and answer 503.)"""
+    a, b = ctx.nodes(2)
+    a.start()
+    b.start()
+    rid = a.request(reason='claims without the lock')['id']
+    date = iso(time.time())
+    nonce = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip('=')
+    with a.hold_store():
+        st, j = a.api('alice', 'GET', '/v1/requests/' + rid, date=date, nonce=nonce)
+        assert st == 200 and j['id'] == rid, (st, j)
+        st, j = b.api('alice', 'GET', '/v1/requests/' + rid)
+        assert st == 200 and j['id'] == rid, (st, j)
+    st, j = b.api('alice', 'GET', '/v1/requests/' + rid, date=date, nonce=nonce)
+    assert st == 401 and j['error']['code'] == 'replayed_nonce', (st, j)
+    assert a.query("SELECT COUNT(*) FROM nonces WHERE nonce = ?", ('api:' + nonce,)) == [(1,)]
+
+
+def test_outbox_mail_sent_once_across_nodes(ctx):
+    """Two nodes, one outbox, one SMTP server: requests are made through both nodes at once
+    and each is approved through the other node; both nodes' mailers drain the outbox
+    together. Once both nodes have stopped (a mail in flight is finished first), every mail
+    of the outbox arrived exactly once (by Message-ID), every row is sent, and each node
+    sent some of them (the row keeps the sender's name)."""
+    tmp = tempfile.mkdtemp(prefix='elevate-ha-mail-')
+    ctx._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    smtp = ctx.smtp(tmp).start()
+    a, b = ctx.nodes(2, smtp_port=smtp.port)
+    a.start()
+    b.start()
+    made = {a: [], b: []}
+
+    def make(node, n=12):
+        for i in range(n):
+            made[node].append(node.request(reason='burst %d via %s' % (i, node.config['node'])
+                                           )['id'])
+
+    def approve(node, ids):
+        for rid in ids:
+            st, d = node.approve(rid)
+            assert st == 200 and d['state'] == 'activating', (st, d)
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(made[a]) == len(made[b]) == 12, made
+    threads = [threading.Thread(target=approve, args=(b, made[a])),
+               threading.Thread(target=approve, args=(a, made[b]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for rid in made[a] + made[b]:
+        a.wait_state(rid, 'active')
+
+    def drained():
+        rows = a.query('SELECT state, COUNT(*) FROM outbox GROUP BY state')
+        return dict(rows).get('queued', 0) == 0 and rows
+    rows = dict(wait_for(drained, 60, 0.1, what='the outbox drained'))
+    assert set(rows) == {'sent'}, rows
+    assert a.stop() == 0 and b.stop() == 0
+    outbox = a.query('SELECT message_id, claimed_by FROM outbox ORDER BY id')
+    got = [m['msg']['Message-ID'] for m in smtp.messages()]
+    dup = sorted({m for m in got if got.count(m) > 1})
+    assert not dup, 'sent more than once: %s' % dup
+    assert sorted(got) == sorted(mid for mid, _ in outbox), (got, outbox)
+    senders = {who for _, who in outbox}
+    assert senders == {'node-a', 'node-b'}, senders

@@ -279,8 +279,15 @@ def test_store_migrates_old_schema(ctx):
     db = sqlite3.connect(os.path.join(b.state_dir, 'elevate.db'))
     v = db.execute('PRAGMA user_version').fetchone()[0]
     db.close()
-    assert v == 13, v
+    assert v == schema_version(), v
     b.approve_until('req_oldoldoldold')
+
+
+def schema_version():
+    """The schema this build migrates to: STORE_SCHEMA_VERSION in include/elevate/store.h."""
+    import re
+    with open(os.path.join(harness.ROOT, 'include', 'elevate', 'store.h')) as f:
+        return int(re.search(r'^#define STORE_SCHEMA_VERSION (\d+)', f.read(), re.M).group(1))
 
 
 def test_elevated_check_reports_file_and_path(ctx):

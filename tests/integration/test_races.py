@@ -14,6 +14,7 @@ revoke and window end take grants), the test pairs the grant's event with its pe
 extension, or asserts the refusal; each docstring says which.
 
     pair      test (both orders in each)
+    Q-Q       test_approve_vs_approve (two votes on one request)
     Q-C Q-D   test_quorum_vs_cancel, test_quorum_vs_deny
     Q-R Q-X   test_quorum_vs_revoke, test_quorum_vs_extension
     Q-L Q-W   test_quorum_vs_lapse, test_quorum_vs_window_end
@@ -30,7 +31,11 @@ extension, or asserts the refusal; each docstring says which.
     re-mint   test_remint_vs_revoke
 
 Every test ends by checking that the audit history of every request it touched is a path
-through docs/lifecycle.md's transition table that ends in the request's current state."""
+through docs/lifecycle.md's transition table that ends in the request's current state.
+
+test_two_nodes_*: the races between API calls again, on two nodes of one deployment on
+PostgreSQL (issue 12), each contending call sent to the other node (rival(b)): Q-Q, Q-C,
+Q-D, Q-R, C-D, C-R, D-X, R-X, X-X and re-mint vs revoke."""
 import copy
 import json
 import os
@@ -153,8 +158,30 @@ def profiles(ttl=None):
     return p
 
 
-def broker(ctx, ttl=None):
-    return ctx.broker(profiles=profiles(ttl)).start()
+def broker(ctx, ttl=None, nodes=1):
+    """A broker, started. nodes=2: two nodes of one deployment on one PostgreSQL database
+    (ctx.nodes), both started; the first is returned, and rival(b) is the second."""
+    if nodes == 1:
+        return ctx.broker(profiles=profiles(ttl)).start()
+    a, b = ctx.nodes(nodes, profiles=profiles(ttl))
+    a.start()
+    b.start()
+    a.rival = b
+    return a
+
+
+def rival(b):
+    """Where the call that contends with b's goes: the other node when the test runs on two
+    nodes (broker(nodes=2)), else b itself."""
+    return getattr(b, 'rival', None) or b
+
+
+def revoke_answers(b):
+    """What a revoke sent to rival(b) answers while AWS mints for the grant on b: `ending`
+    (the minter ends it once AWS answers). On two nodes the node that serves the revoke is
+    not the one minting and may end the grant itself (`ended`); what is minted afterwards
+    is denied all the same, which the tests check."""
+    return ('ending', 'ended') if rival(b) is not b else ('ending',)
 
 
 def pending(b, user='alice', profile='dev', duration='15m'):
@@ -272,18 +299,18 @@ def _quorum_held(b, emu, rid, approver='carol'):
     return call
 
 
-def _cancel_or_deny_vs_quorum(ctx, what, user):
+def _cancel_or_deny_vs_quorum(ctx, what, user, nodes=1):
     """Q then C/D: 409 (activating; revoke suggested), the minting finishes into active.
     C/D then Q: the approval gets 409 and nothing is minted."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     # Q first: the cancel/deny arrives while the quorum's AssumeRole is held
     soft = []
     r = pending(b)
     call = _quorum_held(b, emu, r['id'])
-    conflict(act(b, what, r['id'], user), 'activating', 'revoke', soft=soft)
-    conflict(b.approve(r['id'], 'dave'))          # a further approval: already decided
-    conflict(creds(b, r['id']))                   # nothing handed out while activating
+    conflict(act(rival(b), what, r['id'], user), 'activating', 'revoke', soft=soft)
+    conflict(rival(b).approve(r['id'], 'dave'))   # a further approval: already decided
+    conflict(creds(rival(b), r['id']))            # nothing handed out while activating
     assert state(b, r['id']) == 'activating'
     emu.release()
     wait_state(b, r['id'], 'active')
@@ -293,7 +320,7 @@ def _cancel_or_deny_vs_quorum(ctx, what, user):
     assert 'request.cancelled' not in ev and 'request.denied' not in ev, ev
     # C/D first: the approval loses and nothing is minted
     r2 = pending(b)
-    st, d = act(b, what, r2['id'], user)
+    st, d = act(rival(b), what, r2['id'], user)
     want = 'cancelled' if what == 'cancel' else 'denied'
     assert st == 200 and d['state'] == want, (st, d)
     since = emu.last_seq()
@@ -311,25 +338,30 @@ def test_quorum_vs_deny(ctx):
     _cancel_or_deny_vs_quorum(ctx, 'deny', 'dave')
 
 
-def test_quorum_vs_revoke(ctx):
+def test_quorum_vs_revoke(ctx, nodes=1):
     """Q then R: the revoke is accepted while minting and wins: the minting finishes into
-    ending, what was minted is denied, the request ends, nothing is handed out.
+    ending, what was minted is denied, the request ends, nothing is handed out. (On two
+    nodes the node serving the revoke may end the request itself: the minter then denies
+    what it minted.)
     R then Q: revoking a pending request is refused; the approval then activates."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     r = pending(b)
     call = _quorum_held(b, emu, r['id'])
     # accepted at once although AWS is still minting for it: ending
-    st, d = Bg(act, b, 'revoke', r['id'], 'alice').get(timeout=5)
-    assert st == 200 and d['state'] == 'ending', (st, d)
-    conflict(creds(b, r['id']))
-    conflict(act(b, 'cancel', r['id'], 'alice'))
+    st, d = Bg(act, rival(b), 'revoke', r['id'], 'alice').get(timeout=5)
+    assert st == 200 and d['state'] in revoke_answers(b), (st, d)
+    conflict(creds(rival(b), r['id']))
+    conflict(act(rival(b), 'cancel', r['id'], 'alice'))
     emu.release()
     wait_state(b, r['id'], 'ended')
-    g = b.get(r['id'])
-    assert g['grant'] and g['grant']['assumed_role_id'], g
-    wait_denied(emu, g['grant']['assumed_role_id'])
-    assert decision(emu, issued_key(emu, call['seq'])) == 'explicit_deny'
+    key = issued_key(emu, call['seq'])
+    if d['state'] == 'ending':          # the minter ended it, with what it minted recorded
+        g = b.get(r['id'])
+        assert g['grant'] and g['grant']['assumed_role_id'], g
+        wait_denied(emu, g['grant']['assumed_role_id'])
+    wait_for(lambda: decision(emu, key) == 'explicit_deny', 10, 0.1,
+             what='the credentials minted after the revoke denied')
     conflict(creds(b, r['id']))
     ev = events(b, r['id'])
     assert 'grant.activated' not in ev and 'grant.credentials_fetched' not in ev, ev
@@ -339,6 +371,38 @@ def test_quorum_vs_revoke(ctx):
     conflict(act(b, 'revoke', r2['id'], 'alice'), 'pending')
     b.approve_until(r2['id'])
     assert 'grant.revoke_requested' not in events(b, r2['id'])
+    check_paths(b)
+
+
+def test_approve_vs_approve(ctx, nodes=1):
+    """Q-Q: two votes on one request. One approval needed: the first vote completes the
+    quorum (its AssumeRole held) and the second gets 409; one mint. Two needed (prod-admin:
+    an SRE lead and a security member), both votes sent at once: both are counted (200),
+    whichever commits second completes the quorum, and the grant is minted once."""
+    emu = ctx.emulator
+    b = broker(ctx, nodes=nodes)
+    r = pending(b)
+    since = emu.last_seq()
+    _quorum_held(b, emu, r['id'])                   # carol's vote completes the quorum
+    conflict(rival(b).approve(r['id'], 'dave'))      # dave's: already decided
+    emu.release()
+    wait_state(b, r['id'], 'active')
+    assert len(calls(emu, since, 'AssumeRole')) == 1
+    assert [a['approver'] for a in b.get(r['id'], 'frank')['approvals']] == ['carol']
+    r2 = b.request(profile='prod-admin', duration='10m', reason='two votes', ticket=None)
+    emu.hold('AssumeRole')
+    since = emu.last_seq()
+    v1 = Bg(b.approve, r2['id'], 'carol')
+    v2 = Bg(rival(b).approve, r2['id'], 'erin')
+    answers = [v1.get(), v2.get()]
+    assert all(st == 200 and d['state'] in ('pending', 'activating') for st, d in answers), \
+        answers
+    held(emu, 'AssumeRole')
+    emu.release()
+    g = wait_state(b, r2['id'], 'active')
+    assert sorted(a['approver'] for a in g['approvals']) == ['carol', 'erin'], g
+    assert len(calls(emu, since, 'AssumeRole')) == 1
+    assert events(b, r2['id']).count('grant.activated') == 1
     check_paths(b)
 
 
@@ -436,19 +500,19 @@ def test_quorum_vs_window_end(ctx):
 
 # ---- C and D: cancel and deny of pending requests (no AWS call of their own) ----
 
-def test_cancel_vs_deny(ctx):
+def test_cancel_vs_deny(ctx, nodes=1):
     """C then D, D then C: whichever commits first wins, the other gets 409. Neither calls
     AWS, so the order is the order of the calls."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     since = emu.last_seq()
     r1, r2 = pending(b), pending(b)
     st, d = act(b, 'cancel', r1['id'], 'alice')
     assert st == 200 and d['state'] == 'cancelled', (st, d)
-    conflict(act(b, 'deny', r1['id'], 'dave'), 'cancelled')
+    conflict(act(rival(b), 'deny', r1['id'], 'dave'), 'cancelled')
     st, d = act(b, 'deny', r2['id'], 'dave')
     assert st == 200 and d['state'] == 'denied', (st, d)
-    conflict(act(b, 'cancel', r2['id'], 'alice'), 'denied')
+    conflict(act(rival(b), 'cancel', r2['id'], 'alice'), 'denied')
     assert state(b, r1['id']) == 'cancelled' and state(b, r2['id']) == 'denied'
     assert 'request.denied' not in events(b, r1['id'])
     assert 'request.cancelled' not in events(b, r2['id'])
@@ -456,22 +520,22 @@ def test_cancel_vs_deny(ctx):
     check_paths(b)
 
 
-def _cancel_or_deny_vs_revoke(ctx, what, user):
+def _cancel_or_deny_vs_revoke(ctx, what, user, nodes=1):
     """R then C/D: a cancel or deny cannot overlap a revoke on one request (cancel and deny
     take pending requests, revoke active ones), so: while a grant's revocation is in flight
     (its PutRolePolicy held) the grant refuses cancel/deny (409) while its pending
     extension takes it. C/D then R: a cancelled/denied request cannot be revoked."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     g = active(b)
     x = extend(b, g['id'], '5m')
     emu.hold('PutRolePolicy')
     rv = Bg(act, b, 'revoke', g['id'], 'alice')
     held(emu, 'PutRolePolicy')
     assert state(b, g['id']) == 'ending'
-    conflict(act(b, what, g['id'], user))
+    conflict(act(rival(b), what, g['id'], user))
     want = 'cancelled' if what == 'cancel' else 'denied'
-    st, d = act(b, what, x['id'], user)
+    st, d = act(rival(b), what, x['id'], user)
     assert st == 200 and d['state'] == want, (st, d)
     emu.release()
     st, d = rv.get()
@@ -483,7 +547,7 @@ def _cancel_or_deny_vs_revoke(ctx, what, user):
     r = pending(b)
     st, d = act(b, what, r['id'], user)
     assert st == 200 and d['state'] == want, (st, d)
-    conflict(act(b, 'revoke', r['id'], 'alice'), want)
+    conflict(act(rival(b), 'revoke', r['id'], 'alice'), want)
     assert 'grant.revoke_requested' not in events(b, r['id'])
     check_paths(b)
 
@@ -496,11 +560,11 @@ def test_deny_vs_revoke(ctx):
     _cancel_or_deny_vs_revoke(ctx, 'deny', 'dave')
 
 
-def _cancel_or_deny_vs_extension(ctx, what, user):
+def _cancel_or_deny_vs_extension(ctx, what, user, nodes=1):
     """X then C/D: an extension whose AssumeRole is held is activating: cancel/deny get 409
     and it is applied. C/D then X: the extension's approval gets 409 and the window stays."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     g = active(b)
     end0 = parse_iso(g['window_end'])
     want = 'cancelled' if what == 'cancel' else 'denied'
@@ -509,13 +573,13 @@ def _cancel_or_deny_vs_extension(ctx, what, user):
     st, d = act(b, what, x2['id'], user)
     assert st == 200 and d['state'] == want, (st, d)
     since = emu.last_seq()
-    conflict(b.approve(x2['id'], 'carol'), want)
+    conflict(rival(b).approve(x2['id'], 'carol'), want)
     assert not calls(emu, since, 'AssumeRole') and window(b, g['id'])[1] == end0
     # X first
     x = extend(b, g['id'], '5m')
     soft = []
     _quorum_held(b, emu, x['id'])
-    conflict(act(b, what, x['id'], user), 'activating', 'revoke', soft=soft)
+    conflict(act(rival(b), what, x['id'], user), 'activating', 'revoke', soft=soft)
     emu.release()
     wait_state(b, x['id'], 'ended')
     assert window(b, g['id'])[1] == end0 + 300
@@ -607,23 +671,23 @@ def test_deny_vs_window_end(ctx):
 
 # ---- R: revoke ----
 
-def test_revoke_vs_extension(ctx):
+def test_revoke_vs_extension(ctx, nodes=1):
     """X then R: the grant is revoked while its extension's AssumeRole is held: the revoke
     wins, the extension fails GrantNotActive, the window does not move, and the credentials
     minted for the extension are denied. An extension itself cannot be revoked.
     R then X: the quorum of a pending extension of a revoked grant fails it GrantNotActive in
     the approval's own transaction, nothing minted."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     g = active(b)
     end0 = parse_iso(g['window_end'])
     x = extend(b, g['id'], '5m')
     call = _quorum_held(b, emu, x['id'])
-    conflict(act(b, 'revoke', x['id'], 'alice'), 'extension', 'revoke')
+    conflict(act(rival(b), 'revoke', x['id'], 'alice'), 'extension', 'revoke')
     # accepted at once although AWS is still minting for it: ending
-    st, d = Bg(act, b, 'revoke', g['id'], 'alice').get(timeout=5)
-    assert st == 200 and d['state'] == 'ending', (st, d)
-    conflict(act(b, 'extend', g['id'], 'alice'))
+    st, d = Bg(act, rival(b), 'revoke', g['id'], 'alice').get(timeout=5)
+    assert st == 200 and d['state'] in revoke_answers(b), (st, d)
+    conflict(act(rival(b), 'extend', g['id'], 'alice'))
     emu.release()
     xs = wait_state(b, x['id'], 'failed')
     assert xs['failure']['code'] == 'GrantNotActive', xs
@@ -638,7 +702,7 @@ def test_revoke_vs_extension(ctx):
     st, d = act(b, 'revoke', g2['id'], 'alice')
     assert st == 200 and d['state'] == 'ended', (st, d)
     since = emu.last_seq()
-    st, d = b.approve(x2['id'], 'carol')
+    st, d = rival(b).approve(x2['id'], 'carol')
     assert st in (200, 409), (st, d)
     xs = b.get(x2['id'])
     assert xs['state'] == 'failed' and xs['failure']['code'] == 'GrantNotActive', xs
@@ -760,13 +824,13 @@ def test_extension_vs_window_end(ctx):
     check_paths(b)
 
 
-def test_two_extensions_never_outgrow_max_duration(ctx):
+def test_two_extensions_never_outgrow_max_duration(ctx, nodes=1):
     """The reported bug: two 25-minute extensions of a 30-minute grant on a 1-hour profile
     made an 80-minute window. Both pending, both approved: exactly one applies, the other
     fails WindowExceeded. In flight (the first's AssumeRole held while the second's quorum
     arrives) and one after the other."""
     emu = ctx.emulator
-    b = broker(ctx)
+    b = broker(ctx, nodes=nodes)
     for overlap in (True, False):
         g = active(b, profile='dev1h', duration='30m')
         start, end0 = window(b, g['id'])
@@ -777,7 +841,7 @@ def test_two_extensions_never_outgrow_max_duration(ctx):
         else:
             b.approve_until(x1['id'], 'ended')
         since = emu.last_seq()
-        st, d = b.approve(x2['id'], 'dave')
+        st, d = rival(b).approve(x2['id'], 'dave')
         assert st in (200, 409), (overlap, st, d)
         assert not calls(emu, since, 'AssumeRole'), 'the refused extension minted'
         if overlap:
@@ -830,7 +894,7 @@ def test_lapse_vs_window_end(ctx):
 
 # ---- minting again while a revoke commits ----
 
-def test_remint_vs_revoke(ctx):
+def test_remint_vs_revoke(ctx, nodes=1):
     """Credentials minted again (GET credentials near their expiry, AssumeRole held) while a
     revoke commits: the credentials answer is 409, never credentials; the grant ends and
     what was minted is denied. Revoke first: the credentials answer is 409, nothing mints."""
@@ -839,7 +903,7 @@ def test_remint_vs_revoke(ctx):
     # so every credentials call mints again (test_aws: ..._is_minted_again)
     emu.control('POST', 'clock', {'offset': -3400, 'skew_tolerance': None})
     try:
-        b = broker(ctx)
+        b = broker(ctx, nodes=nodes)
         g = active(b, duration='2h')
         assert parse_iso(g['grant']['credentials_expire_at']) - time.time() < 300
         emu.hold('AssumeRole')
@@ -847,8 +911,8 @@ def test_remint_vs_revoke(ctx):
         (call,) = held(emu, 'AssumeRole')
         assert call and c.is_alive()
         # accepted at once although AWS is still minting for it: ending
-        st, d = Bg(act, b, 'revoke', g['id'], 'alice').get(timeout=5)
-        assert st == 200 and d['state'] == 'ending', (st, d)
+        st, d = Bg(act, rival(b), 'revoke', g['id'], 'alice').get(timeout=5)
+        assert st == 200 and d['state'] in revoke_answers(b), (st, d)
         emu.release()
         conflict(c.get())
         wait_state(b, g['id'], 'ended')
@@ -862,8 +926,55 @@ def test_remint_vs_revoke(ctx):
         st, d = act(b, 'revoke', g2['id'], 'alice')
         assert st == 200 and d['state'] == 'ended', (st, d)
         since = emu.last_seq()
-        conflict(creds(b, g2['id']))
+        conflict(creds(rival(b), g2['id']))
         assert not calls(emu, since, 'AssumeRole')
         check_paths(b)
     finally:
         emu.control('POST', 'clock', {'offset': 0, 'skew_tolerance': 300})
+
+
+# ---- the same races on two nodes (issue 12) ----
+#
+# The contending calls go to the two nodes of one deployment on PostgreSQL (rival(b)); the
+# emulator's hold forces the interleaving as before, whichever node's AWS call it holds.
+# Races against the reaper (lapse, window end) stay single-node: holding one node's reaper
+# call does not hold the other node's (test_ha covers due work across nodes).
+
+def test_two_nodes_quorum_vs_cancel(ctx):
+    _cancel_or_deny_vs_quorum(ctx, 'cancel', 'alice', nodes=2)
+
+
+def test_two_nodes_quorum_vs_deny(ctx):
+    _cancel_or_deny_vs_quorum(ctx, 'deny', 'dave', nodes=2)
+
+
+def test_two_nodes_quorum_vs_revoke(ctx):
+    test_quorum_vs_revoke(ctx, nodes=2)
+
+
+def test_two_nodes_approve_vs_approve(ctx):
+    test_approve_vs_approve(ctx, nodes=2)
+
+
+def test_two_nodes_cancel_vs_deny(ctx):
+    test_cancel_vs_deny(ctx, nodes=2)
+
+
+def test_two_nodes_cancel_vs_revoke(ctx):
+    _cancel_or_deny_vs_revoke(ctx, 'cancel', 'alice', nodes=2)
+
+
+def test_two_nodes_deny_vs_extension(ctx):
+    _cancel_or_deny_vs_extension(ctx, 'deny', 'dave', nodes=2)
+
+
+def test_two_nodes_revoke_vs_extension(ctx):
+    test_revoke_vs_extension(ctx, nodes=2)
+
+
+def test_two_nodes_two_extensions(ctx):
+    test_two_extensions_never_outgrow_max_duration(ctx, nodes=2)
+
+
+def test_two_nodes_remint_vs_revoke(ctx):
+    test_remint_vs_revoke(ctx, nodes=2)

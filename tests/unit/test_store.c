@@ -1,13 +1,15 @@
 /*
  * test_store.c — the store as the engine relies on it, on both backends: schema version,
  * upgrades from older databases, requests and their conditional state changes,
- * approvals, replay protection, deadlines, the outbox, webhook deliveries, revoked
- * sessions and revocation cohorts, grants, SSM sessions, and transactions (rollback
- * really discards, nesting commits once, writers are serialised). Every test runs against SQLite and against
+ * approvals, replay protection, deadlines, the outbox and its claims, webhook deliveries,
+ * revoked sessions and revocation cohorts, grants, SSM sessions, and transactions (rollback
+ * really discards, nesting commits once, writers are serialised, relaxed ones refuse what
+ * needs the lock). Every test runs against SQLite and against
  * PostgreSQL (ELEVATE_TEST_PG_URL: a database this test may empty, which tests/run-all.sh
  * provides through tests/unit/with_pg.py), except what only one backend has: SQLite's file
  * mode, WAL checkpointer and damaged pages; PostgreSQL's nodes migrating together, writers
- * serialised across connections, and lost connections.
+ * serialised across connections, mails claimed once across nodes, nonce claims without
+ * the writers' lock, and lost connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -300,7 +302,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 13);
+	assert_int_equal(STORE_SCHEMA_VERSION, 14);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -1065,12 +1067,12 @@ static void
 outbox(void **state)
 {
 	struct fx *f = *state;
-	struct store_mail m;
+	struct store_mail m, m2;
 	int64_t id1 = 0, id2 = 0, id3 = 0;
 	json_t *c;
 
 	assert_true(mail_due(f->s) == INT64_MAX);
-	assert_int_equal(store_mail_next(f->s, 1000, &m), EL_ENOENT);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 1000, 100, &m), EL_ENOENT);
 	assert_int_equal(store_mail_enqueue(f->s, "req_1", "carol@example.com", "Approve?",
 	    "From: a\r\n\r\nbody1", "<1@t>", 100, &id1), EL_OK);
 	assert_int_equal(store_mail_enqueue(f->s, NULL, "dave@example.com", "Approve?",
@@ -1080,8 +1082,8 @@ outbox(void **state)
 	assert_true(id1 > 0 && id2 > id1 && id3 > id2);
 	assert_int_equal(mail_due(f->s), 100);
 
-	assert_int_equal(store_mail_next(f->s, 50, &m), EL_ENOENT);   /* nothing due yet */
-	assert_int_equal(store_mail_next(f->s, 150, &m), EL_OK);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 50, 100, &m), EL_ENOENT);   /* not due */
+	assert_int_equal(store_mail_claim(f->s, "node-a", 150, 100, &m), EL_OK);
 	assert_int_equal(m.id, id1);
 	assert_string_equal(m.request_id, "req_1");
 	assert_string_equal(m.rcpt, "carol@example.com");
@@ -1091,44 +1093,69 @@ outbox(void **state)
 	assert_int_equal(m.attempts, 0);
 	assert_int_equal(m.next_attempt_at, 100);
 	assert_null(m.last_error);
+	/* node-a's until 250: nobody else gets it meanwhile, nor writes its outcome */
+	assert_int_equal(store_mail_claim(f->s, "node-b", 150, 100, &m2), EL_ENOENT);
+	assert_int_equal(mail_due(f->s), 200);
 	el_strlcpy(m.state, "sent", sizeof(m.state));
 	m.attempts = 1;
-	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	assert_int_equal(store_mail_update(f->s, "node-b", &m), EL_ESTATE);
+	assert_int_equal(store_mail_update(f->s, "node-a", &m), EL_OK);
+	assert_int_equal(store_mail_update(f->s, "node-a", &m), EL_ESTATE);   /* once */
 	store_mail_free(&m);
+	/* sent: the body (it may hold a live link) is dropped, the sender's name kept */
+	assert_int_equal(count_outside(f, "outbox WHERE state = 'sent' AND message = ''"
+	    " AND claimed_by = 'node-a'"), 1);
 
 	/* Sent mail is never handed out again; the next one is. */
-	assert_int_equal(store_mail_next(f->s, 150, &m), EL_ENOENT);
-	assert_int_equal(store_mail_next(f->s, 250, &m), EL_OK);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 150, 100, &m), EL_ENOENT);
+	assert_int_equal(store_mail_claim(f->s, "node-b", 250, 100, &m), EL_OK);
 	assert_int_equal(m.id, id2);
 	assert_null(m.request_id);
-	/* A temporary failure: retry later with the reason kept. */
+	store_mail_free(&m);
+	/* node-b dies holding it until 350: the others go on with the rest */
+	assert_int_equal(mail_due(f->s), 300);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 300, 100, &m), EL_OK);
+	assert_int_equal(m.id, id3);
+	/* A temporary failure: retry later with the reason kept; the claim ends. */
 	m.attempts = 1;
 	m.next_attempt_at = 500;
 	m.last_error = strdup("451 try again");
-	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	assert_int_equal(store_mail_update(f->s, "node-a", &m), EL_OK);
 	store_mail_free(&m);
-	assert_int_equal(mail_due(f->s), 300);
-	assert_int_equal(store_mail_next(f->s, 400, &m), EL_OK);
-	assert_int_equal(m.id, id3);
+	/* node-b's claim runs out after 350: then anyone takes the mail over */
+	assert_int_equal(mail_due(f->s), 351);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 350, 100, &m), EL_ENOENT);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 351, 100, &m), EL_OK);
+	assert_int_equal(m.id, id2);
+	el_strlcpy(m.state, "sent", sizeof(m.state));
+	assert_int_equal(store_mail_update(f->s, "node-b", &m), EL_ESTATE);   /* too late */
 	el_strlcpy(m.state, "failed", sizeof(m.state));
-	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	assert_int_equal(store_mail_update(f->s, "node-a", &m), EL_OK);
 	store_mail_free(&m);
 	assert_int_equal(mail_due(f->s), 500);
-	assert_int_equal(store_mail_next(f->s, 500, &m), EL_OK);
-	assert_int_equal(m.id, id2);
+
+	/* A node that starts again gives up its claims at once: the mail is due again. */
+	assert_int_equal(store_mail_claim(f->s, "node-c", 500, 100, &m), EL_OK);
+	assert_int_equal(m.id, id3);
 	assert_int_equal(m.attempts, 1);
 	assert_string_equal(m.last_error, "451 try again");
 	store_mail_free(&m);
+	assert_int_equal(mail_due(f->s), 601);
+	assert_int_equal(store_mail_release(f->s, "node-a"), EL_OK);   /* not its claim */
+	assert_int_equal(store_mail_claim(f->s, "node-a", 501, 100, &m), EL_ENOENT);
+	assert_int_equal(store_mail_release(f->s, "node-c"), EL_OK);
+	assert_int_equal(mail_due(f->s), 500);
+	assert_int_equal(store_mail_claim(f->s, "node-a", 501, 100, &m), EL_OK);
+	assert_int_equal(m.id, id3);
 
 	c = store_mail_counts(f->s);
 	assert_int_equal(json_integer_value(json_object_get(c, "queued")), 1);
 	assert_int_equal(json_integer_value(json_object_get(c, "sent")), 1);
 	assert_int_equal(json_integer_value(json_object_get(c, "failed")), 1);
 	json_decref(c);
-	memset(&m, 0, sizeof(m));
-	m.id = id2;
 	el_strlcpy(m.state, "sent", sizeof(m.state));
-	assert_int_equal(store_mail_update(f->s, &m), EL_OK);
+	assert_int_equal(store_mail_update(f->s, "node-a", &m), EL_OK);
+	store_mail_free(&m);
 	assert_true(mail_due(f->s) == INT64_MAX);
 	/* id is optional. */
 	assert_int_equal(store_mail_enqueue(f->s, NULL, "x@example.com", "s", "m", NULL, 1,
@@ -1231,6 +1258,121 @@ deliveries(void **state)
 	assert_int_equal(json_integer_value(json_object_get(n, "queued")), 1);   /* dlv_3, b's */
 	json_decref(n);
 	assert_int_equal(delivery_due(f->s), 150);
+}
+
+struct mailer {
+	struct store *s;
+	const char *node;
+	_Atomic int *sends;        /* per mail id: the times it was claimed */
+	int claimed, failures;
+};
+
+/* Claims and marks sent until nothing is left, as a node's mailer does. */
+static void *
+mailer_work(void *arg)
+{
+	struct mailer *mw = arg;
+	struct store_mail m;
+	enum el_err r;
+
+	while ((r = store_mail_claim(mw->s, mw->node, 1000, 100, &m)) == EL_OK) {
+		mw->claimed++;
+		if (m.id < 1 || m.id > 200)
+			mw->failures++;
+		else
+			atomic_fetch_add(&mw->sends[m.id], 1);
+		el_strlcpy(m.state, "sent", sizeof(m.state));
+		m.attempts = 1;
+		if (store_begin_relaxed(mw->s) != EL_OK ||
+		    store_mail_update(mw->s, mw->node, &m) != EL_OK ||
+		    store_commit(mw->s) != EL_OK)
+			mw->failures++;
+		store_mail_free(&m);
+	}
+	if (r != EL_ENOENT)
+		mw->failures++;
+	return NULL;
+}
+
+/* Four mailers, two on f->s and two on `other` (another node's store, or f->s), drain 200
+ * mails: each is claimed exactly once, and all are sent. */
+static void
+mails_claimed_once(struct fx *f, struct store *other)
+{
+	static _Atomic int sends[201];
+	struct mailer mw[4];
+	pthread_t th[4];
+	char rcpt[32];
+	int i, total = 0;
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	for (i = 0; i < 200; i++) {
+		snprintf(rcpt, sizeof(rcpt), "u%d@example.com", i);
+		assert_int_equal(store_mail_enqueue(f->s, NULL, rcpt, "s", "m", NULL, 1 + i % 7,
+		    NULL), EL_OK);
+	}
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(outside_int(f, "SELECT MIN(id) FROM outbox"), 1);
+	for (i = 0; i <= 200; i++)
+		atomic_init(&sends[i], 0);
+	for (i = 0; i < 4; i++) {
+		memset(&mw[i], 0, sizeof(mw[i]));
+		mw[i].s = i % 2 ? other : f->s;
+		mw[i].node = i % 2 ? "node-b" : "node-a";
+		mw[i].sends = sends;
+		assert_int_equal(pthread_create(&th[i], NULL, mailer_work, &mw[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);   /* all of them before any assertion can end the test */
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(mw[i].failures, 0);
+		total += mw[i].claimed;
+	}
+	assert_int_equal(total, 200);
+	for (i = 1; i <= 200; i++)
+		if (atomic_load(&sends[i]) != 1)
+			fail_msg("mail %d was claimed %d times", i, atomic_load(&sends[i]));
+	assert_int_equal(count_outside(f, "outbox WHERE state = 'sent'"), 200);
+	assert_true(mail_due(f->s) == INT64_MAX);
+}
+
+static void
+mails_claimed_once_by_threads(void **state)
+{
+	struct fx *f = *state;
+
+	mails_claimed_once(f, f->s);
+}
+
+/* ---- relaxed transactions ---- */
+
+/* A relaxed transaction holds no writers' lock (on PostgreSQL): an audit record in it, or
+ * a transaction that needs the lock begun inside it, is refused, and fails the whole.
+ * A relaxed one inside a transaction joins it. */
+static void
+relaxed_refuses_what_needs_the_lock(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(store_begin_relaxed(f->s), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "r1", "alice", 1), EL_OK);
+	assert_int_equal(audit_append(f->s, "alice", "test.event", NULL, NULL, NULL), EL_EINVAL);
+	assert_int_not_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(store_begin_relaxed(f->s), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "r2", "alice", 1), EL_OK);
+	assert_int_equal(store_begin(f->s), EL_EINVAL);
+	assert_int_not_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(count_outside(f, "nonces"), 0);
+	assert_int_equal(count_outside(f, "audit"), 0);
+
+	assert_int_equal(store_begin(f->s), EL_OK);
+	assert_int_equal(store_begin_relaxed(f->s), EL_OK);
+	assert_int_equal(store_nonce_use(f->s, "api", "r3", "alice", 1), EL_OK);
+	assert_int_equal(audit_append(f->s, "alice", "test.event", NULL, NULL, NULL), EL_OK);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(count_outside(f, "nonces"), 1);
+	assert_int_equal(count_outside(f, "audit"), 1);
 }
 
 /* ---- revoked role sessions ---- */
@@ -2302,6 +2444,61 @@ pg_wakes_other_nodes(void **state)
 	store_close(other);
 }
 
+/* Mails on two stores (two nodes): FOR UPDATE SKIP LOCKED gives each to one of them. */
+static void
+pg_mails_claimed_once_across_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store *other = NULL;
+
+	assert_int_equal(store_open(f->where, &other, &w), EL_OK);
+	mails_claimed_once(f, other);
+	store_close(other);
+}
+
+/* The advisory lock every write transaction takes (store_pg.c): (class 'elev', 1). */
+#define WRITE_LOCK "1701602678, 1"
+
+/*
+ * A nonce claim takes no writers' lock: with another session holding it (as another
+ * node's long transaction would), claims on two nodes go through, a replay to either is
+ * refused, and the pruning runs. Had the claims taken the lock, each would have failed
+ * after lock_timeout (5 s).
+ */
+static void
+pg_nonce_claims_without_the_writers_lock(void **state)
+{
+	struct fx *f = *state;
+	struct el_why w = {{0}};
+	struct store *other = NULL;
+	PGconn *holder;
+	PGresult *res;
+	enum el_err r[4];
+
+	assert_int_equal(store_open(f->where, &other, &w), EL_OK);
+	assert_int_equal(store_nonce_claim(f->s, "api", "old-1", "alice", 100, 0), EL_OK);
+	assert_int_equal(store_nonce_claim(other, "api", "old-2", "alice", 100, 0), EL_OK);
+	holder = pg_outside();
+	res = PQexec(holder, "SELECT pg_advisory_lock(" WRITE_LOCK ")");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	r[0] = store_nonce_claim(f->s, "api", "n-a", "alice", 1000, 500);
+	r[1] = store_nonce_claim(other, "api", "n-b", "bob", 1000, 500);
+	r[2] = store_nonce_claim(other, "api", "n-a", "alice", 1001, 500);
+	r[3] = store_nonce_claim(f->s, "api", "n-b", "bob", 1001, 500);
+	PQfinish(holder);   /* releases the lock: a failure below leaves the next test alone */
+	assert_int_equal(r[0], EL_OK);
+	assert_int_equal(r[1], EL_OK);
+	assert_int_equal(r[2], EL_EEXIST);
+	assert_int_equal(r[3], EL_EEXIST);
+	assert_int_equal(count_outside(f, "nonces WHERE seen_at < 500"), 0);
+	assert_int_equal(count_outside(f, "nonces"), 2);
+	insert(other, "req_after", "pending", "alice", "prod", 1);
+	assert_true(exists(f->s, "req_after"));
+	store_close(other);
+}
+
 /* Cuts every connection of the store (as a server restart or a failover does) and waits
  * until the server has closed them all. */
 static void
@@ -2468,6 +2665,8 @@ pg_url_given(void **state)
 	T(deadlines, setup, B), \
 	T(outbox, setup, B), \
 	T(deliveries, setup, B), \
+	T(mails_claimed_once_by_threads, setup, B), \
+	T(relaxed_refuses_what_needs_the_lock, setup, B), \
 	T(revoked, setup, B), \
 	T(grants, setup, B), \
 	T(sessions, setup, B), \
@@ -2499,6 +2698,8 @@ main(void)
 		/* PostgreSQL only: several nodes, the network */
 		T(pg_nodes_migrate_once, setup_dir, &on_pg),
 		T(pg_writers_serialise_across_nodes, setup, &on_pg),
+		T(pg_mails_claimed_once_across_nodes, setup, &on_pg),
+		T(pg_nonce_claims_without_the_writers_lock, setup, &on_pg),
 		T(pg_reconnects, setup, &on_pg),
 		T(pg_password_file, setup_dir, &on_pg),
 		T(pg_claims_are_disjoint, setup, &on_pg),
