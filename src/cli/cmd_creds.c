@@ -97,30 +97,52 @@ mention_pending(struct api *a, const char *profile)
 	json_decref(res);
 }
 
-/* No active grant of profile: one being activated (approved, the broker is minting),
- * followed until it is active. *out: that grant (new reference), or NULL when there is
- * none or it did not become active. */
+/* The caller's request of profile in state with the latest window end (new reference),
+ * or *out NULL; a scheduled one that has not started is left out. */
 static int
-find_activating(struct api *a, const char *profile, json_t **out)
+latest_mine(struct api *a, const char *state, const char *profile, json_t **out)
 {
-	json_t *res = NULL, *r, *req = NULL;
+	json_t *res = NULL, *r, *best = NULL;
+	int64_t best_end = -1, end, now = el_now();
+	char path[96];
 	const char *p;
 	size_t i;
 	int rc;
 
 	*out = NULL;
-	if ((rc = api_do(a, "GET", "/v1/requests?state=activating&mine=1", NULL, &res)) != CLI_OK)
+	snprintf(path, sizeof(path), "/v1/requests?state=%s&mine=1", state);
+	if ((rc = api_do(a, "GET", path, NULL, &res)) != CLI_OK)
 		return rc;
 	json_array_foreach(json_object_get(res, "requests"), i, r) {
 		p = output_str(r, "profile");
-		if (p != NULL && strcmp(p, profile) == 0 && api_valid_id(output_str(r, "id"))) {
-			req = json_incref(r);
-			break;
+		if (p == NULL || strcmp(p, profile) != 0 || !api_valid_id(output_str(r, "id")) ||
+		    output_time(r, "scheduled_start") > now)
+			continue;
+		end = output_time(r, "window_end");
+		if (best == NULL || end > best_end) {
+			best = r;
+			best_end = end;
 		}
 	}
+	if (best != NULL)
+		*out = json_incref(best);
 	json_decref(res);
-	if (req == NULL)
-		return CLI_OK;
+	return CLI_OK;
+}
+
+/* No active grant of profile: one being activated (approved, the broker is minting),
+ * followed until it is active. *out: that grant (new reference), or NULL when there is
+ * none; CLI_REFUSED (said) when it did not become active. */
+static int
+find_activating(struct api *a, const char *profile, json_t **out)
+{
+	json_t *req = NULL;
+	const char *p;
+	int rc;
+
+	*out = NULL;
+	if ((rc = latest_mine(a, "activating", profile, &req)) != CLI_OK || req == NULL)
+		return rc;
 	if ((rc = wait_minted(a, &req, WAIT_MINTED_MAX)) == CLI_OK) {
 		p = output_str(req, "state");
 		if (p != NULL && strcmp(p, "active") == 0) {
@@ -140,31 +162,10 @@ find_activating(struct api *a, const char *profile, json_t **out)
 static int
 find_grant(struct api *a, const char *profile, json_t **out)
 {
-	json_t *res = NULL, *r, *best = NULL;
-	int64_t best_end = -1, end;
-	const char *p;
-	size_t i;
 	int rc;
 
-	*out = NULL;
-	if ((rc = api_do(a, "GET", "/v1/requests?state=active&mine=1", NULL, &res)) != CLI_OK)
+	if ((rc = latest_mine(a, "active", profile, out)) != CLI_OK || *out != NULL)
 		return rc;
-	json_array_foreach(json_object_get(res, "requests"), i, r) {
-		p = output_str(r, "profile");
-		if (p == NULL || strcmp(p, profile) != 0 || !api_valid_id(output_str(r, "id")))
-			continue;
-		end = output_time(r, "window_end");
-		if (best == NULL || end > best_end) {
-			best = r;
-			best_end = end;
-		}
-	}
-	if (best != NULL) {
-		*out = json_incref(best);
-		json_decref(res);
-		return CLI_OK;
-	}
-	json_decref(res);
 	/* approved a moment ago: followed until minted */
 	if ((rc = find_activating(a, profile, out)) != CLI_OK || *out != NULL)
 		return rc;
