@@ -861,14 +861,26 @@ static const struct store_backend sqlite_backend = {
 	.close = sq_close,
 };
 
+/* SQLite counts its allocations under one global mutex unless told not to: every
+ * thread's queries then queue on it. Nothing here reads those counts. Only takes effect
+ * before SQLite's first use in the process (later calls are refused, harmlessly). */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 enum el_err
 store_sqlite_open(const char *path, int version, struct store **out, struct el_why *w)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	struct sqlite_store *s;
 	sqlite3 *db;
 	int fd;
 	enum el_err r;
 
+	pthread_once(&once, sqlite_setup);
 	/* Create the file 0600 ourselves so SQLite never makes it world-readable. */
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
 		return el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));

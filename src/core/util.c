@@ -201,6 +201,43 @@ el_strv_free(char **v, size_t n)
 	free(v);
 }
 
+int
+el_utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0, need, k;
+	unsigned long c;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			need = 1;
+			c = s[i] & 0x1f;
+		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
+			need = 2;
+			c = s[i] & 0x0f;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			need = 3;
+			c = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + need >= len)
+			return 0;
+		for (k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if ((need == 2 && c < 0x800) || (need == 3 && c < 0x10000) || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
 size_t
 el_strlcpy(char *dst, const char *src, size_t dstsize)
 {
