@@ -365,6 +365,18 @@ engine_wake_reaper(struct engine *e)
 }
 
 void
+engine_wake_reaper_for(struct engine *e, int64_t due)
+{
+	pthread_mutex_lock(&e->wake_mu);
+	/* Sleeping until then or sooner, it will find the new work when it looks. */
+	if (e->reaper_until == 0 || e->reaper_until > due) {
+		e->wake = 1;
+		pthread_cond_broadcast(&e->wake_cv);
+	}
+	pthread_mutex_unlock(&e->wake_mu);
+}
+
+void
 engine_wake_mailer(struct engine *e)
 {
 	pthread_mutex_lock(&e->wake_mu);
@@ -684,12 +696,15 @@ make_id(char *buf, size_t len)
 
 /*
  * Stores a new pending request (r's strings are borrowed) with its audit record and the
- * approvers' mails, in one transaction; requests and extensions alike.
+ * approvers' mails, in one transaction; requests and extensions alike. The mails are
+ * built before it: rendering, signing and sealing them is most of a request's work, and
+ * the transaction holds the store's only writer.
  */
 static enum el_err
 insert_request(struct engine *e, const char *user, const struct store_request *r,
     struct el_why *w)
 {
+	struct engine_mails mails = {NULL, 0};
 	json_t *data;
 	enum el_err rc;
 
@@ -698,13 +713,17 @@ insert_request(struct engine *e, const char *user, const struct store_request *r
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
 	if (data == NULL)
 		return EL_ENOMEM;
+	if ((rc = engine_approver_mails(e, r, &mails)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		goto out;
+	}
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
 		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
 	}
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
-	    (rc = engine_notify_approvers(e, r)) != EL_OK) {
+	    (rc = engine_mails_queue(e, r->id, &mails)) != EL_OK) {
 		engine_tx_rollback(e);
 		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
 		    el_strerror(rc));
@@ -717,8 +736,10 @@ insert_request(struct engine *e, const char *user, const struct store_request *r
 	log_info("request %s created by %s for %s (%llds)%s%s", r->id, user, r->profile,
 	    (long long)r->duration, r->parent_id ? ", extending " : "",
 	    r->parent_id ? r->parent_id : "");
-	engine_wake_reaper(e);
+	/* its pending_until (a wake per request kept the reaper sweeping under load) */
+	engine_wake_reaper_for(e, r->pending_until);
 out:
+	engine_mails_free(&mails);
 	json_decref(data);
 	return rc;
 }

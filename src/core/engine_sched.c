@@ -250,6 +250,7 @@ engine_reaper_main(void *arg)
 		if (summary < next)
 			next = summary;
 		pthread_mutex_lock(&e->wake_mu);
+		e->reaper_until = next;
 		while (!e->stopping && !e->wake) {
 			if (next == INT64_MAX) {
 				pthread_cond_wait(&e->wake_cv, &e->wake_mu);
@@ -262,6 +263,7 @@ engine_reaper_main(void *arg)
 				break;
 		}
 		e->wake = 0;
+		e->reaper_until = 0;
 		if (e->stopping) {
 			pthread_mutex_unlock(&e->wake_mu);
 			break;

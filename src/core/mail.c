@@ -330,9 +330,10 @@ static enum el_err
 qp_encode(struct dbuf *b, const char *s)
 {
 	static const char hx[] = "0123456789ABCDEF";
-	char enc[4];
+	/* One output line at a time: at most LINE_MAX_COLS - 1 columns and "=\r\n". */
+	char out[LINE_MAX_COLS + 8];
 	const char *line = s, *nl, *end;
-	size_t col, n, i;
+	size_t col, i;
 	enum el_err r;
 
 	for (;;) {
@@ -349,24 +350,22 @@ qp_encode(struct dbuf *b, const char *s)
 			/* A "." or "From " opening a line is encoded: no transport can mangle it. */
 			if (i == 0 && (c == '.' || (c == 'F' && strncmp(line, "From ", 5) == 0)))
 				literal = 0;
-			if (literal) {
-				enc[0] = (char)c;
-				n = 1;
-			} else {
-				enc[0] = '=';
-				enc[1] = hx[c >> 4];
-				enc[2] = hx[c & 15];
-				n = 3;
-			}
-			if (col + n > LINE_MAX_COLS - 1) {
-				if ((r = dbuf_add(b, "=\r\n", 3)) != EL_OK)
+			if (col + (literal ? 1 : 3) > LINE_MAX_COLS - 1) {
+				memcpy(out + col, "=\r\n", 3);
+				if ((r = dbuf_add(b, out, col + 3)) != EL_OK)
 					return r;
 				col = 0;
 			}
-			if ((r = dbuf_add(b, enc, n)) != EL_OK)
-				return r;
-			col += n;
+			if (literal)
+				out[col++] = (char)c;
+			else {
+				out[col++] = '=';
+				out[col++] = hx[c >> 4];
+				out[col++] = hx[c & 15];
+			}
 		}
+		if (col > 0 && (r = dbuf_add(b, out, col)) != EL_OK)
+			return r;
 		if (nl == NULL)
 			return EL_OK;
 		if ((r = dbuf_add(b, "\r\n", 2)) != EL_OK)
