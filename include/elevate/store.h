@@ -60,6 +60,8 @@ enum el_err store_begin(struct store *s);
  * again): it commits without an fsync when nothing else in its group needs one. Durable
  * across a kill of the process all the same. No audit record may be written in it. */
 enum el_err store_begin_relaxed(struct store *s);
+/* Is this thread inside a transaction of s (store_begin() not yet matched)? */
+bool store_in_transaction(struct store *s);
 enum el_err store_commit(struct store *s);
 void store_rollback(struct store *s);
 /* The text of this thread's last store failure ("database is locked", "disk I/O error"),

@@ -256,6 +256,13 @@ engine_close(struct engine *e)
 
 /* ---- transactions and the audit export ---- */
 
+/* This thread appended an audit record in its transaction, or some thread appended one
+ * outside any (a transaction of its own), that no commit has exported yet: only then
+ * does a commit (the outermost) run the checkpoint and export, not after every one (the
+ * mailer's marks, for one, write none). */
+static _Thread_local bool audited;
+static atomic_bool audited_alone;
+
 enum el_err
 engine_tx_begin(struct engine *e)
 {
@@ -266,6 +273,8 @@ void
 engine_tx_rollback(struct engine *e)
 {
 	store_rollback(e->store);
+	if (!store_in_transaction(e->store))
+		audited = false;
 }
 
 enum el_err
@@ -273,9 +282,19 @@ engine_tx_commit(struct engine *e)
 {
 	enum el_err r;
 
-	if ((r = store_commit(e->store)) != EL_OK)
+	r = store_commit(e->store);
+	if (r != EL_OK) {
+		if (!store_in_transaction(e->store))
+			audited = false;   /* rolled back: nothing to export */
 		return r;
-	engine_audit_committed(e);
+	}
+	if (!store_in_transaction(e->store)) {
+		bool mine = audited;
+
+		audited = false;
+		if (atomic_exchange(&audited_alone, false) || mine)
+			engine_audit_committed(e);
+	}
 	/* Any transaction may have queued mail (the outbox is written with the event). A
 	 * wake before the mailer runs is harmless: it looks at the outbox when it starts. */
 	engine_wake_mailer(e);
@@ -287,10 +306,15 @@ engine_audit(struct engine *e, const char *actor, const char *event, const char 
     json_t *data)
 {
 	struct el_why w = {{0}};
+	bool alone = !store_in_transaction(e->store);
 	enum el_err r;
 
 	if ((r = audit_append(e->store, actor, event, request_id, data, &w)) != EL_OK)
 		log_err("audit %s: %s", event, w.msg);
+	else if (alone)
+		atomic_store(&audited_alone, true);
+	else
+		audited = true;
 	return r;
 }
 

@@ -419,6 +419,12 @@ store_begin_relaxed(struct store *s)
 	return begin(s, true);
 }
 
+bool
+store_in_transaction(struct store *s)
+{
+	return tx_store == s;
+}
+
 enum el_err
 store_commit(struct store *s)
 {
