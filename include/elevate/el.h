@@ -65,6 +65,9 @@ void dbuf_free_secret(struct dbuf *b);
 /* Takes the string out of b (caller frees); b is left empty. Never NULL on success. */
 char *dbuf_take(struct dbuf *b);
 
+/* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): 1 when
+ * s[0..len) is valid. */
+int el_utf8_valid(const unsigned char *s, size_t len);
 /* Bounded copy: always terminates, returns strlen(src) (truncated if >= dstsize). */
 size_t el_strlcpy(char *dst, const char *src, size_t dstsize);
 /* Exponential backoff: `first` for attempt 1, doubling each attempt, at most `cap`. */

@@ -265,6 +265,13 @@ engine_close(struct engine *e)
 
 /* ---- transactions and the audit export ---- */
 
+/* This thread appended an audit record in its transaction, or some thread appended one
+ * outside any (a transaction of its own), that no commit has exported yet: only then
+ * does a commit (the outermost) run the checkpoint and export, not after every one (the
+ * mailer's marks, for one, write none). */
+static _Thread_local bool audited;
+static atomic_bool audited_alone;
+
 enum el_err
 engine_tx_begin(struct engine *e)
 {
@@ -275,6 +282,8 @@ void
 engine_tx_rollback(struct engine *e)
 {
 	store_rollback(e->store);
+	if (!store_in_transaction(e->store))
+		audited = false;
 }
 
 enum el_err
@@ -282,9 +291,19 @@ engine_tx_commit(struct engine *e)
 {
 	enum el_err r;
 
-	if ((r = store_commit(e->store)) != EL_OK)
+	r = store_commit(e->store);
+	if (r != EL_OK) {
+		if (!store_in_transaction(e->store))
+			audited = false;   /* rolled back: nothing to export */
 		return r;
-	engine_audit_committed(e);
+	}
+	if (!store_in_transaction(e->store)) {
+		bool mine = audited;
+
+		audited = false;
+		if (atomic_exchange(&audited_alone, false) || mine)
+			engine_audit_committed(e);
+	}
 	/* Any transaction may have queued mail (the outbox is written with the event). A
 	 * wake before the mailer runs is harmless: it looks at the outbox when it starts. */
 	engine_wake_mailer(e);
@@ -297,6 +316,7 @@ engine_audit(struct engine *e, const char *actor, const char *event, const char 
     json_t *data)
 {
 	struct el_why w = {{0}};
+	bool alone = !store_in_transaction(e->store);
 	enum el_err r;
 
 	if ((r = audit_append(e->store, actor, event, request_id, data, &w)) != EL_OK)
@@ -304,6 +324,10 @@ engine_audit(struct engine *e, const char *actor, const char *event, const char 
 	else if ((r = engine_webhook_queue(e, actor, event, request_id, data)) != EL_OK)
 		log_err("webhook deliveries of %s: %s", event, r == EL_EDB ? store_errmsg() :
 		    el_strerror(r));
+	else if (alone)
+		atomic_store(&audited_alone, true);
+	else
+		audited = true;
 	return r;
 }
 
@@ -375,6 +399,18 @@ engine_wake_reaper(struct engine *e)
 	pthread_mutex_lock(&e->wake_mu);
 	e->wake = 1;
 	pthread_cond_broadcast(&e->wake_cv);
+	pthread_mutex_unlock(&e->wake_mu);
+}
+
+void
+engine_wake_reaper_for(struct engine *e, int64_t due)
+{
+	pthread_mutex_lock(&e->wake_mu);
+	/* Sleeping until then or sooner, it will find the new work when it looks. */
+	if (e->reaper_until == 0 || e->reaper_until > due * 1000) {   /* ms against s */
+		e->wake = 1;
+		pthread_cond_broadcast(&e->wake_cv);
+	}
 	pthread_mutex_unlock(&e->wake_mu);
 }
 
@@ -759,15 +795,18 @@ auto_approve(struct engine *e, const struct policy *p, struct store_request *r,
 
 /*
  * Stores a new pending request (r's strings are borrowed) with its audit record and the
- * approvers' mails, in one transaction; requests and extensions alike. With an
- * auto-approval rule ar, the rule approves it in the same transaction instead (no mail to
- * approvers) and the minting starts after the commit.
+ * approvers' mails, in one transaction; requests and extensions alike. The mails are
+ * built before it: rendering, signing and sealing them is most of a request's work, and
+ * the transaction holds the store's only writer. With an auto-approval rule ar, the rule
+ * approves it in the same transaction instead (no mail to approvers), and break-glass
+ * activates it (engine_glass_begin); the minting starts after the commit.
  */
 static enum el_err
 insert_request(struct engine *e, const char *user, struct store_request *r,
     const struct policy *p, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
     struct el_why *w)
 {
+	struct engine_mails mails = {NULL, 0};
 	json_t *data;
 	bool activate = false;
 	enum el_err rc;
@@ -783,6 +822,10 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 		json_object_set_new(data, "auto_rule", json_string(ar->name));
 	if (data == NULL)
 		return EL_ENOMEM;
+	if (!glass && ar == NULL && (rc = engine_approver_mails(e, r, &mails)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		goto out;
+	}
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
 		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
 		goto out;
@@ -791,7 +834,8 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	    (start_at > 0 && (rc = store_schedule_insert(e->store, r->id, start_at)) != EL_OK) ||
 	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
 	    (rc = glass ? engine_glass_begin(e, p, r, user) : ar != NULL ?
-	    auto_approve(e, p, r, ar, &activate) : engine_notify_approvers(e, r)) != EL_OK) {
+	    auto_approve(e, p, r, ar, &activate) : engine_mails_queue(e, r->id, &mails))
+	    != EL_OK) {
 		engine_tx_rollback(e);
 		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
 		    el_strerror(rc));
@@ -813,8 +857,13 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	if (activate && !engine_activate_async(e, r->id))
 		log_warn("request %s: no worker for its activation now; a reaper resumes it "
 		    "within %d ms", r->id, LEASE_MS);
-	engine_wake_reaper(e);
+	/* its pending_until (a wake per request kept the reaper sweeping under load) */
+	if (activate)
+		engine_wake_reaper(e);
+	else
+		engine_wake_reaper_for(e, r->pending_until);
 out:
+	engine_mails_free(&mails);
 	json_decref(data);
 	return rc;
 }

@@ -96,6 +96,7 @@ struct engine {
 	pthread_mutex_t wake_mu;
 	pthread_cond_t wake_cv;
 	int wake;
+	int64_t reaper_until;             /* the reaper sleeps until then, ms (0: it is looking) */
 	int stopping;
 	int reaper_started, mailer_started;   /* engine_stop joins what was started */
 	/* mailer */
@@ -202,6 +203,8 @@ enum el_err engine_tx_begin(struct engine *e);
 enum el_err engine_tx_commit(struct engine *e);
 void engine_tx_rollback(struct engine *e);
 void engine_wake_reaper(struct engine *e);
+/* Wakes the reaper for work due at `due`, unless it sleeps until no later than that. */
+void engine_wake_reaper_for(struct engine *e, int64_t due);
 void engine_wake_mailer(struct engine *e);
 
 /*
@@ -304,8 +307,23 @@ enum el_err engine_event_time_ms(struct engine *e, const char *id, const char *e
 /* engine_mail.c: renders `tmpl` for each user and queues it (inside a transaction). */
 enum el_err engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
     const char *const *users, size_t nusers, json_t *extra);
-/* Queues the approval-request mail with a token link to every eligible approver. */
-enum el_err engine_notify_approvers(struct engine *e, const struct store_request *r);
+/* Mails built (rendered, MIME, sealed with the at-rest key) and not queued yet. */
+struct engine_mail {
+	char *to, *subject, *sealed;
+	char msgid[160];
+};
+struct engine_mails {
+	struct engine_mail *v;
+	size_t n;
+};
+/* The approval-request mail with a token link for every eligible approver of r (a new
+ * request, not stored yet), built outside any transaction; *out is freed with
+ * engine_mails_free(). engine_mails_queue() queues them inside the request's. */
+enum el_err engine_approver_mails(struct engine *e, const struct store_request *r,
+    struct engine_mails *out);
+enum el_err engine_mails_queue(struct engine *e, const char *request_id,
+    const struct engine_mails *m);
+void engine_mails_free(struct engine_mails *m);
 /* Tells the approvers who did not vote that the request was decided by others. */
 enum el_err engine_notify_others(struct engine *e, const struct store_request *r,
     const char *outcome, const char *decided_by);

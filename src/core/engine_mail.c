@@ -1,8 +1,9 @@
 /*
  * engine_mail.c — owns the engine's mail: the template context of a request, queueing
  * mails in the durable outbox inside the transaction of the event that causes them, the
- * approval-request mails with their signed links, and the mailer thread that sends with
- * retries and backoff.
+ * approval-request mails with their signed links (built before the new request's
+ * transaction, so that the store's writer is not held while they are rendered, signed
+ * and sealed), and the mailer thread that sends with retries and backoff.
  *
  * Several nodes may share the outbox (PostgreSQL). A mailer claims a mail for its node
  * before it sends it (store_mail_claim: a lease of smtp.timeout + MAIL_LEASE_MARGIN), so
@@ -167,22 +168,22 @@ unseal(struct engine *e, const char *stored, struct dbuf *b)
 	return r;
 }
 
-/* Builds one message for `to` and queues it. Inside the caller's transaction. */
+/* Builds one message for `to` (rendered, MIME, sealed) into out, not queued yet. */
 static enum el_err
-queue_mail(struct engine *e, const char *tmpl, const char *request_id, const char *to,
-    json_t *ctx)
+build_mail(struct engine *e, const char *tmpl, const char *request_id, const char *to,
+    json_t *ctx, struct engine_mail *out)
 {
 	struct template_mail m;
 	struct mail_msg msg;
-	struct dbuf out;
+	struct dbuf mime;
 	struct el_why w = {{0}};
-	char msgid[160], rnd[20], *sealed = NULL;
-	int64_t id = 0;
+	char rnd[20];
 	enum el_err rc;
 
 	memset(&m, 0, sizeof(m));
 	memset(&msg, 0, sizeof(msg));
-	dbuf_init(&out, MAIL_MAX_SIZE);
+	memset(out, 0, sizeof(*out));
+	dbuf_init(&mime, MAIL_MAX_SIZE);
 	if ((rc = template_render_mail(e->templates, tmpl, ctx, MAIL_RENDER_MAX, &m, &w))
 	    != EL_OK) {
 		log_err("mail %s to %s: %s", tmpl, to, w.msg);
@@ -190,7 +191,7 @@ queue_mail(struct engine *e, const char *tmpl, const char *request_id, const cha
 	}
 	/* Stable per mail: a retried send carries the same Message-ID. */
 	el_random_id(rnd, sizeof(rnd), 16);
-	snprintf(msgid, sizeof(msgid), "<%s.%s.%s@elevate>", tmpl,
+	snprintf(out->msgid, sizeof(out->msgid), "<%s.%s.%s@elevate>", tmpl,
 	    request_id ? request_id : "none", rnd);
 	msg.from = e->cfg->smtp_from;
 	msg.to = &to;
@@ -198,22 +199,68 @@ queue_mail(struct engine *e, const char *tmpl, const char *request_id, const cha
 	msg.subject = m.subject;
 	msg.text = m.text;
 	msg.html = m.html;
-	msg.message_id = msgid;
+	msg.message_id = out->msgid;
 	msg.date = el_now();
-	if ((rc = mail_build(&msg, &out, &w)) != EL_OK) {
+	if ((rc = mail_build(&msg, &mime, &w)) != EL_OK) {
 		log_err("mail %s to %s: %s", tmpl, to, w.msg);
 		goto out;
 	}
-	if ((sealed = seal(e, out.p, out.len)) == NULL) {
-		rc = EL_ENOMEM;
+	rc = EL_ENOMEM;
+	if ((out->sealed = seal(e, mime.p, mime.len)) == NULL ||
+	    (out->to = strdup(to)) == NULL || (out->subject = strdup(m.subject)) == NULL)
 		goto out;
-	}
-	rc = store_mail_enqueue(e->store, request_id, to, m.subject, sealed, msgid, el_now(),
-	    &id);
+	rc = EL_OK;
 out:
-	free(sealed);
 	template_mail_free(&m);
-	dbuf_free_secret(&out);   /* approval mails carry a token */
+	dbuf_free_secret(&mime);   /* approval mails carry a token */
+	return rc;
+}
+
+/* Queues built mails (inside the caller's transaction). */
+static enum el_err
+enqueue(struct engine *e, const char *request_id, const struct engine_mail *v, size_t n)
+{
+	int64_t id = 0;
+	enum el_err rc = EL_OK;
+	size_t i;
+
+	for (i = 0; i < n && rc == EL_OK; i++)
+		rc = store_mail_enqueue(e->store, request_id, v[i].to, v[i].subject, v[i].sealed,
+		    v[i].msgid, el_now(), &id);
+	return rc;
+}
+
+static void
+mail_free(struct engine_mail *m)
+{
+	free(m->to);
+	free(m->subject);
+	free(m->sealed);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+engine_mails_free(struct engine_mails *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		mail_free(&m->v[i]);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Builds one message for `to` and queues it. Inside the caller's transaction. */
+static enum el_err
+queue_mail(struct engine *e, const char *tmpl, const char *request_id, const char *to,
+    json_t *ctx)
+{
+	struct engine_mail m;
+	enum el_err rc;
+
+	if ((rc = build_mail(e, tmpl, request_id, to, ctx, &m)) == EL_OK)
+		rc = enqueue(e, request_id, &m, 1);
+	mail_free(&m);
 	return rc;
 }
 
@@ -265,13 +312,15 @@ engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
 }
 
 enum el_err
-engine_notify_approvers(struct engine *e, const struct store_request *r)
+engine_approver_mails(struct engine *e, const struct store_request *r,
+    struct engine_mails *out)
 {
 	struct policy *p;
 	const char **who = NULL;
 	size_t n = 0, i;
 	enum el_err rc = EL_OK;
 
+	memset(out, 0, sizeof(*out));
 	if (e->cfg->smtp_url == NULL || e->templates == NULL)
 		return EL_OK;
 	p = engine_policy(e);
@@ -279,6 +328,8 @@ engine_notify_approvers(struct engine *e, const struct store_request *r)
 		policy_release(p);
 		return rc;
 	}
+	if (n > 0 && (out->v = calloc(n, sizeof(*out->v))) == NULL)
+		rc = EL_ENOMEM;
 	for (i = 0; i < n && rc == EL_OK; i++) {
 		const struct pol_user *u = policy_user(p, who[i]);
 		char *tok = NULL, link[1024];
@@ -294,13 +345,25 @@ engine_notify_approvers(struct engine *e, const struct store_request *r)
 		free(tok);
 		ctx = engine_mail_ctx(e, r, u->name);
 		json_object_set_new(ctx, "link", json_string(link));
-		rc = queue_mail(e, "approval_request", r->id, u->email, ctx);
+		if ((rc = build_mail(e, "approval_request", r->id, u->email, ctx,
+		    &out->v[out->n])) == EL_OK)
+			out->n++;
+		else
+			mail_free(&out->v[out->n]);
 		explicit_bzero(link, sizeof(link));
 		json_decref(ctx);
 	}
 	free(who);
 	policy_release(p);
+	if (rc != EL_OK)
+		engine_mails_free(out);
 	return rc;
+}
+
+enum el_err
+engine_mails_queue(struct engine *e, const char *request_id, const struct engine_mails *m)
+{
+	return enqueue(e, request_id, m->v, m->n);
 }
 
 enum el_err

@@ -272,6 +272,7 @@ engine_reaper_main(void *arg)
 		if (t != INT64_MAX && t * 1000 < next)
 			next = t * 1000;
 		pthread_mutex_lock(&e->wake_mu);
+		e->reaper_until = next;
 		while (!e->stopping && !e->wake) {
 			if (next == INT64_MAX) {
 				pthread_cond_wait(&e->wake_cv, &e->wake_mu);
@@ -284,6 +285,7 @@ engine_reaper_main(void *arg)
 				break;
 		}
 		e->wake = 0;
+		e->reaper_until = 0;
 		if (e->stopping) {
 			pthread_mutex_unlock(&e->wake_mu);
 			break;

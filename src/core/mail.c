@@ -25,44 +25,6 @@
 
 /* ---- validation helpers ---- */
 
-/* Strict UTF-8 check; returns 1 when s[0..len) is valid. */
-static int
-utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, need, k;
-	unsigned long c;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			need = 1;
-			c = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			need = 2;
-			c = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			need = 3;
-			c = s[i] & 0x07;
-		} else
-			return 0;
-		if (i + need >= len)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (s[i + k] & 0x3f);
-		}
-		if ((need == 2 && c < 0x800) || (need == 3 && c < 0x10000) || c > 0x10ffff ||
-		    (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
-}
-
 static int
 atext(int c)
 {
@@ -125,7 +87,7 @@ addr_split(const char *addr, char *name, size_t namecap, char *spec, size_t spec
 	for (i = 0; i < len; i++)
 		if ((unsigned char)addr[i] < 0x20 || addr[i] == 0x7f)
 			return EL_EINVAL;
-	if (!utf8_valid((const unsigned char *)addr, len))
+	if (!el_utf8_valid((const unsigned char *)addr, len))
 		return EL_EINVAL;
 	lt = strchr(addr, '<');
 	if (lt == NULL) {
@@ -368,9 +330,10 @@ static enum el_err
 qp_encode(struct dbuf *b, const char *s)
 {
 	static const char hx[] = "0123456789ABCDEF";
-	char enc[4];
+	/* One output line at a time: at most LINE_MAX_COLS - 1 columns and "=\r\n". */
+	char out[LINE_MAX_COLS + 8];
 	const char *line = s, *nl, *end;
-	size_t col, n, i;
+	size_t col, i;
 	enum el_err r;
 
 	for (;;) {
@@ -387,24 +350,22 @@ qp_encode(struct dbuf *b, const char *s)
 			/* A "." or "From " opening a line is encoded: no transport can mangle it. */
 			if (i == 0 && (c == '.' || (c == 'F' && strncmp(line, "From ", 5) == 0)))
 				literal = 0;
-			if (literal) {
-				enc[0] = (char)c;
-				n = 1;
-			} else {
-				enc[0] = '=';
-				enc[1] = hx[c >> 4];
-				enc[2] = hx[c & 15];
-				n = 3;
-			}
-			if (col + n > LINE_MAX_COLS - 1) {
-				if ((r = dbuf_add(b, "=\r\n", 3)) != EL_OK)
+			if (col + (literal ? 1 : 3) > LINE_MAX_COLS - 1) {
+				memcpy(out + col, "=\r\n", 3);
+				if ((r = dbuf_add(b, out, col + 3)) != EL_OK)
 					return r;
 				col = 0;
 			}
-			if ((r = dbuf_add(b, enc, n)) != EL_OK)
-				return r;
-			col += n;
+			if (literal)
+				out[col++] = (char)c;
+			else {
+				out[col++] = '=';
+				out[col++] = hx[c >> 4];
+				out[col++] = hx[c & 15];
+			}
 		}
+		if (col > 0 && (r = dbuf_add(b, out, col)) != EL_OK)
+			return r;
 		if (nl == NULL)
 			return EL_OK;
 		if ((r = dbuf_add(b, "\r\n", 2)) != EL_OK)
@@ -455,9 +416,9 @@ build(const struct mail_msg *m, struct dbuf *b, struct el_why *w)
 	if (!msgid_valid(m->message_id))
 		return el_fail(w, EL_EINVAL, "not a valid Message-ID: '%.80s'",
 		    m->message_id ? m->message_id : "(null)");
-	if (!utf8_valid((const unsigned char *)m->subject, strlen(m->subject)) ||
-	    !utf8_valid((const unsigned char *)m->text, strlen(m->text)) ||
-	    (m->html != NULL && !utf8_valid((const unsigned char *)m->html, strlen(m->html))))
+	if (!el_utf8_valid((const unsigned char *)m->subject, strlen(m->subject)) ||
+	    !el_utf8_valid((const unsigned char *)m->text, strlen(m->text)) ||
+	    (m->html != NULL && !el_utf8_valid((const unsigned char *)m->html, strlen(m->html))))
 		return el_fail(w, EL_EINVAL, "mail subject or body is not valid UTF-8");
 
 	format_date(m->date, date, sizeof(date));

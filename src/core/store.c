@@ -66,6 +66,7 @@ store_init(struct store *s, const struct store_backend *be)
 	pthread_mutexattr_t ma;
 
 	s->be = be;
+	atomic_init(&s->entering, 0);
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->mu, &ma);
@@ -401,7 +402,9 @@ begin(struct store *s, bool relaxed)
 		s->depth++;
 		return EL_OK;
 	}
+	atomic_fetch_add(&s->entering, 1);
 	lock(s);
+	atomic_fetch_sub(&s->entering, 1);
 	if ((r = s->be->begin(s, relaxed)) != EL_OK) {
 		unlock(s);
 		return r;
@@ -837,9 +840,11 @@ collect_strings(struct q *q, char ***out, size_t *n)
 }
 
 /* A deadline column's name, and how a NULL in it counts: due at once, or never. The
- * condition compares it with ?2 and orders by it. */
+ * condition compares it with ?2 and orders by it. pending_until is never NULL: compared
+ * bare, the index on (state, pending_until) ends the scan at the first row not due, where
+ * COALESCE read every pending row at every sweep. */
 static const struct { const char *name, *cond; } due_cols[] = {
-	{"pending_until", "COALESCE(pending_until, 0) <= ?2 ORDER BY pending_until"},
+	{"pending_until", "pending_until <= ?2 ORDER BY pending_until"},
 	{"window_end", "COALESCE(window_end, 0) <= ?2 ORDER BY window_end"},
 	{"next_attempt_at", "COALESCE(next_attempt_at, 0) <= ?2 ORDER BY next_attempt_at"},
 	{"retry_at", "next_attempt_at IS NOT NULL AND next_attempt_at <= ?2"

@@ -13,6 +13,7 @@
 #define ELEVATE_STORE_DB_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -89,6 +90,8 @@ struct store_backend {
 struct store {
 	const struct store_backend *be;
 	pthread_mutex_t mu;
+	atomic_int entering;    /* threads in store_begin() waiting for mu (a group commit
+	                         * lets them in first) */
 	struct conn *w;
 	int depth;              /* under mu: store_begin() calls of the open transaction */
 	bool relaxed;           /* under mu: it is relaxed (rows of its own, no audit) */

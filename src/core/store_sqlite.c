@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "elevate/log.h"
@@ -62,10 +63,14 @@ struct sqlite_store {
 	bool group_relaxed;     /* synchronous=NORMAL: only relaxed ones may join it */
 	int waiting;            /* transactions waiting for a relaxed group to end */
 	struct member *members; /* released savepoints waiting for the COMMIT */
+	int nmembers;
 	/* Under gmu: */
 	pthread_mutex_t gmu;
 	pthread_cond_t gcv;
 	bool committing;        /* a leader is committing (or waiting for mu to) */
+	pthread_cond_t lcv;     /* the leader waits here for the transactions it lets in */
+	bool leader_waits;
+	uint64_t events;        /* transactions that joined a group, ended, or wait for one */
 	uint64_t commits;       /* groups ended so far */
 
 	/* The checkpointer: copies the WAL into the database on its own connection, off
@@ -77,6 +82,10 @@ struct sqlite_store {
 	bool ck_started, ck_stop;
 	int wal_pages;          /* frames in the WAL after the last commit */
 };
+
+/* A group commit waits for at most this many members, this long. */
+#define GROUP_MAX 32
+#define GROUP_WAIT_MS 5
 
 /* A WAL this long is checkpointed by the checkpointer; without one, or when it falls this
  * far behind, by the commit that makes it so long (SQLite's own default behaviour). */
@@ -661,6 +670,11 @@ sq_checkpointer_start(struct store *base)
  * what a caller was told is committed is on disk, as with a COMMIT each. A group that
  * fails fails every member.
  *
+ * The leader first lets in the transactions already waiting for the writer's lock (up to
+ * GROUP_MAX members, for at most GROUP_WAIT_MS): under load they would otherwise each
+ * start a group of one or two right after it, and every group writes the pages its
+ * members share (the indexes' last leaves) and syncs once more.
+ *
  * A group of relaxed transactions alone (API nonce claims, mail claimed or marked sent)
  * commits with synchronous=NORMAL: no fsync. They may join any group; another transaction
  * waits for a relaxed group to end and starts a synced one, so nothing but relaxed writes
@@ -675,6 +689,16 @@ group_ended(struct sqlite_store *s)
 	pthread_mutex_unlock(&s->gmu);
 }
 
+/* A transaction the leader may be waiting for joined the group, ended, or waits for the
+ * group to end (gmu held). */
+static void
+group_event(struct sqlite_store *s)
+{
+	s->events++;
+	if (s->leader_waits)
+		pthread_cond_signal(&s->lcv);
+}
+
 /* Called with mu held once, returns with it held: a relaxed group open now has ended. */
 static void
 wait_relaxed_group(struct sqlite_store *s)
@@ -685,6 +709,7 @@ wait_relaxed_group(struct sqlite_store *s)
 		s->waiting++;
 		pthread_mutex_lock(&s->gmu);
 		seen = s->commits;
+		group_event(s);
 		pthread_mutex_unlock(&s->gmu);
 		unlock(s);
 		pthread_mutex_lock(&s->gmu);
@@ -697,7 +722,7 @@ wait_relaxed_group(struct sqlite_store *s)
 }
 
 static enum el_err
-sq_begin(struct store *base, bool relaxed)
+begin_group(struct store *base, bool relaxed)
 {
 	struct sqlite_store *s = sq(base);
 	struct conn *w = &s->wconn;
@@ -727,6 +752,20 @@ sq_begin(struct store *base, bool relaxed)
 	return EL_OK;
 }
 
+static enum el_err
+sq_begin(struct store *base, bool relaxed)
+{
+	struct sqlite_store *s = sq(base);
+	enum el_err r;
+
+	if ((r = begin_group(base, relaxed)) != EL_OK) {
+		pthread_mutex_lock(&s->gmu);
+		group_event(s);
+		pthread_mutex_unlock(&s->gmu);
+	}
+	return r;
+}
+
 /* Undoes the transaction in progress (its savepoint), leaving the group's others. A
  * group left with no member (none has released a savepoint into it) ends here. */
 static void
@@ -745,6 +784,43 @@ sq_rollback(struct store *base)
 		s->group_open = s->group_lost = false;
 		group_ended(s);
 	}
+	pthread_mutex_lock(&s->gmu);
+	group_event(s);
+	pthread_mutex_unlock(&s->gmu);
+}
+
+/* The leader, mu held once: while transactions wait for mu to join the group (and none
+ * waits for this relaxed group to end), it lets go of mu until one of them has joined or
+ * ended. Returns with mu held. */
+static void
+let_in_waiters(struct sqlite_store *s)
+{
+	struct timespec until;
+	uint64_t seen;
+	bool joined;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += GROUP_WAIT_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (s->group_open && !s->group_lost && s->waiting == 0 &&
+	    s->nmembers < GROUP_MAX && atomic_load(&s->base.entering) > 0) {
+		pthread_mutex_lock(&s->gmu);
+		seen = s->events;
+		unlock(s);
+		s->leader_waits = true;
+		while (s->events == seen &&
+		    pthread_cond_timedwait(&s->lcv, &s->gmu, &until) != ETIMEDOUT)
+			;
+		s->leader_waits = false;
+		joined = s->events != seen;
+		pthread_mutex_unlock(&s->gmu);
+		lock(s);
+		if (!joined)   /* timed out: commit what has joined */
+			break;
+	}
 }
 
 /* The leader: commits the group (everything under the savepoints released so far) and
@@ -757,8 +833,10 @@ group_commit(struct sqlite_store *s)
 	enum el_err r = EL_OK;
 
 	lock(s);
+	let_in_waiters(s);
 	m = s->members;
 	s->members = NULL;
+	s->nmembers = 0;
 	if (s->group_open) {
 		if (s->group_lost || sqlite3_get_autocommit(w->db)) {
 			store_note("the store rolled the transaction back");
@@ -797,8 +875,10 @@ sq_commit(struct store *base)
 	}
 	me.next = s->members;
 	s->members = &me;
+	s->nmembers++;
 	unlock(s);
 	pthread_mutex_lock(&s->gmu);
+	group_event(s);
 	while (!me.done) {
 		if (s->committing) {
 			pthread_cond_wait(&s->gcv, &s->gmu);
@@ -874,6 +954,7 @@ sq_close(struct store *base)
 	conn_close(&s->wconn);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_cond_destroy(&s->gcv);
+	pthread_cond_destroy(&s->lcv);
 	pthread_mutex_destroy(&s->ck_mu);
 	pthread_cond_destroy(&s->ck_cv);
 	store_fini(&s->base);
@@ -901,14 +982,26 @@ static const struct store_backend sqlite_backend = {
 	.close = sq_close,
 };
 
+/* SQLite counts its allocations under one global mutex unless told not to: every
+ * thread's queries then queue on it. Nothing here reads those counts. Only takes effect
+ * before SQLite's first use in the process (later calls are refused, harmlessly). */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 enum el_err
 store_sqlite_open(const char *path, int version, struct store **out, struct el_why *w)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	struct sqlite_store *s;
 	sqlite3 *db;
 	int fd;
 	enum el_err r;
 
+	pthread_once(&once, sqlite_setup);
 	/* Create the file 0600 ourselves so SQLite never makes it world-readable. */
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
 		return el_fail(w, EL_EIO, "%s: %s", path, strerror(errno));
@@ -923,6 +1016,7 @@ store_sqlite_open(const char *path, int version, struct store **out, struct el_w
 	s->base.w = &s->wconn;
 	pthread_mutex_init(&s->gmu, NULL);
 	pthread_cond_init(&s->gcv, NULL);
+	pthread_cond_init(&s->lcv, NULL);
 	pthread_mutex_init(&s->ck_mu, NULL);
 	pthread_cond_init(&s->ck_cv, NULL);
 	if (sqlite3_open_v2(path, &s->wconn.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,

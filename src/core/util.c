@@ -201,6 +201,43 @@ el_strv_free(char **v, size_t n)
 	free(v);
 }
 
+int
+el_utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0, need, k;
+	unsigned long c;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			need = 1;
+			c = s[i] & 0x1f;
+		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
+			need = 2;
+			c = s[i] & 0x0f;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			need = 3;
+			c = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + need >= len)
+			return 0;
+		for (k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if ((need == 2 && c < 0x800) || (need == 3 && c < 0x10000) || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
 size_t
 el_strlcpy(char *dst, const char *src, size_t dstsize)
 {
@@ -691,12 +728,19 @@ void
 el_random_id(char *buf, size_t len, size_t nbytes)
 {
 	static const char alpha[] = "abcdefghijkmnpqrstuvwxyz23456789";   /* 32, no look-alikes */
+	unsigned char r[64];
 	size_t i;
 
 	if (len == 0)
 		return;
-	for (i = 0; i < nbytes && i + 1 < len; i++)
-		buf[i] = alpha[randombytes_uniform(32)];
+	/* One random byte a character, taken 64 at a time (a system call each): 32 divides
+	 * 256, so the low 5 bits are uniform. */
+	for (i = 0; i < nbytes && i + 1 < len; i++) {
+		if (i % sizeof(r) == 0)
+			randombytes_buf(r, sizeof(r));
+		buf[i] = alpha[r[i % sizeof(r)] & 31];
+	}
+	sodium_memzero(r, sizeof(r));
 	buf[i] = '\0';
 }
 

@@ -65,13 +65,39 @@ enum el_err frame_header(const unsigned char h[FRAME_HEADER], uint32_t *type, ui
  * frame_recv() reads the same format from a socket. */
 enum el_err frame_parse(const void *buf, size_t n, struct frame *f, size_t *used);
 
+/* Writes a frame's header for a payload of len bytes (at most FRAME_MAX) into h. */
+void frame_put_header(unsigned char h[FRAME_HEADER], uint32_t type, uint32_t id, size_t len);
 /* Sends one frame, all of it (pass_fd >= 0 goes along by SCM_RIGHTS). Callers sharing a
  * socket serialise their sends. EL_EIO when the peer is gone. */
 enum el_err frame_send(int sock, uint32_t type, uint32_t id, const void *payload, size_t len,
     int pass_fd);
 /* Blocks for one frame. EL_ENOENT at a clean end of stream between frames; EL_EIO on an
- * error or an end inside a frame; EL_ETOOBIG for a length over FRAME_MAX. */
+ * error or an end inside a frame; EL_ETOOBIG for a length over FRAME_MAX. Reads no byte
+ * past the frame (a control socket: the descriptor a frame carries stays with it). */
 enum el_err frame_recv(int sock, struct frame *f, struct el_why *w);
 void frame_free(struct frame *f);
+
+/*
+ * A socket's input read ahead (the link): one read takes whatever the peer has sent, up
+ * to FRAME_IN_BUF bytes, and frames are taken from it until it holds no whole one, so a
+ * burst of frames costs one system call rather than two a frame. A descriptor that comes
+ * along goes with the next frame taken (f->fd), which its reader then refuses.
+ */
+#define FRAME_IN_BUF (64 * 1024)
+
+struct frame_in {
+	unsigned char *buf;        /* FRAME_IN_BUF bytes */
+	size_t off, len;           /* the bytes not taken yet: buf[off .. off + len) */
+	int fd;                    /* came with them, for the next frame; else -1 */
+};
+
+enum el_err frame_in_init(struct frame_in *in);
+void frame_in_free(struct frame_in *in);
+/* The next frame: from what an earlier read left when it holds a whole one, else after
+ * blocking for more. Returns as frame_recv(); after anything but EL_OK the input is
+ * spent (free it). */
+enum el_err frame_in_next(int sock, struct frame_in *in, struct frame *f, struct el_why *w);
+/* Does the input hold a whole frame already (frame_in_next() would not block)? */
+bool frame_in_ready(const struct frame_in *in);
 
 #endif

@@ -126,8 +126,14 @@ find_peer(struct http_req *rq)
 		el_strlcpy(rq->peer, addr, sizeof(rq->peer));
 }
 
+static bool
+utf8(const char *s)
+{
+	return s == NULL || el_utf8_valid((const unsigned char *)s, strlen(s));
+}
+
 /* Routes the request and answers what the front can answer itself (no such endpoint,
- * wrong method): false then. True: the request is for the engine, which authenticates it. */
+ * wrong method, bytes that are not text): false then. True: the request is for the engine, which authenticates it. */
 static bool
 route(struct http_req *rq)
 {
@@ -147,6 +153,13 @@ route(struct http_req *rq)
 	rq->sig_date = header(rq, "X-Elevate-Date");
 	rq->sig_nonce = header(rq, "X-Elevate-Nonce");
 	rq->sig_signature = header(rq, "X-Elevate-Signature");
+	/* The engine takes text only (msg.h): other bytes are the client's mistake. */
+	if (!utf8(rq->uri) || !utf8(rq->sig_user) || !utf8(rq->sig_date) ||
+	    !utf8(rq->sig_nonce) || !utf8(rq->sig_signature)) {
+		http_error(rq, 400, "bad_request", "the URL and the X-Elevate-* headers must be "
+		    "UTF-8 text");
+		return false;
+	}
 	return true;
 }
 

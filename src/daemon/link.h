@@ -1,8 +1,8 @@
 /*
  * link.h — one end of a socket carrying frames (frame.h) between two of elevated's
- * processes: the front <-> engine link. Any thread may send on it (one frame at a time);
- * one reader thread hands each frame received to its owner; it is freed with its last
- * reference.
+ * processes: the front <-> engine link. Any thread may send on it (one writes at a time,
+ * the others' frames queue behind its write); one reader thread hands each frame
+ * received to its owner; it is freed with its last reference.
  */
 #ifndef ELEVATED_LINK_H
 #define ELEVATED_LINK_H
@@ -23,7 +23,10 @@ typedef void (*link_end_fn)(void *cls, struct link *l);
 struct link *link_start(int fd, link_frame_fn on_frame, link_end_fn on_end, void *cls);
 void link_ref(struct link *l);
 void link_unref(struct link *l);
-/* EL_EIO when the peer is gone (the reader then ends the link). */
+/* Sends a frame, or queues it behind the frames another thread is writing (that thread
+ * writes it before it returns): payload is copied or sent before this returns. EL_EIO
+ * when the peer is gone (the reader then ends the link); a frame queued when a write
+ * fails is lost with the link, whose end tells the owner. */
 enum el_err link_send(struct link *l, uint32_t type, uint32_t id, const void *payload,
     size_t len);
 /* Ends the link: its reader sees the end and calls on_end. */

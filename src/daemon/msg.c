@@ -1,8 +1,13 @@
 /*
  * msg.c — owns the payloads of the front <-> engine messages (msg.h): encoding in one
- * process, decoding with every ceiling in the other. Nothing decoded here is trusted
- * beyond its shape: the engine authenticates the call afterwards.
+ * process, decoding with every ceiling in the other (a field's length is checked against
+ * what is left and its ceiling before a byte of it is copied, and its bytes must be
+ * text). Nothing decoded here is trusted beyond its shape: the engine authenticates the
+ * call afterwards.
  */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,112 +15,100 @@
 #include "msg.h"
 
 #define MAX_HEADER 1024     /* a signature header's value (they are far shorter) */
+#define MAX_TYPE 128        /* a reply's content type */
+#define MAX_NUMBER 20       /* a number's digits */
 
-static int
-set_opt(json_t *o, const char *k, const char *v)
-{
-	return v == NULL ? 0 : json_object_set_new(o, k, json_string(v));
-}
-
-/* The payload: o as compact JSON (new text, never a NUL in it), a NUL, the body. Takes
- * o; NULL when o is NULL or memory is short. */
+/* The payload: the fields (NULL: absent), then the body. New memory, with a NUL after
+ * the body that len does not count (for a reader of the text); NULL when memory is short
+ * or a field is too long to say. */
 static char *
-payload(json_t *o, const void *body, size_t blen, size_t *len)
+payload(const char *const *fields, size_t nfields, const void *body, size_t blen,
+    size_t *len)
 {
-	char *head = o ? json_dumps(o, JSON_COMPACT) : NULL, *out = NULL;
-	size_t hlen;
+	unsigned char *out, *p;
+	size_t i, n = blen, l;
+	uint32_t u;
 
-	json_decref(o);
-	if (head == NULL)
-		return NULL;
-	hlen = strlen(head);
-	if ((out = malloc(hlen + 1 + blen + 1)) != NULL) {
-		memcpy(out, head, hlen + 1);
-		if (blen > 0)
-			memcpy(out + hlen + 1, body, blen);
-		out[hlen + 1 + blen] = '\0';   /* not counted: for a reader of the text */
-		*len = hlen + 1 + blen;
+	for (i = 0; i < nfields; i++) {
+		l = fields[i] != NULL ? strlen(fields[i]) : 0;
+		if (l >= MSG_ABSENT)
+			return NULL;
+		n += 4 + l;
 	}
-	free(head);
-	return out;
+	if ((out = malloc(n + 1)) == NULL)
+		return NULL;
+	for (p = out, i = 0; i < nfields; i++) {
+		l = fields[i] != NULL ? strlen(fields[i]) : 0;
+		u = fields[i] != NULL ? (uint32_t)l : MSG_ABSENT;
+		memcpy(p, &u, 4);
+		memcpy(p + 4, fields[i] != NULL ? fields[i] : "", l);
+		p += 4 + l;
+	}
+	if (blen > 0)
+		memcpy(p, body, blen);
+	p[blen] = '\0';
+	*len = n;
+	return (char *)out;
 }
 
-/* The parts of a payload: its head parsed (new ref) and its body (borrowed from
- * payload); NULL when there is no NUL after the head or the head is no JSON object. */
-static json_t *
-split(const char *payload, size_t len, const char **body, size_t *blen)
-{
-	const char *nul = memchr(payload, '\0', len);
-	json_error_t je;
-	json_t *o;
+/* What is left of a payload being decoded. */
+struct cursor {
+	const unsigned char *p;
+	size_t left;
+};
 
-	if (nul == NULL)
-		return NULL;
-	if ((o = json_loadb(payload, (size_t)(nul - payload), JSON_REJECT_DUPLICATES,
-	    &je)) == NULL || !json_is_object(o)) {
-		json_decref(o);
-		return NULL;
-	}
-	*body = nul + 1;
-	*blen = len - (size_t)(nul - payload) - 1;
-	return o;
+/* The next field, of at most max bytes, as a new string (NULL when absent; caller
+ * frees). EL_EINVAL when it is malformed, too long, or not text. */
+static enum el_err
+field(struct cursor *c, const char *name, size_t max, char **out, struct el_why *w)
+{
+	uint32_t n;
+
+	*out = NULL;
+	if (c->left < 4)
+		return el_fail(w, EL_EINVAL, "a message ends before its %s", name);
+	memcpy(&n, c->p, 4);
+	c->p += 4;
+	c->left -= 4;
+	if (n == MSG_ABSENT)
+		return EL_OK;
+	if (n > max || n > c->left || memchr(c->p, '\0', n) != NULL ||
+	    !el_utf8_valid(c->p, n))
+		return el_fail(w, EL_EINVAL, "a message's %s is not text of at most %zu bytes",
+		    name, max);
+	if ((*out = strndup((const char *)c->p, n)) == NULL)
+		return el_fail(w, EL_ENOMEM, "out of memory");
+	c->p += n;
+	c->left -= n;
+	return EL_OK;
 }
 
 char *
 msg_call_encode(const struct http_req *rq, size_t *len)
 {
-	json_t *o;
+	const char *f[] = {rq->method, rq->uri, rq->peer, rq->sig_user, rq->sig_date,
+	    rq->sig_nonce, rq->sig_signature};
 
-	o = json_pack("{s:s, s:s, s:s}", "method", rq->method, "uri", rq->uri, "peer",
-	    rq->peer);
-	if (o != NULL && (set_opt(o, "user", rq->sig_user) != 0 ||
-	    set_opt(o, "date", rq->sig_date) != 0 || set_opt(o, "nonce", rq->sig_nonce) != 0 ||
-	    set_opt(o, "signature", rq->sig_signature) != 0)) {
-		json_decref(o);
-		o = NULL;
-	}
-	return payload(o, rq->body.p, rq->body.len, len);
-}
-
-/* A string member of at most max bytes, as a new string (NULL when absent). */
-static enum el_err
-opt_str(json_t *o, const char *k, size_t max, char **out, struct el_why *w)
-{
-	json_t *v = json_object_get(o, k);
-
-	*out = NULL;
-	if (v == NULL)
-		return EL_OK;
-	if (!json_is_string(v) || json_string_length(v) > max ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return el_fail(w, EL_EINVAL, "call: \"%s\" is not a string of at most %zu bytes",
-		    k, max);
-	if ((*out = strdup(json_string_value(v))) == NULL)
-		return el_fail(w, EL_ENOMEM, "out of memory");
-	return EL_OK;
+	return payload(f, sizeof(f) / sizeof(f[0]), rq->body.p, rq->body.len, len);
 }
 
 enum el_err
 msg_call_decode(const char *payload, size_t len, const struct route *rt,
     const struct config *cfg, struct http_req *rq, struct el_why *w)
 {
-	json_t *o;
+	struct cursor c = {(const unsigned char *)payload, len};
 	char *method = NULL, *uri = NULL, *peer = NULL;
-	const char *body = NULL;
-	size_t blen = 0;
 	const struct route *found;
 	int path_known;
 	enum el_err r;
 
-	if ((o = split(payload, len, &body, &blen)) == NULL)
-		return el_fail(w, EL_EINVAL, "call: not a JSON object, a NUL and a body");
-	if ((r = opt_str(o, "method", 15, &method, w)) != EL_OK ||
-	    (r = opt_str(o, "uri", HTTP_MAX_URI, &uri, w)) != EL_OK ||
-	    (r = opt_str(o, "peer", sizeof(rq->peer) - 1, &peer, w)) != EL_OK ||
-	    (r = opt_str(o, "user", MAX_HEADER, &rq->sig_user, w)) != EL_OK ||
-	    (r = opt_str(o, "date", MAX_HEADER, &rq->sig_date, w)) != EL_OK ||
-	    (r = opt_str(o, "nonce", MAX_HEADER, &rq->sig_nonce, w)) != EL_OK ||
-	    (r = opt_str(o, "signature", MAX_HEADER, &rq->sig_signature, w)) != EL_OK)
+	if ((r = field(&c, "method", 15, &method, w)) != EL_OK ||
+	    (r = field(&c, "uri", HTTP_MAX_URI, &uri, w)) != EL_OK ||
+	    (r = field(&c, "peer", sizeof(rq->peer) - 1, &peer, w)) != EL_OK ||
+	    (r = field(&c, "user", MAX_HEADER, &rq->sig_user, w)) != EL_OK ||
+	    (r = field(&c, "date", MAX_HEADER, &rq->sig_date, w)) != EL_OK ||
+	    (r = field(&c, "nonce", MAX_HEADER, &rq->sig_nonce, w)) != EL_OK ||
+	    (r = field(&c, "signature", MAX_HEADER, &rq->sig_signature, w)) != EL_OK)
 		goto out;
 	if (method == NULL || uri == NULL || peer == NULL) {
 		r = el_fail(w, EL_EINVAL, "call: method, uri and peer are required");
@@ -127,7 +120,7 @@ msg_call_decode(const char *payload, size_t len, const struct route *rt,
 	}
 	el_strlcpy(rq->peer, peer, sizeof(rq->peer));
 	/* the ceiling is the body buffer's: limits.max_body */
-	if (blen > 0 && dbuf_add(&rq->body, body, blen) != EL_OK) {
+	if (c.left > 0 && dbuf_add(&rq->body, c.p, c.left) != EL_OK) {
 		r = el_fail(w, EL_ETOOBIG, "call: the body is over its ceiling");
 		goto out;
 	}
@@ -141,7 +134,6 @@ msg_call_decode(const char *payload, size_t len, const struct route *rt,
 	}
 	rq->route = rt;
 out:
-	json_decref(o);
 	free(method);
 	free(uri);
 	free(peer);
@@ -151,48 +143,61 @@ out:
 char *
 msg_reply_encode(const struct http_reply *r, size_t *len)
 {
-	json_t *o = json_pack("{s:i}", "status", (int)r->status);
+	char status[16], retry[16];
+	const char *f[] = {status, r->type, r->retry_after > 0 ? retry : NULL};
 
-	if (o != NULL && ((r->type != NULL && set_opt(o, "type", r->type) != 0) ||
-	    (r->retry_after > 0 && json_object_set_new(o, "retry_after",
-	    json_integer(r->retry_after)) != 0))) {
-		json_decref(o);
-		o = NULL;
-	}
-	return payload(o, r->body, r->len, len);
+	snprintf(status, sizeof(status), "%u", r->status);
+	snprintf(retry, sizeof(retry), "%d", r->retry_after);
+	return payload(f, sizeof(f) / sizeof(f[0]), r->body, r->len, len);
+}
+
+/* A number field within [min, max] (absent: dflt, when absent is allowed). */
+static enum el_err
+number(struct cursor *c, const char *name, long long min, long long max, long long dflt,
+    bool required, long long *out)
+{
+	char *s = NULL;
+	enum el_err r;
+
+	if ((r = field(c, name, MAX_NUMBER, &s, NULL)) != EL_OK)
+		return r;
+	*out = dflt;
+	if (s == NULL)
+		r = required ? EL_EINVAL : EL_OK;
+	else
+		r = el_parse_int(s, min, max, out);
+	free(s);
+	return r;
 }
 
 enum el_err
 msg_reply_decode(const char *payload, size_t len, struct http_req *rq)
 {
-	json_t *o;
-	const char *b = NULL;
+	struct cursor c = {(const unsigned char *)payload, len};
 	char *type = NULL, *body = NULL;
-	json_int_t status, retry = 0;
-	size_t blen = 0;
-	enum el_err r = EL_EINVAL;
+	long long status, retry;
+	enum el_err r;
 
-	if ((o = split(payload, len, &b, &blen)) == NULL ||
-	    json_unpack(o, "{s:I, s?I}", "status", &status, "retry_after", &retry) != 0 ||
-	    status < 100 || status > 599 || retry < 0 || retry > 86400 ||
-	    opt_str(o, "type", 128, &type, NULL) != EL_OK || blen > FRAME_MAX)
+	if ((r = number(&c, "status", 100, 599, 0, true, &status)) != EL_OK ||
+	    (r = field(&c, "type", MAX_TYPE, &type, NULL)) != EL_OK ||
+	    (r = number(&c, "retry_after", 1, 86400, 0, false, &retry)) != EL_OK)
 		goto out;
-	if ((body = malloc(blen + 1)) == NULL)
+	r = EL_ENOMEM;
+	if ((body = malloc(c.left + 1)) == NULL)
 		goto out;
-	if (blen > 0)
-		memcpy(body, b, blen);
-	body[blen] = '\0';
+	if (c.left > 0)
+		memcpy(body, c.p, c.left);
+	body[c.left] = '\0';
 	http_reply_clear(&rq->reply);
 	rq->answered = 1;
 	rq->reply.status = (unsigned)status;
 	rq->reply.retry_after = (int)retry;
 	rq->reply.type = type;
 	type = NULL;
-	rq->reply.len = blen;
+	rq->reply.len = c.left;
 	rq->reply.body = body;
 	r = EL_OK;
 out:
-	json_decref(o);
 	free(type);
-	return r;
+	return r != EL_OK ? EL_EINVAL : EL_OK;
 }

@@ -3,16 +3,20 @@
  * request as the client sent it: method, URI, the signature headers and the body, bytes
  * for bytes, so the engine checks the signature itself and the front can never claim a
  * user; plus the client's address, which only the front knows. A reply carries the
- * answer. A payload is a JSON object (compact, so no NUL in it), a NUL byte, and the body
- * as it is, every byte after the NUL up to the frame's length.
+ * answer. A payload is a fixed list of fields, then the body as it is: every byte after
+ * the last field up to the frame's length. A field is a u32 length in host byte order (as
+ * the frame's header) and that many bytes of UTF-8 text without a NUL; the length
+ * MSG_ABSENT is a field not given, with no bytes. Numbers are decimal text.
  *
- * call:  {"method", "uri", "peer", "user"?, "date"?, "nonce"?, "signature"?} NUL body
- * reply: {"status", "type"?, "retry_after"?} NUL body
+ * call:  method, uri, peer, user?, date?, nonce?, signature?; body
+ * reply: status, type?, retry_after?; body
  */
 #ifndef ELEVATED_MSG_H
 #define ELEVATED_MSG_H
 
 #include "http.h"
+
+#define MSG_ABSENT 0xffffffffu
 
 /* The call payload for rq (route, method, URI, peer, signature headers, body). */
 char *msg_call_encode(const struct http_req *rq, size_t *len);

@@ -3,7 +3,8 @@
  * frame.c, msg.c): what a compromised front can send the engine, and what the front
  * reads back. The input is a stream of frames; each one parsed goes through the type
  * table for every reader, and its payload through the call decoder (for the route its
- * type names) and the reply decoder.
+ * type names) and the reply decoder. The same stream also goes through a socketpair, in
+ * pieces, to the link's read-ahead (frame_in_next), which must take the same frames.
  * Besides "no crash, no leak, no UB": frame_parse must consume exactly its header and
  * length; a type the engine accepts must be a call of an existing route; a decoded call
  * must be a request for that route (its method and path find it) within every ceiling,
@@ -13,6 +14,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "frame.h"   /* src/daemon/ */
 #include "msg.h"
@@ -95,10 +98,57 @@ check_reply(const struct frame *f)
 	http_req_free(&rq);
 }
 
+/*
+ * The stream written to a socketpair in pieces (their sizes drawn from the data, so a
+ * header or payload is cut anywhere) and read back with frame_in_next(): the frames it
+ * takes must be the n frames of frame_parse, then an end (a clean one exactly when the
+ * stream ends between frames). The socket's buffer holds the whole stream: up to 64 KiB.
+ */
+static void
+check_read_ahead(const uint8_t *data, size_t size, size_t nframes, size_t parsed)
+{
+	struct frame_in in;
+	struct frame f, g;
+	size_t off = 0, piece, i, used;
+	int sv[2], buf = 1 << 20;
+	enum el_err r;
+
+	if (size > 65536 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	while (off < size) {
+		piece = 1 + data[off] % 64;
+		if (piece > size - off)
+			piece = size - off;
+		if (write(sv[0], data + off, piece) != (ssize_t)piece)
+			abort();
+		off += piece;
+	}
+	close(sv[0]);
+	if (frame_in_init(&in) != EL_OK)
+		abort();
+	for (i = 0, off = 0; i < nframes; i++) {
+		if (frame_in_next(sv[1], &in, &f, NULL) != EL_OK ||
+		    frame_parse(data + off, size - off, &g, &used) != EL_OK ||
+		    f.type != g.type || f.id != g.id || f.len != g.len || f.fd != -1 ||
+		    (f.len > 0 && memcmp(f.payload, g.payload, f.len) != 0))
+			abort();
+		off += used;
+		frame_free(&f);
+		frame_free(&g);
+	}
+	r = frame_in_next(sv[1], &in, &f, NULL);
+	if (parsed == size ? r != EL_ENOENT : r == EL_OK || r == EL_ENOENT)
+		abort();
+	frame_free(&f);
+	frame_in_free(&in);
+	close(sv[1]);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t off = 0, used, nroutes = http_route_count();
+	size_t off = 0, used, nroutes = http_route_count(), nframes = 0;
 	struct frame f;
 
 	if (!cfg_loaded) {
@@ -135,6 +185,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		frame_free(&f);
 		off += used;
+		nframes++;
 	}
+	check_read_ahead(data, size, nframes, off);
 	return 0;
 }

@@ -167,6 +167,10 @@ def test_bad_input(ctx):
     assert st == 400, d
     st, d = b.api('alice', 'GET', '/v1/nothing')
     assert st == 404, d
+    # a signature header that is not UTF-8 (sent as Latin-1): refused by the front
+    st, d = b.api('alice', 'GET', '/v1/requests', headers={'X-Elevate-Nonce': 'caf\xe9'})
+    assert st == 400 and d['error']['code'] == 'bad_request' and 'UTF-8' in \
+        d['error']['message'], (st, d)
     # nothing was created by any of that
     st, d = b.api('alice', 'GET', '/v1/requests')
     assert st == 200 and d['requests'] == [], d
