@@ -1,5 +1,5 @@
-"""A randomized schedule: 8 clients for 60 s doing random legal and illegal operations on
-(at most) 50 requests while the emulator adds latency and throttling. At the end every
+"""A randomized schedule: 8 clients for 30 s (ELEVATE_SCHEDULE_SECONDS=N: longer) doing
+random legal and illegal operations on (at most) 50 requests while the emulator adds latency and throttling. At the end every
 answer a client got must agree with the final state (and with every later answer), no
 credentials went to a request that ended cancelled/denied/lapsed/failed or after it was seen
 ending, each request's audit history is a path through docs/lifecycle.md's transition table
@@ -19,7 +19,7 @@ import time
 import lifecycle_check
 from harness import ROOT, ACCOUNT, parse_iso
 
-RUN_SECONDS = 60
+RUN_SECONDS = int(os.environ.get('ELEVATE_SCHEDULE_SECONDS') or 30)   # make soak-length runs: set it
 CLIENTS = 8
 MAX_REQUESTS = 50          # every request counts, extensions included
 INITIAL = 20               # created before the clients start
