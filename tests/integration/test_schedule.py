@@ -1,10 +1,11 @@
-"""A randomized schedule: 8 clients for 30 s (ELEVATE_SCHEDULE_SECONDS=N: longer) doing
-random legal and illegal operations on (at most) 50 requests while the emulator adds latency and throttling. At the end every
-answer a client got must agree with the final state (and with every later answer), no
-credentials went to a request that ended cancelled/denied/lapsed/failed or after it was seen
-ending, each request's audit history is a path through docs/lifecycle.md's transition table
-(each transition once), the audit verifies, no window exceeds max_duration and every applied
-extension moved its window by its own amount while the grant was active.
+"""A randomized schedule: 8 clients for 30 s (ELEVATE_SCHEDULE_SECONDS=N: longer) doing random
+legal and illegal operations on (at most) 50 requests while the emulator adds latency and
+throttling. At the end every answer a client got must agree with the final state (and with
+every later answer), no credentials went to a request that ended
+cancelled/denied/lapsed/failed or after it was seen ending, each request's audit history is
+a path through docs/lifecycle.md's transition table (each transition once), the audit
+verifies, no window exceeds max_duration and every applied extension moved its window by its
+own amount while the grant was active.
 
 The seed is printed; ELEVATE_SCHEDULE_SEED=N replays the clients' choices (the daemon's and
 the emulator's timing still vary)."""
