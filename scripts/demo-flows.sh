@@ -67,10 +67,7 @@ cat >"$T/elevated.json" <<JSON
   "auditors": "group:security", "admins": "group:security"
 }
 JSON
-run bin/elevated check --config "$T/elevated.json"
-AWS_ACCESS_KEY_ID=AKIDBROKER0000000001 AWS_SECRET_ACCESS_KEY=broker-secret-key-for-tests-only \
-AWS_EC2_METADATA_DISABLED=true bin/elevated --config "$T/elevated.json" >"$T/elevated.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+demo_broker "$T/elevated.json" "$URL"
 say "broker: $URL (log: $T/elevated.log); SMTP at 127.0.0.1:$SMTP_PORT is DOWN"
 
 step "1. Auto-approval: alice is on call and names an incident; the rule approves at once"

@@ -17,6 +17,16 @@ demo_emulator() {
   say "AWS emulator: $EMU (verifies every SigV4 signature, enforces IAM policies)"
 }
 
+# demo_broker CONFIG URL: checks CONFIG with `elevated check`, starts elevated on it with
+# the emulator's broker credentials (its pid appended to PIDS, its log next to CONFIG as
+# elevated.log) and waits until URL/healthz answers.
+demo_broker() {
+  run bin/elevated check --config "$1"
+  AWS_ACCESS_KEY_ID=AKIDBROKER0000000001 AWS_SECRET_ACCESS_KEY=broker-secret-key-for-tests-only \
+  AWS_EC2_METADATA_DISABLED=true bin/elevated --config "$1" >"$(dirname "$1")/elevated.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do curl -sf "$2/healthz" >/dev/null && break; sleep 0.1; done
+}
+
 # demo_pub KEYFILE: the public key of an `elevate init` key file, as the policy names it.
 demo_pub() {
   python3 -c "import base64,sys; k=base64.b64decode(open(sys.argv[1]).read()); print('ed25519:'+base64.b64encode(k[32:]).decode())" "$1"

@@ -45,10 +45,7 @@ cat >"$T/elevated.json" <<JSON
   "auditors": "group:sre-leads", "admins": "group:sre-leads"
 }
 JSON
-run bin/elevated check --config "$T/elevated.json"
-AWS_ACCESS_KEY_ID=AKIDBROKER0000000001 AWS_SECRET_ACCESS_KEY=broker-secret-key-for-tests-only \
-AWS_EC2_METADATA_DISABLED=true bin/elevated --config "$T/elevated.json" >"$T/elevated.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+demo_broker "$T/elevated.json" "$URL"
 say "broker: $URL (log: $T/elevated.log)"
 
 as() { local u=$1; shift; ELEVATE_CONFIG_DIR="$T/cfg/$u" ELEVATE_CACHE_DIR="$T/cache/$u" "$@"; }
