@@ -342,6 +342,8 @@ enum el_err engine_webhook_queue(struct engine *e, const char *actor, const char
     const char *request_id, json_t *data);
 /* After a commit: wakes the sender when this thread's transaction queued deliveries. */
 void engine_webhooks_committed(struct engine *e);
+/* Wakes the webhook sender: another node queued deliveries it may send. */
+void engine_webhooks_wake(struct engine *e);
 void engine_webhook_metrics(struct engine *e, struct dbuf *b);
 
 /* engine_refuse.c */

@@ -171,6 +171,7 @@ peer_woke(void *arg)
 
 	engine_wake_reaper(e);
 	engine_wake_mailer(e);
+	engine_webhooks_wake(e);
 	engine_ends_changed(e);   /* a revoke waited for here may have ended there */
 }
 

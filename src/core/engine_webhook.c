@@ -181,9 +181,24 @@ engine_webhook_queue(struct engine *e, const char *actor, const char *event,
 		free(d.payload);
 	}
 	json_decref(doc);
-	if (rc == EL_OK)
+	if (rc == EL_OK) {
 		queued_here = 1;
+		store_notify(e->store);   /* other nodes' senders may take it */
+	}
 	return rc;
+}
+
+void
+engine_webhooks_wake(struct engine *e)
+{
+	struct webhooks *wh = e->hooks;
+
+	if (wh == NULL)
+		return;
+	pthread_mutex_lock(&e->wake_mu);
+	wh->wake = 1;
+	pthread_cond_broadcast(&wh->cv);
+	pthread_mutex_unlock(&e->wake_mu);
 }
 
 void
@@ -195,10 +210,7 @@ engine_webhooks_committed(struct engine *e)
 	if (wh == NULL || !queued_here || store_in_transaction(e->store))
 		return;
 	queued_here = 0;
-	pthread_mutex_lock(&e->wake_mu);
-	wh->wake = 1;
-	pthread_cond_broadcast(&wh->cv);
-	pthread_mutex_unlock(&e->wake_mu);
+	engine_webhooks_wake(e);
 }
 
 /* ---- the sender ---- */

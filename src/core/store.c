@@ -1708,9 +1708,13 @@ store_delivery_claim(struct store *s, int64_t now, int64_t lease_until, const ch
 			r = EL_ENOMEM;
 	}
 	q_end(&q);
-	if (r == EL_OK)
-		r = exec_one(s, "UPDATE webhook_deliveries SET lease_until = ?, leased_by = ?"
-		    " WHERE id = ? AND state = 'queued'", "itt", lease_until, node, d->id);
+	/* The lease is checked again by the write itself: a claim takes no writers' lock
+	 * (store_begin_relaxed), so another node may have claimed the row since the read; on
+	 * PostgreSQL the UPDATE then waits for that commit and sees its lease. */
+	if (r == EL_OK && (r = exec_one(s, "UPDATE webhook_deliveries SET lease_until = ?,"
+	    " leased_by = ? WHERE id = ? AND state = 'queued' AND COALESCE(lease_until, 0) <= ?",
+	    "itti", lease_until, node, d->id, now)) == EL_ESTATE)
+		r = EL_ENOENT;           /* taken meanwhile: nothing claimed */
 	if (r != EL_OK) {
 		store_rollback(s);
 		store_delivery_free(d);

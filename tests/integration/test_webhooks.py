@@ -347,3 +347,34 @@ def test_check_refuses_a_bad_webhook_config(ctx):
                  '$.notify.webhooks[2].kind: must be generic or slack'):
         assert want in r.stderr, (want, r.stderr)
     assert '5 problems found' in r.stderr, r.stderr
+
+
+def test_two_nodes_deliver_each_event_once(ctx):
+    """Two nodes on one PostgreSQL, one webhook: requests made and decided through both
+    nodes, and every event of the one audit chain reaches the receiver exactly once (by
+    delivery id and by seq), whichever node's sender claimed it."""
+    import tempfile
+    rx = Receiver().start()
+    ctx._cleanup.append(rx.stop)
+    tmp = tempfile.mkdtemp(prefix='elevate-it-')
+    a, b = ctx.nodes(2, config=hooks_config(tmp, rx, slack=False))
+    a.start()
+    b.start()
+    for i, (one, other) in enumerate(((a, b), (b, a), (a, b), (b, a))):
+        rid = one.request(reason='two nodes %d' % i)['id']
+        st, j = other.approve(rid) if i % 2 == 0 else \
+            other.api('dave', 'POST', '/v1/requests/%s/deny' % rid, {})
+        assert st == 200, (st, j)
+    want = expected(a)
+    assert len(want) >= 10, want
+
+    def delivered():
+        return [verified(p) for p in rx.got('/generic')]
+    wait_for(lambda: {d['seq'] for d in delivered()} >= {w[0] for w in want}, 30,
+             what='every event delivered')
+    docs = delivered()
+    assert len({d['delivery_id'] for d in docs}) == len(docs), 'a delivery id came twice'
+    assert sorted(d['seq'] for d in docs) == sorted(w[0] for w in want), (docs, want)
+    sent_by = a.query("SELECT leased_by, COUNT(*) FROM webhook_deliveries WHERE state = 'sent'"
+                      " GROUP BY leased_by")
+    assert sum(n for _, n in sent_by) == len(want), sent_by
