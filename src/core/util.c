@@ -342,7 +342,13 @@ el_format_duration(int64_t secs, char *buf, size_t len)
 int64_t
 el_now(void)
 {
-	return (int64_t)time(NULL);
+	struct timespec ts;
+
+	/* Not time(NULL): it reads a coarse clock that can still say the previous second a
+	 * few ms after el_now_ms() (and the reaper's timed wake) has passed it, and a grant
+	 * claimed at its window's end would then look revoked early. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
 }
 
 int64_t
