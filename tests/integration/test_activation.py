@@ -145,9 +145,9 @@ def test_creds_right_after_the_approval_waits_for_the_minting(ctx):
     by_id.wait_stderr('waiting for the broker to mint')
     assert by_profile.running() and by_id.running()
     emu.release()
-    key = issued_key(emu, call['seq'])
-    for cli in (by_profile, by_id):
-        rc, out, err = cli.finish()
+    done = [cli.finish() for cli in (by_profile, by_id)]
+    key = issued_key(emu, call['seq'])      # logged once the call has answered
+    for rc, out, err in done:
         assert rc == 0, (rc, out, err)
         assert json.loads(out)['AccessKeyId'] == key, out
 
