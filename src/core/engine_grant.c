@@ -965,9 +965,10 @@ engine_remint(struct engine *e, const char *id)
 			rc = engine_audit(e, "system", "grant.reminted", id, data);
 		json_decref(data);
 	} else if (r.state == RS_ENDING) {
-		/* The reaper left this grant alone while it was claimed: it reads these. */
+		/* The reaper does not wait for a re-minting: it may have read the grant before
+		 * these credentials. Their own entry denies them until they expire. */
 		if ((rc = store_grant_put(e->store, &g)) == EL_OK)
-			rc = engine_audit(e, "system", "grant.minted_after_revoke", id, NULL);
+			rc = deny_minted(e, &r, &g, end);
 	} else
 		rc = deny_minted(e, &r, &g, end);
 	if (rc != EL_OK)

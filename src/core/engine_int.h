@@ -111,7 +111,8 @@ struct engine {
 	int sync_attempts;
 
 	/* AWS work in flight per request id (minting, extension, re-minting): one at a time
-	 * per grant in this process; the reaper leaves a claimed grant alone until done */
+	 * per grant in this process; the reaper leaves a claimed activation alone until
+	 * done (a grant minted again or extended is revoked at once: its minter denies) */
 	pthread_mutex_t act_mu;
 	pthread_cond_t act_cv;            /* a claim was released, or a worker finished */
 	struct claim *claimed;

@@ -327,9 +327,10 @@ engine_ends_changed(struct engine *e)
 }
 
 /* Whether a revoke's caller has waited long enough for id: it left `ending`, or AWS is
- * still minting for it (a revoked activation ends only after AWS answers), here or on
- * another node that holds its lease. Once AWS has answered, the minter commits at once
- * and the grant ends after it: that is waited for. */
+ * still minting its activation (a revoked activation ends only after AWS answers), here
+ * or on another node that holds its lease. Once AWS has answered, the minter commits at
+ * once and the grant ends after it: that is waited for. A grant being minted again or
+ * extended is revoked without waiting for AWS (engine_end_grants): that is waited for. */
 static bool
 end_settled(struct engine *e, const char *id)
 {
@@ -338,10 +339,12 @@ end_settled(struct engine *e, const char *id)
 	int64_t until = 0;
 	bool settled;
 
-	if (engine_minting(e, id) || store_request_get(e->store, id, &r) != EL_OK)
+	if (store_request_get(e->store, id, &r) != EL_OK)
 		return true;
 	settled = r.state != RS_ENDING;
-	if (!settled && r.window_start == 0 &&
+	if (!settled && r.window_start == 0 && engine_minting(e, id))
+		settled = true;     /* AWS mints it here: its outcome ends it */
+	else if (!settled && r.window_start == 0 &&
 	    store_lease_get(e->store, id, node, sizeof(node), &until) == EL_OK &&
 	    node[0] != '\0' && strcmp(node, engine_node(e)) != 0 && until > el_now_ms())
 		settled = true;     /* another node mints it: its outcome ends it there */
@@ -488,9 +491,11 @@ engine_end_grants(struct engine *e, char **ids, size_t n)
 			st[i] = EL_ESTATE;
 			continue;
 		}
-		if (engine_in_flight(e, ids[i])) {
-			/* Left to its minter, who wakes the reaper when done; looked at again in
-			 * a second at the latest. */
+		if (rs[i].window_start == 0 && engine_in_flight(e, ids[i])) {
+			/* An activation: left to its minter, who stores what AWS minted and wakes
+			 * the reaper; looked at again in a second at the latest. A grant that is
+			 * minted again or extended meanwhile is revoked now: that minter denies
+			 * what it gets (deny_minted), here or on another node. */
 			st[i] = EL_ESTATE;
 			engine_retry_at(e, ids[i], RS_ENDING, el_now() + 1);
 			continue;
