@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 14
+#define STORE_SCHEMA_VERSION 15
 
 struct store;
 struct config;

@@ -1636,9 +1636,16 @@ store_mail_release(struct store *s, const char *node)
 enum el_err
 store_mail_next_due(struct store *s, int64_t *t)
 {
-	return scalar_query(s, "mail next due", INT64_MAX, t,
-	    "SELECT MIN(CASE WHEN claimed_until >= next_attempt_at THEN claimed_until + 1"
-	    " ELSE next_attempt_at END) FROM outbox WHERE state = 'queued'", NULL);
+	/* A queued mail is due at next_attempt_at, or when the claim on it runs out if that
+	 * is later: the earliest of each kind, each the head of an index (outbox_next,
+	 * outbox_claims), never a scan of the queue. */
+	return scalar_query(s, "mail next due", INT64_MAX, t, "SELECT MIN(t) FROM ("
+	    " SELECT * FROM (SELECT next_attempt_at AS t FROM outbox WHERE state = 'queued'"
+	    "  AND (claimed_until IS NULL OR claimed_until < next_attempt_at)"
+	    "  ORDER BY next_attempt_at LIMIT 1) AS n UNION ALL"
+	    " SELECT * FROM (SELECT claimed_until + 1 AS t FROM outbox WHERE state = 'queued'"
+	    "  AND claimed_until >= next_attempt_at ORDER BY claimed_until LIMIT 1) AS c) AS d",
+	    NULL);
 }
 
 json_t *

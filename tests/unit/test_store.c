@@ -302,7 +302,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 14);
+	assert_int_equal(STORE_SCHEMA_VERSION, 15);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
