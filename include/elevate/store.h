@@ -184,6 +184,12 @@ enum el_err store_lease_get(struct store *s, const char *id, char *node, size_t 
  * elevate_wake. SQLite (one node): nothing to tell, nobody to listen to.
  */
 void store_notify(struct store *s);
+/* Claims the node name for as long as s is open: EL_EEXIST (w says what to do) while
+ * another process holds it on the same database. Leases, checkpoints and log lines are
+ * named after the node: two processes of one name would take each other's work for their
+ * own. PostgreSQL: a session advisory lock on a connection of its own (a lost connection
+ * lets it go). SQLite (one node): nothing to claim (engine_lock_state locks the state_dir). */
+enum el_err store_claim_node(struct store *s, const char *node, struct el_why *w);
 enum el_err store_listen(struct store *s, void (*fn)(void *), void *arg);
 void store_listen_stop(struct store *s);
 

@@ -20,6 +20,7 @@
 
 #define REASON_MAX 1024
 #define ENGINE_LOCK_WAIT_MS 10000
+#define NODE_CLAIM_WAIT_MS 3000
 #define COMMENT_MAX 1000
 #define TICKET_MAX 128
 
@@ -120,6 +121,21 @@ engine_reload_policy(struct engine *e, struct diags *d)
 	return EL_OK;
 }
 
+/* The node's name on the store (store_claim_node). A predecessor of the same name killed
+ * a moment ago holds it until the server notices its connection is gone: waited for a
+ * little, like the state_dir's lock. */
+static enum el_err
+claim_node(struct engine *e, struct el_why *w)
+{
+	enum el_err r;
+	int waited;
+
+	for (waited = 0; (r = store_claim_node(e->store, engine_node(e), w)) == EL_EEXIST &&
+	    waited < NODE_CLAIM_WAIT_MS; waited += 100)
+		usleep(100 * 1000);
+	return r;
+}
+
 enum el_err
 engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 {
@@ -171,6 +187,8 @@ engine_open(const struct config *cfg, struct engine **out, struct el_why *w)
 		goto fail;
 	if ((r = engine_lock_state(cfg->state_dir, ENGINE_LOCK_WAIT_MS, &e->lock_fd,
 	    w)) != EL_OK)
+		goto fail;
+	if ((r = claim_node(e, w)) != EL_OK)
 		goto fail;
 	if ((r = engine_audit_key_open(e, w)) != EL_OK)
 		goto fail;

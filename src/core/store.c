@@ -1039,6 +1039,12 @@ store_listen(struct store *s, void (*fn)(void *), void *arg)
 	return s->be->listen != NULL ? s->be->listen(s, fn, arg) : EL_OK;
 }
 
+enum el_err
+store_claim_node(struct store *s, const char *node, struct el_why *w)
+{
+	return s->be->claim_node != NULL ? s->be->claim_node(s, node, w) : EL_OK;
+}
+
 void
 store_listen_stop(struct store *s)
 {

@@ -79,6 +79,8 @@ struct store_backend {
 	void (*notify)(struct store *s);
 	enum el_err (*listen)(struct store *s, void (*fn)(void *), void *arg);
 	void (*listen_stop)(struct store *s);
+	/* store_claim_node (store.h); NULL: nothing to claim. */
+	enum el_err (*claim_node)(struct store *s, const char *node, struct el_why *w);
 	void (*close)(struct store *s);                 /* frees s */
 };
 

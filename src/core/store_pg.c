@@ -89,6 +89,7 @@ struct pg_store {
 	int lstop[2];           /* a byte written to lstop[1] stops it */
 	void (*lfn)(void *);
 	void *larg;
+	struct conn nconn;      /* holds the node name's advisory lock (pg_claim_node) */
 };
 
 /* Text compares and sorts byte by byte, as SQLite's does (BINARY), whatever the
@@ -1049,6 +1050,41 @@ pg_listen_stop(struct store *base)
 	s->listening = false;
 }
 
+/* The node name's session advisory lock, keyed by a 64-bit hash of the name, on a
+ * connection kept for the store's life. */
+static enum el_err
+pg_claim_node(struct store *base, const char *node, struct el_why *w)
+{
+	struct pg_store *s = pgs(base);
+	struct conn *c = &s->nconn;
+	const char *v[1] = {node};
+	PGresult *res;
+	bool held;
+
+	if (c->pg != NULL)
+		return el_fail(w, EL_EINVAL, "the node name is claimed already");
+	if (conn_open(s, c, w) != EL_OK)
+		return EL_EDB;
+	res = PQexecParams(c->pg, "SELECT pg_try_advisory_lock(hashtextextended("
+	    "'elevate node ' || $1::text, 0))", 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		set_err(c, res);
+		PQclear(res);
+		conn_close(c);
+		return el_fail(w, EL_EDB, "cannot claim the node name \"%s\" (%s): %s", node,
+		    s->where, c->err);
+	}
+	held = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!held) {
+		conn_close(c);
+		return el_fail(w, EL_EEXIST, "another elevated runs as node \"%s\" on %s: give "
+		    "every node of a deployment its own name (config key `node`, default the "
+		    "short host name)", node, s->where);
+	}
+	return EL_OK;
+}
+
 /* ---- open and close ---- */
 
 static enum el_err
@@ -1065,6 +1101,7 @@ pg_close(struct store *base)
 	int i;
 
 	pg_listen_stop(base);
+	conn_close(&s->nconn);
 	for (i = 0; i < STORE_READERS; i++)
 		conn_close(&s->rconn[i]);
 	conn_close(&s->wconn);
@@ -1097,6 +1134,7 @@ static const struct store_backend pg_backend = {
 	.notify = pg_notify,
 	.listen = pg_listen,
 	.listen_stop = pg_listen_stop,
+	.claim_node = pg_claim_node,
 	.close = pg_close,
 };
 

@@ -433,3 +433,30 @@ def test_outbox_mail_sent_once_across_nodes(ctx):
     assert sorted(got) == sorted(mid for mid, _ in outbox), (got, outbox)
     senders = {who for _, who in outbox}
     assert senders == {'node-a', 'node-b'}, senders
+
+
+# ---- node names ----
+
+def test_second_node_of_the_same_name_is_refused(ctx):
+    """Leases and checkpoints are named after the node: a second elevated configured with a
+    name a live node holds on the same database refuses to start, saying what to do, and
+    the live node works on. The name is free again once its holder is gone (killed: its
+    connection, and the lock with it, goes with the process): A starts again at once."""
+    a, b = ctx.nodes(2)
+    b.config['node'] = 'node-a'
+    b.write_config()
+    a.start()
+    b.start(wait=False)
+    rc = b.proc.wait(timeout=30)
+    assert rc != 0, b.logtext()[-2000:]
+    assert 'another elevated runs as node "node-a"' in b.logtext(), b.logtext()[-2000:]
+    assert 'config key `node`' in b.logtext()
+    rid = a.request(reason='still serving')['id']
+    assert a.get(rid)['state'] == 'pending'
+    # B wrote nothing: one start, one node joined
+    assert a.query("SELECT event, COUNT(*) FROM audit WHERE event IN ('daemon.started',"
+                   " 'audit.node_joined') GROUP BY event ORDER BY event") == \
+        [('audit.node_joined', 1), ('daemon.started', 1)]
+    a.kill9()
+    a.start()
+    assert a.get(rid)['reason'] == 'still serving'
