@@ -190,6 +190,13 @@ void store_notify(struct store *s);
  * own. PostgreSQL: a session advisory lock on a connection of its own (a lost connection
  * lets it go). SQLite (one node): nothing to claim (engine_lock_state locks the state_dir). */
 enum el_err store_claim_node(struct store *s, const char *node, struct el_why *w);
+/* The role's lock among the nodes, for work that reads the store, calls AWS and writes
+ * back what AWS now holds (a role's deny policy): held by one thread of one node at a
+ * time, waited for. PostgreSQL: a session advisory lock on a connection of the store's
+ * own, kept until store_role_unlock (one role at a time per process); SQLite: nothing
+ * (one node, whose reaper is the only writer of deny policies). */
+enum el_err store_role_lock(struct store *s, const char *role);
+void store_role_unlock(struct store *s, const char *role);
 enum el_err store_listen(struct store *s, void (*fn)(void *), void *arg);
 void store_listen_stop(struct store *s);
 

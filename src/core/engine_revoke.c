@@ -154,13 +154,36 @@ open_cohort(struct engine *e, const char *role, const struct deny_grant *rg, siz
 	return EL_OK;
 }
 
+static enum el_err put_deny_policy(struct engine *e, const char *role,
+    struct aws_error *err, struct el_why *w);
+
 /*
- * One PutRolePolicy for every revoked, still-alive session of the role (entries whose
- * credentials expired on their own are pruned first), built by denypolicy_build() from
- * them and the role's live grants. Fails loudly over budget.
+ * One PutRolePolicy for every revoked, still-alive session of the role, under the role's
+ * lock among the nodes (store_role_lock): the document replaces the role's whole policy,
+ * so a node that read the entries before another's newer write must not land after it
+ * (the newer entries, already marked synced, would be gone from IAM).
  */
 static enum el_err
 update_deny_policy(struct engine *e, const char *role, struct aws_error *err,
+    struct el_why *w)
+{
+	enum el_err rc;
+
+	if ((rc = store_role_lock(e->store, role)) != EL_OK)
+		return el_fail(w, rc, "cannot lock role %s among the nodes: %s", role,
+		    store_errmsg());
+	rc = put_deny_policy(e, role, err, w);
+	store_role_unlock(e->store, role);
+	return rc;
+}
+
+/*
+ * The document for every revoked, still-alive session of the role (entries whose
+ * credentials expired on their own are pruned first), built by denypolicy_build() from
+ * them and the role's live grants, and its PutRolePolicy. Fails loudly over budget.
+ */
+static enum el_err
+put_deny_policy(struct engine *e, const char *role, struct aws_error *err,
     struct el_why *w)
 {
 	struct store_revoked *v = NULL;

@@ -1045,6 +1045,19 @@ store_claim_node(struct store *s, const char *node, struct el_why *w)
 	return s->be->claim_node != NULL ? s->be->claim_node(s, node, w) : EL_OK;
 }
 
+enum el_err
+store_role_lock(struct store *s, const char *role)
+{
+	return s->be->role_lock != NULL ? s->be->role_lock(s, role, true) : EL_OK;
+}
+
+void
+store_role_unlock(struct store *s, const char *role)
+{
+	if (s->be->role_lock != NULL)
+		(void)s->be->role_lock(s, role, false);
+}
+
 void
 store_listen_stop(struct store *s)
 {

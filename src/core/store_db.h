@@ -81,6 +81,8 @@ struct store_backend {
 	void (*listen_stop)(struct store *s);
 	/* store_claim_node (store.h); NULL: nothing to claim. */
 	enum el_err (*claim_node)(struct store *s, const char *node, struct el_why *w);
+	/* store_role_lock (on) and store_role_unlock (off); NULL: nothing to lock. */
+	enum el_err (*role_lock)(struct store *s, const char *role, bool on);
 	void (*close)(struct store *s);                 /* frees s */
 };
 

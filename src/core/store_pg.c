@@ -52,6 +52,9 @@
 #define PG_WAKE_CHANNEL "elevate_wake"
 /* How long a writer waits for another node's transaction (SQLite's busy timeout). */
 #define PG_LOCK_TIMEOUT "SET lock_timeout = '5s'"
+/* How long a node waits for a role another node updates (an AWS call and its retries);
+ * past it the revocation step fails and is retried. */
+#define PG_ROLE_LOCK_TIMEOUT "SET lock_timeout = '60s'"
 
 /* Type OIDs of the parameters (pg_type.h). */
 #define OID_BYTEA 17
@@ -90,6 +93,8 @@ struct pg_store {
 	void (*lfn)(void *);
 	void *larg;
 	struct conn nconn;      /* holds the node name's advisory lock (pg_claim_node) */
+	pthread_mutex_t rmu;    /* held from pg_role_lock to its unlock: one role at a time */
+	struct conn rconn_lock; /* the role locks' connection, under rmu */
 };
 
 /* Text compares and sorts byte by byte, as SQLite's does (BINARY), whatever the
@@ -1085,6 +1090,47 @@ pg_claim_node(struct store *base, const char *node, struct el_why *w)
 	return EL_OK;
 }
 
+/* A role's session advisory lock (on: taken, waiting for another node's; off: let go),
+ * on rconn_lock, under rmu from the lock to the unlock. A connection lost meanwhile took
+ * the lock with it: the unlock then has nothing to do. */
+static enum el_err
+pg_role_lock(struct store *base, const char *role, bool on)
+{
+	struct pg_store *s = pgs(base);
+	struct conn *c = &s->rconn_lock;
+	const char *v[1] = {role};
+	PGresult *res;
+	enum el_err r = EL_OK;
+
+	if (on) {
+		pthread_mutex_lock(&s->rmu);
+		if (c->pg == NULL || c->lost || PQstatus(c->pg) != CONNECTION_OK) {
+			struct el_why w = {{0}};
+
+			conn_close(c);
+			if (conn_open(s, c, &w) != EL_OK ||
+			    simple(c, PG_ROLE_LOCK_TIMEOUT, PGRES_COMMAND_OK) != EL_OK) {
+				r = store_fail("role lock", w.msg[0] ? w.msg : c->err);
+				conn_close(c);
+				pthread_mutex_unlock(&s->rmu);
+				return r;
+			}
+		}
+	}
+	res = PQexecParams(c->pg, on ? "SELECT pg_advisory_lock(hashtextextended("
+	    "'elevate role ' || $1::text, 0))" : "SELECT pg_advisory_unlock(hashtextextended("
+	    "'elevate role ' || $1::text, 0))", 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		set_err(c, res);
+		c->lost = PQstatus(c->pg) != CONNECTION_OK;
+		r = store_fail(on ? "role lock" : "role unlock", c->err);
+	}
+	PQclear(res);
+	if (!on || r != EL_OK)
+		pthread_mutex_unlock(&s->rmu);
+	return r;
+}
+
 /* ---- open and close ---- */
 
 static enum el_err
@@ -1102,6 +1148,8 @@ pg_close(struct store *base)
 
 	pg_listen_stop(base);
 	conn_close(&s->nconn);
+	conn_close(&s->rconn_lock);
+	pthread_mutex_destroy(&s->rmu);
 	for (i = 0; i < STORE_READERS; i++)
 		conn_close(&s->rconn[i]);
 	conn_close(&s->wconn);
@@ -1135,6 +1183,7 @@ static const struct store_backend pg_backend = {
 	.listen = pg_listen,
 	.listen_stop = pg_listen_stop,
 	.claim_node = pg_claim_node,
+	.role_lock = pg_role_lock,
 	.close = pg_close,
 };
 
@@ -1151,6 +1200,7 @@ store_pg_open(const char *url, const char *password_file, int version, struct st
 		return el_fail(w, EL_ECONFIG, "store.url: %s", why);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return EL_ENOMEM;
+	pthread_mutex_init(&s->rmu, NULL);
 	store_init(&s->base, &pg_backend);
 	s->base.w = &s->wconn;
 	store_pg_describe(url, s->where, sizeof(s->where));

@@ -35,7 +35,8 @@ through docs/lifecycle.md's transition table that ends in the request's current 
 
 test_two_nodes_*: the races between API calls again, on two nodes of one deployment on
 PostgreSQL (issue 12), each contending call sent to the other node (rival(b)): Q-Q, Q-C,
-Q-D, Q-R, C-D, C-R, D-X, R-X, X-X and re-mint vs revoke."""
+Q-D, Q-R, C-D, C-R, D-X, R-X, X-X and re-mint vs revoke; and two revocations of one role,
+one through each node (test_two_nodes_revoke_one_role)."""
 import copy
 import json
 import os
@@ -993,3 +994,43 @@ def test_two_nodes_two_extensions(ctx):
 
 def test_two_nodes_remint_vs_revoke(ctx):
     test_remint_vs_revoke(ctx, nodes=2)
+
+
+# ---- one role's deny policy written by two nodes ----
+
+def _role_lock_waiters(b, role):
+    """Sessions waiting for the role's advisory lock among the nodes (store_pg.c): the
+    bigint key is split over classid (high half) and objid (low half), objsubid 1."""
+    return b.query(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND"
+        " objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) ="
+        " hashtextextended('elevate role ' || ?, 0)", (role,))[0][0]
+
+
+def test_two_nodes_revoke_one_role(ctx):
+    """Two grants of one role revoked through the two nodes while the first node's
+    PutRolePolicy is held. The document replaces the role's whole inline policy: the second
+    node waits for the first (the role's lock among the nodes) and then writes both entries.
+    Without the lock its document (both entries) landed first and the held one (the first
+    grant only) overwrote it: a revoked session alive in IAM, its entry marked synced."""
+    emu = ctx.emulator
+    a = broker(ctx, nodes=2)
+    b = rival(a)
+    role = harness.DEFAULT_PROFILES['dev']['role_arn'].rsplit('/', 1)[1]
+    g1, g2 = active(a), active(a)
+    emu.hold('PutRolePolicy')
+    r1 = Bg(act, a, 'revoke', g1['id'], 'alice')
+    held(emu, 'PutRolePolicy')
+    r2 = Bg(act, b, 'revoke', g2['id'], 'alice')
+    # A's reaper is inside its held call: B's claims g2 and waits for the role
+    wait_for(lambda: _role_lock_waiters(a, role) > 0 or state(a, g2['id']) == 'ended', 10,
+             what='node B waiting for the role, or (the bug) ending g2 on its own')
+    assert state(a, g2['id']) == 'ending', 'B wrote the role while A held it'
+    emu.release()
+    for r in (r1, r2):
+        st, d = r.get(timeout=20)
+        assert st == 200 and d['state'] == 'ended', (st, d)
+    for g in (g1, g2):
+        assert emu.session_denied(g['grant']['assumed_role_id']), g['id']
+    assert a.query("SELECT COUNT(*) FROM revoked WHERE synced_at IS NULL")[0][0] == 0
+    check_paths(a)
