@@ -19,7 +19,7 @@ static int exec_run(int, char **);
 
 const struct cli_cmd cmd_exec = {
 	.name = "exec",
-	.usage = "elevate exec ID|--profile PROFILE -- CMD [ARGS...]",
+	.usage = "elevate exec ID|--profile PROFILE|BUNDLE --profile PROFILE -- CMD [ARGS...]",
 	.summary = "run a command with a grant's credentials in AWS_* variables",
 	.run = exec_run,
 };
@@ -67,8 +67,10 @@ exec_run(int argc, char **argv)
 		id = argv[optind++];
 	if (optind != nopt)
 		return output_usage(&cmd_exec, "unexpected argument \"%s\"", argv[optind]);
-	if ((id == NULL) == (profile == NULL))
-		return output_usage(&cmd_exec, "give a request ID or --profile PROFILE");
+	if ((id == NULL && profile == NULL) ||
+	    (id != NULL && profile != NULL && !api_bundle_id(id)))
+		return output_usage(&cmd_exec, "give a request ID, --profile PROFILE, or a "
+		    "bundle's ID with --profile PROFILE");
 	if (dd >= argc - 1)
 		return output_usage(&cmd_exec, "give the command to run after --");
 	if (id != NULL && !api_valid_id(id))

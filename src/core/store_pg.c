@@ -217,6 +217,14 @@ static const char *const migrations[] = {
 	/* 13 -> 14: a mail is claimed by one node at a time, until its lease runs out */
 	"ALTER TABLE outbox ADD COLUMN claimed_by " T ";"
 	"ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
+
+	/* 14 -> 15: bundles, one request over several profiles (a member request each) */
+	"CREATE TABLE bundles ("
+	"  id " T " PRIMARY KEY, requester " T " NOT NULL, created_at BIGINT NOT NULL);"
+	"CREATE TABLE bundle_members ("
+	"  request_id " T " PRIMARY KEY REFERENCES requests(id),"
+	"  bundle_id " T " NOT NULL REFERENCES bundles(id), position BIGINT NOT NULL,"
+	"  UNIQUE (bundle_id, position));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -301,6 +301,14 @@ static const char *const migrations[] = {
 	/* 13 -> 14: a mail is claimed by one node at a time, until its lease runs out */
 	"ALTER TABLE outbox ADD COLUMN claimed_by TEXT;"
 	"ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;",
+
+	/* 14 -> 15: bundles, one request over several profiles (a member request each) */
+	"CREATE TABLE bundles ("
+	"  id TEXT PRIMARY KEY, requester TEXT NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE TABLE bundle_members ("
+	"  request_id TEXT PRIMARY KEY REFERENCES requests(id),"
+	"  bundle_id TEXT NOT NULL REFERENCES bundles(id), position INTEGER NOT NULL,"
+	"  UNIQUE (bundle_id, position));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
