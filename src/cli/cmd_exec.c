@@ -29,7 +29,8 @@ exec_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Runs CMD with the credentials of your active grant ID (or, with --profile, of\n"
-	    "your active grant of PROFILE) in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+	    "your active grant of PROFILE; with a bundle's id and --profile, that member's)\n"
+	    "in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
 	    "AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION, and the grant's region in\n"
 	    "AWS_REGION and AWS_DEFAULT_REGION; AWS_PROFILE is removed so those are used.\n"
 	    "ELEVATE_REQUEST_ID names the grant. The exit code is CMD's (%d when it cannot\n"

@@ -266,6 +266,10 @@ bundle_mails(struct engine *e, const struct policy *p, const char *bid,
 		    != EL_OK)
 			break;
 		ctx = bundle_ctx(e, p, bid, r, n, u->name, &nd, &npend, &nyours);
+		for (j = 0; j < n; j++)    /* approved by its rule as it is stored */
+			if (ars[j] != NULL)
+				json_object_set_new(json_array_get(json_object_get(ctx, "roles"), j),
+				    "yours", json_false());
 		json_object_set_new(ctx, "link", json_string(link));
 		rc = engine_mails_add(e, out, "bundle_approval_request", bid, u->email, ctx);
 		explicit_bzero(link, sizeof(link));

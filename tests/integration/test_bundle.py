@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 
 from harness import (DEFAULT_PROFILES, browse, mail_links, mail_parts, parse_iso, wait_for,
                      wait_mail)
@@ -82,6 +81,12 @@ def test_each_member_has_its_quorum_and_its_credentials(ctx):
     j = b.get(bid)
     assert ':assumed-role/ProdReadOnly/' in _member(j, 'prod-readonly')['grant']['assumed_role_arn']
     assert ':assumed-role/ProdAdmin/' in _member(j, 'prod-admin')['grant']['assumed_role_arn']
+    r = b.cli('alice', 'exec', bid, '--profile', 'prod-admin', '--', 'sh', '-c',
+              'echo $AWS_ACCESS_KEY_ID $ELEVATE_REQUEST_ID')
+    assert r.returncode == 0 and r.stdout.split() == [c_adm['AccessKeyId'], adm['id']], r
+    r = b.cli('alice', 'console', bid, '--profile', 'prod-readonly', '--print')
+    assert r.returncode == 0 and '/federation?Action=login' in r.stdout, r
+    assert [a['request_id'] for a in b.audit() if a['event'] == 'grant.console'] == [ro['id']]
     r = b.cli('alice', 'creds', bid)
     assert r.returncode == 2 and 'prod-readonly, prod-admin' in r.stderr, r
     assert '--profile' in r.stderr and r.stdout == '', r
@@ -238,9 +243,10 @@ def test_one_mail_and_one_page_per_approver(ctx):
     j = _create(b)
     bid = j['id']
     ro, adm = _member(j, 'prod-readonly'), _member(j, 'prod-admin')
+    # queued with the bundle, in its transaction: one mail per approver, no more
+    assert sorted(r[0] for r in b.query('SELECT rcpt FROM outbox')) == [
+        'carol@example.com', 'dave@example.com', 'erin@example.com']
     msgs = wait_mail(smtp, 3)
-    time.sleep(0.3)                      # nothing more comes: one mail per approver
-    msgs = smtp.messages()
     assert sorted(m['rcpt'][0] for m in msgs) == ['carol@example.com', 'dave@example.com',
                                                   'erin@example.com'], msgs
     links = _links(msgs)
@@ -285,3 +291,32 @@ def test_one_mail_and_one_page_per_approver(ctx):
     # dave's link: everything he could decide is decided
     res = browse([{'goto': links['dave']}], allow_fail=True)
     assert [n['status'] for n in res['navigations']] == [409], res['navigations']
+
+
+def test_auto_approval_rules_act_per_member(ctx):
+    """prod-readonly has a rule alice's request meets: in a bundle with prod-admin its
+    member is approved by the rule and minted at once, with no approver asked for it;
+    prod-admin waits for its approvers, whose one mail says prod-readonly is not theirs."""
+    d = tempfile.mkdtemp(prefix='elevate-mail-')
+    ctx._cleanup.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    smtp = ctx.smtp(os.path.join(d, 'smtp')).start()
+    profiles = copy.deepcopy(DEFAULT_PROFILES)
+    profiles['prod-readonly']['auto_approve'] = [
+        {'name': 'incident', 'requesters': ['alice'], 'max_duration': '30m',
+         'ticket_pattern': '^INC-[0-9]+$'}]
+    b = ctx.broker(smtp_port=smtp.port, profiles=profiles).start()
+    j = _create(b)
+    ro, adm = _member(j, 'prod-readonly'), _member(j, 'prod-admin')
+    assert b.wait_state(ro['id'], 'active')['auto_approved'] == 'incident'
+    assert b.get(adm['id'])['state'] == 'pending'
+    def asks(m):
+        return str(m['msg']['Subject']).startswith('Approve ')
+    assert len(b.query("SELECT rcpt FROM outbox WHERE subject LIKE 'Approve %'")) == 3
+    msgs = wait_mail(smtp, 3, pred=asks)
+    assert sorted(m['rcpt'][0] for m in msgs) == ['carol@example.com', 'dave@example.com',
+                                                  'erin@example.com'], [m['rcpt'] for m in msgs]
+    for m in msgs:
+        text = mail_parts(m['msg'])['text/plain']
+        assert text.count('you may approve it') == 1, text
+    r = b.cli('carol', 'approve', j['id'])
+    assert r.returncode == 0 and 'prod-admin  done: now pending' in r.stdout, r
