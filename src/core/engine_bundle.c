@@ -45,8 +45,7 @@ engine_is_bundle_id(const char *id)
 	return id != NULL && strncmp(id, "bun_", 4) == 0;
 }
 
-/* The members of bundle id (each loaded), if user may see one of them: EL_ENOENT alike
- * for a missing bundle and a hidden one. Free with members_free(). */
+/* A bundle's members, each loaded, in the order asked. */
 struct members {
 	char requester[STORE_NAME_MAX];
 	struct store_request *r;
@@ -65,6 +64,8 @@ members_free(struct members *m)
 	m->n = 0;
 }
 
+/* The members of bundle id, if user may see one of them: EL_ENOENT alike for a missing
+ * bundle and a hidden one. Free with members_free(). */
 static enum el_err
 members_load(struct engine *e, const struct policy *p, const char *user, const char *id,
     struct members *m, struct el_why *w)
@@ -102,7 +103,8 @@ members_load(struct engine *e, const struct policy *p, const char *user, const c
 	return rc;
 }
 
-/* "pending" when every member is pending, …; "mixed" otherwise (states counts them). */
+/* The bundle's JSON: its members (request JSON each) and a summary state, the members'
+ * common state or "mixed" (states counts them). */
 static json_t *
 bundle_json(struct engine *e, const char *id, const struct members *m)
 {
