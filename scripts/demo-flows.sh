@@ -3,7 +3,8 @@
 # the project's AWS emulator: a request an auto-approval rule approves at once; break-glass
 # while the mail server is down (active at once, the notices wait in the outbox and go out
 # when it is back), its review rejecting it (revoked at once); the AWS console through the
-# federation endpoint. DEMO_KEEP=1 leaves everything running.
+# federation endpoint; several profiles in one request (a bundle), each with its own
+# approvers and credentials, revoked together. DEMO_KEEP=1 leaves everything running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,6 +54,12 @@ cat >"$T/policies/flows.json" <<JSON
                                   "from": "00:00", "to": "24:00"}}],
       "break_glass": {"requesters": ["group:oncall"], "max_duration": "1h",
                       "notify": ["group:sre-leads"], "review_within": "4h"}
+    },
+    "prod-admin": {
+      "role_arn": "arn:aws:iam::111122223333:role/ProdAdmin",
+      "region": "ap-northeast-1",
+      "requesters": ["group:oncall"], "approvers": ["group:security"],
+      "default_duration": "15m", "max_duration": "1h"
     }
   }
 }
@@ -125,6 +132,43 @@ sed 's/^/     /' "$T/console.err"
 say "URL: ${CURL_URL:0:72}..."
 say "the federation endpoint signs her in and sends her on to:"
 curl -s -o /dev/null -w '     HTTP %{http_code} -> %{redirect_url}\n' "$CURL_URL"
+
+step "5. Several profiles in one request: prod-readonly (carol approves) and prod-admin (erin)"
+run as alice bin/elevate request prod-readonly,prod-admin --for 20m --reason "rotate the payments keys"
+XID=$(as alice bin/elevate --json list --mine | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["requests"] if r.get("bundle")][0]["bundle"])')
+say "one mail per approver, one link to one page listing both roles:"
+for _ in $(seq 100); do
+  n=$(grep -l "$XID" "$T/mail"/*.eml 2>/dev/null | wc -l || true); [ "$n" -ge 2 ] && break; sleep 0.1
+done
+grep -l "$XID" "$T/mail"/*.eml | while read -r f; do
+  python3 - "$f" <<'PY'
+import email, sys
+from email import policy
+m = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=policy.default)
+print("     to %-18s %s" % (m["To"], m["Subject"]))
+PY
+done
+run as carol bin/elevate approve "$XID"
+say "carol's approval activates prod-readonly only: prod-admin waits for security"
+for _ in $(seq 100); do
+  st=$(as alice bin/elevate --json status "$XID" | jget states.active); [ "$st" = 1 ] && break; sleep 0.1
+done
+run as alice bin/elevate list --mine --state pending
+run as erin bin/elevate approve "$XID"
+for _ in $(seq 100); do
+  st=$(as alice bin/elevate --json status "$XID" | jget state); [ "$st" = active ] && break; sleep 0.1
+done
+say "each profile has its own credentials (elevate creds BUNDLE --profile P):"
+PK=$(as alice bin/elevate creds "$XID" --profile prod-readonly)
+BK2=$(as alice bin/elevate creds "$XID" --profile prod-admin)
+say "  prod-readonly    $(printf '%s' "$PK" | jget AccessKeyId | cut -c1-8)..."
+say "  prod-admin       $(printf '%s' "$BK2" | jget AccessKeyId | cut -c1-8)..."
+say "without --profile the CLI names the profiles:"
+as alice bin/elevate creds "$XID" 2>&1 | sed 's/^/     /' || true
+say "revoke on the bundle ends both; AWS then refuses both credentials:"
+run as alice bin/elevate revoke "$XID" --reason "done"
+demo_denied "$PK" "$T/denied-p.out"
+demo_denied "$BK2" "$T/denied-b.out"
 
 step "The audit trail verifies"
 kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null || true

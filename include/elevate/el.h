@@ -74,6 +74,11 @@ size_t el_strlcpy(char *dst, const char *src, size_t dstsize);
 int64_t el_backoff(int attempt, int64_t first, int64_t cap);
 /* Frees n strings and the array that holds them (v may be NULL). */
 void el_strv_free(char **v, size_t n);
+/* Splits "a,b,c" at sep into *out (*n items; free with el_strv_free): refuses an empty
+ * item, one longer than item_max bytes, the same item twice and more than max items,
+ * with a message saying which. */
+enum el_err el_split_list(const char *s, char sep, size_t max, size_t item_max,
+    char ***out, size_t *n, struct el_why *w);
 /* Strict integer parse: whole string, base 10, within [min,max]. */
 enum el_err el_parse_int(const char *s, long long min, long long max, long long *out);
 

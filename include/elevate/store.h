@@ -18,7 +18,7 @@
 #include "elevate/el.h"
 #include "elevate/lifecycle.h"
 
-#define STORE_SCHEMA_VERSION 15
+#define STORE_SCHEMA_VERSION 16
 
 struct store;
 struct config;
@@ -247,6 +247,20 @@ enum el_err store_glass_next_due(struct store *s, int64_t *t);
  * at its approval. */
 enum el_err store_schedule_insert(struct store *s, const char *request_id, int64_t start_at);
 enum el_err store_schedule_get(struct store *s, const char *request_id, int64_t *start_at);
+
+/* Bundles (tables bundles, bundle_members): one id over several member requests, one per
+ * profile, in the order asked. store_bundle_members: EL_ENOENT for no such bundle;
+ * *requester (STORE_NAME_MAX) its requester. store_bundle_of: EL_ENOENT for a request in
+ * no bundle. */
+#define STORE_NAME_MAX 72
+enum el_err store_bundle_insert(struct store *s, const char *id, const char *requester,
+    int64_t created_at);
+enum el_err store_bundle_member_insert(struct store *s, const char *bundle_id,
+    const char *request_id, int position);
+enum el_err store_bundle_members(struct store *s, const char *bundle_id, char *requester,
+    char ***ids, size_t *n);
+enum el_err store_bundle_of(struct store *s, const char *request_id, char *bundle_id,
+    size_t len);
 
 /* EL_EEXIST if this approver has already decided this request. */
 enum el_err store_approval_insert(struct store *s, const char *request_id,

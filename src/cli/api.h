@@ -111,5 +111,7 @@ enum el_err api_query_add(struct dbuf *q, const char *key, const char *value);
 
 /* True when s can be a request id (and is safe in a path and a file name). */
 int api_valid_id(const char *s);
+/* True when s is a bundle's id (bun_...): one request over several profiles. */
+int api_bundle_id(const char *s);
 
 #endif

@@ -129,6 +129,12 @@ api_valid_id(const char *s)
 }
 
 int
+api_bundle_id(const char *s)
+{
+	return api_valid_id(s) && strncmp(s, "bun_", 4) == 0;
+}
+
+int
 api_conf_load(struct api_conf *c, int quiet)
 {
 	struct el_why why;

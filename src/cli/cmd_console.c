@@ -24,7 +24,7 @@ static int console_run(int, char **);
 
 const struct cli_cmd cmd_console = {
 	.name = "console",
-	.usage = "elevate console ID | elevate console --profile PROFILE [--print] "
+	.usage = "elevate console ID | elevate console [BUNDLE] --profile PROFILE [--print] "
 	    "[--destination URL]",
 	.summary = "open the AWS console as an active grant's role",
 	.run = console_run,
@@ -35,7 +35,8 @@ console_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Opens the AWS console signed in as your active grant ID's role (with --profile,\n"
-	    "your active grant of PROFILE with the latest end). The broker exchanges the\n"
+	    "your active grant of PROFILE with the latest end; with a bundle's id and\n"
+	    "--profile, that member's grant). The broker exchanges the\n"
 	    "grant's credentials at the AWS federation endpoint for a sign-in URL; it is\n"
 	    "opened with xdg-open. The URL signs anyone in who has it for 15 minutes: keep it\n"
 	    "to yourself.\n\n"
@@ -100,8 +101,10 @@ console_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		id = argv[optind++];
-	if (optind != argc || (id == NULL) == (profile == NULL))
-		return output_usage(&cmd_console, "give a request ID or --profile PROFILE");
+	if (optind != argc || (id == NULL && profile == NULL) ||
+	    (id != NULL && profile != NULL && !api_bundle_id(id)))
+		return output_usage(&cmd_console, "give a request ID, --profile PROFILE, or a "
+		    "bundle's ID with --profile PROFILE");
 	if (id != NULL && !api_valid_id(id))
 		return output_usage(&cmd_console, "not a request id: \"%s\"", id);
 	if (profile != NULL && (*profile == '\0' || strlen(profile) > NAME_MAX_LEN))
@@ -111,7 +114,10 @@ console_run(int argc, char **argv)
 		    "at most 1024 characters");
 	if ((rc = api_open(&a)) != CLI_OK)
 		return rc;
-	if (id != NULL)
+	if (id != NULL && api_bundle_id(id)) {
+		if ((rc = creds_bundle_member(a, id, profile, cid, sizeof(cid))) != CLI_OK)
+			goto out;
+	} else if (id != NULL)
 		el_strlcpy(cid, id, sizeof(cid));
 	else if ((rc = creds_grant_id(a, profile, cid, sizeof(cid))) != CLI_OK)
 		goto out;

@@ -26,7 +26,8 @@ static int creds_run(int, char **);
 
 const struct cli_cmd cmd_creds = {
 	.name = "creds",
-	.usage = "elevate creds ID | elevate creds --profile PROFILE",
+	.usage = "elevate creds ID | elevate creds --profile PROFILE | "
+	    "elevate creds BUNDLE --profile PROFILE",
 	.summary = "print a grant's credentials for the AWS CLI (credential_process)",
 	.run = creds_run,
 };
@@ -37,7 +38,9 @@ creds_help(void)
 	printf("usage: %s\n\n"
 	    "Prints the credentials of your active grant ID as credential_process JSON\n"
 	    "({\"Version\": 1, \"AccessKeyId\", ...}). With --profile, uses your active grant\n"
-	    "of PROFILE with the latest end. For ~/.aws/config:\n\n"
+	    "of PROFILE with the latest end. A bundle (one request of several profiles, id\n"
+	    "bun_...) has credentials per profile: BUNDLE --profile PROFILE picks its\n"
+	    "member's. For ~/.aws/config:\n\n"
 	    "    [profile elevate-prod-readonly]\n"
 	    "    credential_process = elevate creds --profile prod-readonly\n\n"
 	    "A grant approved a moment ago is still `activating` while the broker mints its\n"
@@ -189,6 +192,44 @@ creds_grant_id(struct api *a, const char *profile, char *id, size_t len)
 }
 
 int
+creds_bundle_member(struct api *a, const char *id, const char *profile, char *member,
+    size_t len)
+{
+	char path[96], names[512] = "";
+	json_t *b = NULL, *r;
+	const char *p;
+	size_t i;
+	int rc;
+
+	snprintf(path, sizeof(path), "/v1/requests/%s", id);
+	if ((rc = api_do(a, "GET", path, NULL, &b)) != CLI_OK)
+		return rc;
+	rc = CLI_USAGE;
+	json_array_foreach(json_object_get(b, "members"), i, r) {
+		if ((p = output_str(r, "profile")) == NULL || !api_valid_id(output_str(r, "id")))
+			continue;
+		if (profile != NULL && strcmp(p, profile) == 0) {
+			el_strlcpy(member, output_str(r, "id"), len);
+			rc = CLI_OK;
+			break;
+		}
+		if (strlen(names) + strlen(p) + 3 < sizeof(names))
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+			    names[0] ? ", " : "", p);
+	}
+	if (rc != CLI_OK && profile == NULL)
+		output_err("%s is a bundle of several profiles (%s): each has its own "
+		    "credentials; name one with --profile, e.g. elevate creds %s --profile %s",
+		    id, names, id, output_str(json_array_get(json_object_get(b, "members"), 0),
+		    "profile") ? output_str(json_array_get(json_object_get(b, "members"), 0),
+		    "profile") : "PROFILE");
+	else if (rc != CLI_OK)
+		output_err("bundle %s has no profile %s; its profiles: %s", id, profile, names);
+	json_decref(b);
+	return rc;
+}
+
+int
 creds_get(struct api *a, const char *id, const char *profile, json_t **creds, char *region,
     size_t regionlen, char *req_id, size_t req_idlen)
 {
@@ -197,10 +238,18 @@ creds_get(struct api *a, const char *id, const char *profile, json_t **creds, ch
 	const char *dir = NULL, *st;
 	json_t *req = NULL, *c = NULL;
 	int64_t exp, until;
+	char member[72];
 	int rc;
 
 	*creds = NULL;
 	region[0] = '\0';
+	/* A bundle's member by its profile: then that member's credentials, as by its id. */
+	if (id != NULL && api_bundle_id(id)) {
+		if ((rc = creds_bundle_member(a, id, profile, member, sizeof(member))) != CLI_OK)
+			return rc;
+		id = member;
+		profile = NULL;
+	}
 	if (creds_cache_dir(dirbuf, sizeof(dirbuf)) == 0)
 		dir = dirbuf;
 	if (creds_cache_get(c0, dir, id, profile, creds, region, regionlen, req_id, req_idlen,
@@ -284,8 +333,10 @@ creds_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		id = argv[optind++];
-	if (optind != argc || (id == NULL) == (profile == NULL))
-		return output_usage(&cmd_creds, "give a request ID or --profile PROFILE");
+	if (optind != argc || (id == NULL && profile == NULL) ||
+	    (id != NULL && profile != NULL && !api_bundle_id(id)))
+		return output_usage(&cmd_creds, "give a request ID, --profile PROFILE, or a "
+		    "bundle's ID with --profile PROFILE");
 	if (id != NULL && !api_valid_id(id))
 		return output_usage(&cmd_creds, "not a request id: \"%s\"", id);
 	if (profile != NULL && (*profile == '\0' || strlen(profile) > NAME_MAX_LEN))

@@ -111,6 +111,10 @@ decide(const struct cli_cmd *c, int approve, int argc, char **argv)
 		goto out;
 	if ((rc = api_do(a, "POST", path, body, &req)) != CLI_OK)
 		goto out;
+	if (status_is_bundle(req)) {   /* a bundle's id: each member's outcome */
+		rc = output_json() ? output_print_json(req) : status_bundle(req);
+		goto out;
+	}
 	if (!output_json()) {
 		profile = output_str(req, "profile");
 		requester = output_str(req, "requester");

@@ -19,7 +19,7 @@ static int exec_run(int, char **);
 
 const struct cli_cmd cmd_exec = {
 	.name = "exec",
-	.usage = "elevate exec ID|--profile PROFILE -- CMD [ARGS...]",
+	.usage = "elevate exec ID|--profile PROFILE|BUNDLE --profile PROFILE -- CMD [ARGS...]",
 	.summary = "run a command with a grant's credentials in AWS_* variables",
 	.run = exec_run,
 };
@@ -29,7 +29,8 @@ exec_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Runs CMD with the credentials of your active grant ID (or, with --profile, of\n"
-	    "your active grant of PROFILE) in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+	    "your active grant of PROFILE; with a bundle's id and --profile, that member's)\n"
+	    "in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
 	    "AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION, and the grant's region in\n"
 	    "AWS_REGION and AWS_DEFAULT_REGION; AWS_PROFILE is removed so those are used.\n"
 	    "ELEVATE_REQUEST_ID names the grant. The exit code is CMD's (%d when it cannot\n"
@@ -67,8 +68,10 @@ exec_run(int argc, char **argv)
 		id = argv[optind++];
 	if (optind != nopt)
 		return output_usage(&cmd_exec, "unexpected argument \"%s\"", argv[optind]);
-	if ((id == NULL) == (profile == NULL))
-		return output_usage(&cmd_exec, "give a request ID or --profile PROFILE");
+	if ((id == NULL && profile == NULL) ||
+	    (id != NULL && profile != NULL && !api_bundle_id(id)))
+		return output_usage(&cmd_exec, "give a request ID, --profile PROFILE, or a "
+		    "bundle's ID with --profile PROFILE");
 	if (dd >= argc - 1)
 		return output_usage(&cmd_exec, "give the command to run after --");
 	if (id != NULL && !api_valid_id(id))

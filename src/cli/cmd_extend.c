@@ -113,6 +113,10 @@ extend_run(int argc, char **argv)
 		goto out;
 	if ((rc = api_do(a, "POST", path, body, &req)) != CLI_OK)
 		goto out;
+	if (status_is_bundle(req)) {   /* a bundle's id: each member's outcome */
+		rc = output_json() ? output_print_json(req) : status_bundle(req);
+		goto out;
+	}
 	st = output_str(req, "state");
 	id = output_str(req, "id");
 	if (st == NULL || id == NULL || !api_valid_id(id)) {

@@ -29,7 +29,8 @@ list_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Lists the requests you may see: requesters their own, approvers those they may\n"
-	    "decide, auditors and admins all.\n\n"
+	    "decide, auditors and admins all. A bundle's member shows its bundle's id after\n"
+	    "its profile: PROFILE [bun_...].\n\n"
 	    "  --state S   only requests in state S: %s\n"
 	    "  --mine      only your own requests\n"
 	    "  --json      the broker's JSON\n", cmd_list.usage, lifecycle_state_list());
@@ -73,7 +74,7 @@ print_table(const json_t *list)
 	};
 	struct output_table *t;
 	const json_t *r;
-	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8], st[32], rel[64];
+	char dur[32], wa[96], reason[REASON_COL_MAX * 4 + 8], st[32], rel[64], prof[112];
 	int64_t start;
 	const char *cells[7];
 	int64_t now = el_now();
@@ -91,6 +92,12 @@ print_table(const json_t *list)
 		output_clean(output_str(r, "reason"), REASON_COL_MAX, reason, sizeof(reason));
 		cells[0] = output_str(r, "id");
 		cells[1] = output_str(r, "profile");
+		if (output_str(r, "bundle") != NULL) {
+			/* a bundle's member: the bundle's id goes where the profile is */
+			snprintf(prof, sizeof(prof), "%s [%s]", cells[1] ? cells[1] : "?",
+			    output_str(r, "bundle"));
+			cells[1] = prof;
+		}
 		cells[2] = output_str(r, "requester");
 		cells[3] = output_str(r, "state");
 		if ((start = output_time(r, "scheduled_start")) > now && cells[3] != NULL &&

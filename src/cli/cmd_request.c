@@ -1,7 +1,8 @@
 /*
  * cmd_request.c — `elevate request PROFILE`: asks the broker for a role for a bounded
  * time (POST /v1/requests) and, with --wait, follows the request until someone decides
- * and the credentials are minted, reporting each change on stderr.
+ * and the credentials are minted, reporting each change on stderr. `elevate request
+ * A,B` asks for several profiles in one request (a bundle).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,12 +17,13 @@
 #define REASON_MAX_CHARS 1024
 #define TICKET_MAX 128
 #define PROFILE_MAX 128
+#define BUNDLE_MAX 10         /* profiles in one request: the broker's limit too */
 
 static int request_run(int, char **);
 
 const struct cli_cmd cmd_request = {
 	.name = "request",
-	.usage = "elevate request PROFILE --for DUR --reason TEXT [--ticket T] "
+	.usage = "elevate request PROFILE[,PROFILE...] --for DUR --reason TEXT [--ticket T] "
 	    "[--at TIME | --in DUR] [--break-glass] [--wait [--timeout DUR]]",
 	.summary = "ask for a role for a bounded time",
 	.run = request_run,
@@ -32,7 +34,12 @@ request_help(void)
 {
 	printf("usage: %s\n\n"
 	    "Asks the broker for PROFILE (a role named in the policy) for a bounded time.\n"
-	    "The approvers named in the policy are told; `elevate status ID` follows it.\n\n"
+	    "The approvers named in the policy are told; `elevate status ID` follows it.\n"
+	    "Several profiles, comma-separated (at most %d), make one request, a bundle\n"
+	    "(id bun_...): each profile is a member request with its own approvers, quorum\n"
+	    "and credentials (elevate creds BUNDLE --profile P); cancel, revoke and extend\n"
+	    "on the bundle's id act on every member. A bundle takes no --break-glass and\n"
+	    "no --wait (follow it with elevate status BUNDLE).\n\n"
 	    "  --for DUR        how long, e.g. 10m, 1h, 1h30m (the profile's default if\n"
 	    "                   omitted; the policy caps it)\n"
 	    "  --reason TEXT    why, shown to the approvers (at most %d characters)\n"
@@ -53,8 +60,50 @@ request_help(void)
 	    "  --timeout DUR    with --wait: give up after DUR (default: when the request\n"
 	    "                   would lapse, or %d minutes once it is approved)\n"
 	    "  --json           print the broker's JSON of the request\n",
-	    cmd_request.usage, REASON_MAX_CHARS, CLI_REFUSED, CLI_TIMEOUT,
+	    cmd_request.usage, BUNDLE_MAX, REASON_MAX_CHARS, CLI_REFUSED, CLI_TIMEOUT,
 	    WAIT_ACTIVATING_MAX / 60);
+}
+
+/* "a,b" (checked) as a JSON array. */
+static json_t *
+profiles_json(const char *list)
+{
+	struct el_why w;
+	char **v;
+	size_t n, i;
+	json_t *a;
+
+	if (el_split_list(list, ',', BUNDLE_MAX, PROFILE_MAX, &v, &n, &w) != EL_OK)
+		return NULL;
+	a = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	el_strv_free(v, n);
+	return a;
+}
+
+/* A bundle as created: its id and each member's id, profile and state. */
+static int
+bundle_print(json_t *b)
+{
+	const char *id = output_str(b, "id");
+	json_t *m;
+	size_t i;
+
+	if (id == NULL || !api_bundle_id(id)) {
+		output_err("the broker answered without a usable bundle id");
+		return CLI_ERR;
+	}
+	printf("%s  bundle of %zu  %s\n", id, json_array_size(json_object_get(b, "members")),
+	    output_str(b, "state") ? output_str(b, "state") : "?");
+	json_array_foreach(json_object_get(b, "members"), i, m) {
+		printf("  %s  %s  %s\n", output_str(m, "id") ? output_str(m, "id") : "?",
+		    output_str(m, "profile") ? output_str(m, "profile") : "?",
+		    output_str(m, "state") ? output_str(m, "state") : "?");
+		status_next(m, stdout);
+	}
+	printf("follow it: elevate status %s\n", id);
+	return CLI_OK;
 }
 
 static int
@@ -80,6 +129,9 @@ request_run(int argc, char **argv)
 	struct api *a = NULL;
 	json_t *body = NULL, *req = NULL;
 	int ch, wait = 0, glass = 0, rc;
+	char **names = NULL;
+	size_t nnames = 0;
+	struct el_why why;
 
 	while ((ch = getopt_long(argc, argv, "f:r:t:wT:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -107,8 +159,20 @@ request_run(int argc, char **argv)
 	if (argc - optind != 1)
 		return output_usage(&cmd_request, "one PROFILE expected");
 	profile = argv[optind];
-	if (*profile == '\0' || strlen(profile) > PROFILE_MAX || output_has_control(profile))
-		return output_usage(&cmd_request, "not a profile name: \"%s\"", profile);
+	if (*profile == '\0' || strlen(profile) > PROFILE_MAX * BUNDLE_MAX ||
+	    output_has_control(profile))
+		return output_usage(&cmd_request, "not a profile name: \"%.128s\"", profile);
+	if (strchr(profile, ',') != NULL) {
+		if (el_split_list(profile, ',', BUNDLE_MAX, PROFILE_MAX, &names, &nnames, &why)
+		    != EL_OK)
+			return output_usage(&cmd_request, "profiles: %s", why.msg);
+		el_strv_free(names, nnames);   /* the broker gets them as given */
+		if (glass || wait) {
+			return output_usage(&cmd_request, "%s takes one profile; request the "
+			    "profiles one by one", glass ? "--break-glass" : "--wait");
+		}
+	} else if (strlen(profile) > PROFILE_MAX)
+		return output_usage(&cmd_request, "not a profile name: \"%.128s\"", profile);
 	if (dur != NULL && el_parse_duration(dur, &secs) != EL_OK)
 		return output_usage(&cmd_request, "--for: not a duration: \"%s\" (e.g. 10m, 1h, "
 		    "1h30m)", dur);
@@ -135,7 +199,8 @@ request_run(int argc, char **argv)
 		return output_usage(&cmd_request, "--break-glass needs --reason: say what the "
 		    "emergency is");
 	if ((body = json_object()) == NULL ||
-	    json_object_set_new(body, "profile", json_string(profile)) != 0 ||
+	    (nnames == 0 && json_object_set_new(body, "profile", json_string(profile)) != 0) ||
+	    (nnames > 0 && json_object_set_new(body, "profiles", profiles_json(profile)) != 0) ||
 	    (dur != NULL && json_object_set_new(body, "duration", json_string(dur)) != 0) ||
 	    (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0) ||
 	    (ticket != NULL && json_object_set_new(body, "ticket", json_string(ticket)) != 0) ||
@@ -149,6 +214,10 @@ request_run(int argc, char **argv)
 		goto out;
 	if ((rc = api_do(a, "POST", "/v1/requests", body, &req)) != CLI_OK)
 		goto out;
+	if (nnames > 0) {
+		rc = output_json() ? output_print_json(req) : bundle_print(req);
+		goto out;
+	}
 	st = output_str(req, "state");
 	id = output_str(req, "id");
 	if (st == NULL || id == NULL || !api_valid_id(id)) {

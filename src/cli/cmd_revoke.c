@@ -115,8 +115,12 @@ revoke_run(int argc, char **argv)
 	/* The cached credentials are dead now: let the next `creds --profile` look again. */
 	json_array_foreach(ids, i, v)
 		creds_forget(json_string_value(v));
+	json_array_foreach(json_object_get(res, "results"), i, v)
+		creds_forget(output_str(v, "id"));   /* a bundle's members */
 	if (output_json())
 		rc = output_print_json(res);
+	else if (status_is_bundle(res))
+		rc = status_bundle(res);
 	else if (json_array_size(ids) == 1)
 		print_revoked(res, json_string_value(json_array_get(ids, 0)));
 	else {

@@ -1,7 +1,8 @@
 /*
  * cmd_status.c — `elevate status ID`: one request in full (approvals, what the quorum
- * still misses, failure, grant, SSM sessions); also owns status_next(), the "what
- * happens next" line other commands print after they change a request.
+ * still misses, failure, grant, SSM sessions), or a bundle with each of its members;
+ * also owns status_next(), the "what happens next" line other commands print after they
+ * change a request, and status_bundle(), what they print when they acted on a bundle.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@ static int status_run(int, char **);
 
 const struct cli_cmd cmd_status = {
 	.name = "status",
-	.usage = "elevate status ID",
+	.usage = "elevate status ID|BUNDLE",
 	.summary = "show one request: approvals, window, grant, sessions",
 	.run = status_run,
 };
@@ -30,7 +31,8 @@ status_help(void)
 	printf("usage: %s\n\n"
 	    "Shows request ID in full: state, reason, approvals and what the quorum still\n"
 	    "needs, the access window, the grant, SSM sessions and, when AWS refused the\n"
-	    "role, why.\n\n"
+	    "role, why. For a bundle (bun_..., one request of several profiles): its\n"
+	    "summary state, then each member request in full.\n\n"
 	    "  --json   the broker's JSON\n", cmd_status.usage);
 }
 
@@ -308,6 +310,62 @@ print_detail(const json_t *req)
 }
 
 int
+status_is_bundle(const json_t *res)
+{
+	return json_is_array(json_object_get(res, "members")) ||
+	    json_is_array(json_object_get(res, "results"));
+}
+
+int
+status_bundle(const json_t *res)
+{
+	const json_t *b = json_object_get(res, "results") ? json_object_get(res, "bundle") : res;
+	const json_t *x, *m;
+	char line[LINE_MAX_CHARS];
+	int done = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(res, "results"), i, x) {
+		m = json_object_get(x, "request");
+		if (json_is_true(json_object_get(x, "ok"))) {
+			snprintf(line, sizeof(line), "%s  %s  done: now %s", output_str(x, "id") ?
+			    output_str(x, "id") : "?", output_str(x, "profile") ?
+			    output_str(x, "profile") : "?", output_str(m, "state") ?
+			    output_str(m, "state") : "?");
+			done++;
+		} else
+			snprintf(line, sizeof(line), "%s  %s  not done: %s", output_str(x, "id") ?
+			    output_str(x, "id") : "?", output_str(x, "profile") ?
+			    output_str(x, "profile") : "?", output_str(json_object_get(x, "error"),
+			    "message") ? output_str(json_object_get(x, "error"), "message") : "?");
+		put(stdout, line);
+	}
+	if (!json_is_object(b))
+		return done > 0 ? CLI_OK : CLI_REFUSED;
+	snprintf(line, sizeof(line), "bundle %s  %s  of %s: %zu profiles",
+	    output_str(b, "id") ? output_str(b, "id") : "?",
+	    output_str(b, "state") ? output_str(b, "state") : "?",
+	    output_str(b, "requester") ? output_str(b, "requester") : "?",
+	    json_array_size(json_object_get(b, "members")));
+	put(stdout, line);
+	if (json_object_get(res, "results") != NULL) {
+		json_array_foreach(json_object_get(b, "members"), i, m) {
+			snprintf(line, sizeof(line), "  %s  %s  %s", output_str(m, "id") ?
+			    output_str(m, "id") : "?", output_str(m, "profile") ?
+			    output_str(m, "profile") : "?", output_str(m, "state") ?
+			    output_str(m, "state") : "?");
+			put(stdout, line);
+		}
+		return CLI_OK;
+	}
+	json_array_foreach(json_object_get(b, "members"), i, m) {
+		printf("\n");
+		print_detail(m);
+	}
+	return CLI_OK;
+}
+
+int
 status_call_one(const struct cli_cmd *c, void (*help)(void), int argc, char **argv,
     const char *method, const char *suffix, void (*print)(const json_t *req, const char *id))
 {
@@ -339,6 +397,8 @@ status_call_one(const struct cli_cmd *c, void (*help)(void), int argc, char **ar
 		goto out;
 	if (output_json())
 		rc = output_print_json(req);
+	else if (status_is_bundle(req))
+		rc = status_bundle(req);
 	else
 		print(req, argv[optind]);
 out:

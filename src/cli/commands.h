@@ -35,7 +35,15 @@ extern const struct cli_cmd cmd_console;
  * activated is waited for) into id. Otherwise the message is printed and the return is
  * the exit code. cmd_creds.c.
  */
+/* Is res a bundle (GET) or what an operation on a bundle answered (its results)? Then
+ * status_bundle prints it: each member's outcome, the bundle, its members. */
+int status_is_bundle(const json_t *res);
+int status_bundle(const json_t *res);
 int creds_grant_id(struct api *a, const char *profile, char *id, size_t len);
+/* The member of bundle id for profile into member (the bundle's profiles listed on
+ * stderr when profile is NULL or not one of them: CLI_USAGE). */
+int creds_bundle_member(struct api *a, const char *id, const char *profile, char *member,
+    size_t len);
 
 /*
  * One or two lines on req's state and what happens next ("waiting for 1 approval from

@@ -633,6 +633,13 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	json_object_set_new(o, "auto_approved", auto_rule != NULL ? auto_rule : json_null());
 	json_object_set_new(o, "break_glass", engine_glass_json(e, r->id));
 	{
+		char bid[32];
+
+		/* only a bundle's member has the key: other requests answer as they did */
+		if (store_bundle_of(e->store, r->id, bid, sizeof(bid)) == EL_OK)
+			json_object_set_new(o, "bundle", json_string(bid));
+	}
+	{
 		int64_t start;
 
 		json_object_set_new(o, "scheduled_start", store_schedule_get(e->store, r->id,
@@ -812,23 +819,24 @@ auto_approve(struct engine *e, const struct policy *p, struct store_request *r,
 }
 
 /*
- * Stores a new pending request (r's strings are borrowed) with its audit record and the
- * approvers' mails, in one transaction; requests and extensions alike. The mails are
- * built before it: rendering, signing and sealing them is most of a request's work, and
- * the transaction holds the store's only writer. With an auto-approval rule ar, the rule
- * approves it in the same transaction instead (no mail to approvers), and break-glass
- * activates it (engine_glass_begin); the minting starts after the commit.
+ * What a new pending request (r's strings are borrowed) needs before its transaction: the
+ * data of its request.created record (extra, borrowed, merged in: a bundle's id) and the
+ * approvers' mails. The mails are built outside the transaction: rendering, signing and
+ * sealing them is most of a request's work, and the transaction holds the store's only
+ * writer. Free with engine_new_request_free().
  */
-static enum el_err
-insert_request(struct engine *e, const char *user, struct store_request *r,
-    const struct policy *p, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
-    struct el_why *w)
+enum el_err
+engine_new_request_prepare(struct engine *e, struct engine_new_request *n,
+    struct store_request *r, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
+    bool ask, json_t *extra)
 {
-	struct engine_mails mails = {NULL, 0};
 	json_t *data;
-	bool activate = false;
-	enum el_err rc;
 
+	memset(n, 0, sizeof(*n));
+	n->r = r;
+	n->ar = ar;
+	n->glass = glass;
+	n->start_at = start_at;
 	data = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?}", "profile", r->profile,
 	    "requester", r->requester, "duration", (json_int_t)r->duration, "reason", r->reason,
 	    "ticket", r->ticket, "role_arn", r->role_arn, "extends", r->parent_id);
@@ -838,33 +846,66 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 		json_object_set_new(data, "start_at", json_integer(start_at));
 	if (data != NULL && ar != NULL)   /* approved in this transaction: no approver asked */
 		json_object_set_new(data, "auto_rule", json_string(ar->name));
-	if (data == NULL)
+	if (data != NULL && extra != NULL)
+		json_object_update(data, extra);
+	if ((n->data = data) == NULL)
 		return EL_ENOMEM;
-	if (!glass && ar == NULL && (rc = engine_approver_mails(e, r, &mails)) != EL_OK) {
-		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
-		goto out;
-	}
-	if ((rc = engine_tx_begin(e)) != EL_OK) {
-		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
-		goto out;
-	}
+	if (ask && !glass && ar == NULL)
+		return engine_approver_mails(e, r, &n->mails);
+	return EL_OK;
+}
+
+void
+engine_new_request_free(struct engine_new_request *n)
+{
+	engine_mails_free(&n->mails);
+	json_decref(n->data);
+	n->data = NULL;
+}
+
+/* Stores n's request inside the caller's transaction: the row, its schedule, its audit
+ * record, then the rule's approval, the broken glass or the approvers' mails. */
+enum el_err
+engine_new_request_store(struct engine *e, const struct policy *p, const char *user,
+    struct engine_new_request *n)
+{
+	struct store_request *r = n->r;
+	enum el_err rc;
+
 	if ((rc = store_request_insert(e->store, r)) != EL_OK ||
-	    (start_at > 0 && (rc = store_schedule_insert(e->store, r->id, start_at)) != EL_OK) ||
-	    (rc = engine_audit(e, user, "request.created", r->id, data)) != EL_OK ||
-	    (rc = glass ? engine_glass_begin(e, p, r, user) : ar != NULL ?
-	    auto_approve(e, p, r, ar, &activate) : engine_mails_queue(e, r->id, &mails))
-	    != EL_OK) {
+	    (n->start_at > 0 && (rc = store_schedule_insert(e->store, r->id, n->start_at))
+	    != EL_OK) ||
+	    (rc = engine_audit(e, user, "request.created", r->id, n->data)) != EL_OK)
+		return rc;
+	if (n->glass)
+		return engine_glass_begin(e, p, r, user);
+	if (n->ar != NULL)
+		return auto_approve(e, p, r, n->ar, &n->activate);
+	return engine_mails_queue(e, r->id, &n->mails);
+}
+
+enum el_err
+engine_new_request_end(struct engine *e, enum el_err rc, struct el_why *w)
+{
+	if (rc != EL_OK) {
 		engine_tx_rollback(e);
-		el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ? store_errmsg() :
-		    el_strerror(rc));
-		goto out;
+		return el_fail(w, rc, "cannot store the request: %s", rc == EL_EDB ?
+		    store_errmsg() : el_strerror(rc));
 	}
-	if ((rc = engine_tx_commit(e)) != EL_OK) {
+	if ((rc = engine_tx_commit(e)) != EL_OK)
 		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
-		goto out;
-	}
-	if (glass) {
-		activate = true;
+	return rc;
+}
+
+/* After n's commit: logs it, starts its minting or wakes the reaper for its deadline. */
+void
+engine_new_request_started(struct engine *e, const char *user, struct engine_new_request *n)
+{
+	struct store_request *r = n->r;
+	const struct pol_auto_rule *ar = n->ar;
+
+	if (n->glass) {
+		n->activate = true;
 		log_warn("request %s: %s broke the glass for %s (%llds): active without approval, "
 		    "to be reviewed", r->id, user, r->profile, (long long)r->duration);
 	}
@@ -872,17 +913,45 @@ insert_request(struct engine *e, const char *user, struct store_request *r,
 	    (long long)r->duration, r->parent_id ? ", extending " : "",
 	    r->parent_id ? r->parent_id : "", ar != NULL ? ", auto-approved by rule " : "",
 	    ar != NULL ? ar->name : "");
-	if (activate && !engine_activate_async(e, r->id))
+	if (n->activate && !engine_activate_async(e, r->id))
 		log_warn("request %s: no worker for its activation now; a reaper resumes it "
 		    "within %d ms", r->id, LEASE_MS);
 	/* its pending_until (a wake per request kept the reaper sweeping under load) */
-	if (activate)
+	if (n->activate)
 		engine_wake_reaper(e);
 	else
 		engine_wake_reaper_for(e, r->pending_until);
+}
+
+/*
+ * Stores a new pending request (r's strings are borrowed) with its audit record and the
+ * approvers' mails, in one transaction; requests and extensions alike. With an
+ * auto-approval rule ar, the rule approves it in the same transaction instead (no mail to
+ * approvers), and break-glass activates it (engine_glass_begin); the minting starts after
+ * the commit.
+ */
+static enum el_err
+insert_request(struct engine *e, const char *user, struct store_request *r,
+    const struct policy *p, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
+    struct el_why *w)
+{
+	struct engine_new_request n;
+	enum el_err rc;
+
+	if ((rc = engine_new_request_prepare(e, &n, r, ar, glass, start_at, true, NULL)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
+		goto out;
+	}
+	if ((rc = engine_tx_begin(e)) != EL_OK) {
+		el_fail(w, rc, "cannot store the request: %s", store_errmsg());
+		goto out;
+	}
+	if ((rc = engine_new_request_end(e, engine_new_request_store(e, p, user, &n), w))
+	    != EL_OK)
+		goto out;
+	engine_new_request_started(e, user, &n);
 out:
-	engine_mails_free(&mails);
-	json_decref(data);
+	engine_new_request_free(&n);
 	return rc;
 }
 
@@ -908,46 +977,72 @@ check_start(const char *text, bool glass, int64_t now, int64_t *start, struct el
 	return EL_OK;
 }
 
+/*
+ * Checks a new request of user's for profile (body: create_spec's fields but the
+ * profile) against the policy and fills r (its strings borrowed from body and p), *start
+ * (0: at the approval) and *ar (the auto-approval rule that approves it, or NULL).
+ */
 enum el_err
-engine_create_request(struct engine *e, const char *user, json_t *body, json_t **out,
-    struct el_why *w)
+engine_request_build(struct engine *e, const struct policy *p, const char *user,
+    json_t *body, const char *profile, int64_t now, struct store_request *r, int64_t *start,
+    const struct pol_auto_rule **ar, struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
 	const struct pol_profile *pp;
-	struct store_request r;
-	int64_t duration, now = el_now(), start = 0;
+	int64_t duration;
 	const char *start_at;
 	bool glass;
 	enum el_err rc;
 
-	memset(&r, 0, sizeof(r));
-	if ((rc = jspec_check(body, &create_spec, w)) != EL_OK)
-		goto out;
+	memset(r, 0, sizeof(*r));
+	*start = 0;
+	*ar = NULL;
 	duration = jspec_duration(body, "duration");
 	glass = json_is_true(json_object_get(body, "break_glass"));
-	if ((rc = (glass ? policy_check_glass : policy_check_request)(p, user,
-	    jspec_str(body, "profile"), &duration, jspec_str(body, "reason"),
-	    jspec_str(body, "ticket"), w)) != EL_OK)
-		goto out;
-	pp = policy_profile(p, jspec_str(body, "profile"));
-	make_id(r.id, sizeof(r.id));
-	el_strlcpy(r.profile, pp->name, sizeof(r.profile));
-	el_strlcpy(r.requester, user, sizeof(r.requester));
-	r.state = RS_PENDING;
-	r.duration = duration;
-	r.reason = (char *)(uintptr_t)jspec_str(body, "reason");
-	r.ticket = (char *)(uintptr_t)jspec_str(body, "ticket");
-	r.role_arn = pp->role_arn;
-	r.region = pp->region != NULL ? pp->region : e->cfg->aws_region;
-	r.created_at = now;
-	r.pending_until = now + pp->pending_ttl;
+	if ((rc = (glass ? policy_check_glass : policy_check_request)(p, user, profile,
+	    &duration, jspec_str(body, "reason"), jspec_str(body, "ticket"), w)) != EL_OK)
+		return rc;
+	pp = policy_profile(p, profile);
+	make_id(r->id, sizeof(r->id));
+	el_strlcpy(r->profile, pp->name, sizeof(r->profile));
+	el_strlcpy(r->requester, user, sizeof(r->requester));
+	r->state = RS_PENDING;
+	r->duration = duration;
+	r->reason = (char *)(uintptr_t)jspec_str(body, "reason");
+	r->ticket = (char *)(uintptr_t)jspec_str(body, "ticket");
+	r->role_arn = pp->role_arn;
+	r->region = pp->region != NULL ? pp->region : e->cfg->aws_region;
+	r->created_at = now;
+	r->pending_until = now + pp->pending_ttl;
 	if ((start_at = jspec_str(body, "start_at")) != NULL &&
-	    (rc = check_start(start_at, glass, now, &start, w)) != EL_OK)
+	    (rc = check_start(start_at, glass, now, start, w)) != EL_OK)
+		return rc;
+	if (*start > 0)
+		r->pending_until = *start;    /* approvals may come until the window starts */
+	if (!glass)
+		*ar = policy_auto_rule(p, pp, user, duration, r->ticket, now);
+	return EL_OK;
+}
+
+enum el_err
+engine_create_request(struct engine *e, const char *user, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct policy *p;
+	struct store_request r;
+	const struct pol_auto_rule *ar;
+	int64_t start;
+	enum el_err rc;
+
+	if (json_is_object(body) && json_object_get(body, "profiles") != NULL)
+		return engine_create_bundle(e, user, body, out, w);
+	p = engine_policy(e);
+	memset(&r, 0, sizeof(r));
+	if ((rc = jspec_check(body, &create_spec, w)) != EL_OK ||
+	    (rc = engine_request_build(e, p, user, body, jspec_str(body, "profile"), el_now(),
+	    &r, &start, &ar, w)) != EL_OK)
 		goto out;
-	if (start > 0)
-		r.pending_until = start;      /* approvals may come until the window starts */
-	if ((rc = insert_request(e, user, &r, p, glass ? NULL : policy_auto_rule(p, pp, user,
-	    duration, r.ticket, now), glass, start, w)) != EL_OK)
+	if ((rc = insert_request(e, user, &r, p, ar, json_is_true(json_object_get(body,
+	    "break_glass")), start, w)) != EL_OK)
 		goto out;
 	*out = engine_request_json(e, &r);
 out:
@@ -998,10 +1093,13 @@ enum el_err
 engine_get_request(struct engine *e, const char *user, const char *id, json_t **out,
     struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	struct store_request r;
 	enum el_err rc;
 
+	if (engine_is_bundle_id(id))
+		return engine_get_bundle(e, user, id, out, w);
+	p = engine_policy(e);
 	if ((rc = engine_load_visible(e, p, user, id, &r, w)) == EL_OK) {
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
@@ -1255,6 +1353,9 @@ engine_decide(struct engine *e, const char *user, const char *id, bool approve,
 
 	if (body != NULL && (rc = jspec_check(body, &decide_spec, w)) != EL_OK)
 		return rc;
+	if (engine_is_bundle_id(id))
+		return engine_bundle_each(e, user, id, approve ? BOP_APPROVE : BOP_DENY, body,
+		    "cli", out, w);
 	return engine_decide_as(e, user, id, approve, body ? jspec_str(body, "comment") : NULL,
 	    "cli", out, w);
 }
@@ -1265,10 +1366,13 @@ enum el_err
 engine_cancel(struct engine *e, const char *user, const char *id, json_t **out,
     struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	struct store_request r;
 	enum el_err rc;
 
+	if (engine_is_bundle_id(id))
+		return engine_bundle_each(e, user, id, BOP_CANCEL, NULL, NULL, out, w);
+	p = engine_policy(e);
 	memset(&r, 0, sizeof(r));
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
 		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());
@@ -1359,10 +1463,13 @@ enum el_err
 engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
     struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	struct store_request r;
 	enum el_err rc;
 
+	if (engine_is_bundle_id(id))
+		return engine_bundle_each(e, user, id, BOP_REVOKE, body, NULL, out, w);
+	p = engine_policy(e);
 	if (body != NULL && (rc = jspec_check(body, &revoke_spec, w)) != EL_OK)
 		goto out;
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
@@ -1471,12 +1578,15 @@ enum el_err
 engine_extend(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
     struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	const struct pol_profile *pp;
 	struct store_request parent, r;
 	int64_t by, total, in_flight = 0, now = el_now();
 	enum el_err rc;
 
+	if (engine_is_bundle_id(id))
+		return engine_bundle_each(e, user, id, BOP_EXTEND, body, NULL, out, w);
+	p = engine_policy(e);
 	memset(&parent, 0, sizeof(parent));
 	memset(&r, 0, sizeof(r));
 	if ((rc = jspec_check(body, &extend_spec, w)) != EL_OK)
@@ -1540,12 +1650,16 @@ enum el_err
 engine_credentials(struct engine *e, const char *user, const char *id, const char *peer,
     json_t **out, struct el_why *w)
 {
-	struct policy *p = engine_policy(e);
+	struct policy *p;
 	struct store_request r;
 	struct store_grant g;
 	json_t *creds = NULL, *data;
+	char member[32];
 	enum el_err rc;
 
+	if (engine_is_bundle_id(id))   /* each member has its own: never answers EL_OK */
+		return engine_bundle_member(e, user, id, NULL, member, sizeof(member), w);
+	p = engine_policy(e);
 	memset(&g, 0, sizeof(g));
 	if ((rc = engine_load_own(e, p, user, id, "fetch the credentials of", &r, w)) != EL_OK)
 		goto out_p;

@@ -322,6 +322,17 @@ struct engine_mails {
  * engine_mails_free(). engine_mails_queue() queues them inside the request's. */
 enum el_err engine_approver_mails(struct engine *e, const struct store_request *r,
     struct engine_mails *out);
+/* The approval link (public_url/approve/TOKEN) of approver for request or bundle id,
+ * valid until `until`, into link: a secret. */
+enum el_err engine_approval_link(struct engine *e, const char *id, const char *approver,
+    int64_t until, char *link, size_t len);
+/* Ends the transaction a new request's rows were written in: committed when rc is EL_OK,
+ * else rolled back; w says why it was not stored. Returns the outcome. */
+enum el_err engine_new_request_end(struct engine *e, enum el_err rc, struct el_why *w);
+/* Builds one mail of template tmpl for address `to` (ctx borrowed) onto out, outside any
+ * transaction. */
+enum el_err engine_mails_add(struct engine *e, struct engine_mails *out, const char *tmpl,
+    const char *request_id, const char *to, json_t *ctx);
 enum el_err engine_mails_queue(struct engine *e, const char *request_id,
     const struct engine_mails *m);
 void engine_mails_free(struct engine_mails *m);
@@ -393,6 +404,61 @@ enum el_err engine_load_visible(struct engine *e, const struct policy *p, const 
  * "only the requester (R) may WHAT ID" for anyone else who may see it. */
 enum el_err engine_load_own(struct engine *e, const struct policy *p, const char *user,
     const char *id, const char *what, struct store_request *r, struct el_why *w);
+
+/* A new request on its way into the store (engine.c): prepared outside any transaction
+ * (its audit data, its approvers' mails unless !ask: a bundle's member, whose bundle
+ * mails the approvers), stored inside one, started after the commit (its minting when
+ * the rule approved it or the glass was broken). */
+struct engine_new_request {
+	struct store_request *r;          /* borrowed */
+	const struct pol_auto_rule *ar;
+	bool glass;
+	int64_t start_at;
+	json_t *data;
+	struct engine_mails mails;
+	bool activate;
+};
+enum el_err engine_new_request_prepare(struct engine *e, struct engine_new_request *n,
+    struct store_request *r, const struct pol_auto_rule *ar, bool glass, int64_t start_at,
+    bool ask, json_t *extra);
+enum el_err engine_new_request_store(struct engine *e, const struct policy *p,
+    const char *user, struct engine_new_request *n);
+void engine_new_request_started(struct engine *e, const char *user,
+    struct engine_new_request *n);
+void engine_new_request_free(struct engine_new_request *n);
+/* Checks a new request of user's for profile against the policy (body: POST
+ * /v1/requests's fields but the profile) and fills r (strings borrowed from body and p),
+ * *start (0: at the approval) and *ar (the auto-approval rule that approves it, or NULL). */
+enum el_err engine_request_build(struct engine *e, const struct policy *p,
+    const char *user, json_t *body, const char *profile, int64_t now,
+    struct store_request *r, int64_t *start, const struct pol_auto_rule **ar,
+    struct el_why *w);
+
+/* engine_bundle.c: one request over several profiles, a member request per profile. */
+#define BUNDLE_MAX 10
+enum bundle_op { BOP_APPROVE, BOP_DENY, BOP_CANCEL, BOP_REVOKE, BOP_EXTEND };
+/* Is id a bundle's ("bun_…")? */
+bool engine_is_bundle_id(const char *id);
+/* POST /v1/requests with "profiles": every member or none, in one transaction. */
+enum el_err engine_create_bundle(struct engine *e, const char *user, json_t *body,
+    json_t **out, struct el_why *w);
+/* The bundle with its members (each the request JSON) and a summary state. */
+enum el_err engine_get_bundle(struct engine *e, const char *user, const char *id,
+    json_t **out, struct el_why *w);
+/* The id of bundle id's member for profile into member; EL_EINVAL listing the profiles
+ * when profile is NULL or not in the bundle. */
+enum el_err engine_bundle_member(struct engine *e, const char *user, const char *id,
+    const char *profile, char *member, size_t len, struct el_why *w);
+/* op on every member (each through its own operation and transaction; a decision `via`
+ * "cli" or "email"); see the file. */
+enum el_err engine_bundle_each(struct engine *e, const char *user, const char *id,
+    enum bundle_op op, json_t *body, const char *via, json_t **out, struct el_why *w);
+/* The bundle's approval page as approver sees it (the request fields of its first member,
+ * bundle_id, roles: one per member with its state, quorum and whether approver may decide
+ * it now); NULL for no bundle. *ndecidable: the members approver may decide now,
+ * *npending those pending, *approver_of: those approver may approve at all. */
+json_t *engine_bundle_page_ctx(struct engine *e, const char *id, const char *approver,
+    size_t *ndecidable, size_t *npending, size_t *approver_of);
 
 /* engine_glass.c */
 /* A new break-glass request r (pending, just inserted in the caller's transaction): its

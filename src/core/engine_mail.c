@@ -312,6 +312,21 @@ engine_notify(struct engine *e, const char *tmpl, const struct store_request *r,
 }
 
 enum el_err
+engine_approval_link(struct engine *e, const char *id, const char *approver, int64_t until,
+    char *link, size_t len)
+{
+	char *tok = NULL;
+	enum el_err rc;
+
+	if ((rc = token_issue(e->token_key, id, approver, until, &tok)) != EL_OK)
+		return rc;
+	snprintf(link, len, "%s/approve/%s", e->cfg->public_url, tok);
+	explicit_bzero(tok, strlen(tok));
+	free(tok);
+	return EL_OK;
+}
+
+enum el_err
 engine_approver_mails(struct engine *e, const struct store_request *r,
     struct engine_mails *out)
 {
@@ -332,17 +347,15 @@ engine_approver_mails(struct engine *e, const struct store_request *r,
 		rc = EL_ENOMEM;
 	for (i = 0; i < n && rc == EL_OK; i++) {
 		const struct pol_user *u = policy_user(p, who[i]);
-		char *tok = NULL, link[1024];
+		char link[1024];
 		json_t *ctx;
 
 		if (u == NULL || u->email == NULL)
 			continue;
 		/* One token per approver per request; it expires with the request. */
-		if ((rc = token_issue(e->token_key, r->id, u->name, r->pending_until, &tok))
-		    != EL_OK)
+		if ((rc = engine_approval_link(e, r->id, u->name, r->pending_until, link,
+		    sizeof(link))) != EL_OK)
 			break;
-		snprintf(link, sizeof(link), "%s/approve/%s", e->cfg->public_url, tok);
-		free(tok);
 		ctx = engine_mail_ctx(e, r, u->name);
 		json_object_set_new(ctx, "link", json_string(link));
 		if ((rc = build_mail(e, "approval_request", r->id, u->email, ctx,
@@ -357,6 +370,23 @@ engine_approver_mails(struct engine *e, const struct store_request *r,
 	policy_release(p);
 	if (rc != EL_OK)
 		engine_mails_free(out);
+	return rc;
+}
+
+enum el_err
+engine_mails_add(struct engine *e, struct engine_mails *out, const char *tmpl,
+    const char *request_id, const char *to, json_t *ctx)
+{
+	struct engine_mail *v;
+	enum el_err rc;
+
+	if ((v = realloc(out->v, (out->n + 1) * sizeof(*v))) == NULL)
+		return EL_ENOMEM;
+	out->v = v;
+	if ((rc = build_mail(e, tmpl, request_id, to, ctx, &v[out->n])) == EL_OK)
+		out->n++;
+	else
+		mail_free(&v[out->n]);
 	return rc;
 }
 

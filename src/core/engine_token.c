@@ -6,6 +6,8 @@
  * whose signature does not verify is anonymous (summarised like a bad API signature), one
  * that verifies names its approver and request (summarised per link when refused again
  * and again). A GET never changes state, and reads the request and its decisions once.
+ * A bundle's link (its request id a bundle's) shows every role of the bundle and decides
+ * each member this approver may decide, through the member's own vote.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,38 @@ audit_refusal(struct engine *e, const char *approver, const char *request_id,
 }
 
 /*
+ * A bundle's link (verified): its page context, or the refusal page (audited) when there
+ * is nothing approver may decide now.
+ */
+static enum el_err
+check_bundle(struct engine *e, const struct token_claims *c, const char *method,
+    const char *peer, json_t **ctx, int *status)
+{
+	const struct refusal *f = NULL;
+	size_t nd, npend, nyours;
+	json_t *x;
+
+	x = engine_bundle_page_ctx(e, c->request_id, c->approver, &nd, &npend, &nyours);
+	if (x == NULL)
+		f = &R_INVALID;
+	else if (nd == 0)
+		f = npend == 0 ? &R_DECIDED : nyours == 0 ? &R_NOT_APPROVER : &R_VOTED;
+	if (f != NULL) {
+		audit_refusal(e, c->approver, x ? c->request_id : NULL, f, method, peer);
+		*ctx = refusal_ctx(e, NULL, f);
+		if (x != NULL)
+			json_object_set_new(*ctx, "request_id", json_string(c->request_id));
+		json_decref(x);
+		*status = f->status;
+		return EL_EAUTH;
+	}
+	json_object_set_new(x, "approver", json_string(c->approver));
+	*ctx = x;
+	*status = 200;
+	return EL_OK;
+}
+
+/*
  * Every check a link must pass. On EL_OK, r is loaded (caller frees) and c is filled, and
  * so are *ap and *nap, the decisions so far (caller frees), when ap is not NULL;
  * otherwise *ctx is the refusal page and *status its code (already audited).
@@ -82,6 +116,8 @@ check_token(struct engine *e, const char *token, const char *method, const char 
 
 	memset(r, 0, sizeof(*r));
 	rc = token_verify(e->token_key, token, el_now(), c, &w);
+	if (rc == EL_OK && engine_is_bundle_id(c->request_id))
+		return EL_ENOENT;           /* the caller shows or decides the bundle */
 	if (rc != EL_OK) {
 		/* An expired token still names its request and approver (signature held). */
 		f = rc == EL_ESTATE ? &R_EXPIRED : &R_INVALID;
@@ -138,8 +174,15 @@ engine_token_page(struct engine *e, const char *token, const char *peer, json_t 
 	size_t nap = 0;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "GET", peer, &c, &r, &ap, &nap, ctx, status) != EL_OK)
+	switch (check_token(e, token, "GET", peer, &c, &r, &ap, &nap, ctx, status)) {
+	case EL_OK:
+		break;
+	case EL_ENOENT:
+		check_bundle(e, &c, "GET", peer, ctx, status);
 		return EL_OK;
+	default:
+		return EL_OK;
+	}
 	/* the decisions check_token read, as the templates name them */
 	*ctx = engine_request_ctx(e, &r, c.approver);
 	json_object_set_new(*ctx, "approvals", engine_approvals_ctx(ap, nap));
@@ -176,6 +219,84 @@ approved_text(const json_t *out, char *buf, size_t len)
 	}
 }
 
+/* Uses the link's nonce once (in its own transaction): false (the refusal page set and
+ * audited) when it was used already. */
+static bool
+use_once(struct engine *e, const struct token_claims *c, const struct store_request *r,
+    const char *peer, json_t **ctx, int *status, enum el_err *rc)
+{
+	*rc = EL_OK;
+	if (engine_tx_begin(e) != EL_OK) {
+		*rc = EL_EDB;
+		return false;
+	}
+	if (store_nonce_use(e->store, "token", c->nonce_hex, c->approver, el_now()) != EL_OK) {
+		engine_tx_rollback(e);
+		audit_refusal(e, c->approver, r != NULL ? r->id : c->request_id, &R_USED, "POST",
+		    peer);
+		*ctx = refusal_ctx(e, r, &R_USED);
+		*status = R_USED.status;
+		return false;
+	}
+	engine_tx_commit(e);
+	return true;
+}
+
+/* A bundle's link decides every member approver may decide now, each its own vote (via
+ * "email"); the result page says what became of each. */
+static enum el_err
+bundle_decide(struct engine *e, const struct token_claims *c, bool approve,
+    const char *comment, const char *peer, json_t **ctx, int *status)
+{
+	struct el_why w = {{0}};
+	json_t *body, *out = NULL, *x;
+	char msg[EL_WHYLEN * 2] = "";
+	enum el_err rc;
+	size_t i, n;
+
+	if (check_bundle(e, c, "POST", peer, ctx, status) != EL_OK)
+		return EL_OK;
+	json_decref(*ctx);
+	*ctx = NULL;
+	if (!use_once(e, c, NULL, peer, ctx, status, &rc))
+		return rc;
+	body = json_pack("{s:s?}", "comment", comment);
+	rc = engine_bundle_each(e, c->approver, c->request_id, approve ? BOP_APPROVE :
+	    BOP_DENY, body, "email", &out, &w);
+	json_decref(body);
+	*ctx = engine_bundle_page_ctx(e, c->request_id, c->approver, &i, &i, &i);
+	if (*ctx == NULL)
+		*ctx = json_object();
+	json_object_set_new(*ctx, "public_url", json_string(e->cfg->public_url));
+	if (rc != EL_OK) {
+		json_object_set_new(*ctx, "title", json_string("Not recorded"));
+		json_object_set_new(*ctx, "message", json_string(w.msg));
+		json_object_set_new(*ctx, "refused", json_true());
+		*status = rc == EL_EPERM ? 403 : 409;
+		return EL_OK;
+	}
+	n = 0;
+	json_array_foreach(json_object_get(out, "results"), i, x) {
+		const char *p = json_string_value(json_object_get(x, "profile"));
+		const char *st = json_string_value(json_object_get(json_object_get(x, "request"),
+		    "state"));
+
+		if (!json_is_true(json_object_get(x, "ok")))
+			continue;
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s: %s", n++ ? "; " : "",
+		    p ? p : "?", !approve ? "denied" : st != NULL && strcmp(st, "pending") == 0 ?
+		    "approved, more approvals needed" : "approved, access is being activated");
+	}
+	json_object_set_new(*ctx, approve ? "approved" : "denied", json_true());
+	json_object_set_new(*ctx, "title", json_string(approve ? "Approved" : "Denied"));
+	json_object_set_new(*ctx, "message", json_string(msg));
+	if (comment != NULL)
+		json_object_set_new(*ctx, "comment", json_string(comment));
+	*status = 200;
+	json_decref(out);
+	return EL_OK;
+}
+
 enum el_err
 engine_token_decide(struct engine *e, const char *token, bool approve, const char *comment,
     const char *peer, json_t **ctx, int *status)
@@ -188,22 +309,19 @@ engine_token_decide(struct engine *e, const char *token, bool approve, const cha
 	enum el_err rc;
 
 	memset(&c, 0, sizeof(c));
-	if (check_token(e, token, "POST", peer, &c, &r, NULL, NULL, ctx, status) != EL_OK)
+	switch (check_token(e, token, "POST", peer, &c, &r, NULL, NULL, ctx, status)) {
+	case EL_OK:
+		break;
+	case EL_ENOENT:
+		return bundle_decide(e, &c, approve, comment, peer, ctx, status);
+	default:
 		return EL_OK;
+	}
 	/* Single use, even if a later policy change made the same approver vote again. */
-	if (engine_tx_begin(e) != EL_OK) {
+	if (!use_once(e, &c, &r, peer, ctx, status, &rc)) {
 		store_request_free(&r);
-		return EL_EDB;
+		return rc;
 	}
-	if (store_nonce_use(e->store, "token", c.nonce_hex, c.approver, el_now()) != EL_OK) {
-		engine_tx_rollback(e);
-		audit_refusal(e, c.approver, r.id, &R_USED, "POST", peer);
-		*ctx = refusal_ctx(e, &r, &R_USED);
-		*status = R_USED.status;
-		store_request_free(&r);
-		return EL_OK;
-	}
-	engine_tx_commit(e);
 	rc = engine_decide_as(e, c.approver, r.id, approve, comment, "email", &out, &w);
 	*ctx = engine_mail_ctx(e, &r, c.approver);
 	json_object_set_new(*ctx, "public_url", json_string(e->cfg->public_url));

@@ -1489,6 +1489,67 @@ store_schedule_get(struct store *s, const char *request_id, int64_t *start_at)
 	return *start_at == INT64_MIN ? EL_ENOENT : EL_OK;
 }
 
+/* ---- bundles ---- */
+
+enum el_err
+store_bundle_insert(struct store *s, const char *id, const char *requester,
+    int64_t created_at)
+{
+	return exec(s, "INSERT INTO bundles (id, requester, created_at) VALUES (?, ?, ?)", "tti",
+	    id, requester, created_at);
+}
+
+enum el_err
+store_bundle_member_insert(struct store *s, const char *bundle_id, const char *request_id,
+    int position)
+{
+	return exec(s, "INSERT INTO bundle_members (request_id, bundle_id, position)"
+	    " VALUES (?, ?, ?)", "tti", request_id, bundle_id, (int64_t)position);
+}
+
+/* The first column of a one-row read into buf; EL_ENOENT for no row. */
+static enum el_err
+string_query(struct store *s, char *buf, size_t len, const char *sql, const char *arg)
+{
+	char **v = NULL;
+	size_t n = 0, i;
+	struct q q;
+	enum el_err r;
+
+	if ((r = q_read(s, &q, sql, "t", arg)) != EL_OK ||
+	    (r = collect_strings(&q, &v, &n)) != EL_OK)
+		return r;
+	if (n > 0)
+		el_strlcpy(buf, v[0], len);
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return n > 0 ? EL_OK : EL_ENOENT;
+}
+
+enum el_err
+store_bundle_members(struct store *s, const char *bundle_id, char *requester, char ***ids,
+    size_t *n)
+{
+	struct q q;
+	enum el_err r;
+
+	if ((r = string_query(s, requester, STORE_NAME_MAX, "SELECT requester FROM bundles"
+	    " WHERE id = ?", bundle_id)) != EL_OK)
+		return r;
+	if ((r = q_read(s, &q, "SELECT request_id FROM bundle_members WHERE bundle_id = ?"
+	    " ORDER BY position", "t", bundle_id)) != EL_OK)
+		return r;
+	return collect_strings(&q, ids, n);
+}
+
+enum el_err
+store_bundle_of(struct store *s, const char *request_id, char *bundle_id, size_t len)
+{
+	return string_query(s, bundle_id, len, "SELECT bundle_id FROM bundle_members"
+	    " WHERE request_id = ?", request_id);
+}
+
 /* ---- break-glass reviews ---- */
 
 enum el_err

@@ -229,6 +229,14 @@ static const char *const migrations[] = {
 	"CREATE INDEX outbox_next ON outbox(state, next_attempt_at, id, claimed_until);"
 	"CREATE INDEX outbox_claims ON outbox(state, claimed_until, next_attempt_at);"
 	"DROP INDEX outbox_due;",
+
+	/* 15 -> 16: bundles, one request over several profiles (a member request each) */
+	"CREATE TABLE bundles ("
+	"  id " T " PRIMARY KEY, requester " T " NOT NULL, created_at BIGINT NOT NULL);"
+	"CREATE TABLE bundle_members ("
+	"  request_id " T " PRIMARY KEY REFERENCES requests(id),"
+	"  bundle_id " T " NOT NULL REFERENCES bundles(id), position BIGINT NOT NULL,"
+	"  UNIQUE (bundle_id, position));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -307,6 +307,14 @@ static const char *const migrations[] = {
 	"CREATE INDEX outbox_next ON outbox(state, next_attempt_at, id, claimed_until);"
 	"CREATE INDEX outbox_claims ON outbox(state, claimed_until, next_attempt_at);"
 	"DROP INDEX outbox_due;",
+
+	/* 15 -> 16: bundles, one request over several profiles (a member request each) */
+	"CREATE TABLE bundles ("
+	"  id TEXT PRIMARY KEY, requester TEXT NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE TABLE bundle_members ("
+	"  request_id TEXT PRIMARY KEY REFERENCES requests(id),"
+	"  bundle_id TEXT NOT NULL REFERENCES bundles(id), position INTEGER NOT NULL,"
+	"  UNIQUE (bundle_id, position));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -60,6 +60,13 @@ static const struct tdef {
 	    COMMON "review_due" },
 	{ "audit_export_failed", FORM_MAIL,
 	    COMMON "file error since" },
+	{ "bundle_approval_request", FORM_MAIL,
+	    COMMON "bundle_id roles_count window link! expires roles roles.profile "
+	    "roles.role_arn roles.approvals_required roles.yours" },
+	{ "bundle_page", FORM_PAGE,
+	    COMMON "bundle_id roles_count approver window expires roles roles.profile "
+	    "roles.role_arn roles.state roles.approvals_count roles.approvals_required "
+	    "roles.missing roles.decidable" },
 	{ "approve_page", FORM_PAGE,
 	    COMMON "approver window expires approvals_required approvals_count " APPROVALS },
 	{ "result_page", FORM_PAGE,

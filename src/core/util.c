@@ -201,6 +201,54 @@ el_strv_free(char **v, size_t n)
 	free(v);
 }
 
+enum el_err
+el_split_list(const char *s, char sep, size_t max, size_t item_max, char ***out, size_t *n,
+    struct el_why *w)
+{
+	char **v;
+	const char *p, *q;
+	size_t k = 0, i, len;
+
+	*out = NULL;
+	*n = 0;
+	if ((v = calloc(max + 1, sizeof(*v))) == NULL)
+		return el_fail(w, EL_ENOMEM, "out of memory");
+	for (p = s;; p = q + 1) {
+		if ((q = strchr(p, sep)) == NULL)
+			q = p + strlen(p);
+		len = (size_t)(q - p);
+		if (len == 0) {
+			el_strv_free(v, k);
+			return el_fail(w, EL_EINVAL, "an empty name in \"%.64s\"", s);
+		}
+		if (len > item_max) {
+			el_strv_free(v, k);
+			return el_fail(w, EL_EINVAL, "\"%.*s\" is longer than %zu characters",
+			    (int)(len > 64 ? 64 : len), p, item_max);
+		}
+		if (k == max) {
+			el_strv_free(v, k);
+			return el_fail(w, EL_EINVAL, "more than %zu names", max);
+		}
+		if ((v[k] = strndup(p, len)) == NULL) {
+			el_strv_free(v, k);
+			return el_fail(w, EL_ENOMEM, "out of memory");
+		}
+		for (i = 0; i < k; i++)
+			if (strcmp(v[i], v[k]) == 0) {
+				el_fail(w, EL_EINVAL, "%s is named twice", v[k]);
+				el_strv_free(v, k + 1);
+				return EL_EINVAL;
+			}
+		k++;
+		if (*q == '\0')
+			break;
+	}
+	*out = v;
+	*n = k;
+	return EL_OK;
+}
+
 int
 el_utf8_valid(const unsigned char *s, size_t len)
 {

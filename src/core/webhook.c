@@ -38,7 +38,7 @@ const char *const webhook_known_events[] = {
 	"grant.revoke_requested", "grant.window_ended", "grant.extended", "grant.reminted",
 	"grant.revocation_verified", "grant.revocation_unverified", "session.started",
 	"session.terminated", "mail.failed", "revocation.failed", "webhook.failed",
-	"daemon.started", "daemon.stopped", NULL,
+	"daemon.started", "daemon.stopped", "bundle.created", NULL,
 };
 
 static const char *const kinds[] = {"generic", "slack", NULL};

@@ -1,6 +1,7 @@
 /*
  * routes_approve.c — the approval pages behind the links in approval mails:
- * GET /approve/{token} only shows the request; POST decides. Also the stylesheet.
+ * GET /approve/{token} only shows the request (or a bundle's roles); POST decides. Also
+ * the stylesheet.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,9 @@ page(struct http_req *rq)
 
 	if (engine_token_page(rq->engine, rq->captures[0], rq->peer, &ctx, &status) != EL_OK)
 		return http_error(rq, 500, "internal", "cannot show the request");
-	return render(rq, status, status == 200 ? "approve_page.html" : "result_page.html",
+	/* a bundle's link shows every role of the bundle */
+	return render(rq, status, status != 200 ? "result_page.html" :
+	    json_object_get(ctx, "roles") != NULL ? "bundle_page.html" : "approve_page.html",
 	    ctx);
 }
 

@@ -302,7 +302,7 @@ open_mode_and_version(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
-	assert_int_equal(STORE_SCHEMA_VERSION, 15);
+	assert_int_equal(STORE_SCHEMA_VERSION, 16);
 	/* Write something so the WAL exists: it holds the same secrets, same mode. */
 	insert(f->s, "req_a", "pending", "alice", "prod", 100);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
@@ -1436,6 +1436,39 @@ revoked(void **state)
 }
 
 /* ---- grants ---- */
+
+/* A bundle: its requester, its members in the order given, a member's bundle; a request
+ * in no bundle and an unknown bundle are EL_ENOENT; a member in two bundles is refused. */
+static void
+bundles(void **state)
+{
+	struct fx *f = *state;
+	char requester[STORE_NAME_MAX], bid[32];
+	char **ids = NULL;
+	size_t n = 0;
+
+	insert(f->s, "req_b1", "pending", "alice", "prod", 100);
+	insert(f->s, "req_b2", "pending", "alice", "dev", 100);
+	insert(f->s, "req_lone", "pending", "alice", "dev", 100);
+	assert_int_equal(store_begin(f->s), EL_OK);
+	assert_int_equal(store_bundle_insert(f->s, "bun_x", "alice", 100), EL_OK);
+	assert_int_equal(store_bundle_member_insert(f->s, "bun_x", "req_b2", 0), EL_OK);
+	assert_int_equal(store_bundle_member_insert(f->s, "bun_x", "req_b1", 1), EL_OK);
+	assert_int_equal(store_commit(f->s), EL_OK);
+	assert_int_equal(store_bundle_members(f->s, "bun_x", requester, &ids, &n), EL_OK);
+	assert_string_equal(requester, "alice");
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "req_b2");
+	assert_string_equal(ids[1], "req_b1");
+	el_strv_free(ids, n);
+	assert_int_equal(store_bundle_of(f->s, "req_b1", bid, sizeof(bid)), EL_OK);
+	assert_string_equal(bid, "bun_x");
+	assert_int_equal(store_bundle_of(f->s, "req_lone", bid, sizeof(bid)), EL_ENOENT);
+	assert_int_equal(store_bundle_members(f->s, "bun_none", requester, &ids, &n),
+	    EL_ENOENT);
+	assert_int_equal(store_bundle_insert(f->s, "bun_y", "alice", 100), EL_OK);
+	assert_int_not_equal(store_bundle_member_insert(f->s, "bun_y", "req_b1", 0), EL_OK);
+}
 
 static void
 grants(void **state)
@@ -2669,6 +2702,7 @@ pg_url_given(void **state)
 	T(relaxed_refuses_what_needs_the_lock, setup, B), \
 	T(revoked, setup, B), \
 	T(grants, setup, B), \
+	T(bundles, setup, B), \
 	T(sessions, setup, B), \
 	T(rollback_discards, setup, B), \
 	T(nested_commit, setup, B), \

@@ -16,6 +16,48 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- lists ---- */
+
+static void
+split_list_splits_and_refuses(void **state)
+{
+	static const char *const bad[] = {
+		"", ",", "a,", ",a", "a,,b", "a,b,a", "a,b,c,d", "abcdefghi", "a,abcdefghi",
+	};
+	struct el_why w;
+	char **v = NULL;
+	size_t n = 99, i;
+
+	(void)state;
+	assert_int_equal(el_split_list("prod-readonly,billing", ',', 3, 8 + 5, &v, &n, &w),
+	    EL_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0], "prod-readonly");
+	assert_string_equal(v[1], "billing");
+	el_strv_free(v, n);
+	assert_int_equal(el_split_list("one", ',', 3, 8, &v, &n, &w), EL_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "one");
+	el_strv_free(v, n);
+	assert_int_equal(el_split_list("a,b,c", ',', 3, 8, &v, &n, &w), EL_OK);
+	assert_int_equal(n, 3);
+	el_strv_free(v, n);
+	for (i = 0; i < NELEM(bad); i++) {
+		v = NULL;
+		n = 99;
+		memset(&w, 0, sizeof(w));
+		if (el_split_list(bad[i], ',', 3, 8, &v, &n, &w) != EL_EINVAL)
+			fail_msg("el_split_list(\"%s\") accepted", bad[i]);
+		assert_null(v);
+		assert_int_equal(n, 0);
+		assert_true(w.msg[0] != '\0');
+	}
+	assert_int_equal(el_split_list("a,b,a", ',', 3, 8, &v, &n, &w), EL_EINVAL);
+	assert_non_null(strstr(w.msg, "a is named twice"));
+	assert_int_equal(el_split_list("a,b,c,d", ',', 3, 8, &v, &n, &w), EL_EINVAL);
+	assert_non_null(strstr(w.msg, "more than 3"));
+}
+
 /* ---- durations ---- */
 
 static void
@@ -577,6 +619,7 @@ main(void)
 		cmocka_unit_test(misc_helpers),
 		cmocka_unit_test(backoff_doubles_to_its_cap),
 		cmocka_unit_test(hexval_and_strv),
+		cmocka_unit_test(split_list_splits_and_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
