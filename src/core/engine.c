@@ -1459,17 +1459,15 @@ out:
 	return rc;
 }
 
+/* active or activating -> ending for grant id, in a transaction of its own; refusals
+ * audited. The caller wakes the reaper and waits (engine_wait_ended). */
 enum el_err
-engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
+engine_revoke_mark(struct engine *e, const char *user, const char *id, json_t *body,
     struct el_why *w)
 {
-	struct policy *p;
-	struct store_request r;
+	struct policy *p = engine_policy(e);
 	enum el_err rc;
 
-	if (engine_is_bundle_id(id))
-		return engine_bundle_each(e, user, id, BOP_REVOKE, body, NULL, out, w);
-	p = engine_policy(e);
 	if (body != NULL && (rc = jspec_check(body, &revoke_spec, w)) != EL_OK)
 		goto out;
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
@@ -1481,10 +1479,24 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 		engine_tx_rollback(e);
 		goto out;
 	}
-	if ((rc = engine_tx_commit(e)) != EL_OK) {
+	if ((rc = engine_tx_commit(e)) != EL_OK)
 		el_fail(w, rc, "the revocation was not recorded: %s", store_errmsg());
-		goto out;
-	}
+out:
+	policy_release(p);
+	return rc == EL_OK ? EL_OK : engine_authz(e, user, "grant.revoke", id, rc, w);
+}
+
+enum el_err
+engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, json_t **out,
+    struct el_why *w)
+{
+	struct store_request r;
+	enum el_err rc;
+
+	if (engine_is_bundle_id(id))
+		return engine_bundle_each(e, user, id, BOP_REVOKE, body, NULL, out, w);
+	if ((rc = engine_revoke_mark(e, user, id, body, w)) != EL_OK)
+		return rc;
 	/* The reaper revokes (batching every grant of a role revoked together); the answer
 	 * waits for it so the caller learns whether access has ended. */
 	engine_wake_reaper(e);
@@ -1493,9 +1505,7 @@ engine_revoke(struct engine *e, const char *user, const char *id, json_t *body, 
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
 	}
-out:
-	policy_release(p);
-	return engine_authz(e, user, "grant.revoke", id, rc, w);
+	return EL_OK;
 }
 
 static const struct schema_field revoke_many_fields[] = {

@@ -459,6 +459,35 @@ out:
 
 /* ---- operations on every member ---- */
 
+/* Every member revoked (results' ok entries) is ending: one wait for all of them, then
+ * each result's request as it is now. The members end together, not one after another. */
+static void
+revoked_wait(struct engine *e, json_t *results)
+{
+	const char **ids;
+	size_t i, n = 0;
+	json_t *o;
+
+	if ((ids = calloc(json_array_size(results) + 1, sizeof(*ids))) == NULL)
+		return;
+	json_array_foreach(results, i, o)
+		if (json_is_true(json_object_get(o, "ok")))
+			ids[n++] = json_string_value(json_object_get(o, "id"));
+	engine_wake_reaper(e);
+	engine_wait_ended(e, ids, n, 15000);
+	json_array_foreach(results, i, o) {
+		struct store_request r;
+
+		if (json_is_true(json_object_get(o, "ok")) &&
+		    store_request_get(e->store, json_string_value(json_object_get(o, "id")), &r)
+		    == EL_OK) {
+			json_object_set_new(o, "request", engine_request_json(e, &r));
+			store_request_free(&r);
+		}
+	}
+	free(ids);
+}
+
 
 /*
  * Runs op on each member of bundle id user may see, each in its own transaction through
@@ -509,7 +538,7 @@ engine_bundle_each(struct engine *e, const char *user, const char *id,
 		else if (op == BOP_CANCEL)
 			rc = engine_cancel(e, user, r->id, &res, &w1);
 		else if (op == BOP_REVOKE)
-			rc = engine_revoke(e, user, r->id, body, &res, &w1);
+			rc = engine_revoke_mark(e, user, r->id, body, &w1);   /* waited for below */
 		else
 			rc = engine_extend(e, user, r->id, body, &res, &w1);
 		if (rc == EL_OK) {
@@ -529,6 +558,8 @@ engine_bundle_each(struct engine *e, const char *user, const char *id,
 		}
 		json_array_append_new(results, o);
 	}
+	if (op == BOP_REVOKE && done > 0)
+		revoked_wait(e, results);
 	members_free(&m);
 	if (done == 0) {
 		json_decref(results);

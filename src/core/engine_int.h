@@ -289,6 +289,10 @@ void engine_ends_changed(struct engine *e);
 /* Waits until every id has left `ending` (or AWS is minting for it: it ends after AWS
  * answers), or timeout_ms passes; one deadline for all. Borrows ids. */
 void engine_wait_ended(struct engine *e, const char *const *ids, size_t n, int timeout_ms);
+/* active or activating -> ending for grant id, in a transaction of its own (refusals
+ * audited); the caller wakes the reaper and waits (engine_revoke does both). */
+enum el_err engine_revoke_mark(struct engine *e, const char *user, const char *id,
+    json_t *body, struct el_why *w);
 
 /* Counted worker threads (engine_workers_wait waits for them): spawn runs fn(arg)
  * detached, false when it cannot; the worker calls engine_worker_done as it ends. */

@@ -104,8 +104,8 @@ def test_each_member_has_its_quorum_and_its_credentials(ctx):
 
 def test_revoke_and_extend_apply_to_every_member(ctx):
     """extend on the bundle asks an extension of each member (each approved by its own
-    quorum) and both windows grow; revoke on the bundle ends both grants and the emulator
-    then denies both credentials."""
+    quorum) and both windows grow; revoke on the bundle marks both grants ending, then
+    waits once for both to end, and the emulator then denies both credentials."""
     emu = ctx.emulator
     b = ctx.broker().start()
     j = _active_bundle(b)
@@ -137,6 +137,10 @@ def test_revoke_and_extend_apply_to_every_member(ctx):
     ev = b.audit()
     revoked = [a['request_id'] for a in ev if a['data'].get('to') == 'ending']
     assert sorted(revoked) == sorted(m['id'] for m in j['members']), revoked
+    # both members were ending before either ended: revoked together, not in turn
+    ending = [a['seq'] for a in ev if a['data'].get('to') == 'ending']
+    ended = [a['seq'] for a in ev if a['event'] == 'grant.ended']
+    assert len(ended) == 2 and max(ending) < min(ended), (ending, ended)
 
 
 def test_a_refused_profile_creates_nothing(ctx):
