@@ -202,7 +202,10 @@ def test_receiver_down_then_up_gets_every_event_once(ctx):
     restarts. The deliveries wait in the store, retried with backoff (notify.webhook_retry_max
     1s here; 5m by default). Once the receiver is up, every event the audit holds for the
     webhook is accepted exactly once (counted by delivery id), in the order of the audit
-    chain, and nothing is left queued."""
+    chain, and nothing is left queued. ELEVATE_WEBHOOK_OUTAGE_SECONDS=N keeps the receiver
+    down for at least N seconds (make test-long: 60, the issue's minute; make test runs it
+    as short as the steps allow, to stay under its 10 minutes)."""
+    outage = float(os.environ.get('ELEVATE_WEBHOOK_OUTAGE_SECONDS') or 0)
     rx = Receiver().start()
     rx.answer = 503
     b = broker(ctx, rx, slack=False, webhook_retry_max='1s').start()
@@ -210,6 +213,7 @@ def test_receiver_down_then_up_gets_every_event_once(ctx):
     wait_for(lambda: len(rx.got('/generic', accepted=False)) >= 2, 20,
              what='two refused attempts')
     rx.stop()                              # now connection refused
+    down_since = time.monotonic()
     b.approve_until(one, 'active')
     two = b.request(user='bob', reason='look at logs')['id']
     st, j = b.api('dave', 'POST', '/v1/requests/%s/deny' % two, {'comment': 'not now'})
@@ -224,6 +228,10 @@ def test_receiver_down_then_up_gets_every_event_once(ctx):
     queued = b.query("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'queued'")[0][0]
     assert queued >= 6, queued
     assert rx.got('/generic') == []
+    while time.monotonic() - down_since < outage:   # still refused: attempts go on
+        time.sleep(min(1.0, outage - (time.monotonic() - down_since)))
+    assert rx.got('/generic') == []
+    attempts = b.query("SELECT MAX(attempts) FROM webhook_deliveries")[0][0]
     rx.answer = 200
     rx.start()
     want = expected(b)
@@ -242,7 +250,7 @@ def test_receiver_down_then_up_gets_every_event_once(ctx):
     assert {json.loads(p['body'])['delivery_id'] for p in refused if p['status'] == 503} <= \
         set(ids)
     rows = b.query("SELECT state, MAX(attempts) FROM webhook_deliveries GROUP BY state")
-    assert [r[0] for r in rows] == ['sent'] and rows[0][1] >= 4, rows
+    assert [r[0] for r in rows] == ['sent'] and rows[0][1] >= max(4, attempts), rows
 
 
 def test_break_glass_is_told_at_once(ctx):
