@@ -1676,20 +1676,14 @@ engine_credentials(struct engine *e, const char *user, const char *id, const cha
 	if (r.state != RS_ACTIVE || el_now() >= r.window_end)
 		goto not_active;
 	/* Credentials that expire before the window ends are minted again, same session. */
-	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK) {
+	if ((rc = engine_remint_if_due(e, &r)) == EL_ENOENT) {
 		rc = el_fail(w, EL_ESTATE, "request %s has no credentials yet", id);
 		goto out;
 	}
-	if (g.creds_expire_at < r.window_end && g.creds_expire_at - el_now() < 300) {
-		store_grant_free(&g);
-		if ((rc = engine_remint(e, id)) == EL_ESTATE)
-			goto reread;
-		if (rc != EL_OK) {
-			rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
-			goto out;
-		}
+	if (rc != EL_OK && rc != EL_ESTATE) {   /* EL_ESTATE: it ended meanwhile, read below */
+		rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
+		goto out;
 	}
-reread:
 	/* Hand out only what the store says now: a revoke that committed meanwhile wins. */
 	if ((rc = engine_tx_begin(e)) != EL_OK) {
 		el_fail(w, rc, "the store is unavailable: %s", store_errmsg());

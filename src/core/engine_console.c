@@ -87,17 +87,12 @@ engine_console(struct engine *e, const char *user, const char *id, const char *p
 		goto out;
 	}
 	/* Credentials about to expire are minted again first, as for `elevate creds`. */
-	if ((rc = store_grant_get(e->store, id, &g)) == EL_OK &&
-	    g.creds_expire_at < r.window_end && g.creds_expire_at - el_now() < 300) {
-		store_grant_free(&g);
-		memset(&g, 0, sizeof(g));
-		if (engine_remint(e, id) != EL_OK) {
-			rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
-			goto out;
-		}
-		rc = store_grant_get(e->store, id, &g);
+	if ((rc = engine_remint_if_due(e, &r)) != EL_OK && rc != EL_ENOENT) {
+		rc = el_fail(w, EL_EAWS, "could not mint fresh credentials for %s", id);
+		goto out;
 	}
-	if (rc != EL_OK || (rc = engine_grant_creds(e, &g, &c)) != EL_OK) {
+	if ((rc = store_grant_get(e->store, id, &g)) != EL_OK ||
+	    (rc = engine_grant_creds(e, &g, &c)) != EL_OK) {
 		rc = el_fail(w, EL_ESTATE, "request %s has no usable credentials", id);
 		goto out;
 	}

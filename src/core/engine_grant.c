@@ -923,6 +923,19 @@ engine_workers_wait(struct engine *e)
 }
 
 enum el_err
+engine_remint_if_due(struct engine *e, const struct store_request *r)
+{
+	struct store_grant g;
+	bool due;
+
+	if (store_grant_get(e->store, r->id, &g) != EL_OK)
+		return EL_ENOENT;
+	due = g.creds_expire_at < r->window_end && g.creds_expire_at - el_now() < 300;
+	store_grant_free(&g);
+	return due ? engine_remint(e, r->id) : EL_OK;
+}
+
+enum el_err
 engine_remint(struct engine *e, const char *id)
 {
 	struct store_request r;

@@ -268,6 +268,11 @@ bool engine_minting(struct engine *e, const char *id);
 void engine_workers_wait(struct engine *e);
 /* Mints fresh credentials for an active grant under its session name. */
 enum el_err engine_remint(struct engine *e, const char *id);
+/* engine_remint when r's stored credentials expire before its window ends and within
+ * 5 minutes (what `elevate creds` and the console hand out must outlive a few minutes):
+ * EL_OK (fresh enough, or minted), EL_ENOENT (none stored), or engine_remint's error
+ * (EL_ESTATE: the grant left `active` meanwhile). */
+enum el_err engine_remint_if_due(struct engine *e, const struct store_request *r);
 /* The stored credentials as credential_process JSON (new ref), or as aws_creds (to sign
  * the grant's StartSession; caller clears). */
 enum el_err engine_decrypt_creds(struct engine *e, const struct store_grant *g,
