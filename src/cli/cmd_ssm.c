@@ -50,8 +50,8 @@ static int ssm_run(int, char **);
 
 const struct cli_cmd cmd_ssm = {
 	.name = "ssm",
-	.usage = "elevate ssm ID|--profile PROFILE INSTANCE [--document D] [--param K=V ...] "
-	    "[--reason R]",
+	.usage = "elevate ssm ID|--profile PROFILE|BUNDLE --profile PROFILE INSTANCE "
+	    "[--document D] [--param K=V ...] [--reason R]",
 	.summary = "open an SSM session to an instance with a grant",
 	.run = ssm_run,
 };
@@ -62,7 +62,8 @@ ssm_help(void)
 	printf("usage: %s\n\n"
 	    "Asks the broker to start an SSM Session Manager session to INSTANCE with the\n"
 	    "credentials of your active grant ID (or, with --profile, of your active grant of\n"
-	    "PROFILE); the profile must allow the instance and the document. Then runs\n"
+	    "PROFILE; with a bundle's id and --profile, that member's); the profile must\n"
+	    "allow the instance and the document. Then runs\n"
 	    "%s as `aws ssm start-session` does, with the grant's\n"
 	    "credentials in its environment. The session ends when you leave it, or at the\n"
 	    "latest when the grant's window ends. The exit code is the plugin's.\n\n"
@@ -439,8 +440,8 @@ ssm_run(int argc, char **argv)
 		default: rc = output_usage(&cmd_ssm, NULL); goto out;
 		}
 	}
-	if (profile == NULL && optind < argc)
-		id = argv[optind++];
+	if ((profile == NULL && optind < argc) || argc - optind == 2)
+		id = argv[optind++];   /* ID INSTANCE, or BUNDLE INSTANCE with --profile */
 	if (argc - optind != 1) {
 		rc = output_usage(&cmd_ssm, profile == NULL ? "give a request ID (or --profile "
 		    "PROFILE) and an INSTANCE" : "give one INSTANCE after --profile PROFILE");
@@ -450,6 +451,9 @@ ssm_run(int argc, char **argv)
 	rc = CLI_USAGE;
 	if (id != NULL && !api_valid_id(id))
 		rc = output_usage(&cmd_ssm, "not a request id: \"%s\"", id);
+	else if (id != NULL && profile != NULL && !api_bundle_id(id))
+		rc = output_usage(&cmd_ssm, "give a request ID, --profile PROFILE, or a bundle's "
+		    "ID with --profile PROFILE");
 	else if (profile != NULL && !printable(profile, NAME_MAX_LEN))
 		rc = output_usage(&cmd_ssm, "not a profile name: \"%s\"", profile);
 	else if (!printable(target, TARGET_MAX))

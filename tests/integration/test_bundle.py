@@ -11,6 +11,7 @@ import tempfile
 
 from harness import (DEFAULT_PROFILES, browse, mail_links, mail_parts, parse_iso, wait_for,
                      wait_mail)
+from test_ssm import INSTANCE, NEW_PLUGIN, FakePlugin
 
 BOTH = 'prod-readonly,prod-admin'   # quorum: 1 sre-lead / 1 sre-lead and 1 of security
 
@@ -87,6 +88,17 @@ def test_each_member_has_its_quorum_and_its_credentials(ctx):
     r = b.cli('alice', 'console', bid, '--profile', 'prod-readonly', '--print')
     assert r.returncode == 0 and '/federation?Action=login' in r.stdout, r
     assert [a['request_id'] for a in b.audit() if a['event'] == 'grant.console'] == [ro['id']]
+    # an SSM session with the prod-readonly member's credentials (a recording plugin)
+    plugin = FakePlugin(b.tmp, 'plugin', NEW_PLUGIN)
+    r = b.cli('alice', 'ssm', bid, '--profile', 'prod-readonly', INSTANCE,
+              env={'PATH': '/usr/bin:/bin', 'ELEVATE_SSM_PLUGIN': plugin.path})
+    assert r.returncode == 0, r.stderr
+    (call,) = plugin.calls()
+    assert call['env']['AWS_ACCESS_KEY_ID'] == c_ro['AccessKeyId'], call['env']
+    sid = json.loads(call['env']['AWS_SSM_START_SESSION_RESPONSE'])['SessionId']
+    assert [x['session_id'] for x in b.get(ro['id'])['sessions']] == [sid]
+    r = b.cli('alice', 'ssm', ro['id'], '--profile', 'prod-readonly', INSTANCE)
+    assert r.returncode == 2 and "bundle's ID with --profile" in r.stderr, r
     r = b.cli('alice', 'creds', bid)
     assert r.returncode == 2 and 'prod-readonly, prod-admin' in r.stderr, r
     assert '--profile' in r.stderr and r.stdout == '', r
