@@ -125,7 +125,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-# make demo-flows: auto-approval, break-glass with the mail server down, the AWS console
+# make demo-flows: auto-approval, break-glass with the mail server down, the AWS console,
+# several profiles in one request, a scheduled window, a signed webhook
 demo-flows: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo-flows.sh

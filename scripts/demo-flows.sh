@@ -4,7 +4,9 @@
 # while the mail server is down (active at once, the notices wait in the outbox and go out
 # when it is back), its review rejecting it (revoked at once); the AWS console through the
 # federation endpoint; several profiles in one request (a bundle), each with its own
-# approvers and credentials, revoked together. DEMO_KEEP=1 leaves everything running.
+# approvers and credentials, revoked together; a scheduled window that starts at its time,
+# not at the approval; every step told to a signed webhook, whose receiver checks each
+# delivery's HMAC signature. DEMO_KEEP=1 leaves everything running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +27,8 @@ step "Starting the AWS emulator and the broker (state in $T); no mail server yet
 demo_emulator "$T"
 SMTP_PORT=$(port)
 PORT=$(port)
+WPORT=$(port)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/webhook.key"; chmod 600 "$T/webhook.key"
 URL="http://127.0.0.1:$PORT"
 export HOME="$T/home"; mkdir -p "$HOME"
 for u in alice bob carol erin; do
@@ -71,11 +75,16 @@ cat >"$T/elevated.json" <<JSON
   "smtp": {"url": "smtp://127.0.0.1:$SMTP_PORT", "from": "elevate@example.com", "timeout": "3s"},
   "aws": {"region": "ap-northeast-1", "endpoint": "$EMU"},
   "audit": {"file": "$T/audit.jsonl"},
-  "auditors": "group:security", "admins": "group:security"
+  "auditors": "group:security", "admins": "group:security",
+  "notify": {"webhooks": [{"name": "chat", "url": "http://127.0.0.1:$WPORT/hook",
+                           "kind": "generic", "secret_file": "$T/webhook.key"}],
+             "webhook_retry_max": "2s"}
 }
 JSON
 demo_broker "$T/elevated.json" "$URL"
+/usr/bin/python3 scripts/demo-webhook-rx.py "$WPORT" "$T/webhook.key" "$T/webhook.log" & PIDS+=($!)
 say "broker: $URL (log: $T/elevated.log); SMTP at 127.0.0.1:$SMTP_PORT is DOWN"
+say "a webhook receiver on 127.0.0.1:$WPORT checks every delivery's signature ($T/webhook.log)"
 
 step "1. Auto-approval: alice is on call and names an incident; the rule approves at once"
 run as alice bin/elevate request prod-readonly --for 15m --reason "5xx spike" --ticket INC-4711 --wait
@@ -169,6 +178,33 @@ say "revoke on the bundle ends both; AWS then refuses both credentials:"
 run as alice bin/elevate revoke "$XID" --reason "done"
 demo_denied "$PK" "$T/denied-p.out"
 demo_denied "$BK2" "$T/denied-b.out"
+
+step "6. A scheduled window: alice asks now for prod-admin in 5 s; erin approves at once"
+run as alice bin/elevate request prod-admin --in 5s --for 10m --reason "nightly migration"
+SID=$(as alice bin/elevate --json list --mine | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["requests"] if r.get("scheduled_start") and r["state"] == "pending"][0]["id"])')
+run as erin bin/elevate approve "$SID"
+run as alice bin/elevate status "$SID" | grep -E "state|start"
+say "the approval came early; nothing is minted before the scheduled start:"
+for _ in $(seq 150); do
+  st=$(as alice bin/elevate --json status "$SID" | jget state); [ "$st" = active ] && break; sleep 0.1
+done
+as alice bin/elevate --json status "$SID" | python3 -c '
+import json, sys
+from datetime import datetime
+d = json.load(sys.stdin)
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+print("     %s: scheduled %s, window %s .. %s (started %.0f s after its time)" % (
+    d["state"], d["scheduled_start"], d["window_start"], d["window_end"],
+    t(d["window_start"]) - t(d["scheduled_start"])))'
+
+step "7. Every step was told to the webhook, each delivery signed and sent once"
+for _ in $(seq 100); do
+  q=$(sqlite3 "$T/state/elevate.db" "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'queued'")
+  [ "$q" = 0 ] && break; sleep 0.1
+done
+say "deliveries the broker made: $(sqlite3 "$T/state/elevate.db" "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'sent'") sent, $q queued"
+awk '{v[$1]++; e[$3]++} END {for (k in v) printf "     %-10s %d deliveries\n", k, v[k];
+     for (k in e) printf "       %-32s %d\n", k, e[k]}' "$T/webhook.log"
 
 step "The audit trail verifies"
 kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null || true
