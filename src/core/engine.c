@@ -587,6 +587,27 @@ time_or_null(int64_t t)
 	return el_time_json(t);
 }
 
+enum el_err
+engine_quorum_of(const struct policy *p, const struct store_request *r,
+    const struct store_approval *ap, size_t nap, bool *met, size_t *napproved,
+    struct el_why *w)
+{
+	const char **voters;
+	size_t i, nv = 0;
+
+	*met = false;
+	if ((voters = calloc(nap + 1, sizeof(*voters))) == NULL)
+		return EL_ENOMEM;
+	for (i = 0; i < nap; i++)
+		if (strcmp(ap[i].decision, "approve") == 0)
+			voters[nv++] = ap[i].approver;
+	*met = policy_quorum_met(p, r->profile, r->requester, voters, nv, w);
+	if (napproved != NULL)
+		*napproved = nv;
+	free(voters);
+	return EL_OK;
+}
+
 json_t *
 engine_request_json(struct engine *e, const struct store_request *r)
 {
@@ -595,12 +616,10 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	struct store_grant g;
 	size_t nap = 0, nss = 0, i;
 	json_t *o, *arr, *sess;
-	const char **voters = NULL;
-	size_t nvoters = 0;
 	struct el_why w = {{0}};
 	struct policy *p;
 	json_t *auto_rule = NULL;
-	bool met;
+	bool met = false;
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o,"
 	    " s:o, s:o, s:s?}", "id", r->id, "profile", r->profile, "requester", r->requester,
@@ -616,15 +635,12 @@ engine_request_json(struct engine *e, const struct store_request *r)
 		return NULL;
 	arr = json_array();
 	if (store_approval_list(e->store, r->id, &ap, &nap) == EL_OK) {
-		voters = calloc(nap + 1, sizeof(*voters));
 		for (i = 0; i < nap; i++) {
 			char at[32];
 			el_format_time(ap[i].at, at, sizeof(at));
 			json_array_append_new(arr, json_pack("{s:s, s:s, s:s?, s:s, s:s}",
 			    "approver", ap[i].approver, "decision", ap[i].decision,
 			    "comment", ap[i].comment, "at", at, "via", ap[i].via));
-			if (voters != NULL && strcmp(ap[i].decision, "approve") == 0)
-				voters[nvoters++] = ap[i].approver;
 			if (strcmp(ap[i].via, "auto") == 0 && auto_rule == NULL)
 				auto_rule = json_string(ap[i].approver + 5);   /* "auto:" */
 		}
@@ -646,12 +662,13 @@ engine_request_json(struct engine *e, const struct store_request *r)
 		    &start) == EL_OK ? time_or_null(start) : json_null());
 	}
 	p = engine_policy(e);
-	met = auto_rule != NULL ||
-	    policy_quorum_met(p, r->profile, r->requester, voters, nvoters, &w);
+	if (auto_rule != NULL)
+		met = true;
+	else if (engine_quorum_of(p, r, ap, nap, &met, NULL, &w) != EL_OK)
+		el_strlcpy(w.msg, "out of memory", sizeof(w.msg));
 	policy_release(p);
 	json_object_set_new(o, "quorum", json_pack("{s:b, s:s?}", "met", met,
 	    "missing", met ? NULL : w.msg));
-	free(voters);
 	store_approvals_free(ap, nap);
 	if (r->failure_code != NULL)
 		json_object_set_new(o, "failure", json_pack("{s:s, s:s?}", "code", r->failure_code,
@@ -1126,8 +1143,7 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
     struct el_why *w)
 {
 	struct store_approval a, *ap = NULL;
-	const char **voters = NULL;
-	size_t nap = 0, i, nv = 0;
+	size_t nap = 0;
 	json_t *data;
 	enum el_err rc;
 	bool met;
@@ -1182,18 +1198,10 @@ record_decision(struct engine *e, const struct policy *p, struct store_request *
 	atomic_fetch_add(&e->approvals_total, 1);
 	if ((rc = store_approval_list(e->store, r->id, &ap, &nap)) != EL_OK)
 		return rc;
-	if ((voters = calloc(nap + 1, sizeof(*voters))) == NULL) {
-		store_approvals_free(ap, nap);
-		return EL_ENOMEM;
-	}
-	for (i = 0; i < nap; i++)
-		if (strcmp(ap[i].decision, "approve") == 0)
-			voters[nv++] = ap[i].approver;
-	met = policy_quorum_met(p, r->profile, r->requester, voters, nv, NULL);
-	free(voters);
+	rc = engine_quorum_of(p, r, ap, nap, &met, NULL, NULL);
 	store_approvals_free(ap, nap);
-	if (!met)
-		return EL_OK;
+	if (rc != EL_OK || !met)
+		return rc;
 	r->decided_at = a.at;
 	return engine_quorum_reached(e, p, r, user, activate);
 }

@@ -39,6 +39,19 @@ append(char *buf, size_t len, const char *s)
 		el_strlcpy(buf + n, s, len - n);
 }
 
+/* "a, b, c": the members' profiles, in order, into buf (len bytes), cut short when full. */
+static void
+profile_names(const struct store_request *r, size_t n, char *buf, size_t len)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		append(buf, len, i > 0 ? ", " : "");
+		append(buf, len, r[i].profile);
+	}
+}
+
 bool
 engine_is_bundle_id(const char *id)
 {
@@ -151,22 +164,20 @@ roles_ctx(struct engine *e, const struct policy *p, const struct store_request *
 	for (i = 0; i < n; i++) {
 		const struct pol_profile *pp = policy_profile(p, r[i].profile);
 		struct store_approval *ap = NULL;
-		const char **voters = NULL;
 		struct el_why w = {{0}};
 		size_t nap = 0, nv = 0;
-		bool yours, voted = false, met;
+		bool yours, voted = false, met = false;
 
 		yours = approver != NULL &&
 		    policy_check_approver(p, r[i].profile, r[i].requester, approver, NULL) == EL_OK;
-		if (store_approval_list(e->store, r[i].id, &ap, &nap) == EL_OK &&
-		    (voters = calloc(nap + 1, sizeof(*voters))) != NULL)
-			for (k = 0; k < nap; k++) {
-				if (approver != NULL && strcmp(ap[k].approver, approver) == 0)
-					voted = true;
-				if (strcmp(ap[k].decision, "approve") == 0)
-					voters[nv++] = ap[k].approver;
-			}
-		met = policy_quorum_met(p, r[i].profile, r[i].requester, voters, nv, &w);
+		if (store_approval_list(e->store, r[i].id, &ap, &nap) != EL_OK) {
+			ap = NULL;
+			nap = 0;
+		}
+		for (k = 0; k < nap; k++)
+			if (approver != NULL && strcmp(ap[k].approver, approver) == 0)
+				voted = true;
+		engine_quorum_of(p, &r[i], ap, nap, &met, &nv, &w);
 		*npending += r[i].state == RS_PENDING;
 		*nyours += yours;
 		*ndecidable += yours && !voted && r[i].state == RS_PENDING;
@@ -177,7 +188,6 @@ roles_ctx(struct engine *e, const struct policy *p, const struct store_request *
 		    (json_int_t)(pp != NULL ? pp->approvals_required : 0),
 		    "missing", met ? "quorum met" : w.msg, "yours", yours,
 		    "decidable", yours && !voted && r[i].state == RS_PENDING, "voted", voted));
-		free(voters);
 		store_approvals_free(ap, nap);
 	}
 	return roles;
@@ -191,16 +201,14 @@ bundle_ctx(struct engine *e, const struct policy *p, const char *bid,
     size_t *npending, size_t *nyours)
 {
 	json_t *ctx = engine_request_ctx(e, &r[0], approver);
-	char names[BUNDLE_MAX * (POLICY_NAME_MAX + 2)] = "";
+	char names[BUNDLE_MAX * (POLICY_NAME_MAX + 2)];
 	int64_t until = 0;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		append(names, sizeof(names), i > 0 ? ", " : "");
-		append(names, sizeof(names), r[i].profile);
+	profile_names(r, n, names, sizeof(names));
+	for (i = 0; i < n; i++)
 		if (r[i].pending_until > until)
 			until = r[i].pending_until;
-	}
 	json_object_set_new(ctx, "request_id", json_string(bid));
 	json_object_set_new(ctx, "bundle_id", json_string(bid));
 	json_object_set_new(ctx, "profile", json_string(names));
@@ -352,13 +360,12 @@ engine_create_bundle(struct engine *e, const char *user, json_t *body, json_t **
 	make_bundle_id(bid, sizeof(bid));
 	extra = json_pack("{s:s}", "bundle", bid);
 	for (i = 0; i < np; i++) {
+		nn = i + 1;   /* n[i] is freed even when its preparation fails */
 		if ((rc = engine_new_request_prepare(e, &n[i], &r[i], ars[i], false, start,
 		    false, extra)) != EL_OK) {
-			nn = i + 1;
 			el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
 			goto out;
 		}
-		nn = i + 1;
 	}
 	if ((rc = bundle_mails(e, p, bid, r, np, ars, &mails)) != EL_OK) {
 		el_fail(w, rc, "cannot store the request: %s", el_strerror(rc));
@@ -430,20 +437,18 @@ engine_bundle_member(struct engine *e, const char *user, const char *id,
 {
 	struct policy *p = engine_policy(e);
 	struct members m;
-	char names[BUNDLE_MAX * (POLICY_NAME_MAX + 2)] = "";
+	char names[BUNDLE_MAX * (POLICY_NAME_MAX + 2)];
 	size_t i;
 	enum el_err rc;
 
 	if ((rc = members_load(e, p, user, id, &m, w)) != EL_OK)
 		goto out;
-	for (i = 0; i < m.n; i++) {
+	for (i = 0; i < m.n; i++)
 		if (profile != NULL && strcmp(m.r[i].profile, profile) == 0) {
 			el_strlcpy(member, m.r[i].id, len);
 			goto done;
 		}
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-		    i > 0 ? ", " : "", m.r[i].profile);
-	}
+	profile_names(m.r, m.n, names, sizeof(names));
 	if (profile == NULL)
 		rc = el_fail(w, EL_EINVAL, "%s is a bundle of profiles %s: name one (elevate creds "
 		    "%s --profile %s)", id, names, id, m.n > 0 ? m.r[0].profile : "P");
