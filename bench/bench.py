@@ -38,7 +38,7 @@ def loadgen(port, paths, conns, user=None, b=None, method='GET', body=None, n=No
     cmd = [os.path.join(B, 'loadgen'), '-c', str(conns), '-d', str(secs), '-m', method]
     if user:
         cmd += ['-k', os.path.join(b.users[user].cfgdir, 'key'), '-u', user,
-                '-n', str(n or 30000)]
+                '-n', str(n or int(max(30000, secs * 15000)))]
     if body is not None:
         cmd += ['-b', body]
     r = subprocess.run(cmd + [str(port)] + list(paths), capture_output=True, text=True,

@@ -68,6 +68,15 @@ enum el_err store_begin(struct store *s);
  * (both fail with EL_EINVAL): they need the writers' lock. */
 enum el_err store_begin_relaxed(struct store *s);
 enum el_err store_commit(struct store *s);
+/*
+ * A read of several rows as one snapshot, on one reader taken for it: the reads between
+ * store_read_begin() and store_read_end() see the same state, and pay one read
+ * transaction instead of one each. For short read-only paths (a page, a GET). A write
+ * transaction begun in between ends the snapshot first (a read after it sees the write).
+ * Nestable; without readers, or on a backend without read transactions, a no-op.
+ */
+void store_read_begin(struct store *s);
+void store_read_end(struct store *s);
 void store_rollback(struct store *s);
 /* Has this thread a transaction open on s (also after a nested commit)? */
 bool store_in_transaction(struct store *s);

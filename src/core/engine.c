@@ -1090,7 +1090,10 @@ engine_list_requests(struct engine *e, const char *user, const char *state, bool
 	}
 	f.requester = mine ? user : NULL;
 	p = engine_policy(e);
+	/* the list and what each request's JSON gathers, as one snapshot */
+	store_read_begin(e->store);
 	if ((rc = store_request_list(e->store, &f, &v, &n)) != EL_OK) {
+		store_read_end(e->store);
 		policy_release(p);
 		return el_fail(w, rc, "cannot list requests: %s", store_errmsg());
 	}
@@ -1100,6 +1103,7 @@ engine_list_requests(struct engine *e, const char *user, const char *state, bool
 			json_array_append_new(arr, engine_request_json(e, &v[i]));
 		store_request_free(&v[i]);
 	}
+	store_read_end(e->store);
 	free(v);
 	policy_release(p);
 	*out = json_pack("{s:o}", "requests", arr);
@@ -1117,10 +1121,14 @@ engine_get_request(struct engine *e, const char *user, const char *id, json_t **
 	if (engine_is_bundle_id(id))
 		return engine_get_bundle(e, user, id, out, w);
 	p = engine_policy(e);
+	/* the request and what its JSON gathers (approvals, grant, schedule, bundle) as one
+	 * snapshot */
+	store_read_begin(e->store);
 	if ((rc = engine_load_visible(e, p, user, id, &r, w)) == EL_OK) {
 		*out = engine_request_json(e, &r);
 		store_request_free(&r);
 	}
+	store_read_end(e->store);
 	policy_release(p);
 	return engine_authz(e, user, "request.show", id, rc, w);
 }

@@ -174,17 +174,22 @@ engine_token_page(struct engine *e, const char *token, const char *peer, json_t 
 	size_t nap = 0;
 
 	memset(&c, 0, sizeof(c));
+	/* the page's reads as one snapshot (a refusal's audit record ends it first) */
+	store_read_begin(e->store);
 	switch (check_token(e, token, "GET", peer, &c, &r, &ap, &nap, ctx, status)) {
 	case EL_OK:
 		break;
 	case EL_ENOENT:
 		check_bundle(e, &c, "GET", peer, ctx, status);
+		store_read_end(e->store);
 		return EL_OK;
 	default:
+		store_read_end(e->store);
 		return EL_OK;
 	}
 	/* the decisions check_token read, as the templates name them */
 	*ctx = engine_request_ctx(e, &r, c.approver);
+	store_read_end(e->store);
 	json_object_set_new(*ctx, "approvals", engine_approvals_ctx(ap, nap));
 	json_object_set_new(*ctx, "approver", json_string(c.approver));
 	json_object_set_new(*ctx, "approvals_count", json_integer((json_int_t)nap));

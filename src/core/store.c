@@ -25,6 +25,11 @@
 
 /* The store whose transaction this thread has open: its reads go to the writer. */
 static _Thread_local struct store *tx_store;
+/* The thread's read snapshot (store_read_begin): its store, its reader (NULL once a
+ * write transaction ended it early), its depth. */
+static _Thread_local struct store *rs_store;
+static _Thread_local struct conn *rs_conn;
+static _Thread_local int rs_depth;
 
 /* The last failure of this thread, for the messages callers build (503 "unavailable"). */
 static _Thread_local char last_error[256];
@@ -221,6 +226,8 @@ conn_get(struct store *s)
 		lock(s);
 		return s->w;
 	}
+	if (rs_store == s && rs_conn != NULL)
+		return rs_conn;
 	pthread_mutex_lock(&s->rd_mu);
 	for (;;) {
 		for (i = 0; i < STORE_READERS && s->rd_busy[i]; i++)
@@ -253,6 +260,8 @@ conn_put(struct store *s, struct conn *c)
 			unlock(s);
 		return;
 	}
+	if (c == rs_conn)
+		return;
 	pthread_mutex_lock(&s->rd_mu);
 	for (i = 0; i < STORE_READERS; i++)
 		if (s->rd[i] == c)
@@ -383,12 +392,63 @@ col_copy(struct q *q, int i, char *dst, size_t len)
 	el_strlcpy(dst, t ? t : "", len);
 }
 
+/* ---- read snapshots ---- */
+
+void
+store_read_begin(struct store *s)
+{
+	struct conn *c;
+
+	if (rs_store != NULL) {
+		/* nested (or another store's: that one keeps its snapshot, this reads as usual) */
+		if (rs_store == s)
+			rs_depth++;
+		return;
+	}
+	if (tx_store == s || s->rd[0] == NULL || s->be->read_tx == NULL)
+		return;
+	c = conn_get(s);
+	if (s->be->read_tx(c, true) != EL_OK) {
+		conn_put(s, c);
+		return;
+	}
+	rs_store = s;
+	rs_conn = c;
+	rs_depth = 1;
+}
+
+/* Ends the snapshot and gives its reader back; the thread reads as usual after it. */
+static void
+read_unpin(struct store *s)
+{
+	struct conn *c = rs_conn;
+
+	if (c == NULL)
+		return;
+	s->be->read_tx(c, false);
+	rs_conn = NULL;
+	conn_put(s, c);
+}
+
+void
+store_read_end(struct store *s)
+{
+	if (rs_store != s || --rs_depth > 0)
+		return;
+	read_unpin(s);
+	rs_store = NULL;
+}
+
 /* ---- transactions ---- */
 
 static enum el_err
 begin(struct store *s, bool relaxed)
 {
 	enum el_err r;
+
+	/* A write ends the thread's snapshot: what it reads after must see what it wrote. */
+	if (rs_store == s)
+		read_unpin(s);
 
 	if (tx_store == s) {
 		/* Nested: part of the outer transaction, which must hold the writers' lock if

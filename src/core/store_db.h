@@ -71,6 +71,9 @@ struct store_backend {
 	const char *(*errmsg)(struct q *q);             /* why step failed */
 	void (*done)(struct q *q);
 	enum el_err (*checkpointer_start)(struct store *s);
+	/* store_read_begin/end (store.h) on a reader: open (on) or end one read transaction;
+	 * NULL: statements read each in their own. */
+	enum el_err (*read_tx)(struct conn *c, bool on);
 	/* What ends a SELECT of rows to claim: PostgreSQL's " FOR UPDATE SKIP LOCKED" (a
 	 * concurrent claim skips the rows another holds), SQLite's "" (one writer anyway). */
 	const char *claim_lock;

@@ -646,6 +646,14 @@ checkpointer(void *arg)
 }
 
 static enum el_err
+sq_read_tx(struct conn *c, bool on)
+{
+	if (run(c, on ? "BEGIN" : "COMMIT") != SQLITE_OK)
+		return dberr(c->db, on ? "begin a read" : "end a read");
+	return EL_OK;
+}
+
+static enum el_err
 sq_checkpointer_start(struct store *base)
 {
 	struct sqlite_store *s = sq(base);
@@ -992,6 +1000,7 @@ static const struct store_backend sqlite_backend = {
 	.errmsg = sq_errmsg,
 	.done = sq_done,
 	.checkpointer_start = sq_checkpointer_start,
+	.read_tx = sq_read_tx,
 	.claim_lock = "",
 	.close = sq_close,
 };

@@ -2,9 +2,9 @@
  * test_store.c — the store as the engine relies on it, on both backends: schema version,
  * upgrades from older databases, requests and their conditional state changes,
  * approvals, replay protection, deadlines, the outbox and its claims, webhook deliveries,
- * revoked sessions and revocation cohorts, grants, SSM sessions, and transactions (rollback
+ * revoked sessions and revocation cohorts, grants, SSM sessions, transactions (rollback
  * really discards, nesting commits once, writers are serialised, relaxed ones refuse what
- * needs the lock). Every test runs against SQLite and against
+ * needs the lock) and read snapshots. Every test runs against SQLite and against
  * PostgreSQL (ELEVATE_TEST_PG_URL: a database this test may empty, which tests/run-all.sh
  * provides through tests/unit/with_pg.py), except what only one backend has: SQLite's file
  * mode, WAL checkpointer and damaged pages; PostgreSQL's nodes migrating together, writers
@@ -1933,6 +1933,62 @@ readers_do_not_wait_for_the_writer(void **state)
 	pthread_cond_destroy(&h.cv);
 }
 
+/* A thread that writes while another holds a read snapshot. */
+static void *
+deny_outside(void *arg)
+{
+	struct store *s = arg;
+
+	assert_int_equal(set_state(s, "req_snap", "pending", "denied", 7), EL_OK);
+	return NULL;
+}
+
+static const char *
+state_of(struct store *s, const char *id, char *buf, size_t len)
+{
+	struct store_request r;
+
+	assert_int_equal(store_request_get(s, id, &r), EL_OK);
+	snprintf(buf, len, "%s", lifecycle_state_name(r.state));
+	store_request_free(&r);
+	return buf;
+}
+
+/*
+ * store_read_begin/end: on SQLite the reads in between see one snapshot (another
+ * thread's commit shows after the end, not before); on both, a write of the thread's own
+ * ends the snapshot, so its next read sees the write, and the snapshot nests.
+ */
+static void
+read_snapshot(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th;
+	char st[32];
+
+	insert(f->s, "req_snap", "pending", "alice", "prod", 5);
+	store_read_begin(f->s);
+	store_read_begin(f->s);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)), "pending");
+	assert_int_equal(pthread_create(&th, NULL, deny_outside, f->s), 0);
+	pthread_join(th, NULL);
+	/* PostgreSQL reads each statement afresh (the backend has no read snapshots) */
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)),
+	    f->pg ? "denied" : "pending");
+	store_read_end(f->s);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)),
+	    f->pg ? "denied" : "pending");
+	store_read_end(f->s);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)), "denied");
+
+	store_read_begin(f->s);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)), "denied");
+	assert_int_equal(set_state(f->s, "req_snap", "denied", "cancelled", 8), EL_OK);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)), "cancelled");
+	store_read_end(f->s);
+	assert_string_equal(state_of(f->s, "req_snap", st, sizeof(st)), "cancelled");
+}
+
 /* With the checkpointer running, the WAL reaches the database file though no commit
  * checkpoints it (a commit would only at 20,000 pages): the file grows by itself. */
 static void
@@ -2711,6 +2767,7 @@ pg_url_given(void **state)
 	T(threads_serialise, setup, B), \
 	T(nonce_claims_group_commit, setup, B), \
 	T(readers_do_not_wait_for_the_writer, setup, B), \
+	T(read_snapshot, setup, B), \
 	T(revoked_sync, setup, B), \
 	T(cohorts, setup, B), \
 	T(leases, setup, B), \
