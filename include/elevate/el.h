@@ -103,6 +103,9 @@ enum el_err el_parse_time_offset(const char *s, int64_t *t);
 /* Base64 (standard, padded) and base64url (no padding). Caller frees the result. */
 char *el_b64_encode(const unsigned char *in, size_t len);
 char *el_b64url_encode(const unsigned char *in, size_t len);
+/* The same as el_b64_encode, by table lookups: several times faster, and its timing
+ * depends on the bytes, so for what is not secret only (a ciphertext). */
+char *el_b64_encode_public(const unsigned char *in, size_t len);
 /* Decodes into out (capacity outcap); *outlen gets the length. Ignores nothing: strict. */
 enum el_err el_b64_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen);
 enum el_err el_b64url_decode(const char *in, unsigned char *out, size_t outcap, size_t *outlen);

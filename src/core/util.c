@@ -505,6 +505,36 @@ el_b64_encode(const unsigned char *in, size_t len)
 }
 
 char *
+el_b64_encode_public(const unsigned char *in, size_t len)
+{
+	static const char abc[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out, *o;
+	size_t i;
+	uint32_t v;
+
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3 || (out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	o = out;
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		*o++ = abc[v >> 18];
+		*o++ = abc[v >> 12 & 63];
+		*o++ = abc[v >> 6 & 63];
+		*o++ = abc[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+		*o++ = abc[v >> 18];
+		*o++ = abc[v >> 12 & 63];
+		*o++ = i + 1 < len ? abc[v >> 6 & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+char *
 el_b64url_encode(const unsigned char *in, size_t len)
 {
 	return b64_encode(in, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
