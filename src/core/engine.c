@@ -597,7 +597,7 @@ engine_quorum_of(const struct policy *p, const struct store_request *r,
 
 	*met = false;
 	if ((voters = calloc(nap + 1, sizeof(*voters))) == NULL)
-		return EL_ENOMEM;
+		return el_fail(w, EL_ENOMEM, "out of memory");
 	for (i = 0; i < nap; i++)
 		if (strcmp(ap[i].decision, "approve") == 0)
 			voters[nv++] = ap[i].approver;
@@ -664,8 +664,8 @@ engine_request_json(struct engine *e, const struct store_request *r)
 	p = engine_policy(e);
 	if (auto_rule != NULL)
 		met = true;
-	else if (engine_quorum_of(p, r, ap, nap, &met, NULL, &w) != EL_OK)
-		el_strlcpy(w.msg, "out of memory", sizeof(w.msg));
+	else
+		engine_quorum_of(p, r, ap, nap, &met, NULL, &w);   /* not met: w says why */
 	policy_release(p);
 	json_object_set_new(o, "quorum", json_pack("{s:b, s:s?}", "met", met,
 	    "missing", met ? NULL : w.msg));

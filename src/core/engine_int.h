@@ -253,7 +253,8 @@ json_t *engine_request_ctx(struct engine *e, const struct store_request *r,
 /* The decisions ap[0..nap) as the templates name them (approvals.decided_at). New ref. */
 json_t *engine_approvals_ctx(const struct store_approval *ap, size_t nap);
 /* Whether the decisions ap[0..nap) on r meet its profile's quorum (*met; w, may be NULL:
- * what is missing) and how many approved (*napproved, may be NULL). EL_ENOMEM only. */
+ * what is missing) and how many approved (*napproved, may be NULL). EL_ENOMEM only (then
+ * *met is false and w says so). */
 enum el_err engine_quorum_of(const struct policy *p, const struct store_request *r,
     const struct store_approval *ap, size_t nap, bool *met, size_t *napproved,
     struct el_why *w);
